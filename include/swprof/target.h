@@ -1,0 +1,113 @@
+// The profiled process, seen from outside: its memory (read only), /proc, its ELF files, and
+// launching a command to profile.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace swprof::target {
+
+// Reads the target's memory with process_vm_readv. Never writes it. A failed read returns false;
+// callers treat that as a torn or stale pointer, never as fatal.
+class Memory {
+ public:
+  explicit Memory(pid_t pid) : pid_(pid) {}
+  pid_t pid() const { return pid_; }
+
+  bool read(uint64_t address, void* out, size_t size) const;
+  template <class T>
+  bool read_value(uint64_t address, T& out) const {
+    return read(address, &out, sizeof(T));
+  }
+
+  struct Request {
+    uint64_t address;
+    void* out;
+    size_t size;
+    bool ok;
+  };
+  // Many reads in as few system calls as possible; sets each request's `ok`. Returns how many
+  // succeeded.
+  size_t read_batch(std::span<Request> requests) const;
+
+  uint64_t syscalls() const { return syscalls_; }
+
+ private:
+  pid_t pid_;
+  mutable uint64_t syscalls_ = 0;
+};
+
+struct Mapping {
+  uint64_t start = 0, end = 0, file_offset = 0;
+  bool readable = false, writable = false, executable = false;
+  uint64_t inode = 0;
+  std::string path;      // as /proc/PID/maps prints it, without " (deleted)"
+  bool deleted = false;
+};
+
+// /proc/PID/maps. Empty when the process is gone.
+std::vector<Mapping> read_maps(pid_t pid);
+
+// A path inside the target's mount namespace, reachable from ours: /proc/PID/root/<path>; for a
+// deleted file, /proc/PID/map_files/<start>-<end> of one of its mappings.
+std::string host_path(pid_t pid, const Mapping& mapping);
+
+// Thread ids of the process (/proc/PID/task).
+std::vector<pid_t> list_threads(pid_t pid);
+
+bool process_exists(pid_t pid);
+std::string read_comm(pid_t pid, pid_t tid);              // /proc/PID/task/TID/comm, trimmed
+std::vector<std::string> read_cmdline(pid_t pid);          // /proc/PID/cmdline
+std::string read_exe(pid_t pid);                           // readlink /proc/PID/exe
+
+// Per-thread CPU time and scheduler state, from /proc/PID/task/TID/{schedstat,stat}. Keeps the
+// files open between reads: a sample costs two pread calls per thread.
+class ThreadStats {
+ public:
+  explicit ThreadStats(pid_t pid) : pid_(pid) {}
+  ~ThreadStats();
+  ThreadStats(const ThreadStats&) = delete;
+  ThreadStats& operator=(const ThreadStats&) = delete;
+
+  struct Reading {
+    uint64_t cpu_ns = 0;  // time spent on a CPU since the thread started
+    char state = '?';     // R, S, D, T, Z, ...
+    bool ok = false;
+  };
+  Reading read(pid_t tid);
+  void forget(pid_t tid);  // the thread ended
+
+ private:
+  struct Files {
+    int schedstat = -1, stat = -1;
+  };
+  pid_t pid_;
+  std::unordered_map<pid_t, Files> files_;
+};
+
+// A command launched for profiling: stdin/stdout/stderr are inherited.
+class Child {
+ public:
+  // Forks and execs argv (PATH lookup). Throws UserError when the command cannot be run.
+  static Child launch(const std::vector<std::string>& argv);
+  pid_t pid() const { return pid_; }
+  // Non-blocking: true once the child has exited; exit_status() is then valid.
+  bool poll_exited();
+  int wait();  // blocks; returns the exit status (128+N when killed by signal N)
+  int exit_status() const { return exit_status_; }
+  bool exited() const { return exited_; }
+  void signal(int sig) const;
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int exit_status_ = 0;
+};
+
+}  // namespace swprof::target

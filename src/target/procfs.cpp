@@ -1,0 +1,166 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "swprof/target.h"
+
+namespace swprof::target {
+
+namespace {
+
+std::string read_small_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > (1u << 20)) break;  // bounded: nothing we read here is that large
+  }
+  close(fd);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Mapping> read_maps(pid_t pid) {
+  std::vector<Mapping> maps;
+  std::ifstream in(fmt::format("/proc/{}/maps", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    Mapping m;
+    char perms[8] = {};
+    unsigned long long start, end, offset, inode;
+    unsigned dev_major, dev_minor;
+    int consumed = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &offset,
+                    &dev_major, &dev_minor, &inode, &consumed) < 7)
+      continue;
+    m.start = start;
+    m.end = end;
+    m.file_offset = offset;
+    m.inode = inode;
+    m.readable = perms[0] == 'r';
+    m.writable = perms[1] == 'w';
+    m.executable = perms[2] == 'x';
+    if (consumed > 0 && static_cast<size_t>(consumed) <= line.size()) m.path = line.substr(consumed);
+    const std::string deleted = " (deleted)";
+    if (m.path.size() > deleted.size() &&
+        m.path.compare(m.path.size() - deleted.size(), deleted.size(), deleted) == 0) {
+      m.path.resize(m.path.size() - deleted.size());
+      m.deleted = true;
+    }
+    maps.push_back(std::move(m));
+  }
+  return maps;
+}
+
+std::string host_path(pid_t pid, const Mapping& m) {
+  if (m.deleted) return fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end);
+  return fmt::format("/proc/{}/root{}", pid, m.path);
+}
+
+std::vector<pid_t> list_threads(pid_t pid) {
+  std::vector<pid_t> tids;
+  std::string dir = fmt::format("/proc/{}/task", pid);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return tids;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long tid = std::strtol(e->d_name, &end, 10);
+    if (end && *end == 0 && tid > 0) tids.push_back(static_cast<pid_t>(tid));
+  }
+  closedir(d);
+  return tids;
+}
+
+bool process_exists(pid_t pid) {
+  std::string stat = read_small_file(fmt::format("/proc/{}/stat", pid));
+  if (stat.empty()) return false;
+  // A zombie has exited: there is nothing left to profile.
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
+std::string read_comm(pid_t pid, pid_t tid) {
+  std::string comm = read_small_file(fmt::format("/proc/{}/task/{}/comm", pid, tid));
+  while (!comm.empty() && (comm.back() == '\n' || comm.back() == '\0')) comm.pop_back();
+  return comm;
+}
+
+std::vector<std::string> read_cmdline(pid_t pid) {
+  std::string raw = read_small_file(fmt::format("/proc/{}/cmdline", pid));
+  std::vector<std::string> args;
+  size_t start = 0;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\0') {
+      args.push_back(raw.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (start < raw.size()) args.push_back(raw.substr(start));
+  return args;
+}
+
+std::string read_exe(pid_t pid) {
+  char buf[4096];
+  ssize_t n = readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+ThreadStats::~ThreadStats() {
+  for (auto& [tid, f] : files_) {
+    if (f.schedstat >= 0) close(f.schedstat);
+    if (f.stat >= 0) close(f.stat);
+  }
+}
+
+void ThreadStats::forget(pid_t tid) {
+  auto it = files_.find(tid);
+  if (it == files_.end()) return;
+  if (it->second.schedstat >= 0) close(it->second.schedstat);
+  if (it->second.stat >= 0) close(it->second.stat);
+  files_.erase(it);
+}
+
+ThreadStats::Reading ThreadStats::read(pid_t tid) {
+  Reading r;
+  auto [it, inserted] = files_.try_emplace(tid);
+  Files& f = it->second;
+  if (inserted) {
+    f.schedstat = open(fmt::format("/proc/{}/task/{}/schedstat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
+    f.stat = open(fmt::format("/proc/{}/task/{}/stat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  char buf[512];
+  if (f.schedstat >= 0) {
+    ssize_t n = pread(f.schedstat, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      buf[n] = 0;
+      r.cpu_ns = std::strtoull(buf, nullptr, 10);
+      r.ok = true;
+    }
+  }
+  if (f.stat >= 0) {
+    ssize_t n = pread(f.stat, buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      buf[n] = 0;
+      // "tid (comm) S ..." where comm may itself contain ") ".
+      const char* paren = std::strrchr(buf, ')');
+      if (paren && paren[1] == ' ' && paren[2]) r.state = paren[2];
+    }
+  }
+  return r;
+}
+
+}  // namespace swprof::target
