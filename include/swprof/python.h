@@ -1,0 +1,311 @@
+// CPython seen from outside: where its runtime is, which version it is, the Layout (every offset
+// and structural fact the walker needs), the one frame walker, the code-object cache and the line
+// tables. Nothing here writes to the target.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "swprof/target.h"
+
+namespace swprof::python {
+
+struct Version {
+  int major = 0, minor = 0, micro = 0;
+  std::string text() const;
+  bool operator==(const Version&) const = default;
+};
+
+// The oldest and newest minor versions swprof reads.
+constexpr int kMinMinor = 8;
+constexpr int kMaxMinor = 15;
+
+constexpr uint32_t kAbsent = 0xFFFFFFFFu;  // an offset the version does not have
+
+enum class FrameModel : uint8_t {
+  kFrameObject,       // 3.8–3.10: tstate->frame, a chain of PyFrameObject via f_back
+  kInterpreterFrame,  // 3.11+: _PyInterpreterFrame, mostly in the thread's data-stack chunk
+};
+
+enum class LineTableFormat : uint8_t {
+  kLnotab,        // 3.8–3.9 co_lnotab, byte offsets
+  kLinetable310,  // 3.10 co_linetable (PEP 626 ranges), byte offsets
+  kLocations,     // 3.11+ location table (Objects/locations.md), code units
+};
+
+enum class GilModel : uint8_t {
+  kRuntime,              // 3.8–3.11: _PyRuntime.ceval.gil
+  kInterpreterPointer,   // 3.12+: interp->ceval.gil points to the struct
+};
+
+// Everything version-specific. Built-in tables for 3.8–3.15 (from each version's headers); on
+// 3.13+ the fields the target publishes in _Py_DebugOffsets are overwritten at run time.
+struct Layout {
+  Version version;
+  FrameModel frame_model = FrameModel::kInterpreterFrame;
+  LineTableFormat line_table = LineTableFormat::kLocations;
+  GilModel gil_model = GilModel::kRuntime;
+  bool has_cframe = false;        // 3.11–3.12: tstate->cframe->current_frame
+  bool tagged_code_ref = false;   // 3.14+: f_executable is a _PyStackRef (low bits are tags)
+  bool lasti_in_code_units = false;  // 3.10: f_lasti counts 2-byte code units
+  int8_t owner_generator = 1;
+  int8_t owner_cstack = -1;       // frames of C calls / the interpreter: never user code
+  int8_t owner_interpreter = -1;
+  bool from_debug_offsets = false;
+
+  struct {
+    uint32_t interpreters_head = kAbsent;
+    uint32_t gil_locked = kAbsent, gil_last_holder = kAbsent;  // kRuntime
+  } runtime;
+  struct {
+    uint32_t next = kAbsent, threads_head = kAbsent, modules = kAbsent;
+    uint32_t ceval_gil = kAbsent;               // kInterpreterPointer: interp->ceval.gil
+    uint32_t code_object_generation = kAbsent;  // 3.14+
+  } interp;
+  struct {
+    uint32_t locked = kAbsent, last_holder = kAbsent;  // in struct _gil_runtime_state (3.12+)
+  } gil;
+  struct {
+    uint32_t next = kAbsent, interp = kAbsent;
+    uint32_t frame = kAbsent;  // frame (≤3.10), cframe (3.11–3.12), current_frame (3.13+)
+    uint32_t thread_id = kAbsent, native_thread_id = kAbsent;
+    uint32_t datastack_chunk = kAbsent, datastack_top = kAbsent;
+  } tstate;
+  uint32_t cframe_current_frame = kAbsent;
+  struct {
+    uint32_t data = kAbsent;  // _PyStackChunk.data
+  } chunk;
+  struct {
+    // For kFrameObject: previous = f_back, code = f_code, instr = f_lasti (int),
+    // localsplus = f_localsplus. For kInterpreterFrame: instr = prev_instr / instr_ptr.
+    uint32_t previous = kAbsent, code = kAbsent, instr = kAbsent, owner = kAbsent;
+    uint32_t localsplus = kAbsent, frame_obj = kAbsent;
+    uint32_t size = 0;  // bytes up to localsplus
+  } frame;
+  uint32_t frame_specials = 0;  // 3.11: _PyInterpreterFrame words before localsplus
+  struct {
+    uint32_t argcount = kAbsent, kwonlyargcount = kAbsent, flags = kAbsent, firstlineno = kAbsent;
+    uint32_t filename = kAbsent, name = kAbsent, qualname = kAbsent, linetable = kAbsent;
+    uint32_t nlocalsplus = kAbsent, nlocals = kAbsent, framesize = kAbsent, stacksize = kAbsent;
+    uint32_t code_adaptive = kAbsent, firsttraceable = kAbsent, code = kAbsent;
+    uint32_t cellvars = kAbsent, freevars = kAbsent;
+  } code;
+  struct {
+    uint32_t state = kAbsent, length = kAbsent, ascii_size = 0, compact_size = 0;
+  } unicode;
+  struct {
+    uint32_t size = 16, data = kAbsent;
+  } bytes;
+  struct {
+    uint32_t size = 16, items = kAbsent;
+  } tuple;
+  struct {
+    uint32_t name = kAbsent, flags = kAbsent, basicsize = kAbsent, dictoffset = kAbsent;
+    uint32_t heap_cached_keys = kAbsent;
+  } type;
+  struct {
+    uint32_t used = kAbsent, keys = kAbsent, values = kAbsent;
+  } dict;
+  uint32_t module_dict = 16;  // PyModuleObject.md_dict
+};
+
+// The built-in table for 3.minor, or nullptr when swprof does not know that version.
+const Layout* builtin_layout(int minor);
+
+// Fills `layout` from a _Py_DebugOffsets blob read from the start of _PyRuntime (3.13+).
+// Returns an error text when the blob is not trustworthy (cookie, version, free-threaded, sizes).
+std::optional<std::string> apply_debug_offsets(Layout& layout, std::span<const uint8_t> blob);
+// How many bytes of _Py_DebugOffsets the given version has (0: it has none).
+size_t debug_offsets_size(int minor);
+
+// ---------------------------------------------------------------------------------------------
+// The interpreter found in a process.
+struct Interpreter {
+  Version version;
+  bool shared = false;         // libpython shared object (true) or linked into the executable
+  std::string binary;          // path of the file holding _PyRuntime, as the target sees it
+  uint64_t runtime = 0;        // address of _PyRuntime in the target
+  std::string runtime_source;  // ".dynsym", ".symtab", ".PyRuntime section", "scan"
+  Layout layout;
+};
+
+// Finds CPython in the process: the runtime, the version, the layout. Throws UserError with one
+// line for: no such process, permission denied, not a Python process, unsupported version.
+// `wait_for_init` is false when attaching: the runtime must already be initialised.
+Interpreter discover(pid_t pid, const target::Memory& memory);
+
+// True once _PyRuntime has an interpreter with a thread (launch mode polls this).
+bool runtime_ready(const Interpreter& interp, const target::Memory& memory);
+
+// ---------------------------------------------------------------------------------------------
+// Line tables. Offsets are byte offsets into the bytecode (code units * 2).
+struct LineRange {
+  int32_t start, end;  // [start, end) in bytes
+  int32_t line;        // -1: no line
+};
+std::vector<LineRange> decode_line_table(LineTableFormat format, std::string_view table, int first_line);
+// The line executing at `offset` (bytes); `first_line` when the table says nothing.
+int line_for_offset(const std::vector<LineRange>& ranges, int32_t offset, int first_line);
+
+// ---------------------------------------------------------------------------------------------
+// Remote objects: strings and bytes, bounded and validated.
+class ObjectReader {
+ public:
+  ObjectReader(const target::Memory& memory, const Layout& layout) : memory_(memory), layout_(layout) {}
+  // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
+  bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
+  bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
+  bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 2 digits)
+  // The type's tp_name (bounded); empty on failure.
+  std::string type_name(uint64_t type_address) const;
+  uint64_t type_of(uint64_t object) const;
+  // dict[key] for str keys; 0 when absent or unreadable.
+  uint64_t dict_get(uint64_t dict, std::string_view key) const;
+  // All (key, value) pairs of a dict (bounded).
+  bool dict_items(uint64_t dict, std::vector<std::pair<uint64_t, uint64_t>>& out, size_t max_items = 4096) const;
+  // obj.__dict__[name] for a plain instance (handles managed / inline dicts); 0 when absent.
+  uint64_t instance_attr(uint64_t object, std::string_view name) const;
+
+  const target::Memory& memory() const { return memory_; }
+  const Layout& layout() const { return layout_; }
+
+ private:
+  bool is_type(uint64_t object, std::string_view name, uint64_t& cache) const;
+  const target::Memory& memory_;
+  const Layout& layout_;
+  mutable uint64_t str_type_ = 0, bytes_type_ = 0, int_type_ = 0, dict_type_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Code objects, resolved once and cached by address.
+struct CodeInfo {
+  uint64_t address = 0;
+  std::string qualname;   // co_qualname (3.11+) or co_name
+  std::string filename;
+  int first_line = 0;
+  uint16_t arg_count = 0;      // positional + keyword-only + *args + **kwargs
+  uint16_t local_count = 0;    // localsplus slots holding locals (args included), bounded
+  uint32_t frame_words = 0;    // 3.11+: words the frame occupies on the data stack
+  int32_t first_traceable = 0; // bytes; frames before it are incomplete (3.11+)
+  std::vector<LineRange> lines;
+  std::string fingerprint;     // stable fields: changes when the address is reused
+  // Frame ids per line, filled by the recorder's intern callback.
+  std::vector<std::pair<int32_t, uint32_t>> frame_ids;
+  int8_t entry_match = -1;     // record's trigger: -1 unknown, 0 no, else 1 + spec index
+  uint64_t last_validated_tick = 0;
+};
+
+class CodeCache {
+ public:
+  CodeCache(const target::Memory& memory, const Layout& layout);
+  // The resolved code object at `address`, or nullptr if it is not a readable code object.
+  CodeInfo* get(uint64_t address, uint64_t tick);
+  // Re-validates the given entries for this tick in one batched read; stale ones are dropped.
+  void validate(std::span<const uint64_t> addresses, uint64_t tick);
+  size_t size() const { return entries_.size(); }
+  uint64_t misses() const { return misses_; }
+  void clear() { entries_.clear(); }
+
+ private:
+  bool resolve(uint64_t address, CodeInfo& info);
+
+  std::pair<uint32_t, uint32_t> fingerprint_span() const;
+  const target::Memory& memory_;
+  const Layout& layout_;
+  ObjectReader objects_;
+  std::unordered_map<uint64_t, CodeInfo> entries_;
+  uint64_t code_type_ = 0;
+  uint64_t misses_ = 0;
+  std::vector<target::Memory::Request> requests_;
+  std::vector<std::string> buffers_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Threads and frames.
+struct PyThread {
+  uint64_t tstate = 0;
+  uint64_t interp = 0;
+  uint64_t thread_id = 0;      // pthread_t
+  int64_t native_id = 0;       // OS tid; 0 when unknown
+  uint64_t top_frame = 0;
+  uint64_t datastack_chunk = 0, datastack_top = 0;
+  uint64_t next = 0;           // the next thread state in the interpreter's list
+};
+
+struct RawFrame {
+  uint64_t address = 0;  // the frame (PyFrameObject or _PyInterpreterFrame)
+  uint64_t code = 0;
+  int32_t offset = -1;   // byte offset of the executing instruction; -1 not started
+  int8_t owner = 0;
+};
+
+enum class WalkError : uint8_t {
+  kNone,
+  kThreadState,   // the thread state could not be read
+  kFrame,         // a frame pointer was unreadable
+  kCycle,         // the chain loops
+  kCode,          // a frame's code is not a code object
+  kTooDeep,       // more than kMaxDepth frames (the sample keeps the innermost ones)
+};
+const char* walk_error_name(WalkError e);
+
+class Walker {
+ public:
+  static constexpr size_t kMaxDepth = 2048;
+  Walker(const target::Memory& memory, const Interpreter& interp);
+
+  // All thread states of all interpreters, bounded. False if the runtime is unreadable.
+  bool read_threads(std::vector<PyThread>& out);
+  // One thread state, afresh (to retry a walk that met a torn read).
+  bool read_thread(uint64_t tstate, uint64_t interp, PyThread& out);
+  // The thread state holding the GIL now, 0 if none or unknown.
+  uint64_t gil_holder();
+  // Frames from the innermost (index 0) outwards. Incomplete and C-stack frames are skipped.
+  WalkError walk(const PyThread& thread, std::vector<RawFrame>& out);
+  // The first `count` localsplus slots of a frame walked by the last walk() call, for identity.
+  bool read_locals(uint64_t frame, size_t count, uint64_t* out);
+  // 3.14+: the interpreter's code-object generation (changes when code objects are freed).
+  std::optional<uint64_t> code_generation();
+
+  const Layout& layout() const { return layout_; }
+  const Interpreter& interpreter() const { return interp_; }
+
+ private:
+  WalkError walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out);
+  WalkError walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out);
+  int64_t native_id_from_pthread(uint64_t pthread_id);
+  const uint8_t* frame_bytes(uint64_t address, size_t size);
+
+  const target::Memory& memory_;
+  const Interpreter& interp_;
+  const Layout& layout_;
+  std::vector<uint8_t> tstate_buf_, chunk_buf_, frame_buf_;
+  uint64_t chunk_base_ = 0, chunk_end_ = 0;
+  int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
+  int pthread_tid_probes_ = 0;
+  std::vector<uint64_t> seen_;
+};
+
+// Thread names from the threading module (threading._active[ident]._name), read rarely: when a
+// thread is first seen and while its name is still unknown.
+class ThreadNames {
+ public:
+  ThreadNames(const target::Memory& memory, const Interpreter& interp)
+      : objects_(memory, interp.layout), interp_(interp) {}
+  std::optional<std::string> lookup(uint64_t ident);
+
+ private:
+  bool find_active_dict();
+  ObjectReader objects_;
+  const Interpreter& interp_;
+  uint64_t active_ = 0;
+  uint64_t searches_ = 0;
+};
+
+}  // namespace swprof::python

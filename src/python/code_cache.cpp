@@ -1,0 +1,117 @@
+// Code objects resolved once (names, file, line table) and cached by address. An address can be
+// freed and reused by another code object, so each entry keeps a fingerprint of the code object's
+// immutable fields; validate() re-reads the fingerprints of a tick's code objects in one batched
+// read and drops entries that changed.
+#include <algorithm>
+#include <cstring>
+
+#include "swprof/python.h"
+
+namespace swprof::python {
+
+namespace {
+
+constexpr uint32_t kCoVarargs = 0x4, kCoVarkeywords = 0x8;
+constexpr size_t kMaxIdentityLocals = 64;
+
+template <class T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+CodeCache::CodeCache(const target::Memory& memory, const Layout& layout)
+    : memory_(memory), layout_(layout), objects_(memory, layout) {}
+
+std::pair<uint32_t, uint32_t> CodeCache::fingerprint_span() const {
+  const auto& c = layout_.code;
+  uint32_t lo = c.firstlineno, hi = c.firstlineno + 4;
+  for (uint32_t off : {c.filename, c.name, c.qualname, c.linetable}) {
+    if (off == kAbsent) continue;
+    lo = std::min(lo, off);
+    hi = std::max(hi, off + 8);
+  }
+  return {lo, hi};
+}
+
+bool CodeCache::resolve(uint64_t address, CodeInfo& info) {
+  const auto& c = layout_.code;
+  uint8_t buf[256];
+  uint32_t needed = 0;
+  for (uint32_t off : {c.argcount, c.kwonlyargcount, c.flags, c.firstlineno, c.filename, c.name, c.qualname,
+                       c.linetable, c.nlocalsplus, c.nlocals, c.framesize, c.stacksize, c.firsttraceable})
+    if (off != kAbsent) needed = std::max(needed, off + 8);
+  if (needed > sizeof buf || !memory_.read(address, buf, needed)) return false;
+  uint64_t type = load<uint64_t>(buf + 8);
+  if (code_type_ ? type != code_type_ : objects_.type_name(type) != "code") return false;
+  code_type_ = type;
+
+  info = CodeInfo{};
+  info.address = address;
+  uint64_t name_ptr = load<uint64_t>(buf + (c.qualname != kAbsent ? c.qualname : c.name));
+  if (!objects_.read_str(name_ptr, info.qualname, 1024)) return false;
+  if (!objects_.read_str(load<uint64_t>(buf + c.filename), info.filename, 4096)) return false;
+  info.first_line = load<int32_t>(buf + c.firstlineno);
+  int32_t argcount = load<int32_t>(buf + c.argcount);
+  int32_t kwonly = load<int32_t>(buf + c.kwonlyargcount);
+  uint32_t flags = load<uint32_t>(buf + c.flags);
+  if (argcount < 0 || kwonly < 0 || argcount + kwonly > 4096) return false;
+  info.arg_count = static_cast<uint16_t>(argcount + kwonly + ((flags & kCoVarargs) ? 1 : 0) +
+                                         ((flags & kCoVarkeywords) ? 1 : 0));
+  int32_t nlocals = load<int32_t>(buf + (c.nlocalsplus != kAbsent ? c.nlocalsplus : c.nlocals));
+  if (nlocals < 0 || nlocals > 65535) return false;
+  info.local_count = static_cast<uint16_t>(std::min<int32_t>(nlocals, kMaxIdentityLocals));
+  if (c.framesize != kAbsent) {
+    info.frame_words = load<uint32_t>(buf + c.framesize);
+  } else if (c.stacksize != kAbsent) {
+    info.frame_words = static_cast<uint32_t>(nlocals) + load<uint32_t>(buf + c.stacksize) + layout_.frame_specials;
+  }
+  if (c.firsttraceable != kAbsent) info.first_traceable = load<int32_t>(buf + c.firsttraceable) * 2;
+
+  std::string table;
+  if (!objects_.read_bytes(load<uint64_t>(buf + c.linetable), table, 1 << 20)) return false;
+  info.lines = decode_line_table(layout_.line_table, table, info.first_line);
+
+  auto [lo, hi] = fingerprint_span();
+  info.fingerprint.assign(reinterpret_cast<const char*>(buf + lo), hi - lo);
+  return true;
+}
+
+CodeInfo* CodeCache::get(uint64_t address, uint64_t tick) {
+  if (!address) return nullptr;
+  auto it = entries_.find(address);
+  if (it != entries_.end()) return &it->second;
+  ++misses_;
+  CodeInfo info;
+  if (!resolve(address, info)) return nullptr;
+  info.last_validated_tick = tick;
+  return &entries_.emplace(address, std::move(info)).first->second;
+}
+
+void CodeCache::validate(std::span<const uint64_t> addresses, uint64_t tick) {
+  auto [lo, hi] = fingerprint_span();
+  requests_.clear();
+  size_t n = 0;
+  for (uint64_t a : addresses) {
+    auto it = entries_.find(a);
+    if (it == entries_.end() || it->second.last_validated_tick == tick) continue;
+    it->second.last_validated_tick = tick;  // also dedupes repeated addresses in one stack
+    if (buffers_.size() <= n) buffers_.emplace_back();
+    buffers_[n].resize(hi - lo);
+    requests_.push_back({a + lo, buffers_[n].data(), hi - lo, false});
+    ++n;
+  }
+  if (requests_.empty()) return;
+  memory_.read_batch(requests_);
+  for (size_t i = 0; i < requests_.size(); ++i) {
+    uint64_t a = requests_[i].address - lo;
+    auto it = entries_.find(a);
+    if (it == entries_.end()) continue;
+    if (!requests_[i].ok || buffers_[i] != it->second.fingerprint) entries_.erase(it);
+  }
+}
+
+}  // namespace swprof::python

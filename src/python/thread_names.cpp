@@ -1,0 +1,37 @@
+#include "swprof/python.h"
+
+namespace swprof::python {
+
+bool ThreadNames::find_active_dict() {
+  // sys.modules["threading"].__dict__["_active"]: a handful of reads, done rarely.
+  const Layout& l = interp_.layout;
+  const target::Memory& mem = objects_.memory();
+  uint64_t interp = 0, modules = 0, module_dict = 0;
+  if (!mem.read_value(interp_.runtime + l.runtime.interpreters_head, interp) ||
+      !mem.read_value(interp + l.interp.modules, modules) || !modules)
+    return false;
+  uint64_t threading = objects_.dict_get(modules, "threading");
+  if (!threading || !mem.read_value(threading + l.module_dict, module_dict) || !module_dict) return false;
+  active_ = objects_.dict_get(module_dict, "_active");
+  return active_ != 0;
+}
+
+std::optional<std::string> ThreadNames::lookup(uint64_t ident) {
+  // Until threading is imported there is nothing to find; do not search on every call.
+  if (!active_ && (searches_++ % 32 != 0 || !find_active_dict())) return std::nullopt;
+  std::vector<std::pair<uint64_t, uint64_t>> items;
+  if (!objects_.dict_items(active_, items)) {
+    active_ = 0;  // rebound or gone: look it up again next time
+    return std::nullopt;
+  }
+  for (auto [key, thread] : items) {
+    int64_t value = 0;
+    if (!objects_.read_int(key, value) || static_cast<uint64_t>(value) != ident) continue;
+    std::string name;
+    uint64_t name_obj = objects_.instance_attr(thread, "_name");
+    if (name_obj && objects_.read_str(name_obj, name, 256)) return name;
+  }
+  return std::nullopt;
+}
+
+}  // namespace swprof::python

@@ -1,0 +1,255 @@
+// The frame walker: one for every version, driven by the Layout. The target keeps running while we
+// read, so every pointer is checked before use, every loop is bounded, and a bad read ends the
+// walk with an error the recorder counts.
+#include <algorithm>
+#include <cstring>
+
+#include "swprof/python.h"
+
+namespace swprof::python {
+
+namespace {
+
+constexpr size_t kMaxInterpreters = 64;
+constexpr size_t kMaxThreads = 8192;
+constexpr uint64_t kMaxChunkBytes = 8u << 20;
+constexpr int64_t kGlibcTidOffset = 0x2d0;  // struct pthread.tid on x86-64 glibc 2.x
+
+template <class T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 56) && (p & 7) == 0; }
+
+uint32_t max_offset(std::initializer_list<uint32_t> offsets) {
+  uint32_t m = 0;
+  for (uint32_t o : offsets)
+    if (o != kAbsent) m = std::max(m, o + 8);
+  return m;
+}
+
+}  // namespace
+
+const char* walk_error_name(WalkError e) {
+  switch (e) {
+    case WalkError::kNone: return "none";
+    case WalkError::kThreadState: return "unreadable thread state";
+    case WalkError::kFrame: return "unreadable frame";
+    case WalkError::kCycle: return "frame chain loops";
+    case WalkError::kCode: return "frame without a code object";
+    case WalkError::kTooDeep: return "stack deeper than the limit";
+  }
+  return "unknown";
+}
+
+Walker::Walker(const target::Memory& memory, const Interpreter& interp)
+    : memory_(memory), interp_(interp), layout_(interp.layout) {
+  const auto& t = layout_.tstate;
+  tstate_buf_.resize(max_offset({t.next, t.interp, t.frame, t.thread_id, t.native_thread_id, t.datastack_chunk,
+                                 t.datastack_top}));
+  frame_buf_.resize(layout_.frame.size + 64);
+  chunk_buf_.reserve(64 * 1024);
+}
+
+bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
+  const auto& l = layout_;
+  if (!plausible_pointer(tstate) || !memory_.read(tstate, tstate_buf_.data(), tstate_buf_.size())) return false;
+  const uint8_t* b = tstate_buf_.data();
+  t = PyThread{};
+  t.tstate = tstate;
+  t.interp = load<uint64_t>(b + l.tstate.interp);
+  if (t.interp != interp) return false;  // torn or not a thread state of this interpreter
+  t.thread_id = load<uint64_t>(b + l.tstate.thread_id);
+  if (l.tstate.native_thread_id != kAbsent) t.native_id = load<int64_t>(b + l.tstate.native_thread_id);
+  t.next = load<uint64_t>(b + l.tstate.next);
+  uint64_t frame_ref = load<uint64_t>(b + l.tstate.frame);
+  if (l.has_cframe) {
+    // 3.11–3.12: tstate->cframe->current_frame; cframe lives on the thread's C stack.
+    if (frame_ref) memory_.read_value(frame_ref + l.cframe_current_frame, t.top_frame);
+  } else {
+    t.top_frame = frame_ref;
+  }
+  if (l.tstate.datastack_chunk != kAbsent) {
+    t.datastack_chunk = load<uint64_t>(b + l.tstate.datastack_chunk);
+    t.datastack_top = load<uint64_t>(b + l.tstate.datastack_top);
+  }
+  if (l.tstate.native_thread_id == kAbsent) t.native_id = native_id_from_pthread(t.thread_id);
+  return true;
+}
+
+bool Walker::read_threads(std::vector<PyThread>& out) {
+  out.clear();
+  const auto& l = layout_;
+  uint64_t interp = 0;
+  if (!memory_.read_value(interp_.runtime + l.runtime.interpreters_head, interp)) return false;
+  for (size_t ni = 0; interp && ni < kMaxInterpreters; ++ni) {
+    if (!plausible_pointer(interp)) return false;
+    uint64_t ts = 0;
+    if (!memory_.read_value(interp + l.interp.threads_head, ts)) return false;
+    for (size_t n = 0; ts && n < kMaxThreads; ++n) {
+      PyThread t;
+      if (!read_thread(ts, interp, t)) break;  // torn list: keep what we have
+      out.push_back(t);
+      ts = t.next;
+    }
+    if (!memory_.read_value(interp + l.interp.next, interp)) break;
+  }
+  return true;
+}
+
+// ≤3.10 keeps only the pthread_t. glibc stores the kernel tid inside struct pthread (which
+// pthread_t points to); find that offset once, checking that it holds a live tid of the process.
+int64_t Walker::native_id_from_pthread(uint64_t pthread_id) {
+  if (!plausible_pointer(pthread_id)) return 0;
+  if (pthread_tid_offset_ < 0 && pthread_tid_probes_ < 16) {
+    ++pthread_tid_probes_;
+    auto tids = target::list_threads(memory_.pid());
+    auto is_tid = [&](int32_t v) { return v > 0 && std::find(tids.begin(), tids.end(), v) != tids.end(); };
+    std::vector<int32_t> block(512);
+    if (memory_.read(pthread_id, block.data(), block.size() * 4)) {
+      if (is_tid(block[kGlibcTidOffset / 4])) {
+        pthread_tid_offset_ = kGlibcTidOffset;
+      } else {
+        for (size_t i = 0; i < block.size() && pthread_tid_offset_ < 0; ++i)
+          if (is_tid(block[i])) pthread_tid_offset_ = static_cast<int64_t>(i * 4);
+      }
+    }
+  }
+  if (pthread_tid_offset_ < 0) return 0;
+  int32_t tid = 0;
+  memory_.read_value(pthread_id + static_cast<uint64_t>(pthread_tid_offset_), tid);
+  return tid > 0 ? tid : 0;
+}
+
+uint64_t Walker::gil_holder() {
+  const auto& l = layout_;
+  if (l.gil_model == GilModel::kRuntime) {
+    if (l.runtime.gil_locked == kAbsent) return 0;
+    int32_t locked = 0;
+    uint64_t holder = 0;
+    if (!memory_.read_value(interp_.runtime + l.runtime.gil_locked, locked) ||
+        !memory_.read_value(interp_.runtime + l.runtime.gil_last_holder, holder))
+      return 0;
+    return locked ? holder : 0;
+  }
+  uint64_t interp = 0, gil = 0;
+  if (!memory_.read_value(interp_.runtime + l.runtime.interpreters_head, interp) ||
+      !memory_.read_value(interp + l.interp.ceval_gil, gil) || !plausible_pointer(gil))
+    return 0;
+  uint8_t buf[64];
+  uint32_t need = max_offset({l.gil.locked, l.gil.last_holder});
+  if (need > sizeof buf || !memory_.read(gil, buf, need)) return 0;
+  int32_t locked = load<int32_t>(buf + l.gil.locked);
+  return locked ? load<uint64_t>(buf + l.gil.last_holder) : 0;
+}
+
+std::optional<uint64_t> Walker::code_generation() {
+  if (layout_.interp.code_object_generation == kAbsent) return std::nullopt;
+  uint64_t interp = 0, generation = 0;
+  if (!memory_.read_value(interp_.runtime + layout_.runtime.interpreters_head, interp) ||
+      !memory_.read_value(interp + layout_.interp.code_object_generation, generation))
+    return std::nullopt;
+  return generation;
+}
+
+const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
+  if (address >= chunk_base_ && address + size <= chunk_end_ && address + size > address)
+    return chunk_buf_.data() + (address - chunk_base_);
+  if (frame_buf_.size() < size) frame_buf_.resize(size);
+  if (!memory_.read(address, frame_buf_.data(), size)) return nullptr;
+  return frame_buf_.data();
+}
+
+WalkError Walker::walk(const PyThread& thread, std::vector<RawFrame>& out) {
+  out.clear();
+  WalkError e = layout_.frame_model == FrameModel::kFrameObject ? walk_frame_objects(thread, out)
+                                                                 : walk_interpreter_frames(thread, out);
+  if (e == WalkError::kTooDeep) {
+    // A chain that never ends is a loop (torn read), not a deep stack.
+    seen_.clear();
+    for (const auto& f : out) seen_.push_back(f.address);
+    std::sort(seen_.begin(), seen_.end());
+    if (std::adjacent_find(seen_.begin(), seen_.end()) != seen_.end()) e = WalkError::kCycle;
+  }
+  return e;
+}
+
+WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out) {
+  const auto& f = layout_.frame;
+  chunk_base_ = chunk_end_ = 0;
+  uint64_t frame = thread.top_frame;
+  while (frame) {
+    if (out.size() >= kMaxDepth) return WalkError::kTooDeep;
+    if (!plausible_pointer(frame)) return WalkError::kFrame;
+    const uint8_t* b = frame_bytes(frame, f.size);
+    if (!b) return WalkError::kFrame;
+    RawFrame r;
+    r.address = frame;
+    r.code = load<uint64_t>(b + f.code);
+    int32_t lasti = load<int32_t>(b + f.instr);
+    r.offset = lasti < 0 ? -1 : (layout_.lasti_in_code_units ? lasti * 2 : lasti);
+    if (!plausible_pointer(r.code)) return WalkError::kCode;
+    out.push_back(r);
+    frame = load<uint64_t>(b + f.previous);
+  }
+  return WalkError::kNone;
+}
+
+WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out) {
+  const auto& l = layout_;
+  const auto& f = l.frame;
+  // The thread's frames mostly live in its current data-stack chunk: read it whole, once.
+  chunk_base_ = chunk_end_ = 0;
+  uint64_t chunk = thread.datastack_chunk, top = thread.datastack_top;
+  if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) {
+    chunk_buf_.resize(top - chunk);
+    if (memory_.read(chunk, chunk_buf_.data(), chunk_buf_.size())) {
+      chunk_base_ = chunk;
+      chunk_end_ = top;
+    }
+  }
+  uint64_t frame = thread.top_frame;
+  size_t visited = 0;
+  while (frame) {
+    if (++visited > kMaxDepth * 2 || out.size() >= kMaxDepth) return WalkError::kTooDeep;
+    if (!plausible_pointer(frame)) return WalkError::kFrame;
+    const uint8_t* b = frame_bytes(frame, f.size);
+    if (!b) return WalkError::kFrame;
+    int8_t owner = load<int8_t>(b + f.owner);
+    uint64_t previous = load<uint64_t>(b + f.previous);
+    bool interpreter_owned = (l.owner_cstack >= 0 && owner == l.owner_cstack) ||
+                             (l.owner_interpreter >= 0 && owner == l.owner_interpreter);
+    if (!interpreter_owned) {
+      RawFrame r;
+      r.address = frame;
+      r.owner = owner;
+      r.code = load<uint64_t>(b + f.code);
+      if (l.tagged_code_ref) r.code &= ~uint64_t(3);
+      if (!plausible_pointer(r.code)) return WalkError::kCode;
+      uint64_t instr = load<uint64_t>(b + f.instr);
+      uint64_t first = r.code + l.code.code_adaptive;
+      r.offset = (instr >= first && instr - first < (1u << 26)) ? static_cast<int32_t>(instr - first) : -1;
+      out.push_back(r);
+    }
+    frame = previous;
+  }
+  return WalkError::kNone;
+}
+
+bool Walker::read_locals(uint64_t frame, size_t count, uint64_t* out) {
+  uint64_t at = frame + layout_.frame.localsplus;
+  size_t bytes = count * 8;
+  if (at >= chunk_base_ && at + bytes <= chunk_end_) {
+    std::memcpy(out, chunk_buf_.data() + (at - chunk_base_), bytes);
+  } else if (!memory_.read(at, out, bytes)) {
+    return false;
+  }
+  if (layout_.tagged_code_ref)
+    for (size_t i = 0; i < count; ++i) out[i] &= ~uint64_t(3);
+  return true;
+}
+
+}  // namespace swprof::python
