@@ -1,0 +1,64 @@
+#include "record/status.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "swprof/common.h"
+
+namespace swprof::record {
+
+Status::Status(bool wanted, int pid, std::string python)
+    : enabled_(wanted && isatty(STDERR_FILENO)), pid_(pid), python_(std::move(python)) {}
+
+void Status::update(int64_t elapsed_us, uint64_t samples, uint64_t errors, size_t threads) {
+  if (!enabled_ || elapsed_us - last_us_ < 250000) return;
+  last_us_ = elapsed_us;
+  double rate = elapsed_us > 0 ? static_cast<double>(samples) * 1e6 / static_cast<double>(elapsed_us) : 0;
+  std::string line = fmt::format("swprof: pid {} (Python {}) {:.1f}s  {} samples  {:.0f}/s  {} threads  {} errors",
+                                 pid_, python_, elapsed_us / 1e6, samples, rate, threads, errors);
+  std::fprintf(stderr, "\r\x1b[2K%s", line.c_str());
+  std::fflush(stderr);
+  shown_ = true;
+}
+
+void Status::clear() {
+  if (shown_) std::fprintf(stderr, "\r\x1b[2K");
+  shown_ = false;
+}
+
+void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& path, uint64_t bytes) {
+  uint64_t samples = f.samples();
+  uint64_t attempts = samples + f.errors() + f.outside_segments() + f.idle_dropped() + f.not_gil_holder();
+  double error_pct = attempts ? 100.0 * static_cast<double>(f.errors()) / static_cast<double>(attempts) : 0;
+  std::string out;
+  out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", path, format_bytes(bytes), samples,
+                     samples ? fmt::format("{:.1f}", static_cast<double>(bytes) / static_cast<double>(samples)) : "-",
+                     f.stop_reason());
+  out += fmt::format("  recorded  {} of Python {} ({}), {} threads, interval {}\n",
+                     format_duration_us(f.duration_us()), h.python_version(), h.python_build(), f.threads(),
+                     format_duration_us(h.interval_us()));
+  out += fmt::format("  errors    {} ({:.2f}%)", f.errors(), error_pct);
+  for (const auto& e : f.error_kinds()) out += fmt::format(", {} {}", e.count(), e.kind());
+  out += fmt::format("; late ticks {} of {}", f.late_ticks(), f.ticks());
+  if (f.runtime_unreadable_ticks())
+    out += fmt::format("; interpreter unreadable in {} ticks (shutting down)", f.runtime_unreadable_ticks());
+  out += "\n";
+  out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most\n", f.cost_mean_us(),
+                     f.cost_max_us());
+  if (h.entry_specs_size() > 0) {
+    out += fmt::format("  segments  {} seen, {} kept, {} shorter than {}, {} skipped (over --max-parallel/--max-segments)\n",
+                       f.segments_seen(), f.segments_kept(), f.segments_too_short(),
+                       format_duration_us(h.min_duration_us()), f.segments_skipped());
+    out += fmt::format("  not written: {} samples outside any kept segment\n", f.outside_segments());
+  }
+  if (!h.idle_kept()) out += fmt::format("  not written: {} samples of threads asleep for a whole interval (--no-idle)\n", f.idle_dropped());
+  else out += "  idle threads kept (use --no-idle to drop samples of threads asleep for a whole interval)\n";
+  if (h.gil_only()) out += fmt::format("  not written: {} samples of threads without the GIL (--gil)\n", f.not_gil_holder());
+  out += fmt::format("  analyze with: swprof analyze {}\n", path);
+  std::fputs(out.c_str(), stderr);
+}
+
+}  // namespace swprof::record
