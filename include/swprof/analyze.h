@@ -1,0 +1,104 @@
+// swprof analyze: selects samples from a recording, builds the call tree with one of the
+// estimators (DESIGN.md "Time attribution") and prints it as text, JSON or collapsed stacks.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "swprof/snapshot.h"
+
+namespace swprof::analyze {
+
+enum class Mode { kWall, kCpu, kOffCpu };
+enum class Estimator { kDefault, kSkyWalking };
+enum class Format { kText, kJson, kCollapsed };
+
+// Which samples: a thread, segments (explicit ids or the N slowest), frames above the entry.
+struct Selection {
+  std::optional<int64_t> thread;       // OS thread id
+  std::vector<uint32_t> segments;      // segment ids; empty: all
+  uint32_t slowest = 0;                // the N longest segments
+  bool full_stack = false;             // keep the frames above a segment's entry frame
+};
+
+struct TreeOptions {
+  Mode mode = Mode::kWall;
+  Estimator estimator = Estimator::kDefault;
+  bool lines = false;        // one node per executing line instead of per function
+  bool by_thread = false;    // threads at the root
+  bool by_greenlet = false;  // greenlets at the root
+};
+
+enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut };
+
+struct Node {
+  std::string_view function, file;  // into the recording's strings or Tree::labels
+  int32_t line = 0;                 // executing line (--lines) or the def line
+  NodeKind kind = NodeKind::kFrame;
+  double total = 0, self = 0;       // µs in the tree's mode/estimator
+  double wall = 0, cpu = 0, gil = 0;  // µs: every sample through the node
+  uint64_t samples = 0;             // samples (SkyWalking: dumps) containing the node
+  uint32_t parent = 0;
+  std::vector<uint32_t> children;
+};
+
+struct Tree {
+  std::vector<Node> nodes;  // nodes[0] is the root: all selected time
+  std::deque<std::string> labels;
+  TreeOptions options;
+  const Node& root() const { return nodes[0]; }
+};
+
+// Sample indices selected from the recording; throws UserError for an unknown thread/segment.
+std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& selection);
+// The segments a selection covers (for headers and --segments).
+std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Selection& selection);
+
+// Builds the tree. The default estimator adds each sample's weight to every node on its path; the
+// SkyWalking one reproduces the OAP server's count / duration / durationChildExcluded.
+Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,
+                const TreeOptions& options);
+
+// Per-segment facts for --segments.
+struct SegmentRow {
+  uint32_t id = 0;
+  int64_t tid = 0;
+  std::string thread_name;
+  double start_ms = 0, duration_ms = 0;
+  uint64_t samples = 0;
+  bool complete = true;
+};
+std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids);
+
+// "function (file:line)" as the reports print a frame.
+std::string frame_label(const Node& node, bool short_file);
+// A Python-aware short form of a path: site-packages/…, stdlib python3.11/…, or cwd-relative.
+std::string short_path(std::string_view file);
+// Which kind of code a file holds, for colors: 0 the user's code, 1 standard library,
+// 2 site-packages, 3 synthetic (threads, <switched out>, <frozen ...>).
+int code_origin(std::string_view file);
+
+struct Options {
+  std::string path;
+  Format format = Format::kText;
+  Selection selection;
+  TreeOptions tree;
+  double min_percent = 0.5;
+  bool list_segments = false;
+  std::optional<bool> color;  // default: stdout is a TTY
+};
+int run(const Options& options);
+
+// Report writers, one small file each.
+std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
+                        double min_percent, bool color);
+std::string json_report(const snapshot::Recording& rec, const Tree& tree);
+std::string collapsed_report(const Tree& tree);
+std::string segments_text(const std::vector<SegmentRow>& rows);
+std::string segments_json(const std::vector<SegmentRow>& rows);
+
+}  // namespace swprof::analyze

@@ -1,0 +1,105 @@
+// Which samples an analysis covers: --thread, --segment, --slowest.
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "swprof/analyze.h"
+#include "swprof/common.h"
+
+namespace swprof::analyze {
+
+namespace {
+
+// A segment that was never closed (recorder stopped) ends at its last sample.
+std::vector<int64_t> segment_ends(const snapshot::Recording& rec) {
+  std::vector<int64_t> ends(rec.segments.size() + 1, -1);
+  for (const auto& seg : rec.segments) ends[seg.id] = seg.end_us;
+  for (const auto& s : rec.samples)
+    if (s.segment && rec.segments[s.segment - 1].end_us < 0) ends[s.segment] = std::max(ends[s.segment], s.time_us);
+  return ends;
+}
+
+std::set<uint32_t> threads_with_tid(const snapshot::Recording& rec, int64_t tid) {
+  std::set<uint32_t> out;
+  for (uint32_t i = 0; i < rec.threads.size(); ++i)
+    if (rec.threads[i].tid == tid) out.insert(i);
+  if (out.empty()) {
+    std::string known;
+    std::set<int64_t> tids;
+    for (const auto& t : rec.threads) tids.insert(t.tid);
+    for (int64_t t : tids) known += fmt::format("{}{}", known.empty() ? "" : ", ", t);
+    throw UserError(fmt::format("no thread {} in this recording (threads: {})", tid, known));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Selection& sel) {
+  if (rec.segments.empty()) {
+    if (!sel.segments.empty() || sel.slowest)
+      throw UserError("this recording has no segments: record with --entry FUNCTION to get one per call");
+    return {};
+  }
+  std::vector<uint32_t> ids;
+  for (uint32_t id : sel.segments) {
+    if (!rec.segment(id))
+      throw UserError(fmt::format("no segment {} in this recording (it has segments 1 to {})", id, rec.segments.size()));
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  if (ids.empty())
+    for (const auto& seg : rec.segments) ids.push_back(seg.id);
+  if (sel.thread) {
+    auto threads = threads_with_tid(rec, *sel.thread);
+    std::erase_if(ids, [&](uint32_t id) { return !threads.count(rec.segments[id - 1].thread); });
+  }
+  if (sel.slowest) {
+    auto ends = segment_ends(rec);
+    std::stable_sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
+      return ends[a] - rec.segments[a - 1].start_us > ends[b] - rec.segments[b - 1].start_us;
+    });
+    if (ids.size() > sel.slowest) ids.resize(sel.slowest);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& sel) {
+  std::vector<uint32_t> out;
+  std::set<uint32_t> threads;
+  if (sel.thread) threads = threads_with_tid(rec, *sel.thread);
+  std::vector<bool> segment_on(rec.segments.size() + 1, false);
+  bool segmented = !rec.segments.empty();
+  for (uint32_t id : selected_segments(rec, sel)) segment_on[id] = true;
+  for (uint32_t i = 0; i < rec.samples.size(); ++i) {
+    const auto& s = rec.samples[i];
+    if (sel.thread && !threads.count(s.thread)) continue;
+    if (segmented && !segment_on[s.segment]) continue;
+    out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids) {
+  auto ends = segment_ends(rec);
+  std::vector<uint64_t> counts(rec.segments.size() + 1, 0);
+  for (const auto& s : rec.samples) ++counts[s.segment];
+  std::vector<SegmentRow> rows;
+  for (uint32_t id : ids) {
+    const auto& seg = rec.segments[id - 1];
+    SegmentRow r;
+    r.id = id;
+    r.tid = rec.threads[seg.thread].tid;
+    r.thread_name = rec.threads[seg.thread].name;
+    r.start_ms = static_cast<double>(seg.start_us) / 1000.0;
+    int64_t end = ends[id] >= 0 ? ends[id] : seg.start_us;
+    r.duration_ms = static_cast<double>(end - seg.start_us) / 1000.0;
+    r.samples = counts[id];
+    r.complete = seg.end_us >= 0;
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+}  // namespace swprof::analyze

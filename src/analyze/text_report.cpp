@@ -1,0 +1,154 @@
+// The text report: a header, then the call tree with total/self time, share, wall and CPU side by
+// side, GIL time and sample counts. Colors and the top-10 self-time highlight only on a TTY.
+#include <algorithm>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "swprof/analyze.h"
+#include "swprof/common.h"
+
+namespace swprof::analyze {
+
+namespace {
+
+constexpr const char* kReset = "\x1b[0m";
+constexpr const char* kBold = "\x1b[1m";
+constexpr const char* kDim = "\x1b[2m";
+constexpr const char* kHot = "\x1b[1;31m";
+constexpr const char* kOrigin[] = {"", "\x1b[34m", "\x1b[36m", "\x1b[33m"};
+
+std::string ms(double us) {
+  if (us >= 100e6) return fmt::format("{:.1f}s", us / 1e6);
+  return fmt::format("{:.1f}ms", us / 1e3);
+}
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::kWall: return "wall time";
+    case Mode::kCpu: return "on-CPU time";
+    case Mode::kOffCpu: return "off-CPU time";
+  }
+  return "";
+}
+
+class Printer {
+ public:
+  Printer(const Tree& tree, double min_percent, bool color) : tree_(tree), color_(color) {
+    grand_ = tree.root().total;
+    threshold_ = grand_ * min_percent / 100.0;
+    // The ten largest non-zero self times.
+    std::vector<uint32_t> order;
+    for (uint32_t i = 1; i < tree.nodes.size(); ++i)
+      if (tree.nodes[i].self > 0) order.push_back(i);
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return tree.nodes[a].self > tree.nodes[b].self; });
+    if (order.size() > 10) order.resize(10);
+    hot_.assign(tree.nodes.size(), false);
+    for (uint32_t i : order) hot_[i] = true;
+  }
+
+  std::string run() {
+    bool sw = tree_.options.estimator == Estimator::kSkyWalking;
+    out_ += fmt::format("{:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>7}  {}\n", "Total", "Self", "%", "Wall", "CPU",
+                        "GIL", sw ? "Dumps" : "Samples", "Call tree");
+    emit_children(0, "");
+    return std::move(out_);
+  }
+
+ private:
+  void emit_children(uint32_t parent, const std::string& prefix) {
+    const auto& kids = tree_.nodes[parent].children;
+    std::vector<uint32_t> shown;
+    double folded_total = 0;
+    size_t folded = 0;
+    for (uint32_t c : kids) {
+      if (tree_.nodes[c].total < threshold_ && threshold_ > 0) {
+        folded_total += tree_.nodes[c].total;
+        ++folded;
+      } else {
+        shown.push_back(c);
+      }
+    }
+    for (size_t i = 0; i < shown.size(); ++i) {
+      bool last = i + 1 == shown.size() && folded == 0;
+      emit(shown[i], prefix, last, parent == 0);
+    }
+    if (folded) {
+      std::string glyph = parent == 0 ? "" : "└─ ";
+      out_ += fmt::format("{:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>7}  {}{}{}… {} more under {:.1f}%{}\n",
+                          ms(folded_total), "", "", "", "", "", "", color_ ? kDim : "", prefix, glyph, folded,
+                          grand_ > 0 ? 100.0 * threshold_ / grand_ : 0.0, color_ ? kReset : "");
+    }
+  }
+
+  void emit(uint32_t i, const std::string& prefix, bool last, bool top) {
+    const Node& n = tree_.nodes[i];
+    double pct = grand_ > 0 ? 100.0 * n.total / grand_ : 0;
+    std::string self = ms(n.self);
+    std::string label = frame_label(n, true);
+    if (color_) {
+      int origin = n.kind == NodeKind::kFrame ? code_origin(n.file) : 3;
+      label = fmt::format("{}{}{}{}", hot_[i] ? kBold : "", kOrigin[origin], label, kReset);
+      if (hot_[i]) self = fmt::format("{}{:>10}{}", kHot, self, kReset);
+    }
+    std::string glyph = top ? "" : (last ? "└─ " : "├─ ");
+    out_ += fmt::format("{:>10} {:>10} {:>5.1f}% {:>10} {:>10} {:>10} {:>7}  {}{}{}\n", ms(n.total), self, pct,
+                        ms(n.wall), ms(n.cpu), ms(n.gil), n.samples, prefix, glyph, label);
+    std::string child_prefix = top ? prefix : prefix + (last ? "   " : "│  ");
+    emit_children(i, child_prefix);
+  }
+
+  const Tree& tree_;
+  bool color_;
+  double grand_ = 0, threshold_ = 0;
+  std::vector<bool> hot_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
+                        double min_percent, bool color) {
+  const auto& h = rec.header;
+  std::string out;
+  std::string command;
+  for (const auto& a : h.command()) command += (command.empty() ? "" : " ") + a;
+  char when[64] = "?";
+  time_t t = static_cast<time_t>(h.start_unix_us() / 1000000);
+  if (tm lt; localtime_r(&t, &lt)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &lt);
+  auto title = [&](const char* name) { return color ? fmt::format("{}{:<9}{}", kBold, name, kReset) : fmt::format("{:<9}", name); };
+  out += fmt::format("{} {}\n", title("Command"), sanitize_text(command));
+  out += fmt::format("{} {} ({}), pid {}{}, recorded {} on {}\n", title("Python"), h.python_version(),
+                     h.python_build(), h.pid(), h.attached() ? " (attached)" : "", when, sanitize_text(h.hostname()));
+  uint64_t errors = rec.footer ? rec.footer->errors() : 0;
+  uint64_t samples = rec.samples.size();
+  double error_pct = samples + errors ? 100.0 * static_cast<double>(errors) / static_cast<double>(samples + errors) : 0;
+  int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
+  out += fmt::format("{} {}, {} samples, {} threads, interval {}, errors {} ({:.2f}%)\n", title("Duration"),
+                     format_duration_us(duration), samples, rec.threads.size(), format_duration_us(h.interval_us()),
+                     errors, error_pct);
+  bool sw = tree.options.estimator == Estimator::kSkyWalking;
+  out += fmt::format("{} {}, {} estimator, {}{}\n", title("View"), mode_name(tree.options.mode),
+                     sw ? "SkyWalking" : "default", tree.options.lines ? "one node per line" : "one node per function",
+                     min_percent > 0 ? fmt::format(", nodes under {}% folded", min_percent) : "");
+  if (!rec.segments.empty()) {
+    std::string ids;
+    for (size_t i = 0; i < segments.size() && i < 20; ++i) ids += fmt::format("{}{}", i ? ", " : "", segments[i]);
+    if (segments.size() > 20) ids += ", …";
+    out += fmt::format("{} {} of {} ({}){}\n", title("Segments"), segments.size(), rec.segments.size(), ids,
+                       segments.size() > 1 ? ", merged" : "");
+  }
+  if (rec.truncated)
+    out += fmt::format("{} the file ends early (the recorder was killed?): analysing what it holds\n",
+                       title("Warning"));
+  out += "\n";
+  if (tree.root().children.empty()) {
+    out += "no samples selected\n";
+    return out;
+  }
+  out += Printer(tree, min_percent, color).run();
+  return out;
+}
+
+}  // namespace swprof::analyze
