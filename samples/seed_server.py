@@ -1,0 +1,91 @@
+"""The seed demo: an HTTP server whose POST handler calls method3 -> method2 -> method1, each
+sleeping 20 ms, then sleeps 500 ms. A request therefore lasts about 560 ms, of which method3 is
+60 ms, method2 40 ms and method1 20 ms.
+
+    python3 samples/seed_server.py --port 8080            # serve until Ctrl-C
+    python3 samples/seed_server.py --port 0 --requests 3  # any free port; exit after 3 POSTs
+    python3 samples/seed_client.py --port 8080 --count 3  # drive it
+
+Options: --threaded (one thread per request), --keep-alive (HTTP/1.1: several requests per
+connection, so do_POST runs back to back on one thread), --port-file F (write the chosen port).
+"""
+import argparse
+import http.server
+import sys
+import time
+
+
+def method1():
+    time.sleep(0.020)
+
+
+def method2():
+    method1()
+    time.sleep(0.020)
+
+
+def method3():
+    method2()
+    time.sleep(0.020)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        body = self.rfile.read(length)
+        started = time.monotonic()
+        method3()
+        time.sleep(0.5)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        reply = b"ok %d bytes in %.1f ms\n" % (len(body), elapsed_ms)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+        self.server.handled += 1
+
+    def do_GET(self):
+        reply = b"seed demo: POST to profile method3 -> method2 -> method1\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--requests", type=int, default=0, help="exit after this many POSTs (0: never)")
+    parser.add_argument("--threaded", action="store_true")
+    parser.add_argument("--keep-alive", action="store_true")
+    parser.add_argument("--port-file")
+    args = parser.parse_args()
+    if args.keep_alive:
+        Handler.protocol_version = "HTTP/1.1"
+    server_class = http.server.ThreadingHTTPServer if args.threaded else http.server.HTTPServer
+    server = server_class(("127.0.0.1", args.port), Handler)
+    server.handled = 0
+    port = server.server_address[1]
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(port))
+        import os
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print("seed server on port %d" % port, file=sys.stderr, flush=True)
+    server.timeout = 0.2
+    try:
+        while not args.requests or server.handled < args.requests:
+            server.handle_request()
+    except KeyboardInterrupt:
+        pass
+    # Let threads of a threading server finish their requests.
+    if args.threaded:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
