@@ -157,6 +157,7 @@ Layout interpreter_frame_layout(int minor) {
       l.frame.owner = minor == 13 ? 70 : 74;
       l.frame.localsplus = minor == 13 ? 72 : 80;
       l.tagged_code_ref = minor >= 14;
+      if (minor >= 14) l.tuple.items = 32;  // PyTupleObject gained ob_hash
       l.code.firsttraceable = minor == 13 ? 184 : 192;
       l.code.code_adaptive = minor == 13 ? 200 : 208;
       if (minor == 13) {
@@ -178,7 +179,6 @@ Layout interpreter_frame_layout(int minor) {
         l.interp.threads_head = 7336;
         l.interp.modules = 7592;
         l.owner_interpreter = 3;
-        l.tuple.items = 32;
         l.type.heap_cached_keys = 888;
       }
       if (minor <= 14) {
