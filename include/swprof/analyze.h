@@ -89,13 +89,14 @@ struct Options {
   TreeOptions tree;
   double min_percent = 0.5;
   bool list_segments = false;
+  bool collapse_imports = true;  // text: a chain of importlib frames is one row
   std::optional<bool> color;  // default: stdout is a TTY
 };
 int run(const Options& options);
 
 // Report writers, one small file each.
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
-                        double min_percent, bool color);
+                        double min_percent, bool color, bool collapse_imports);
 std::string json_report(const snapshot::Recording& rec, const Tree& tree);
 std::string collapsed_report(const Tree& tree);
 std::string segments_text(const std::vector<SegmentRow>& rows);

@@ -34,7 +34,8 @@ const char* mode_name(Mode m) {
 
 class Printer {
  public:
-  Printer(const Tree& tree, double min_percent, bool color) : tree_(tree), color_(color) {
+  Printer(const Tree& tree, double min_percent, bool color, bool collapse_imports)
+      : tree_(tree), color_(color), collapse_imports_(collapse_imports) {
     grand_ = tree.root().total;
     threshold_ = grand_ * min_percent / 100.0;
     // The ten largest non-zero self times.
@@ -82,11 +83,27 @@ class Printer {
     }
   }
 
+  static bool is_import_machinery(const Node& n) {
+    return n.kind == NodeKind::kFrame && n.file.rfind("<frozen importlib._bootstrap", 0) == 0;
+  }
+
   void emit(uint32_t i, const std::string& prefix, bool last, bool top) {
     const Node& n = tree_.nodes[i];
     double pct = grand_ > 0 ? 100.0 * n.total / grand_ : 0;
-    std::string self = ms(n.self);
-    std::string label = frame_label(n, true);
+    // A chain of import-machinery frames (each the only child of the one before) is one row:
+    // it says "an import happened here", and the module being imported follows.
+    uint32_t end = i;
+    double chain_self = n.self;
+    size_t chain = 1;
+    if (collapse_imports_ && is_import_machinery(n)) {
+      while (tree_.nodes[end].children.size() == 1 && is_import_machinery(tree_.nodes[tree_.nodes[end].children[0]])) {
+        end = tree_.nodes[end].children[0];
+        chain_self += tree_.nodes[end].self;
+        ++chain;
+      }
+    }
+    std::string self = ms(chain_self);
+    std::string label = chain > 1 ? fmt::format("[import machinery: {} frames]", chain) : frame_label(n, true);
     if (color_) {
       int origin = n.kind == NodeKind::kFrame ? code_origin(n.file) : 3;
       label = fmt::format("{}{}{}{}", hot_[i] ? kBold : "", kOrigin[origin], label, kReset);
@@ -96,11 +113,12 @@ class Printer {
     out_ += fmt::format("{:>10} {:>10} {:>5.1f}% {:>10} {:>10} {:>10} {:>7}  {}{}{}\n", ms(n.total), self, pct,
                         ms(n.wall), ms(n.cpu), ms(n.gil), n.samples, prefix, glyph, label);
     std::string child_prefix = top ? prefix : prefix + (last ? "   " : "│  ");
-    emit_children(i, child_prefix);
+    emit_children(end, child_prefix);
   }
 
   const Tree& tree_;
   bool color_;
+  bool collapse_imports_;
   double grand_ = 0, threshold_ = 0;
   std::vector<bool> hot_;
   std::string out_;
@@ -109,7 +127,7 @@ class Printer {
 }  // namespace
 
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
-                        double min_percent, bool color) {
+                        double min_percent, bool color, bool collapse_imports) {
   const auto& h = rec.header;
   std::string out;
   std::string command;
@@ -125,13 +143,14 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
   uint64_t samples = rec.samples.size();
   double error_pct = samples + errors ? 100.0 * static_cast<double>(errors) / static_cast<double>(samples + errors) : 0;
   int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
-  out += fmt::format("{} {}, {} samples, {} threads, interval {}, errors {} ({:.2f}%)\n", title("Duration"),
-                     format_duration_us(duration), samples, rec.threads.size(), format_duration_us(h.interval_us()),
-                     errors, error_pct);
+  out += fmt::format("{} {}, {} samples, {} thread{}, interval {}, errors {} ({:.2f}%)\n", title("Duration"),
+                     format_duration_us(duration), samples, rec.threads.size(), rec.threads.size() == 1 ? "" : "s",
+                     format_duration_us(h.interval_us()), errors, error_pct);
   bool sw = tree.options.estimator == Estimator::kSkyWalking;
-  out += fmt::format("{} {}, {} estimator, {}{}\n", title("View"), mode_name(tree.options.mode),
+  out += fmt::format("{} {}, {} estimator, {}{}{}\n", title("View"), mode_name(tree.options.mode),
                      sw ? "SkyWalking" : "default", tree.options.lines ? "one node per line" : "one node per function",
-                     min_percent > 0 ? fmt::format(", nodes under {}% folded", min_percent) : "");
+                     min_percent > 0 ? fmt::format(", nodes under {}% folded", min_percent) : "",
+                     collapse_imports ? ", import machinery collapsed" : "");
   if (!rec.segments.empty()) {
     std::string ids;
     for (size_t i = 0; i < segments.size() && i < 20; ++i) ids += fmt::format("{}{}", i ? ", " : "", segments[i]);
@@ -147,7 +166,7 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
     out += "no samples selected\n";
     return out;
   }
-  out += Printer(tree, min_percent, color).run();
+  out += Printer(tree, min_percent, color, collapse_imports).run();
   return out;
 }
 

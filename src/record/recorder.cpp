@@ -359,7 +359,8 @@ int run(const Options& options) {
   auto entries = parse_entry_specs(options.entries);
   install_signal_handlers();
 
-  // Fail on an unwritable output before starting anything.
+  // Fail on an unwritable output before starting anything (appending changes nothing).
+  const bool output_existed = access(options.output.c_str(), F_OK) == 0;
   if (FILE* probe = std::fopen(options.output.c_str(), "ab")) std::fclose(probe);
   else throw UserError(fmt::format("cannot write {}: {}", options.output, std::strerror(errno)));
 
@@ -376,7 +377,8 @@ int run(const Options& options) {
     if (!child && !python::runtime_ready(interp, memory))
       throw UserError(fmt::format("process {} has not initialised its Python runtime (or is shutting down)", pid));
   } catch (...) {
-    std::remove(options.output.c_str());  // nothing was recorded: leave no empty file behind
+    // Nothing was recorded: leave no empty file behind, and never touch a file that was there.
+    if (!output_existed) std::remove(options.output.c_str());
     throw;
   }
 
