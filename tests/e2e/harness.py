@@ -1,0 +1,211 @@
+"""Shared helpers for the end-to-end tests: find the interpreter under test, run swprof, read its
+JSON, and walk call trees. Every test script takes --swprof PATH --python NAME; a NAME that is not
+installed makes the script exit 77 (ctest: skipped) after saying which one and how to get it.
+"""
+import argparse
+import ast
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get("SWPROF_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLES = os.path.join(SOURCE_DIR, "samples")
+SKIP = 77
+
+
+def pyenv_root():
+    return os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def resolve_python(name):
+    """pyenv-3.X, debian-3.11, sid-3.14 / sid-3.15, or a path. Returns (path, description)."""
+    if os.path.sep in name:
+        return (name if os.access(name, os.X_OK) else None), name
+    kind, _, version = name.partition("-")
+    if kind == "pyenv":
+        found = sorted(glob.glob(os.path.join(pyenv_root(), "versions", version + ".*", "bin", "python" + version)))
+        return (found[-1] if found else None), "pyenv %s (pyenv install %s)" % (version, version)
+    if kind == "debian":
+        path = "/usr/bin/python" + version
+        return (path if os.access(path, os.X_OK) else None), "Debian python%s (apt-get install python%s)" % (version, version)
+    if kind == "sid":
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        path = os.path.join(cache, "swprof", "python-" + version, "bin", "python3")
+        return (path if os.access(path, os.X_OK) else None), \
+            "Debian sid python%s (../shared/tools/get-python %s)" % (version, version)
+    raise SystemExit("unknown interpreter name %r" % name)
+
+
+class Context:
+    def __init__(self, args):
+        self.swprof = os.path.abspath(args.swprof)
+        self.python_name = args.python
+        self.python, self.python_description = resolve_python(args.python)
+        self.tmp = tempfile.mkdtemp(prefix="swprof-e2e-")
+        self.version = None
+        if self.python:
+            out = subprocess.run([self.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60)
+            self.version = tuple(int(x) for x in out.stdout.strip().split("."))
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def record(self, out, command=None, pid=None, options=(), timeout=120, check=True, env=None):
+        argv = [self.swprof, "record", "-q", "-o", out] + list(options)
+        if pid:
+            argv += ["--pid", str(pid)]
+        if command:
+            argv += ["--"] + list(command)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError("swprof record failed (%d): %s\n%s" % (proc.returncode, " ".join(argv), proc.stderr))
+        return proc
+
+    def analyze_json(self, swp, *options):
+        proc = subprocess.run([self.swprof, "analyze", "--format", "json", swp] + list(options),
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise AssertionError("swprof analyze failed: %s" % proc.stderr)
+        return json.loads(proc.stdout)
+
+    def run_swprof(self, *args, timeout=120, **kwargs):
+        return subprocess.run([self.swprof] + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main(test, description, extra_args=None):
+    """Runs test(ctx). Skips (77) when the interpreter is missing; prints a clear failure."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--swprof", required=True)
+    parser.add_argument("--python", required=True)
+    for a in extra_args or []:
+        parser.add_argument(*a[0], **a[1])
+    args = parser.parse_args()
+    ctx = Context(args)
+    ctx.args = args
+    if not ctx.python:
+        print("SKIP: %s is not installed here: %s" % (args.python, ctx.python_description))
+        sys.exit(SKIP)
+    print("interpreter: %s -> %s (%s)" % (args.python, ctx.python, ".".join(map(str, ctx.version))))
+    try:
+        test(ctx)
+    except AssertionError as e:
+        print("FAIL: %s" % e)
+        print("(scratch files kept in %s)" % ctx.tmp)
+        sys.exit(1)
+    ctx.cleanup()
+    print("PASS")
+
+
+# --- call trees -----------------------------------------------------------------------------
+
+def short(function):
+    """Qualified name as this interpreter reports it: 3.11+ has co_qualname, older only co_name."""
+    return function
+
+
+def name_matches(node, name, version):
+    fn = node["function"]
+    if version >= (3, 11):
+        return fn == name
+    return fn == name.rsplit(".", 1)[-1]
+
+
+def find_path(roots, names, version, start_anywhere=True):
+    """The node reached by following `names` (qualified names) downwards. With start_anywhere the
+    first name may be at any depth. Returns the node list of the path, or None."""
+    def follow(node, rest):
+        if not rest:
+            return []
+        for child in node["children"]:
+            if name_matches(child, rest[0], version):
+                tail = follow(child, rest[1:])
+                if tail is not None:
+                    return [child] + tail
+        return None
+
+    def search(nodes):
+        for n in nodes:
+            if name_matches(n, names[0], version):
+                tail = follow(n, names[1:])
+                if tail is not None:
+                    return [n] + tail
+            if start_anywhere:
+                found = search(n["children"])
+                if found:
+                    return found
+        return None
+
+    return search(roots)
+
+
+def all_nodes(roots):
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(n["children"])
+
+
+def def_lines(path):
+    """{qualified name: def line} for every function in a source file (decorators excluded)."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    out = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                q = prefix + child.name
+                out[q] = child.lineno
+                visit(child, q + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+    visit(tree, "")
+    return out
+
+
+def line_of(path, text, occurrence=1):
+    """Line number of the `occurrence`-th line containing `text`."""
+    seen = 0
+    for i, line in enumerate(open(path, encoding="utf-8"), 1):
+        if text in line:
+            seen += 1
+            if seen == occurrence:
+                return i
+    raise AssertionError("%r not found in %s" % (text, path))
+
+
+def expect(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def expect_close(value, expected, tolerance, what):
+    if abs(value - expected) > tolerance:
+        raise AssertionError("%s: %.1f, expected %.1f ± %.1f" % (what, value, expected, tolerance))
+    print("ok: %s = %.1f (expected %.1f ± %.1f)" % (what, value, expected, tolerance))
+
+
+def wait_for_file(path, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("%s did not appear within %.0fs" % (path, timeout))
+
+
+def kill_quietly(proc, sig=signal.SIGKILL):
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,31 @@
+"""--pid attaches to a running program, profiles it for --duration, and leaves it running
+untouched: it finishes normally with its own exit status."""
+import os
+import subprocess
+import time
+
+import harness
+from harness import expect, find_path
+
+
+def test(ctx):
+    sample = os.path.join(harness.SAMPLES, "nested_sleeps.py")
+    target = subprocess.Popen([ctx.python, sample, "35"])  # 3.5 s
+    try:
+        time.sleep(0.5)
+        out = ctx.path("attach.swp")
+        proc = ctx.record(out, pid=target.pid, options=["--duration", "1.5s"])
+        expect("duration reached" in proc.stderr, "summary says why it stopped: %s" % proc.stderr)
+        expect(target.poll() is None, "the target kept running while attached")
+        doc = ctx.analyze_json(out)
+        expect(doc["recording"]["pid"] == target.pid, "recording names the pid")
+        expect(1400 <= doc["recording"]["duration_ms"] <= 1700, "duration %.0f ms" % doc["recording"]["duration_ms"])
+        path = find_path(doc["roots"], ["main", "methodA", "methodB", "methodD"], ctx.version)
+        expect(path is not None, "methodD under methodB")
+        expect(target.wait(timeout=30) == 0, "the target finished normally")
+    finally:
+        harness.kill_quietly(target)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)

@@ -1,0 +1,52 @@
+"""The seed demo server under a few POSTs: per request, method3/method2/method1 total about
+60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms."""
+import os
+import subprocess
+import sys
+
+import harness
+from harness import expect, expect_close, find_path
+
+REQUESTS = 3
+INTERVAL_MS = 10.0
+
+
+def test(ctx):
+    server = os.path.join(harness.SAMPLES, "seed_server.py")
+    client = os.path.join(harness.SAMPLES, "seed_client.py")
+    out, port_file = ctx.path("seed.swp"), ctx.path("port")
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out, "--", ctx.python, server, "--port", "0",
+                            "--port-file", port_file, "--requests", str(REQUESTS)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        drive = subprocess.run([sys.executable, client, "--port-file", port_file, "--count", str(REQUESTS)],
+                               capture_output=True, text=True, timeout=60)
+        expect(drive.returncode == 0, "client failed: %s" % drive.stderr)
+        _, err = rec.communicate(timeout=60)
+    finally:
+        harness.kill_quietly(rec)
+    expect(rec.returncode == 0, "record exited %s: %s" % (rec.returncode, err))
+
+    doc = ctx.analyze_json(out)
+    path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version)
+    expect(path is not None, "no do_POST -> method3 -> method2 -> method1 path")
+    defs = harness.def_lines(server)
+    for node, name in zip(path, ["Handler.do_POST", "method3", "method2", "method1"]):
+        expect(node["file"] == server and node["line"] == defs[name],
+               "%s at %s:%d, expected line %d" % (name, node["file"], node["line"], defs[name]))
+    do_post, m3, m2, m1 = path
+    expect_close(m3["total_ms"] / REQUESTS, 60.0, INTERVAL_MS, "method3 ms per request")
+    expect_close(m2["total_ms"] / REQUESTS, 40.0, INTERVAL_MS, "method2 ms per request")
+    expect_close(m1["total_ms"] / REQUESTS, 20.0, INTERVAL_MS, "method1 ms per request")
+    expect_close(do_post["total_ms"] / REQUESTS, 560.0, 2 * INTERVAL_MS, "do_POST ms per request")
+
+    doc = ctx.analyze_json(out, "--lines")
+    sleep_line = harness.line_of(server, "time.sleep(0.5)")
+    posts = [n for n in harness.all_nodes(doc["roots"])
+             if harness.name_matches(n, "Handler.do_POST", ctx.version) and n["line"] == sleep_line]
+    expect(posts, "no do_POST node at the time.sleep(0.5) line %d" % sleep_line)
+    expect_close(sum(n["total_ms"] for n in posts) / REQUESTS, 500.0, INTERVAL_MS, "time.sleep(0.5) ms per request")
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)

@@ -1,0 +1,11 @@
+# End-to-end tests: one ctest per interpreter (see swprof_e2e in ../CMakeLists.txt).
+swprof_e2e(nested_sleeps test_nested_sleeps.py)
+swprof_e2e(seed_server test_seed_server.py)
+swprof_e2e(threads test_threads.py)
+swprof_e2e(attach test_attach.py)
+swprof_e2e(kill9 test_kill9.py PYTHONS pyenv-3.11 debian-3.11)
+swprof_e2e(bad_input test_bad_input.py PYTHONS pyenv-3.11)
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/flamegraph.cmake)
+  include(${CMAKE_CURRENT_LIST_DIR}/flamegraph.cmake)
+endif()
+swprof_e2e(launch test_launch.py PYTHONS pyenv-3.11 debian-3.11 pyenv-3.8)

@@ -1,0 +1,85 @@
+// Prints swprof's built-in Layout for 3.<minor> in the probe's "name value" format, so that
+// check_layout.py can compare it with offsets_probe.c compiled against that version's headers.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "swprof/python.h"
+
+using swprof::python::kAbsent;
+
+static void p(const char* name, uint32_t v) {
+  if (v != kAbsent) std::printf("%-28s %u\n", name, v);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  const auto* l = swprof::python::builtin_layout(std::atoi(argv[1]));
+  if (!l) return 1;
+  p("runtime.interpreters_head", l->runtime.interpreters_head);
+  p("runtime.gil_locked", l->runtime.gil_locked);
+  p("runtime.gil_last_holder", l->runtime.gil_last_holder);
+  p("interp.ceval_gil", l->interp.ceval_gil);
+  p("gil.locked", l->gil.locked);
+  p("gil.last_holder", l->gil.last_holder);
+  p("interp.next", l->interp.next);
+  p("interp.threads_head", l->interp.threads_head);
+  p("interp.modules", l->interp.modules);
+  p("tstate.next", l->tstate.next);
+  p("tstate.interp", l->tstate.interp);
+  const char* frame = l->has_cframe ? "tstate.cframe"
+                      : l->frame_model == swprof::python::FrameModel::kFrameObject ? "tstate.frame"
+                                                                                   : "tstate.current_frame";
+  p(frame, l->tstate.frame);
+  p("cframe.current_frame", l->cframe_current_frame);
+  p("tstate.thread_id", l->tstate.thread_id);
+  p("tstate.native_thread_id", l->tstate.native_thread_id);
+  p("tstate.datastack_chunk", l->tstate.datastack_chunk);
+  p("tstate.datastack_top", l->tstate.datastack_top);
+  p("chunk.data", l->chunk.data);
+  bool object = l->frame_model == swprof::python::FrameModel::kFrameObject;
+  p(object ? "frame.f_back" : "iframe.previous", l->frame.previous);
+  p(object ? "frame.f_code" : "iframe.code", l->frame.code);
+  p(object ? "frame.f_lasti" : "iframe.instr", l->frame.instr);
+  p(object ? "frame.f_localsplus" : "iframe.localsplus", l->frame.localsplus);
+  p("iframe.frame_obj", l->frame.frame_obj);
+  p("iframe.owner", l->frame.owner);
+  if (!object) p("FRAME_OWNED_BY_GENERATOR", static_cast<uint32_t>(l->owner_generator));
+  if (l->owner_cstack >= 0) p("FRAME_OWNED_BY_CSTACK", static_cast<uint32_t>(l->owner_cstack));
+  if (l->owner_interpreter >= 0) p("FRAME_OWNED_BY_INTERPRETER", static_cast<uint32_t>(l->owner_interpreter));
+  if (l->frame_specials) p("FRAME_SPECIALS_SIZE", l->frame_specials);
+  const auto& c = l->code;
+  p("code.co_argcount", c.argcount);
+  p("code.co_kwonlyargcount", c.kwonlyargcount);
+  p("code.co_flags", c.flags);
+  p("code.co_firstlineno", c.firstlineno);
+  p("code.co_filename", c.filename);
+  p("code.co_name", c.name);
+  p("code.co_qualname", c.qualname);
+  p("code.co_linetable", c.linetable);
+  p("code.co_nlocalsplus", c.nlocalsplus);
+  p("code.co_framesize", c.framesize);
+  p("code.co_stacksize", c.stacksize);
+  p("code.co_code_adaptive", c.code_adaptive);
+  p("code._co_firsttraceable", c.firsttraceable);
+  p("code.co_nlocals", c.nlocals);
+  p("code.co_code", c.code);
+  p("code.co_cellvars", c.cellvars);
+  p("code.co_freevars", c.freevars);
+  p("unicode.state", l->unicode.state);
+  p("unicode.length", l->unicode.length);
+  p("unicode.ascii_size", l->unicode.ascii_size);
+  p("unicode.compact_size", l->unicode.compact_size);
+  p("bytes.ob_size", l->bytes.size);
+  p("bytes.ob_sval", l->bytes.data);
+  p("tuple.ob_item", l->tuple.items);
+  p("type.tp_name", l->type.name);
+  p("type.tp_flags", l->type.flags);
+  p("type.tp_basicsize", l->type.basicsize);
+  p("type.tp_dictoffset", l->type.dictoffset);
+  p("heaptype.ht_cached_keys", l->type.heap_cached_keys);
+  p("dict.ma_used", l->dict.used);
+  p("dict.ma_keys", l->dict.keys);
+  p("dict.ma_values", l->dict.values);
+  return 0;
+}
