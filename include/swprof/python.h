@@ -65,6 +65,7 @@ struct Layout {
   } runtime;
   struct {
     uint32_t next = kAbsent, threads_head = kAbsent, modules = kAbsent;
+    uint32_t runtime = kAbsent;                 // 3.9+: back-pointer to _PyRuntime
     uint32_t ceval_gil = kAbsent;               // kInterpreterPointer: interp->ceval.gil
     uint32_t code_object_generation = kAbsent;  // 3.14+
   } interp;
@@ -142,6 +143,8 @@ Interpreter discover(pid_t pid, const target::Memory& memory);
 
 // True once _PyRuntime has an interpreter with a thread (launch mode polls this).
 bool runtime_ready(const Interpreter& interp, const target::Memory& memory);
+// Reads the micro version from sys.version once the runtime is up (3.8–3.10 binaries lack it).
+void refine_version(Interpreter& interp, const target::Memory& memory);
 
 // ---------------------------------------------------------------------------------------------
 // Line tables. Offsets are byte offsets into the bytecode (code units * 2).
@@ -281,12 +284,23 @@ class Walker {
   WalkError walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out);
   int64_t native_id_from_pthread(uint64_t pthread_id);
   const uint8_t* frame_bytes(uint64_t address, size_t size);
+  // Reads one data-stack chunk's used part into the cache; returns its `previous` chunk.
+  uint64_t load_chunk(uint64_t chunk, uint64_t used_end);
+  const uint8_t* cached(uint64_t address, size_t size) const;
 
   const target::Memory& memory_;
   const Interpreter& interp_;
   const Layout& layout_;
-  std::vector<uint8_t> tstate_buf_, chunk_buf_, frame_buf_;
-  uint64_t chunk_base_ = 0, chunk_end_ = 0;
+  std::vector<uint8_t> tstate_buf_, frame_buf_;
+  // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
+  // stack spills into them) when the walk reaches them.
+  struct CachedChunk {
+    uint64_t base = 0, end = 0;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<CachedChunk> chunks_;
+  size_t chunks_used_ = 0;
+  uint64_t next_chunk_ = 0;  // the older chunk to load next, 0 when the chain is exhausted
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;
@@ -298,14 +312,15 @@ class ThreadNames {
  public:
   ThreadNames(const target::Memory& memory, const Interpreter& interp)
       : objects_(memory, interp.layout), interp_(interp) {}
-  std::optional<std::string> lookup(uint64_t ident);
+  // `now_us` throttles the search for threading._active while the module is not imported yet.
+  std::optional<std::string> lookup(uint64_t ident, int64_t now_us);
 
  private:
   bool find_active_dict();
   ObjectReader objects_;
   const Interpreter& interp_;
   uint64_t active_ = 0;
-  uint64_t searches_ = 0;
+  int64_t last_search_us_ = -1000000000;
 };
 
 }  // namespace swprof::python

@@ -54,14 +54,16 @@ struct Mapping {
 // /proc/PID/maps. Empty when the process is gone.
 std::vector<Mapping> read_maps(pid_t pid);
 
-// A path inside the target's mount namespace, reachable from ours: /proc/PID/root/<path>; for a
-// deleted file, /proc/PID/map_files/<start>-<end> of one of its mappings.
-std::string host_path(pid_t pid, const Mapping& mapping);
+// Paths under which we can open a file the target has mapped, best first:
+// /proc/PID/map_files/<start>-<end> (the mapped file itself, whatever its name in our mount
+// namespace, even deleted), /proc/PID/root/<path> (the target's root, as in a container), <path>.
+std::vector<std::string> host_paths(pid_t pid, const Mapping& mapping);
 
 // Thread ids of the process (/proc/PID/task).
 std::vector<pid_t> list_threads(pid_t pid);
 
 bool process_exists(pid_t pid);
+bool thread_exists(pid_t pid, pid_t tid);
 std::string read_comm(pid_t pid, pid_t tid);              // /proc/PID/task/TID/comm, trimmed
 std::vector<std::string> read_cmdline(pid_t pid);          // /proc/PID/cmdline
 std::string read_exe(pid_t pid);                           // readlink /proc/PID/exe

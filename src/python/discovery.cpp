@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <regex>
 
@@ -88,12 +89,32 @@ std::string permission_message(pid_t pid) {
 
 bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 56) && (p & 7) == 0; }
 
-// A candidate _PyRuntime is real when its first interpreter's first thread points back at it.
+// A candidate _PyRuntime is real when its first interpreter's first thread points back at it,
+// that interpreter's sys.modules is a dict, and (3.11+) the thread's native id is a live thread of
+// the process. The scan of a stripped build relies on this: data segments are full of pointers.
 bool runtime_looks_valid(uint64_t runtime, const Layout& l, const target::Memory& mem) {
-  uint64_t interp = 0, tstate = 0, back = 0;
+  uint64_t interp = 0, tstate = 0, back = 0, modules = 0;
   if (!mem.read_value(runtime + l.runtime.interpreters_head, interp) || !plausible_pointer(interp)) return false;
   if (!mem.read_value(interp + l.interp.threads_head, tstate) || !plausible_pointer(tstate)) return false;
-  return mem.read_value(tstate + l.tstate.interp, back) && back == interp;
+  if (!mem.read_value(tstate + l.tstate.interp, back) || back != interp) return false;
+  // 3.9+: the interpreter points back at its runtime: only the real _PyRuntime passes this.
+  uint64_t owner = 0;
+  if (l.interp.runtime != kAbsent && (!mem.read_value(interp + l.interp.runtime, owner) || owner != runtime))
+    return false;
+  if (mem.read_value(interp + l.interp.modules, modules) && modules) {
+    ObjectReader objects(mem, l);
+    if (objects.type_name(objects.type_of(modules)) != "dict") return false;
+  }
+  if (l.tstate.native_thread_id != kAbsent) {
+    int64_t tid = 0;
+    if (!mem.read_value(tstate + l.tstate.native_thread_id, tid)) return false;
+    // A thread state may exist before its thread runs (native id 0); otherwise it must be ours.
+    if (tid != 0) {
+      auto tids = target::list_threads(mem.pid());
+      if (std::find(tids.begin(), tids.end(), static_cast<pid_t>(tid)) == tids.end()) return false;
+    }
+  }
+  return true;
 }
 
 // Stripped builds without a .PyRuntime section: walk the file's writable segments (and the
@@ -157,7 +178,9 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
       if ((pass == 0 && !is_lib) || (pass == 1 && !is_exe)) continue;
       if (std::find(seen.begin(), seen.end(), m.path) != seen.end()) continue;
       seen.push_back(m.path);
-      Candidate c{&m, target::ElfFile::open(target::host_path(pid, m)), 0, is_lib};
+      Candidate c{&m, std::nullopt, 0, is_lib};
+      for (const auto& path : target::host_paths(pid, m))
+        if ((c.elf = target::ElfFile::open(path))) break;
       if (!c.elf) continue;
       auto bias = c.elf->load_bias(maps, m.path);
       if (!bias) continue;
@@ -185,14 +208,20 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
 
   // The version, without running anything in the target.
   std::optional<Version> version;
+  bool exact_version = false;  // Py_Version and the debug offsets give the micro version
   if (auto sym = elf.symbol("Py_Version")) {
     uint32_t hex = 0;
     if (memory.read_value(*sym + chosen->bias, hex) && (hex >> 24) >= 2)
       version = Version{int(hex >> 24), int((hex >> 16) & 0xFF), int((hex >> 8) & 0xFF)};
+    exact_version = version.has_value();
   }
   if (!version) version = version_from_name(chosen->mapping->path);
   if (!version) version = version_from_name(exe);
-  if (!version) version = version_from_rodata(elf);
+  // A file name gives major.minor; the version string in .rodata gives the micro version too.
+  if (auto from_rodata = version_from_rodata(elf)) {
+    if (!version) version = from_rodata;
+    else if (version->major == from_rodata->major && version->minor == from_rodata->minor) version = from_rodata;
+  }
   if (!version)
     throw UserError(fmt::format("process {} ({}) maps {} but its Python version cannot be determined", pid, comm,
                                 chosen->mapping->path));
@@ -262,7 +291,28 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
                                 "is the interpreter initialised?",
                                 pid, interp.binary, version->text()));
   if (interp.layout.from_debug_offsets) interp.version.micro = interp.layout.version.micro;
+  if (!exact_version) refine_version(interp, memory);
   return interp;
+}
+
+// Before 3.11 the binary does not say its micro version; the running interpreter does, in
+// sys.version ("3.8.18 (default, ...)").
+void refine_version(Interpreter& interp, const target::Memory& memory) {
+  const Layout& l = interp.layout;
+  if (!runtime_ready(interp, memory)) return;
+  uint64_t head = 0, modules = 0, sys_dict = 0;
+  if (!memory.read_value(interp.runtime + l.runtime.interpreters_head, head) ||
+      !memory.read_value(head + l.interp.modules, modules) || !modules)
+    return;
+  ObjectReader objects(memory, l);
+  uint64_t sys = objects.dict_get(modules, "sys");
+  if (!sys || !memory.read_value(sys + l.module_dict, sys_dict)) return;
+  std::string text;
+  if (!objects.read_str(objects.dict_get(sys_dict, "version"), text, 512)) return;
+  int major = 0, minor = 0, micro = 0;
+  if (std::sscanf(text.c_str(), "%d.%d.%d", &major, &minor, &micro) == 3 && major == interp.version.major &&
+      minor == interp.version.minor)
+    interp.version.micro = micro;
 }
 
 bool runtime_ready(const Interpreter& interp, const target::Memory& memory) {

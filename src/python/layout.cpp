@@ -42,6 +42,7 @@ Layout frame_object_layout(int minor) {
   l.interp.next = 0;
   l.interp.threads_head = 8;
   l.interp.modules = minor == 8 ? 56 : 856;
+  if (minor >= 9) l.interp.runtime = 16;
   l.tstate.next = 8;
   l.tstate.interp = 16;
   l.tstate.frame = 24;
@@ -88,6 +89,7 @@ Layout interpreter_frame_layout(int minor) {
     l.interp.next = 0;
     l.interp.threads_head = 16;
     l.interp.modules = 888;
+    l.interp.runtime = 40;
     l.tstate.frame = 56;
     l.cframe_current_frame = 8;
     l.tstate.thread_id = 152;
@@ -140,6 +142,7 @@ Layout interpreter_frame_layout(int minor) {
       l.interp.next = 0;
       l.interp.threads_head = 72;
       l.interp.modules = 944;
+      l.interp.runtime = 96;
       l.tstate.frame = 56;
       l.cframe_current_frame = 0;
       l.tstate.thread_id = 136;
@@ -165,12 +168,14 @@ Layout interpreter_frame_layout(int minor) {
         l.interp.next = 7264;
         l.interp.threads_head = 7344;
         l.interp.modules = 7656;
+        l.interp.runtime = 7376;
         l.owner_cstack = 3;
       } else if (minor == 14) {
         l.runtime.interpreters_head = 808;
         l.interp.next = 7272;
         l.interp.threads_head = 7344;
         l.interp.modules = 7688;
+        l.interp.runtime = 7384;
         l.owner_interpreter = 3;
         l.owner_cstack = 4;
       } else {
@@ -178,6 +183,7 @@ Layout interpreter_frame_layout(int minor) {
         l.interp.next = 7264;
         l.interp.threads_head = 7336;
         l.interp.modules = 7592;
+        l.interp.runtime = 7376;
         l.owner_interpreter = 3;
         l.type.heap_cached_keys = 888;
       }

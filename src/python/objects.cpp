@@ -218,7 +218,8 @@ uint64_t ObjectReader::instance_attr(uint64_t object, std::string_view name) con
     } else if (minor == 12) {
       uint64_t dict_or_values = 0;
       memory_.read_value(object - 24, dict_or_values);
-      if (dict_or_values & 1) values = dict_or_values - 1;
+      // 3.12 stores the values pointer minus one, so the low bit tags it.
+      if (dict_or_values & 1) values = dict_or_values + 1;
       else dict = dict_or_values;
     } else {
       memory_.read_value(object - 24, dict);

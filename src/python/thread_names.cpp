@@ -16,9 +16,13 @@ bool ThreadNames::find_active_dict() {
   return active_ != 0;
 }
 
-std::optional<std::string> ThreadNames::lookup(uint64_t ident) {
-  // Until threading is imported there is nothing to find; do not search on every call.
-  if (!active_ && (searches_++ % 32 != 0 || !find_active_dict())) return std::nullopt;
+std::optional<std::string> ThreadNames::lookup(uint64_t ident, int64_t now_us) {
+  // Until threading is imported there is nothing to find: search sys.modules at most every 50 ms.
+  if (!active_) {
+    if (now_us - last_search_us_ < 50000) return std::nullopt;
+    last_search_us_ = now_us;
+    if (!find_active_dict()) return std::nullopt;
+  }
   std::vector<std::pair<uint64_t, uint64_t>> items;
   if (!objects_.dict_items(active_, items)) {
     active_ = 0;  // rebound or gone: look it up again next time

@@ -13,6 +13,7 @@ namespace {
 constexpr size_t kMaxInterpreters = 64;
 constexpr size_t kMaxThreads = 8192;
 constexpr uint64_t kMaxChunkBytes = 8u << 20;
+constexpr size_t kMaxChunks = 64;
 constexpr int64_t kGlibcTidOffset = 0x2d0;  // struct pthread.tid on x86-64 glibc 2.x
 
 template <class T>
@@ -51,7 +52,6 @@ Walker::Walker(const target::Memory& memory, const Interpreter& interp)
   tstate_buf_.resize(max_offset({t.next, t.interp, t.frame, t.thread_id, t.native_thread_id, t.datastack_chunk,
                                  t.datastack_top}));
   frame_buf_.resize(layout_.frame.size + 64);
-  chunk_buf_.reserve(64 * 1024);
 }
 
 bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
@@ -155,9 +155,44 @@ std::optional<uint64_t> Walker::code_generation() {
   return generation;
 }
 
+const uint8_t* Walker::cached(uint64_t address, size_t size) const {
+  for (size_t i = 0; i < chunks_used_; ++i) {
+    const CachedChunk& c = chunks_[i];
+    if (address >= c.base && address + size <= c.end && address + size > address)
+      return c.bytes.data() + (address - c.base);
+  }
+  return nullptr;
+}
+
+uint64_t Walker::load_chunk(uint64_t chunk, uint64_t used_end) {
+  // _PyStackChunk: {previous, size, top (in words, saved when a newer chunk was pushed), data[]}.
+  // The current chunk's end is known (tstate->datastack_top): one read. An older chunk's end is
+  // in its header: two.
+  if (!plausible_pointer(chunk) || chunks_used_ >= kMaxChunks) return 0;
+  uint64_t header[3];
+  if (used_end == 0) {
+    if (!memory_.read(chunk, header, sizeof header) || header[2] > kMaxChunkBytes / 8) return 0;
+    used_end = chunk + layout_.chunk.data + header[2] * 8;
+  }
+  if (used_end <= chunk + sizeof header || used_end - chunk > kMaxChunkBytes) return 0;
+  if (chunks_.size() <= chunks_used_) chunks_.emplace_back();
+  CachedChunk& c = chunks_[chunks_used_];
+  c.bytes.resize(used_end - chunk);
+  if (!memory_.read(chunk, c.bytes.data(), c.bytes.size())) return 0;
+  std::memcpy(header, c.bytes.data(), sizeof header);
+  if (header[1] > kMaxChunkBytes || used_end - chunk > header[1]) return 0;  // not a chunk after all
+  c.base = chunk;
+  c.end = used_end;
+  ++chunks_used_;
+  return header[0];
+}
+
 const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
-  if (address >= chunk_base_ && address + size <= chunk_end_ && address + size > address)
-    return chunk_buf_.data() + (address - chunk_base_);
+  if (const uint8_t* p = cached(address, size)) return p;
+  // Deep stacks continue in older chunks: load them in order until one holds the frame.
+  // (Generator and frame-object frames live elsewhere and are read one by one below.)
+  while (next_chunk_ && !cached(address, size)) next_chunk_ = load_chunk(next_chunk_, 0);
+  if (const uint8_t* p = cached(address, size)) return p;
   if (frame_buf_.size() < size) frame_buf_.resize(size);
   if (!memory_.read(address, frame_buf_.data(), size)) return nullptr;
   return frame_buf_.data();
@@ -179,7 +214,8 @@ WalkError Walker::walk(const PyThread& thread, std::vector<RawFrame>& out) {
 
 WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out) {
   const auto& f = layout_.frame;
-  chunk_base_ = chunk_end_ = 0;
+  chunks_used_ = 0;
+  next_chunk_ = 0;
   uint64_t frame = thread.top_frame;
   while (frame) {
     if (out.size() >= kMaxDepth) return WalkError::kTooDeep;
@@ -202,15 +238,10 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
   const auto& l = layout_;
   const auto& f = l.frame;
   // The thread's frames mostly live in its current data-stack chunk: read it whole, once.
-  chunk_base_ = chunk_end_ = 0;
+  chunks_used_ = 0;
+  next_chunk_ = 0;
   uint64_t chunk = thread.datastack_chunk, top = thread.datastack_top;
-  if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) {
-    chunk_buf_.resize(top - chunk);
-    if (memory_.read(chunk, chunk_buf_.data(), chunk_buf_.size())) {
-      chunk_base_ = chunk;
-      chunk_end_ = top;
-    }
-  }
+  if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
   uint64_t frame = thread.top_frame;
   size_t visited = 0;
   while (frame) {
@@ -228,6 +259,12 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
       r.owner = owner;
       r.code = load<uint64_t>(b + f.code);
       if (l.tagged_code_ref) r.code &= ~uint64_t(3);
+      if (r.code == 0 && out.empty()) {
+        // A NULL executable on the innermost frame: it is being pushed or popped right now
+        // (3.14+ clears f_executable on pop). Like an incomplete frame, it is not there yet.
+        frame = previous;
+        continue;
+      }
       if (!plausible_pointer(r.code)) return WalkError::kCode;
       uint64_t instr = load<uint64_t>(b + f.instr);
       uint64_t first = r.code + l.code.code_adaptive;
@@ -242,11 +279,8 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
 bool Walker::read_locals(uint64_t frame, size_t count, uint64_t* out) {
   uint64_t at = frame + layout_.frame.localsplus;
   size_t bytes = count * 8;
-  if (at >= chunk_base_ && at + bytes <= chunk_end_) {
-    std::memcpy(out, chunk_buf_.data() + (at - chunk_base_), bytes);
-  } else if (!memory_.read(at, out, bytes)) {
-    return false;
-  }
+  if (const uint8_t* p = cached(at, bytes)) std::memcpy(out, p, bytes);
+  else if (!memory_.read(at, out, bytes)) return false;
   if (layout_.tagged_code_ref)
     for (size_t i = 0; i < count; ++i) out[i] &= ~uint64_t(3);
   return true;

@@ -59,6 +59,16 @@ int64_t unix_now_us() {
   return int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
+// Stops a launched program: SIGTERM, then SIGKILL if it has not exited within two seconds.
+void stop_child(target::Child& child) {
+  child.signal(SIGTERM);
+  for (int i = 0; i < 200 && !child.poll_exited(); ++i) usleep(10000);
+  if (!child.poll_exited()) {
+    child.signal(SIGKILL);
+    child.wait();
+  }
+}
+
 // Waits for the launched program to become a running CPython. Throws when it never does.
 python::Interpreter wait_for_python(target::Child& child, const target::Memory& memory,
                                     const std::vector<std::string>& command) {
@@ -78,7 +88,14 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
     }
     try {
       python::Interpreter interp = python::discover(child.pid(), memory);
-      if (python::runtime_ready(interp, memory)) return interp;
+      if (python::runtime_ready(interp, memory)) {
+        // Discovery ran before the runtime was up: sys.version appears a moment later (≤3.10).
+        for (int i = 0; i < 200 && interp.version.micro == 0 && !child.poll_exited(); ++i) {
+          python::refine_version(interp, memory);
+          if (interp.version.micro == 0) usleep(1000);
+        }
+        return interp;
+      }
       last_error = "the Python runtime did not initialise";
     } catch (const UserError& e) {
       last_error = e.what();
@@ -90,11 +107,8 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
     }
     int64_t waited = monotonic_us() - started;
     bool python_mapped = last_error.find("not a Python process") == std::string::npos;
-    if ((!python_mapped && waited > 3000000) || waited > 30000000) {
-      child.signal(SIGTERM);
-      child.wait();
-      throw UserError(fmt::format("{}; stopped it", last_error));
-    }
+    if ((!python_mapped && waited > 3000000) || waited > 30000000)
+      throw UserError(fmt::format("{} (stopped {})", last_error, command[0]));
     usleep(1000);
   }
 }
@@ -109,6 +123,7 @@ struct ThreadContext {
   bool named = false;
   uint64_t last_tick = 0;
   uint32_t name_attempts = 0;
+  int64_t next_name_attempt_us = 0;
 };
 
 class Recorder {
@@ -143,14 +158,14 @@ class Recorder {
   bool segments_done() const { return !entries_.empty() && trigger_.done(); }
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
-  uint64_t runtime_unreadable = 0;
+  uint64_t runtime_unreadable = 0, exited_while_read = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
   std::unordered_map<int64_t, ThreadContext> threads;
   const Trigger& trigger() const { return trigger_; }
 
  private:
-  ThreadContext& context_for(const python::PyThread& t, uint64_t tick);
+  ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
   bool resolve_stack(uint64_t tick, const CallIdentity** entry);
   void count_error(const char* kind) {
     ++errors;
@@ -177,7 +192,7 @@ class Recorder {
   std::optional<uint64_t> code_generation_;
 };
 
-ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick) {
+ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, int64_t now_us) {
   int64_t key = t.native_id > 0 ? t.native_id : static_cast<int64_t>(t.tstate);
   auto [it, inserted] = threads.try_emplace(key);
   ThreadContext& c = it->second;
@@ -187,17 +202,20 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick) {
     c.tid = t.native_id;
     c.ident = t.thread_id;
     c.last_sample_us = previous_tick_us_;
-    auto name = names_.lookup(t.thread_id);
+    auto name = names_.lookup(t.thread_id, now_us);
     c.named = name.has_value();
+    c.next_name_attempt_us = now_us + 50000;
     c.index = writer_.add_thread(t.native_id, name.value_or(""));
     if (auto b = baseline_cpu_.find(static_cast<pid_t>(t.native_id)); b != baseline_cpu_.end()) {
       c.last_cpu_ns = b->second;
       c.cpu_known = true;
     }
-  } else if (!c.named && c.name_attempts < 50 && (tick % 10) == 0) {
-    // threading registers a thread's name just after it starts: look again for a while.
+  } else if (!c.named && now_us >= c.next_name_attempt_us) {
+    // threading registers a thread's name just after it starts: look again every 50 ms for a
+    // second, then every 5 s (a thread started with _thread has no name to find).
     ++c.name_attempts;
-    if (auto name = names_.lookup(t.thread_id)) {
+    c.next_name_attempt_us = now_us + (c.name_attempts < 20 ? 50000 : 5000000);
+    if (auto name = names_.lookup(t.thread_id, now_us)) {
       c.named = true;
       writer_.set_thread_name(c.index, *name);
     }
@@ -279,7 +297,7 @@ bool Recorder::tick(int64_t now_us) {
   uint64_t gil = walker_.gil_holder();
   uint64_t tick_samples = 0;
   for (const auto& t : py_threads_) {
-    ThreadContext& ctx = context_for(t, ticks);
+    ThreadContext& ctx = context_for(t, ticks, now_us);
     int64_t wall = now_us - ctx.last_sample_us;
     ctx.last_sample_us = now_us;
     // The program runs while we read: a walk that met a half-updated frame chain is retried
@@ -296,6 +314,12 @@ bool Recorder::tick(int64_t now_us) {
       if (!failure) break;
     }
     if (failure) {
+      // A thread that exited while we read it (its thread state is still listed, its stack is
+      // already freed) has nothing left to sample: that is not a lost sample.
+      if (t.native_id > 0 && !target::thread_exists(memory_.pid(), static_cast<pid_t>(t.native_id))) {
+        ++exited_while_read;
+        continue;
+      }
       count_error(failure);
       continue;
     }
@@ -379,6 +403,8 @@ int run(const Options& options) {
   } catch (...) {
     // Nothing was recorded: leave no empty file behind, and never touch a file that was there.
     if (!output_existed) std::remove(options.output.c_str());
+    // A launched program that cannot be profiled is not left running behind our back.
+    if (child && !child->poll_exited()) stop_child(*child);
     throw;
   }
 

@@ -37,8 +37,9 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", path, format_bytes(bytes), samples,
                      samples ? fmt::format("{:.1f}", static_cast<double>(bytes) / static_cast<double>(samples)) : "-",
                      f.stop_reason());
-  out += fmt::format("  recorded  {} of Python {} ({}), {} threads, interval {}\n",
+  out += fmt::format("  recorded  {} of Python {} ({}), {} thread{}, interval {}\n",
                      format_duration_us(f.duration_us()), h.python_version(), h.python_build(), f.threads(),
+                     f.threads() == 1 ? "" : "s",
                      format_duration_us(h.interval_us()));
   out += fmt::format("  errors    {} ({:.2f}%)", f.errors(), error_pct);
   for (const auto& e : f.error_kinds()) out += fmt::format(", {} {}", e.count(), e.kind());

@@ -65,9 +65,9 @@ std::vector<Mapping> read_maps(pid_t pid) {
   return maps;
 }
 
-std::string host_path(pid_t pid, const Mapping& m) {
-  if (m.deleted) return fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end);
-  return fmt::format("/proc/{}/root{}", pid, m.path);
+std::vector<std::string> host_paths(pid_t pid, const Mapping& m) {
+  return {fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, m.start, m.end), fmt::format("/proc/{}/root{}", pid, m.path),
+          m.path};
 }
 
 std::vector<pid_t> list_threads(pid_t pid) {
@@ -90,6 +90,12 @@ bool process_exists(pid_t pid) {
   // A zombie has exited: there is nothing left to profile.
   size_t paren = stat.rfind(')');
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
+bool thread_exists(pid_t pid, pid_t tid) {
+  std::string stat = read_small_file(fmt::format("/proc/{}/task/{}/stat", pid, tid));
+  size_t paren = stat.rfind(')');
+  return !stat.empty() && (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z');
 }
 
 std::string read_comm(pid_t pid, pid_t tid) {

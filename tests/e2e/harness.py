@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+# Deep recursion makes deeply nested JSON trees (two levels per frame): Python's json recursion.
+sys.setrecursionlimit(20000)
+
 SOURCE_DIR = os.environ.get("SWPROF_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(SOURCE_DIR, "samples")
 SKIP = 77

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   p("gil.locked", l->gil.locked);
   p("gil.last_holder", l->gil.last_holder);
   p("interp.next", l->interp.next);
+  p("interp.runtime", l->interp.runtime);
   p("interp.threads_head", l->interp.threads_head);
   p("interp.modules", l->interp.modules);
   p("tstate.next", l->tstate.next);

@@ -43,6 +43,9 @@ int main(void) {
   P("gil.last_holder", offsetof(struct _gil_runtime_state, last_holder));
 #endif
   P("interp.next", offsetof(PyInterpreterState, next));
+#if PY_VERSION_HEX >= 0x03090000
+  P("interp.runtime", offsetof(PyInterpreterState, runtime));
+#endif
 #if PY_VERSION_HEX >= 0x030b0000
   P("interp.threads_head", offsetof(PyInterpreterState, threads.head));
 #else
