@@ -156,6 +156,12 @@ std::vector<LineRange> decode_line_table(LineTableFormat format, std::string_vie
 // The line executing at `offset` (bytes); `first_line` when the table says nothing.
 int line_for_offset(const std::vector<LineRange>& ranges, int32_t offset, int first_line);
 
+// Whether bytecode (co_code up to 3.10, the adaptive code units from 3.11) has a backward jump,
+// i.e. a loop; nullopt when it cannot tell (unknown version, instrumented code).
+std::optional<bool> has_backward_jump(int minor, std::string_view bytecode);
+// The opcode facts for 3.<minor>, as tests/layout/opcode_tables.py prints them.
+std::string_view opcode_table_text(int minor);
+
 // ---------------------------------------------------------------------------------------------
 // Remote objects: strings and bytes, bounded and validated.
 class ObjectReader {
@@ -201,6 +207,7 @@ struct CodeInfo {
   // Frame ids per line, filled by the recorder's intern callback.
   std::vector<std::pair<int32_t, uint32_t>> frame_ids;
   int8_t entry_match = -1;     // record's trigger: -1 unknown, 0 no, else 1 + spec index
+  int8_t loop_free = -1;       // -1 not looked at; 1 no backward jump; 0 loops, or cannot tell
   uint64_t last_validated_tick = 0;
 };
 
@@ -209,6 +216,8 @@ class CodeCache {
   CodeCache(const target::Memory& memory, const Layout& layout);
   // The resolved code object at `address`, or nullptr if it is not a readable code object.
   CodeInfo* get(uint64_t address, uint64_t tick);
+  // The bytecode of a code object (co_code ≤3.10; the adaptive code units 3.11+), bounded.
+  bool read_bytecode(uint64_t address, std::string& out);
   // Re-validates the given entries for this tick in one batched read; stale ones are dropped.
   void validate(std::span<const uint64_t> addresses, uint64_t tick);
   size_t size() const { return entries_.size(); }

@@ -80,6 +80,18 @@ bool CodeCache::resolve(uint64_t address, CodeInfo& info) {
   return true;
 }
 
+bool CodeCache::read_bytecode(uint64_t address, std::string& out) {
+  const auto& c = layout_.code;
+  if (c.code_adaptive == kAbsent) {
+    uint64_t co_code = 0;
+    return memory_.read_value(address + c.code, co_code) && objects_.read_bytes(co_code, out, 1 << 20);
+  }
+  int64_t units = 0;  // Py_SIZE of a code object: its number of code units
+  if (!memory_.read_value(address + 16, units) || units <= 0 || units > (1 << 19)) return false;
+  out.resize(static_cast<size_t>(units) * 2);
+  return memory_.read(address + c.code_adaptive, out.data(), out.size());
+}
+
 CodeInfo* CodeCache::get(uint64_t address, uint64_t tick) {
   if (!address) return nullptr;
   auto it = entries_.find(address);

@@ -228,9 +228,13 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
 // entry frame. False when a frame's code cannot be resolved (the sample is dropped).
 bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
   const python::Layout& layout = interp_.layout;
-  code_addresses_.clear();
-  for (const auto& f : raw_) code_addresses_.push_back(f.code);
-  codes_.validate(code_addresses_, tick);
+  // 3.14+ says when code objects are freed (the generation counter, checked once per tick); older
+  // versions get one batched fingerprint read of the stack's code objects.
+  if (!code_generation_) {
+    code_addresses_.clear();
+    for (const auto& f : raw_) code_addresses_.push_back(f.code);
+    codes_.validate(code_addresses_, tick);
+  }
   stack_.clear();
   *entry = nullptr;
   for (size_t i = raw_.size(); i-- > 0;) {
@@ -262,6 +266,19 @@ bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
         identity_.code = f.code;
         identity_.offset = f.offset;
         identity_.root_depth = static_cast<uint32_t>(stack_.size());
+        // The callers cannot move while the call runs: their frames and offsets are part of it.
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (size_t k = i + 1; k < raw_.size(); ++k)
+          for (uint64_t v : {raw_[k].address, raw_[k].code, uint64_t(uint32_t(raw_[k].offset))}) h = (h ^ v) * 0x100000001b3ull;
+        identity_.callers = h;
+        if (code->loop_free < 0) {
+          std::string bytecode;
+          auto loops = codes_.read_bytecode(f.code, bytecode)
+                           ? python::has_backward_jump(interp_.layout.version.minor, bytecode)
+                           : std::nullopt;
+          code->loop_free = loops.has_value() && !*loops ? 1 : 0;
+        }
+        identity_.loop_free = code->loop_free == 1;
         identity_.arg_count = static_cast<uint8_t>(std::min<size_t>(code->arg_count, CallIdentity::kMaxArgs));
         size_t locals = std::min<size_t>(code->local_count, CallIdentity::kMaxLocals);
         uint64_t slots[CallIdentity::kMaxLocals];

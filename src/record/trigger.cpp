@@ -75,7 +75,8 @@ int match_entry(const std::vector<EntrySpec>& specs, const python::CodeInfo& cod
 }
 
 bool CallIdentity::continues_as(const CallIdentity& now) const {
-  if (now.frame != frame || now.code != code || now.arg_count != arg_count || now.root_depth != root_depth)
+  if (now.frame != frame || now.code != code || now.arg_count != arg_count || now.root_depth != root_depth ||
+      now.callers != callers)
     return false;
   if (!std::equal(args, args + arg_count, now.args)) return false;
   // A new call starts with every non-argument local unbound: one that was bound and is no longer

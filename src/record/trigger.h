@@ -40,6 +40,7 @@ struct CallIdentity {
   int32_t offset = -1;        // executing instruction of the entry frame
   bool loop_free = false;     // the entry function has no backward jump: its offset never decreases
   uint32_t root_depth = 0;    // depth of the entry frame, counted from the outermost frame
+  uint64_t callers = 0;       // hash of the frames above the entry: frozen while the call runs
 
   // True when `now` can be the same call observed later.
   bool continues_as(const CallIdentity& now) const;

@@ -1,0 +1,335 @@
+"""Flame graph: a recording of the nested sleeps becomes a well-formed SVG whose methodC and methodD
+frames carry their file:line and are 40:60 wide; then, in headless Chromium driven over WebDriver,
+search highlights frames and reports the matched share, a click zooms into methodB, and the reset
+controls undo both."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+
+import harness
+from harness import expect, expect_close, find_path
+
+ITERATIONS = 10
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SVG = "{http://www.w3.org/2000/svg}"
+ELEMENT = "element-6066-11e4-a52f-4a0d3b2d7a9b"  # W3C WebDriver's key for element references
+TITLE_SHAPE = re.compile(r"^(.*) \((\d+(?:\.\d+)?) ms, (\d+\.\d+)%\)$")
+
+
+def skip(message):
+    print("SKIP: " + message)
+    sys.exit(harness.SKIP)
+
+
+# --- the SVG as a file ---------------------------------------------------------------------------
+
+def svg_frames(path):
+    """Every drawn frame: label, ms, percent, rect geometry and the data-* attributes."""
+    frames = []
+    for g in ET.parse(path).getroot().iter(SVG + "g"):
+        if g.get("data-x") is None:
+            continue
+        title = g.find(SVG + "title").text
+        m = TITLE_SHAPE.match(title)
+        expect(m, "title %r is not shaped 'function (file:line) (N ms, P%%)'" % title)
+        rect = g.find(SVG + "rect")
+        frames.append({"title": title, "label": m.group(1), "ms": float(m.group(2)), "pct": float(m.group(3)),
+                       "width": float(rect.get("width")), "x": int(g.get("data-x")), "w": int(g.get("data-w")),
+                       "d": int(g.get("data-d")), "file": g.get("data-f")})
+    return frames
+
+
+def only(frames, label):
+    found = [f for f in frames if f["label"] == label]
+    expect(len(found) == 1, "%d frames labelled %r; labels: %s" % (len(found), label, sorted({f["label"] for f in frames})))
+    return found[0]
+
+
+def expected_match_pct(roots, regex):
+    """Share of the total time in nodes whose label matches, a match nested in a match counted once."""
+    total = sum(r["total_ms"] for r in roots)
+    matched = 0.0
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        label = "%s (%s:%d)" % (n["function"], n["file"], n["line"]) if n["kind"] == "frame" else n["function"]
+        if regex.search(label):
+            matched += n["total_ms"]
+        else:
+            stack.extend(n["children"])
+    return 100.0 * matched / total
+
+
+# --- a minimal W3C WebDriver client (standard library only) -------------------------------------
+
+class Browser:
+    def __init__(self, tmp):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.log_path = os.path.join(tmp, "chromedriver.log")
+        self.log = open(self.log_path, "w")
+        self.driver = subprocess.Popen([CHROMEDRIVER, "--port=%d" % port], stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = "http://127.0.0.1:%d" % port
+        self.session = None
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.call("GET", "/status", timeout=2).get("ready"):
+                    break
+            except (OSError, AssertionError):
+                pass
+            expect(time.monotonic() < deadline and self.driver.poll() is None,
+                   "chromedriver did not start (see %s)" % self.log_path)
+            time.sleep(0.1)
+        profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp)
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1400,1300", "--user-data-dir=" + profile]}}}}
+        self.session = self.call("POST", "/session", caps, timeout=60)["sessionId"]
+
+    def call(self, method, path, body=None, timeout=30):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return json.loads(resp.read().decode() or "{}").get("value")
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail)["value"]["message"].splitlines()[0]
+            except (ValueError, KeyError, TypeError, IndexError):
+                pass
+            raise AssertionError("WebDriver %s %s: %s" % (method, path, detail))
+
+    def s(self, method, path, body=None):
+        return self.call(method, "/session/%s%s" % (self.session, path), body)
+
+    def open(self, url):
+        self.s("POST", "/url", {"url": url})
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def element(self, css):
+        return self.s("POST", "/element", {"using": "css selector", "value": css})
+
+    def click(self, element):
+        self.s("POST", "/element/%s/click" % element[ELEMENT], {})
+
+    def keys(self, *keys):
+        actions = []
+        for k in keys:
+            actions += [{"type": "keyDown", "value": k}, {"type": "keyUp", "value": k}]
+        self.s("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
+
+    def hover(self, element):
+        self.s("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                                                 "actions": [{"type": "pointerMove", "origin": element, "x": 0, "y": 0}]}]})
+
+    def answer_prompt(self, text):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.s("GET", "/alert/text")
+                break
+            except AssertionError:
+                expect(time.monotonic() < deadline, "no search prompt appeared")
+                time.sleep(0.1)
+        self.s("POST", "/alert/text", {"text": text})
+        self.s("POST", "/alert/accept", {})
+
+    def quit(self):
+        try:
+            if self.session:
+                self.call("DELETE", "/session/" + self.session, timeout=20)
+        except (OSError, AssertionError):
+            pass
+        finally:
+            self.driver.terminate()
+            try:
+                self.driver.wait(10)
+            except subprocess.TimeoutExpired:
+                self.driver.kill()
+                self.driver.wait()
+            self.log.close()
+
+
+# What the page shows: per frame its on-screen width, visibility, highlight and text.
+SCREEN = """
+return Array.prototype.map.call(document.querySelectorAll("#frames > g"), function (g) {
+  var text = g.querySelector("text");
+  return {title: g.querySelector("title").textContent, width: g.querySelector("rect").getBoundingClientRect().width,
+          hidden: getComputedStyle(g).display === "none", matched: g.classList.contains("m"),
+          text: text ? text.textContent : ""};
+});"""
+FRAME_BY_LABEL = """
+return Array.prototype.find.call(document.querySelectorAll("#frames > g"), function (g) {
+  return g.querySelector("title").textContent.indexOf(arguments[0] + " (") === 0;
+}.bind(null));"""
+
+
+def screen(browser):
+    return {f["title"]: f for f in browser.js(SCREEN)}
+
+
+def on_screen(state, frame):
+    return state[frame["title"]]
+
+
+def matched_text(browser):
+    return browser.js("return document.getElementById('matched').textContent;")
+
+
+def matched_pct(browser):
+    text = matched_text(browser)
+    m = re.match(r"^Matched: (\d+\.\d)%$", text)
+    expect(m, "the matched line reads %r, expected 'Matched: x.y%%'" % text)
+    return float(m.group(1))
+
+
+def test_browser(ctx, svg_path, frames, doc):
+    by_label = {f["label"]: f for f in frames}
+    b_frame, c_frame, d_frame = (by_label["%s (nested_sleeps.py:%d)" % (n, ctx.defs[n])]
+                                 for n in ("methodB", "methodC", "methodD"))
+    inside = lambda f: f["d"] >= b_frame["d"] and b_frame["x"] <= f["x"] and f["x"] + f["w"] <= b_frame["x"] + b_frame["w"]
+    ancestor = lambda f: f["d"] < b_frame["d"] and f["x"] <= b_frame["x"] and f["x"] + f["w"] >= b_frame["x"] + b_frame["w"]
+    outside = [f for f in frames if not inside(f) and not ancestor(f)]
+    ancestors = [f for f in frames if ancestor(f)]
+
+    browser = Browser(ctx.tmp)
+    try:
+        browser.open("file://" + svg_path)
+        deadline = time.monotonic() + 20
+        while browser.js("return document.readyState;") != "complete":
+            expect(time.monotonic() < deadline, "the SVG did not finish loading")
+            time.sleep(0.1)
+        find = lambda f: browser.js(
+            "return Array.prototype.find.call(document.querySelectorAll('#frames > g'),"
+            " function (g) { return g.querySelector('title').textContent === arguments[0]; }.bind(null, arguments[0]));",
+            f["title"])
+        before = screen(browser)
+        expect(len(before) == len(frames), "%d frames on screen, %d in the file" % (len(before), len(frames)))
+        expect(not any(f["hidden"] for f in before.values()), "frames hidden before any zoom")
+        expect(on_screen(before, c_frame)["text"] == c_frame["label"], "methodC's text: %r" % on_screen(before, c_frame)["text"])
+
+        # Hover: the details line names the absolute path and the numbers.
+        browser.hover(find(c_frame))
+        details = browser.js("return document.getElementById('details').textContent;")
+        print("details on hover: %s" % details)
+        for part in ("%s:%d" % (ctx.sample, ctx.defs["methodC"]), "ms", "samples", "CPU", "GIL", "%.2f%%" % c_frame["pct"]):
+            expect(part in details, "hover details %r lack %r" % (details, part))
+
+        # Search with the Search control: a prompt takes the regex.
+        regex = "method[CD]"
+        expected = expected_match_pct(doc["roots"], re.compile(regex))
+        b_share = 100 * b_frame["ms"] / sum(r["total_ms"] for r in doc["roots"])
+        browser.click(browser.element("#search"))
+        browser.answer_prompt(regex)
+        expect_close(matched_pct(browser), expected, 1.0, "Matched %% for %s (from analyze --format json)" % regex)
+        expect_close(matched_pct(browser), b_share, 2.0, "Matched %% for %s vs methodB's share" % regex)
+        state = screen(browser)
+        highlighted = sorted(t for t, f in state.items() if f["matched"])
+        expect(highlighted == sorted([c_frame["title"], d_frame["title"]]), "highlighted frames: %s" % highlighted)
+
+        # Reset search.
+        browser.click(browser.element("#reset-search"))
+        expect(matched_text(browser) == "", "Matched line after reset: %r" % matched_text(browser))
+        expect(not any(f["matched"] for f in screen(browser).values()), "frames still highlighted after reset")
+
+        # The keyboard: "/" opens the search, Escape clears it.
+        browser.keys("/")
+        browser.answer_prompt("^methodC ")
+        expect_close(matched_pct(browser), c_frame["pct"], 0.1, "Matched %% for ^methodC (its title's share)")
+        browser.keys("\ue00c")  # Escape
+        expect(matched_text(browser) == "", "Escape left the Matched line at %r" % matched_text(browser))
+
+        # Zoom into methodB: it fills the width, its children grow in the same ratio, its ancestors
+        # span the width, everything else is hidden or no wider.
+        browser.click(find(b_frame))
+        zoomed = screen(browser)
+        all_width = on_screen(before, only(frames, "all"))["width"]
+        expect_close(on_screen(zoomed, b_frame)["width"], all_width, 1.0, "methodB's width when zoomed (px)")
+        for f in (c_frame, d_frame):
+            expect(on_screen(zoomed, f)["width"] > on_screen(before, f)["width"] * 1.02,
+                   "%s did not widen: %.1f -> %.1f px" % (f["label"], on_screen(before, f)["width"], on_screen(zoomed, f)["width"]))
+        ratio = on_screen(zoomed, c_frame)["width"] / on_screen(zoomed, d_frame)["width"]
+        expect_close(ratio, 40 / 60, 40 / 60 * 0.15, "methodC : methodD on screen after the zoom")
+        for f in ancestors:
+            expect(not on_screen(zoomed, f)["hidden"] and abs(on_screen(zoomed, f)["width"] - all_width) < 1,
+                   "ancestor %s is not full width when zoomed" % f["label"])
+        for f in outside:
+            z = on_screen(zoomed, f)
+            expect(z["hidden"] or z["width"] <= on_screen(before, f)["width"] + 0.5,
+                   "%s, outside methodB, grew from %.1f to %.1f px" % (f["label"], on_screen(before, f)["width"], z["width"]))
+        print("ok: zoom into methodB: %d ancestors full width, %d frames outside hidden or no wider"
+              % (len(ancestors), len(outside)))
+        expect(outside, "no frame outside methodB's subtree to check (the recording has none)")
+        expect(not browser.js("return document.getElementById('reset-zoom').classList.contains('off');"),
+               "Reset zoom does not look active while zoomed")
+
+        # Reset zoom: every frame back where it was.
+        browser.click(browser.element("#reset-zoom"))
+        after = screen(browser)
+        for title, f in before.items():
+            expect(not after[title]["hidden"] and abs(after[title]["width"] - f["width"]) < 0.5,
+                   "%s after reset zoom: %.1f px, was %.1f" % (title, after[title]["width"], f["width"]))
+        print("ok: reset zoom restores all %d frames" % len(after))
+    finally:
+        browser.quit()
+
+
+def test(ctx):
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+    if not shutil.which("xmllint"):
+        skip("xmllint not installed (apt-get install libxml2-utils)")
+
+    ctx.sample = os.path.join(harness.SAMPLES, "nested_sleeps.py")
+    ctx.defs = harness.def_lines(ctx.sample)
+    swp = ctx.path("nested.swp")
+    ctx.record(swp, [ctx.python, ctx.sample, str(ITERATIONS)])
+    svg_path = ctx.path("nested.svg")
+    # From the samples directory the labels read "methodC (nested_sleeps.py:LINE)".
+    proc = ctx.run_swprof("flamegraph", swp, "-o", svg_path, "--title", "Nested sleeps <&>", cwd=harness.SAMPLES)
+    expect(proc.returncode == 0, "swprof flamegraph failed (%d): %s" % (proc.returncode, proc.stderr))
+    print("ok: %s, %d bytes" % (svg_path, os.path.getsize(svg_path)))
+    lint = subprocess.run(["xmllint", "--noout", svg_path], capture_output=True, text=True, timeout=60)
+    expect(lint.returncode == 0, "xmllint rejects the SVG: %s" % lint.stderr[:2000])
+    print("ok: xmllint --noout")
+    with open(svg_path, encoding="utf-8") as f:
+        expect("Nested sleeps &lt;&amp;&gt;" in f.read(), "the title is not in the SVG, escaped")
+
+    frames = svg_frames(svg_path)
+    doc = ctx.analyze_json(swp)
+    path = find_path(doc["roots"], ["<module>", "main", "methodA", "methodB"], ctx.version, start_anywhere=False)
+    expect(path is not None, "no <module> -> main -> methodA -> methodB path in the JSON")
+    json_children = {c["function"]: c for c in path[-1]["children"]}
+    for name in ("methodB", "methodC", "methodD"):
+        f = only(frames, "%s (nested_sleeps.py:%d)" % (name, ctx.defs[name]))
+        expect(f["file"] == "%s:%d" % (ctx.sample, ctx.defs[name]), "%s's absolute file: %s" % (name, f["file"]))
+        node = path[-1] if name == "methodB" else json_children[name]
+        expect(abs(f["ms"] - node["total_ms"]) < 0.01, "%s: %s ms in the title, %s in the JSON" % (name, f["ms"], node["total_ms"]))
+    c = only(frames, "methodC (nested_sleeps.py:%d)" % ctx.defs["methodC"])
+    d = only(frames, "methodD (nested_sleeps.py:%d)" % ctx.defs["methodD"])
+    expect_close(c["width"] / d["width"], 40 / 60, 40 / 60 * 0.15, "methodC : methodD rect widths")
+
+    test_browser(ctx, svg_path, frames, doc)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)

@@ -1,0 +1,129 @@
+"""--entry: one segment per call of the entry function, analysed alone or merged.
+
+The seed server under sequential POSTs gives one segment per request lasting 560 ms ± 2 intervals
+with method3/method2/method1 at 60/40/20 ms ± 1 interval in each; two requests back to back on one
+thread (keep-alive) give two segments; --min-duration above the request time keeps none;
+--max-segments 2 keeps two; a threaded server with concurrent requests gives one segment per
+request, each on its own thread with no cross-talk; --max-parallel skips the excess."""
+import os
+import subprocess
+import sys
+
+import harness
+from harness import expect, expect_close, find_path
+
+INTERVAL = 10.0
+# A call spans k or k+1 ticks, so sampling bounds its time to ±1 interval; ticks are 10 ms apart
+# only on average, so the bound gets the timer's jitter on top (0.5 ms is 5 % of an interval).
+JITTER = 0.5
+SERVER = os.path.join(harness.SAMPLES, "seed_server.py")
+CLIENT = os.path.join(harness.SAMPLES, "seed_client.py")
+
+
+def serve(ctx, name, requests, options=(), server_args=(), client_args=()):
+    """Records the seed server under `requests` POSTs; returns (file, client output, summary)."""
+    out, port = ctx.path(name + ".swp"), ctx.path(name + ".port")
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out] + list(options) +
+                           ["--", ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(requests)]
+                           + list(server_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", str(requests)] + list(client_args),
+                                capture_output=True, text=True, timeout=120)
+        expect(client.returncode == 0, "client: %s" % client.stderr)
+        _, err = rec.communicate(timeout=120)
+    finally:
+        harness.kill_quietly(rec)
+    expect(rec.returncode == 0, "record exited %d: %s" % (rec.returncode, err))
+    return out, client.stdout, err
+
+
+def segments(ctx, swp):
+    return ctx.analyze_json(swp, "--segments")["segments"]
+
+
+def server_ms(client_output):
+    """The handler's own measured time per request ("ok 64 bytes in 561.2 ms")."""
+    return [float(line.rsplit(" in ", 1)[1].split()[0]) for line in client_output.splitlines() if " in " in line]
+
+
+def check_request_tree(ctx, swp, segment_id):
+    doc = ctx.analyze_json(swp, "--segment", str(segment_id))
+    expect(len(doc["roots"]) == 1 and harness.name_matches(doc["roots"][0], "Handler.do_POST", ctx.version),
+           "segment %d starts at the entry: roots %s" % (segment_id, [r["function"] for r in doc["roots"]]))
+    path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version, start_anywhere=False)
+    expect(path is not None, "segment %d: do_POST -> method3 -> method2 -> method1" % segment_id)
+    for node, want in zip(path[1:], (60.0, 40.0, 20.0)):
+        expect_close(node["total_ms"], want, INTERVAL + JITTER, "segment %d %s" % (segment_id, node["function"]))
+    return doc
+
+
+def test(ctx):
+    # Sequential requests: one segment each, 560 ms, the per-request tree.
+    swp, client, summary = serve(ctx, "sequential", 3, ["--entry", "do_POST", "--min-duration", "100ms"])
+    segs = segments(ctx, swp)
+    expect(len(segs) == 3, "3 requests, %d segments" % len(segs))
+    for seg, measured in zip(segs, server_ms(client)):
+        # The handler measures from after reading the body: about 560 ms of the call.
+        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "segment %d duration" % seg["id"])
+        check_request_tree(ctx, swp, seg["id"])
+    expect("3 seen, 3 kept" in summary, "summary counts segments: %s" % summary)
+    text = ctx.run_swprof("analyze", swp, "--segments").stdout
+    expect(text.splitlines()[0].split()[:5] == ["ID", "Thread", "Start", "Duration", "Samples"], "segment table header")
+    merged = ctx.analyze_json(swp)
+    m3 = find_path(merged["roots"], ["Handler.do_POST", "method3"], ctx.version)
+    expect_close(m3[-1]["total_ms"], 180.0, 3 * INTERVAL + JITTER, "all segments merged: method3")
+    slowest = ctx.analyze_json(swp, "--slowest", "1")
+    expect(slowest["roots"][0]["samples"] <= max(s["samples"] for s in segs), "--slowest 1 analyses one segment")
+    sw = ctx.analyze_json(swp, "--segment", "1", "--estimator", "skywalking")
+    root = sw["roots"][0]
+    expect_close(root["total_ms"], 560.0 - INTERVAL, 2 * INTERVAL + JITTER, "skywalking: do_POST duration (first to last dump)")
+    expect(root["samples"] == segs[0]["samples"], "skywalking: do_POST is in every dump of its segment")
+    full = ctx.analyze_json(swp, "--segment", "1", "--full-stack")
+    expect(not harness.name_matches(full["roots"][0], "Handler.do_POST", ctx.version),
+           "--full-stack keeps the frames above the entry")
+
+    # Two requests back to back on one thread and one connection: two segments.
+    swp, client, _ = serve(ctx, "keepalive", 2, ["--entry", "do_POST"], ["--keep-alive"], ["--keep-alive"])
+    segs = segments(ctx, swp)
+    expect(len(segs) == 2, "keep-alive: 2 requests on one thread, %d segments" % len(segs))
+    expect(segs[0]["thread"] == segs[1]["thread"], "both on one thread")
+    for seg in segs:
+        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "keep-alive segment %d" % seg["id"])
+
+    # --min-duration above the request time keeps none.
+    swp, _, summary = serve(ctx, "tooshort", 2, ["--entry", "Handler.do_POST", "--min-duration", "1s"])
+    expect(segments(ctx, swp) == [], "--min-duration 1s keeps no 560 ms request")
+    expect("2 shorter than 1.00s" in summary, "summary: %s" % summary)
+
+    # --max-segments 2 keeps two (recording stops; the server runs on to its end).
+    swp, _, summary = serve(ctx, "max", 4, ["--entry", "seed_server.py:do_POST", "--max-segments", "2"])
+    expect(len(segments(ctx, swp)) == 2, "--max-segments 2 keeps two")
+    expect("--max-segments reached" in summary, "summary says why recording stopped")
+
+    # Threaded server, concurrent requests: one segment per request, each on its own thread.
+    swp, _, _ = serve(ctx, "threaded", 4, ["--entry", "do_POST"], ["--threaded"], ["--concurrency", "4"])
+    segs = segments(ctx, swp)
+    expect(len(segs) == 4, "4 concurrent requests, %d segments" % len(segs))
+    expect(len({s["thread"] for s in segs}) == 4, "each request on its own thread")
+    for seg in segs:
+        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "concurrent segment %d" % seg["id"])
+        doc = check_request_tree(ctx, swp, seg["id"])
+        threads = ctx.analyze_json(swp, "--segment", str(seg["id"]), "--by-thread")["roots"]
+        expect(len(threads) == 1 and threads[0]["function"].startswith("thread %d" % seg["thread"]),
+               "segment %d holds only its own thread's samples" % seg["id"])
+        expect(doc["roots"][0]["samples"] == seg["samples"], "segment %d: every sample is under its do_POST" % seg["id"])
+
+    # --max-parallel 2 with 4 concurrent requests: two sampled, two skipped.
+    swp, _, summary = serve(ctx, "parallel", 4, ["--entry", "do_POST", "--max-parallel", "2"], ["--threaded"],
+                            ["--concurrency", "4"])
+    expect(len(segments(ctx, swp)) == 2, "--max-parallel 2: two segments sampled")
+    expect("2 skipped" in summary, "summary counts the skipped: %s" % summary)
+
+    # A spec that can never match is refused up front.
+    for bad in ("", "do POST", "server.py:", ":do_POST", "Handler..do_POST", "1abc"):
+        proc = ctx.run_swprof("record", "--entry", bad, "-o", ctx.path("bad.swp"), "--", ctx.python, "-c", "pass")
+        expect(proc.returncode != 0 and "--entry" in proc.stderr, "--entry %r refused: %s" % (bad, proc.stderr))
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
