@@ -43,6 +43,7 @@ struct Segment {
   uint32_t root_depth = 0;
   std::string name;
   uint64_t greenlet = 0;
+  std::string task_id;
 };
 
 struct Sample {
@@ -54,6 +55,7 @@ struct Sample {
   uint32_t flags = 0;
   uint32_t segment = 0;
   uint32_t greenlet = 0;
+  int64_t sequence = -1;  // SkyWalking dump sequence when imported; -1: by time within the segment
 };
 
 // A whole file in memory, validated.

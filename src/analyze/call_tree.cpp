@@ -145,9 +145,14 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
     const auto& s = rec.samples[i];
     return s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
   };
+  // Imported SkyWalking dumps carry their own sequence numbers (gaps included); recorded ones are
+  // numbered in time order.
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     uint64_t ga = group_of(a), gb = group_of(b);
-    return ga != gb ? ga < gb : rec.samples[a].time_us < rec.samples[b].time_us;
+    if (ga != gb) return ga < gb;
+    const auto &x = rec.samples[a], &y = rec.samples[b];
+    if (x.sequence >= 0 && y.sequence >= 0) return x.sequence < y.sequence;
+    return x.time_us < y.time_us;
   });
   struct Run {
     uint64_t group = ~uint64_t(0);
@@ -165,7 +170,7 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
   for (uint32_t i : order) {
     const auto& s = rec.samples[i];
     uint64_t g = group_of(i);
-    seq = g == group ? seq + 1 : 0;
+    seq = s.sequence >= 0 ? s.sequence : (g == group ? seq + 1 : 0);
     group = g;
     paths.path_of(s, path);
     runs.resize(tree.nodes.size());

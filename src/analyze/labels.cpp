@@ -54,7 +54,8 @@ int code_origin(std::string_view file) {
 }
 
 std::string frame_label(const Node& node, bool short_file) {
-  if (node.kind != NodeKind::kFrame) return std::string(node.function);
+  // Synthetic nodes, and imported frames whose name is an opaque signature, have no location.
+  if (node.kind != NodeKind::kFrame || node.file.empty()) return std::string(node.function);
   return fmt::format("{} ({}:{})", node.function, short_file ? short_path(node.file) : std::string(node.file),
                      node.line);
 }

@@ -136,9 +136,14 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
   time_t t = static_cast<time_t>(h.start_unix_us() / 1000000);
   if (tm lt; localtime_r(&t, &lt)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &lt);
   auto title = [&](const char* name) { return color ? fmt::format("{}{:<9}{}", kBold, name, kReset) : fmt::format("{:<9}", name); };
-  out += fmt::format("{} {}\n", title("Command"), sanitize_text(command));
-  out += fmt::format("{} {} ({}), pid {}{}, recorded {} on {}\n", title("Python"), h.python_version(),
-                     h.python_build(), h.pid(), h.attached() ? " (attached)" : "", when, sanitize_text(h.hostname()));
+  if (h.source().rfind("import:", 0) == 0) {
+    out += fmt::format("{} {} ({}), first dump at {}\n", title("Imported"), sanitize_text(h.command(h.command_size() - 1)),
+                       h.source().substr(7), when);
+  } else {
+    out += fmt::format("{} {}\n", title("Command"), sanitize_text(command));
+    out += fmt::format("{} {} ({}), pid {}{}, recorded {} on {}\n", title("Python"), h.python_version(),
+                       h.python_build(), h.pid(), h.attached() ? " (attached)" : "", when, sanitize_text(h.hostname()));
+  }
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
   uint64_t samples = rec.samples.size();
   double error_pct = samples + errors ? 100.0 * static_cast<double>(errors) / static_cast<double>(samples + errors) : 0;

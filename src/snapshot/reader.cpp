@@ -52,6 +52,7 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     seg.root_depth = s.root_depth();
     seg.name = s.name();
     seg.greenlet = s.greenlet();
+    seg.task_id = s.task_id();
     r.segments.push_back(std::move(seg));
   }
   for (const auto& e : c.segment_ends()) {
@@ -62,7 +63,8 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
   size_t n = static_cast<size_t>(s.thread_size());
   check(s.time_delta_us_size() == int(n) && s.stack_size() == int(n) && s.wall_us_size() == int(n) &&
             s.cpu_us_size() == int(n) && s.flags_size() == int(n) && s.segment_size() == int(n) &&
-            (s.greenlet_size() == int(n) || s.greenlet_size() == 0),
+            (s.greenlet_size() == int(n) || s.greenlet_size() == 0) &&
+            (s.sequence_size() == int(n) || s.sequence_size() == 0),
         "sample columns of different lengths");
   int64_t time = 0;
   size_t stacks = r.stack_count();
@@ -81,6 +83,8 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     x.segment = s.segment(int(i));
     check(x.segment <= r.segments.size(), "sample in an unknown segment");
     x.greenlet = s.greenlet_size() ? s.greenlet(int(i)) : 0;
+    // Stored as sequence + 1 so that 0 means "none".
+    x.sequence = s.sequence_size() ? static_cast<int64_t>(s.sequence(int(i))) - 1 : -1;
     r.samples.push_back(x);
   }
 }

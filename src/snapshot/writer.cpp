@@ -130,6 +130,7 @@ void Writer::add_segment(const Segment& s) {
   ps->set_root_depth(s.root_depth);
   ps->set_name(s.name);
   ps->set_greenlet(s.greenlet);
+  ps->set_task_id(s.task_id);
   ++segments_;
 }
 
@@ -150,6 +151,13 @@ void Writer::add_sample(const Sample& s) {
   p->add_flags(s.flags);
   p->add_segment(s.segment);
   p->add_greenlet(s.greenlet);
+  if (s.sequence >= 0) {
+    // Imported dumps keep their sequence; the column exists only in chunks that have it.
+    while (p->sequence_size() < p->thread_size() - 1) p->add_sequence(0);
+    p->add_sequence(static_cast<uint32_t>(s.sequence) + 1);
+  } else if (p->sequence_size()) {
+    p->add_sequence(0);
+  }
   ++pending_samples_;
   ++samples_written_;
 }

@@ -16,3 +16,4 @@ add_test(NAME "e2e: unsupported versions 2.7 3.6 3.7"
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_unsupported.py --swprof $<TARGET_FILE:swprof>)
 set_tests_properties("e2e: unsupported versions 2.7 3.6 3.7" PROPERTIES SKIP_RETURN_CODE 77)
 swprof_e2e(segments test_segments.py TIMEOUT 300)
+swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9)

@@ -1,5 +1,6 @@
 // Prints swprof's built-in Layout for 3.<minor> in the probe's "name value" format, so that
-// check_layout.py can compare it with offsets_probe.c compiled against that version's headers.
+// check_layout.py can compare it with offsets_probe.c compiled against that version's headers;
+// with --opcodes, the opcode table for check_opcodes.py.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -13,6 +14,11 @@ static void p(const char* name, uint32_t v) {
 }
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--opcodes") {
+    auto text = swprof::python::opcode_table_text(std::atoi(argv[2]));
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return text.empty() ? 1 : 0;
+  }
   if (argc != 2) return 2;
   const auto* l = swprof::python::builtin_layout(std::atoi(argv[1]));
   if (!l) return 1;

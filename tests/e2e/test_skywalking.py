@@ -1,0 +1,119 @@
+"""SkyWalking interop: import ThreadSnapshot JSON (time as number or string, sequence 0 omitted,
+gaps in the sequence, several segments and tasks), analyse it with the OAP's estimator, export it
+back losslessly; export a real recording in the Python agent's signature form and re-import it."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import harness
+from harness import expect, expect_close, find_path
+
+SERVER = os.path.join(harness.SAMPLES, "seed_server.py")
+CLIENT = os.path.join(harness.SAMPLES, "seed_client.py")
+
+
+def records(path):
+    out = []
+    for r in json.load(open(path)):
+        out.append((r["taskId"], r["traceSegmentId"], int(r["time"]), int(r.get("sequence", 0)),
+                    tuple(r["stack"]["codeSignatures"])))
+    return sorted(out)
+
+
+def blog_records():
+    base = 1700000000000
+    recs = []
+    for i in range(10):  # the DESIGN.md blog example: 4 dumps in C, 6 in D, 10 ms apart
+        leaf = "C.work: 3" if i < 4 else "D.wait: 4"
+        rec = {"taskId": "task-1", "traceSegmentId": "seg-a", "time": base + 10 * i if i % 2 else str(base + 10 * i),
+               "stack": {"codeSignatures": ["A.run: 1", "B.call: 2", leaf]}}
+        if i:
+            rec["sequence"] = i  # sequence 0 is left out, as protobuf's JSON printers do
+        recs.append(rec)
+    # A second segment of another task, with a gap in its sequence (dump 2 missing).
+    for seq in (0, 1, 3, 4):
+        recs.append({"taskId": "task-2", "traceSegmentId": "seg-b", "time": base + 1000 + 10 * seq, "sequence": seq,
+                     "stack": {"codeSignatures": ["A.run: 1", "X.gap: 9"]}, "extraField": "ignored"})
+    return recs
+
+
+def test(ctx):
+    src = ctx.path("blog.json")
+    json.dump(blog_records(), open(src, "w"), indent=1)
+    swp = ctx.path("blog.swp")
+    proc = ctx.run_swprof("import", "--from", "skywalking", src, "-o", swp)
+    expect(proc.returncode == 0, "import: %s" % proc.stderr)
+    segs = ctx.analyze_json(swp, "--segments")["segments"]
+    expect([s["samples"] for s in segs] == [10, 4], "one segment per traceSegmentId: %s" % segs)
+    doc = ctx.analyze_json(swp, "--segment", "1", "--estimator", "skywalking")
+    B = find_path(doc["roots"], ["A.run: 1", "B.call: 2"], (3, 11))[-1]
+    kids = {c["function"]: c for c in B["children"]}
+    expect((kids["C.work: 3"]["total_ms"], kids["D.wait: 4"]["total_ms"], B["total_ms"], B["self_ms"]) == (30, 50, 90, 10),
+           "OAP estimator on the blog example: C, D, B, B self = %s" %
+           [kids["C.work: 3"]["total_ms"], kids["D.wait: 4"]["total_ms"], B["total_ms"], B["self_ms"]])
+    expect((kids["C.work: 3"]["samples"], kids["D.wait: 4"]["samples"], B["samples"]) == (4, 6, 10), "dump counts 4/6/10")
+    gap = ctx.analyze_json(swp, "--segment", "2", "--estimator", "skywalking")
+    x = find_path(gap["roots"], ["A.run: 1", "X.gap: 9"], (3, 11))[-1]
+    expect(x["total_ms"] == 10 + 10, "the missing dump 2 splits the run: (10-0) + (40-30) = %s" % x["total_ms"])
+    default = ctx.analyze_json(swp, "--segment", "1")
+    C = find_path(default["roots"], ["B.call: 2", "C.work: 3"], (3, 11))[-1]
+    expect(C["total_ms"] == 40, "default estimator on the import: C = 40, got %s" % C["total_ms"])
+
+    back = ctx.path("back.json")
+    proc = ctx.run_swprof("export", swp, "--format", "skywalking", "-o", back)
+    expect(proc.returncode == 0, "export: %s" % proc.stderr)
+    expect(records(back) == records(src), "import -> export is lossless")
+    print("ok: round trip of %d records" % len(records(src)))
+
+    # A real recording, exported in the Python agent's form and read back.
+    out, port = ctx.path("seed.swp"), ctx.path("port")
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out, "--entry", "do_POST", "--", ctx.python, SERVER,
+                            "--port", "0", "--port-file", port, "--requests", "2"], stderr=subprocess.PIPE, text=True)
+    try:
+        subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", "2"], check=True, capture_output=True,
+                       timeout=60)
+        rec.communicate(timeout=60)
+    finally:
+        harness.kill_quietly(rec)
+    exported = ctx.path("seed.json")
+    proc = ctx.run_swprof("export", out, "--format", "skywalking", "--task-id", "demo-task", "-o", exported)
+    expect(proc.returncode == 0, "export: %s" % proc.stderr)
+    data = json.load(open(exported))
+    by_segment = {}
+    for r in data:
+        by_segment.setdefault(r["traceSegmentId"], []).append(r)
+    expect(len(by_segment) == 2 and all(r["taskId"] == "demo-task" for r in data), "two traceSegmentIds, one taskId")
+    for seg, rs in by_segment.items():
+        expect([r["sequence"] for r in rs] == list(range(len(rs))), "%s: sequences from 0, consecutive" % seg)
+        times = [int(r["time"]) for r in rs]
+        expect(times == sorted(times), "%s: times in order" % seg)
+    sleep_line = harness.line_of(SERVER, "time.sleep(0.020)")  # method1's line
+    sigs = {s for r in data for s in r["stack"]["codeSignatures"]}
+    expect("%s.method1: %d" % (SERVER, sleep_line) in sigs, "agent-style signature for method1: %s" %
+           sorted(s for s in sigs if "method1" in s))
+    expect(all(re.match(r"^.+\..+: \d+$", s) for s in sigs), "every signature is 'file.function: line'")
+    reimported = ctx.path("seed-again.swp")
+    expect(ctx.run_swprof("import", "--from", "skywalking", exported, "-o", reimported).returncode == 0, "re-import")
+    a = ctx.analyze_json(out, "--segment", "1", "--estimator", "skywalking", "--full-stack")
+    b = ctx.analyze_json(reimported, "--segment", "1", "--estimator", "skywalking")
+    total = lambda d: sum(r["total_ms"] for r in d["roots"])
+    expect_close(total(b), total(a), 1.0, "the re-imported segment keeps its SkyWalking duration (ms rounding)")
+
+    # Bad input.
+    bad = ctx.path("bad.json")
+    open(bad, "w").write('[{"taskId": "t", "time": 5, "stack": {"codeSignatures": ["x"]}}]')
+    proc = ctx.run_swprof("import", "--from", "skywalking", bad, "-o", ctx.path("bad.swp"))
+    expect(proc.returncode != 0 and "no traceSegmentId" in proc.stderr, "missing traceSegmentId: %s" % proc.stderr)
+    open(bad, "w").write("not json")
+    proc = ctx.run_swprof("import", "--from", "skywalking", bad, "-o", ctx.path("bad.swp"))
+    expect(proc.returncode != 0 and "is not SkyWalking ThreadSnapshot JSON" in proc.stderr, proc.stderr)
+    plain = ctx.path("plain.swp")
+    ctx.record(plain, [ctx.python, os.path.join(harness.SAMPLES, "nested_sleeps.py"), "2"])
+    proc = ctx.run_swprof("export", plain, "--format", "skywalking", "-o", ctx.path("x.json"))
+    expect(proc.returncode != 0 and "--entry" in proc.stderr, "export without segments explains: %s" % proc.stderr)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
