@@ -151,6 +151,9 @@ int main(int argc, char** argv) {
   flame_cmd->add_option("--title", fg.title, "title shown at the top");
   flame_cmd->add_flag("--inverted", fg.inverted, "icicle graph: callers at the top");
   flame_cmd->add_option("--min-width", fg.min_width_pct, "leave out frames narrower than this percent (default 0.05)");
+  bool fg_show_importlib = false;
+  flame_cmd->add_flag("--show-importlib", fg_show_importlib,
+                      "draw every frame of the import machinery instead of one per chain");
   add_view_flags(flame_cmd, fg_view);
 
   // export / import
@@ -210,6 +213,7 @@ int main(int argc, char** argv) {
       auto rec_file = snapshot::read_file(fg_in);
       auto sel = selection_of(fg_view);
       auto tree = analyze::build_tree(rec_file, analyze::select_samples(rec_file, sel), sel, tree_options_of(fg_view));
+      if (!fg_show_importlib) analyze::collapse_import_machinery(tree);
       std::string cmdline;
       for (const auto& a : rec_file.header.command()) cmdline += (cmdline.empty() ? "" : " ") + a;
       fg.subtitle = fmt::format("{} — Python {} — {} — {} samples", cmdline, rec_file.header.python_version(),

@@ -50,6 +50,7 @@ struct Tree {
   std::vector<Node> nodes;  // nodes[0] is the root: all selected time
   std::deque<std::string> labels;
   TreeOptions options;
+  bool imports_collapsed = false;
   const Node& root() const { return nodes[0]; }
 };
 
@@ -62,6 +63,9 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
 // SkyWalking one reproduces the OAP server's count / duration / durationChildExcluded.
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,
                 const TreeOptions& options);
+
+// Turns each chain of import-machinery frames into one node (text and flame graph views).
+void collapse_import_machinery(Tree& tree);
 
 // Per-segment facts for --segments.
 struct SegmentRow {
@@ -96,7 +100,7 @@ int run(const Options& options);
 
 // Report writers, one small file each.
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
-                        double min_percent, bool color, bool collapse_imports);
+                        double min_percent, bool color);
 std::string json_report(const snapshot::Recording& rec, const Tree& tree);
 std::string collapsed_report(const Tree& tree);
 std::string segments_text(const std::vector<SegmentRow>& rows);

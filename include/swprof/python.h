@@ -90,6 +90,7 @@ struct Layout {
     uint32_t size = 0;  // bytes up to localsplus
   } frame;
   uint32_t frame_specials = 0;  // 3.11: _PyInterpreterFrame words before localsplus
+  uint32_t frame_object_f_frame = kAbsent;  // 3.11+: PyFrameObject.f_frame
   struct {
     uint32_t argcount = kAbsent, kwonlyargcount = kAbsent, flags = kAbsent, firstlineno = kAbsent;
     uint32_t filename = kAbsent, name = kAbsent, qualname = kAbsent, linetable = kAbsent;
@@ -284,6 +285,17 @@ class Walker {
   bool read_locals(uint64_t frame, size_t count, uint64_t* out);
   // 3.14+: the interpreter's code-object generation (changes when code objects are freed).
   std::optional<uint64_t> code_generation();
+  // The outermost frame the last walk() reached, skipped frames included. Under gevent each
+  // greenlet's stack ends in its own frame, so this tells which greenlet was running.
+  uint64_t bottom_frame() const { return bottom_; }
+  uint64_t bottom_code() const { return bottom_code_; }
+
+  // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
+  // the entry frame of a call (`code` with argument objects `args`), finds the frames of that
+  // call up to the one that yielded, outermost first. False when the frame is gone (its chunk was
+  // freed) or now holds another call; always false before 3.11.
+  bool parked_frames(uint64_t entry, uint64_t code, std::span<const uint64_t> args, CodeCache& codes, uint64_t tick,
+                     std::vector<RawFrame>& out);
 
   const Layout& layout() const { return layout_; }
   const Interpreter& interpreter() const { return interp_; }
@@ -310,6 +322,8 @@ class Walker {
   std::vector<CachedChunk> chunks_;
   size_t chunks_used_ = 0;
   uint64_t next_chunk_ = 0;  // the older chunk to load next, 0 when the chain is exhausted
+  uint64_t bottom_ = 0, bottom_code_ = 0;
+  std::vector<uint8_t> parked_buf_;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

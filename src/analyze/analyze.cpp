@@ -21,7 +21,8 @@ int run(const Options& o) {
     bool color = o.color.value_or(isatty(STDOUT_FILENO) != 0);
     switch (o.format) {
       case Format::kText:
-        out = text_report(rec, tree, selected_segments(rec, o.selection), o.min_percent, color, o.collapse_imports);
+        if (o.collapse_imports) collapse_import_machinery(tree);
+        out = text_report(rec, tree, selected_segments(rec, o.selection), o.min_percent, color);
         break;
       case Format::kJson: out = json_report(rec, tree); break;
       case Format::kCollapsed: out = collapsed_report(tree); break;

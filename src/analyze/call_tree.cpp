@@ -50,8 +50,11 @@ class PathBuilder {
       path.push_back(parent);
     } else if (opt.by_greenlet) {
       parent = child(parent, {parent, NodeKind::kGreenlet, s.greenlet, s.thread, 0}, [&](Node& n) {
+        // Named after the outermost frame it runs: the hub's loop, a server's handler, ...
         const auto& t = rec_.threads[s.thread];
-        n.function = label(s.greenlet ? fmt::format("greenlet {} (thread {})", s.greenlet, t.tid)
+        auto frames = rec_.stack(s.stack);
+        std::string bottom = frames.empty() ? "" : rec_.str(rec_.frames[frames[0]].function);
+        n.function = label(s.greenlet ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
                                       : fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
       });
       path.push_back(parent);

@@ -34,8 +34,7 @@ const char* mode_name(Mode m) {
 
 class Printer {
  public:
-  Printer(const Tree& tree, double min_percent, bool color, bool collapse_imports)
-      : tree_(tree), color_(color), collapse_imports_(collapse_imports) {
+  Printer(const Tree& tree, double min_percent, bool color) : tree_(tree), color_(color) {
     grand_ = tree.root().total;
     threshold_ = grand_ * min_percent / 100.0;
     // The ten largest non-zero self times.
@@ -83,27 +82,11 @@ class Printer {
     }
   }
 
-  static bool is_import_machinery(const Node& n) {
-    return n.kind == NodeKind::kFrame && n.file.rfind("<frozen importlib._bootstrap", 0) == 0;
-  }
-
   void emit(uint32_t i, const std::string& prefix, bool last, bool top) {
     const Node& n = tree_.nodes[i];
     double pct = grand_ > 0 ? 100.0 * n.total / grand_ : 0;
-    // A chain of import-machinery frames (each the only child of the one before) is one row:
-    // it says "an import happened here", and the module being imported follows.
-    uint32_t end = i;
-    double chain_self = n.self;
-    size_t chain = 1;
-    if (collapse_imports_ && is_import_machinery(n)) {
-      while (tree_.nodes[end].children.size() == 1 && is_import_machinery(tree_.nodes[tree_.nodes[end].children[0]])) {
-        end = tree_.nodes[end].children[0];
-        chain_self += tree_.nodes[end].self;
-        ++chain;
-      }
-    }
-    std::string self = ms(chain_self);
-    std::string label = chain > 1 ? fmt::format("[import machinery: {} frames]", chain) : frame_label(n, true);
+    std::string self = ms(n.self);
+    std::string label = frame_label(n, true);
     if (color_) {
       int origin = n.kind == NodeKind::kFrame ? code_origin(n.file) : 3;
       label = fmt::format("{}{}{}{}", hot_[i] ? kBold : "", kOrigin[origin], label, kReset);
@@ -113,12 +96,11 @@ class Printer {
     out_ += fmt::format("{:>10} {:>10} {:>5.1f}% {:>10} {:>10} {:>10} {:>7}  {}{}{}\n", ms(n.total), self, pct,
                         ms(n.wall), ms(n.cpu), ms(n.gil), n.samples, prefix, glyph, label);
     std::string child_prefix = top ? prefix : prefix + (last ? "   " : "│  ");
-    emit_children(end, child_prefix);
+    emit_children(i, child_prefix);
   }
 
   const Tree& tree_;
   bool color_;
-  bool collapse_imports_;
   double grand_ = 0, threshold_ = 0;
   std::vector<bool> hot_;
   std::string out_;
@@ -127,7 +109,7 @@ class Printer {
 }  // namespace
 
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
-                        double min_percent, bool color, bool collapse_imports) {
+                        double min_percent, bool color) {
   const auto& h = rec.header;
   std::string out;
   std::string command;
@@ -155,7 +137,7 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
   out += fmt::format("{} {}, {} estimator, {}{}{}\n", title("View"), mode_name(tree.options.mode),
                      sw ? "SkyWalking" : "default", tree.options.lines ? "one node per line" : "one node per function",
                      min_percent > 0 ? fmt::format(", nodes under {}% folded", min_percent) : "",
-                     collapse_imports ? ", import machinery collapsed" : "");
+                     tree.imports_collapsed ? ", import machinery collapsed" : "");
   if (!rec.segments.empty()) {
     std::string ids;
     for (size_t i = 0; i < segments.size() && i < 20; ++i) ids += fmt::format("{}{}", i ? ", " : "", segments[i]);
@@ -171,7 +153,7 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
     out += "no samples selected\n";
     return out;
   }
-  out += Printer(tree, min_percent, color, collapse_imports).run();
+  out += Printer(tree, min_percent, color).run();
   return out;
 }
 

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +37,7 @@ constexpr double kGraphWidth = kWidth - 2 * kPad;
 constexpr double kRowHeight = 16;     // one stack level; the rect is 1 px shorter
 constexpr double kTop = 72;           // below title, subtitle and controls
 constexpr double kCharWidth = 7.3;    // 12 px monospace; the script measures the real width
+constexpr double kTitleCharWidth = 10.5;  // 17 px bold sans-serif, generously
 
 // xml_escape, plus U+FFFE/U+FFFF: sanitize_text keeps those noncharacters but XML 1.0 forbids them.
 std::string esc(std::string_view text) {
@@ -100,8 +103,8 @@ std::string format_ms(double us) {
 
 // The longest prefix of a label (already sanitised: valid UTF-8) that fits `px` pixels, with ".."
 // when cut; empty when fewer than 3 characters fit. The script redoes this after a zoom.
-std::string fit_label(const std::string& label, double px) {
-  auto room = static_cast<long>((px - 6) / kCharWidth);
+std::string fit_label(const std::string& label, double px, double char_width = kCharWidth) {
+  auto room = static_cast<long>((px - 6) / char_width);
   if (room < 3) return {};
   std::vector<size_t> starts;  // byte offset of each code point
   for (size_t i = 0; i < label.size(); ++i)
@@ -170,6 +173,7 @@ constexpr std::string_view kStyle = R"CSS(
 text { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; fill: #000; }
 #title { font-family: sans-serif; font-size: 17px; font-weight: bold; }
 #subtitle, #omitted { font-family: sans-serif; fill: #555; }
+#details-file { fill: #555; }
 #omitted { font-size: 11px; }
 #frames g { cursor: pointer; }
 #frames text { pointer-events: none; }
@@ -188,7 +192,8 @@ constexpr std::string_view kScript = R"JS(
   var NS = "http://www.w3.org/2000/svg";
   var box = document.getElementById("frames");
   var pad = +box.getAttribute("data-pad"), width = +box.getAttribute("data-width");
-  var details = document.getElementById("details"), matched = document.getElementById("matched");
+  var details = document.getElementById("details"), detailsFile = document.getElementById("details-file");
+  var matched = document.getElementById("matched");
   var resetZoom = document.getElementById("reset-zoom"), resetSearch = document.getElementById("reset-search");
   var hint = details.textContent;
   var frames = [], root = null, pattern = null;
@@ -239,7 +244,7 @@ constexpr std::string_view kScript = R"JS(
       f.g.classList.toggle("h", !inside && !ancestor);
       f.g.classList.toggle("a", ancestor);
       if (!inside && !ancestor) return;
-      var x = inside ? pad + (f.x - z.x) * scale : pad, w = inside ? f.w * scale : width;
+      var x = inside ? pad + (f.x - z.x) * scale : pad, w = inside && z.w ? f.w * scale : width;
       f.rect.setAttribute("x", x.toFixed(2));
       f.rect.setAttribute("width", w.toFixed(2));
       fit(f, w);
@@ -283,19 +288,25 @@ constexpr std::string_view kScript = R"JS(
   function ms(us) { return +(us / 1000).toFixed(2) + " ms"; }
   function pct(us) { return (root.w ? 100 * us / root.w : 0).toFixed(2) + "%"; }
 
+  function cut(s, room) { return s.length > room ? s.slice(0, room - 2) + ".." : s; }
+
+  // Hovered frame: label and numbers on one line, the absolute file:line on the next.
   function describe(f) {
+    if (!f) {
+      details.textContent = hint;
+      detailsFile.textContent = "";
+      return;
+    }
     var a = function (name) { return +f.g.getAttribute("data-" + name) || 0; };
-    var file = f.g.getAttribute("data-f");
-    var s = f.label + (file ? "  " + file : "") + "  total " + ms(f.w) + " (" + pct(f.w) + "), self " +
-      ms(a("s")) + " (" + pct(a("s")) + "), " + a("n") + " samples, CPU " + ms(a("c")) + ", GIL " + ms(a("g"));
-    var room = Math.floor((width - 150) / cw);
-    return s.length > room ? s.slice(0, room - 2) + ".." : s;
+    details.textContent = cut(f.label + ": " + ms(f.w) + " (" + pct(f.w) + "), self " + ms(a("s")) + " (" +
+      pct(a("s")) + "), " + a("n") + " samples, CPU " + ms(a("c")) + ", GIL " + ms(a("g")), Math.floor((width - 150) / cw));
+    detailsFile.textContent = cut(f.g.getAttribute("data-f") || "", Math.floor(width / cw));
   }
 
   function frameOf(e) { var g = e.target.closest && e.target.closest("#frames > g"); return g && g.frame; }
   box.addEventListener("click", function (e) { var f = frameOf(e); if (f) zoom(f); });
-  box.addEventListener("mouseover", function (e) { var f = frameOf(e); details.textContent = f ? describe(f) : hint; });
-  box.addEventListener("mouseleave", function () { details.textContent = hint; });
+  box.addEventListener("mouseover", function (e) { describe(frameOf(e)); });
+  box.addEventListener("mouseleave", function () { describe(null); });
   resetZoom.addEventListener("click", function () { zoom(root); });
   document.getElementById("search").addEventListener("click", askSearch);
   resetSearch.addEventListener("click", clearSearch);
@@ -311,41 +322,53 @@ constexpr std::string_view kScript = R"JS(
 }  // namespace
 
 std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
+  if (tree.nodes.empty()) {  // build_tree always makes a root; a hand-made tree might not
+    Tree empty;
+    empty.nodes.emplace_back().kind = NodeKind::kRoot;
+    empty.nodes[0].function = "all";
+    return flamegraph_svg(empty, options);
+  }
   size_t omitted = 0;
   int max_depth = 0;
   std::vector<Placed> placed = layout(tree, options.min_width_pct, omitted, max_depth);
   const double total = std::max(0.0, tree.root().total);
   const double graph_bottom = kTop + (max_depth + 1) * kRowHeight;
-  const double height = graph_bottom + 30;
+  const double height = graph_bottom + 46;  // two details lines below the graph
 
   std::string out;
   out.reserve(placed.size() * 300 + 8192);
 
+  std::string omitted_note;
+  if (omitted)
+    omitted_note = fmt::format("{} frame{} narrower than {}% not shown", omitted, omitted == 1 ? "" : "s",
+                               options.min_width_pct);
   put(out, R"(<?xml version="1.0" encoding="UTF-8" standalone="no"?>
-<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{0}" height="{1}" viewBox="0 0 {0} {1}">
-<title>{2}</title>
-<style type="text/css"><![CDATA[{3}]]></style>
+<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}">
+<title>{title}</title>
+<style type="text/css"><![CDATA[{style}]]></style>
 <rect width="100%" height="100%" fill="#fbfbfb"/>
-<text id="title" x="{4}" y="24" text-anchor="middle">{2}</text>
-<text id="subtitle" x="{4}" y="42" text-anchor="middle">{5}</text>
-<text id="reset-zoom" class="btn off" x="{6}" y="62">Reset zoom</text>
-<text id="omitted" x="{4}" y="62" text-anchor="middle">{7}</text>
-<text id="search" class="btn" x="{8}" y="62" text-anchor="end">Search</text>
-<text id="reset-search" class="btn off" x="{9}" y="62" text-anchor="end">Reset search</text>
-<text id="details" x="{6}" y="{10}">{11}</text>
-<text id="matched" x="{9}" y="{10}" text-anchor="end"></text>
-<g id="frames" data-pad="{6}" data-width="{12}">
+<text id="title" x="{center}" y="24" text-anchor="middle">{title_shown}</text>
+<text id="subtitle" x="{center}" y="42" text-anchor="middle">{subtitle}</text>
+<text id="reset-zoom" class="btn off" x="{left}" y="62">Reset zoom</text>
+<text id="omitted" x="{center}" y="62" text-anchor="middle">{omitted}</text>
+<text id="search" class="btn" x="{search_x}" y="62" text-anchor="end">Search</text>
+<text id="reset-search" class="btn off" x="{right}" y="62" text-anchor="end">Reset search</text>
+<text id="details" x="{left}" y="{details_y}">{hint}</text>
+<text id="details-file" x="{left}" y="{details_file_y}"></text>
+<text id="matched" x="{right}" y="{details_y}" text-anchor="end"></text>
+<g id="frames" data-pad="{left}" data-width="{graph_width}">
 )",
-      kWidth, height, esc(options.title), kStyle, kWidth / 2, esc(options.subtitle), kPad,
-      omitted ? fmt::format("{} frame{} narrower than {}% not shown", omitted, omitted == 1 ? "" : "s",
-                            options.min_width_pct)
-              : std::string(),
-      kWidth - kPad - 110, kWidth - kPad, graph_bottom + 20,
-      total > 0 ? "Hover for details, click to zoom, / or Ctrl-F to search, Esc to reset."
-                : "No samples: nothing to draw.",
-      kGraphWidth);
+      fmt::arg("width", kWidth), fmt::arg("height", height), fmt::arg("title", esc(options.title)),
+      fmt::arg("style", kStyle), fmt::arg("center", kWidth / 2),
+      fmt::arg("title_shown", esc(fit_label(sanitize_text(options.title), kGraphWidth, kTitleCharWidth))),
+      fmt::arg("subtitle", esc(fit_label(sanitize_text(options.subtitle), kGraphWidth))), fmt::arg("left", kPad),
+      fmt::arg("omitted", omitted_note), fmt::arg("search_x", kWidth - kPad - 110), fmt::arg("right", kWidth - kPad),
+      fmt::arg("details_y", graph_bottom + 20), fmt::arg("details_file_y", graph_bottom + 36),
+      fmt::arg("hint", total > 0 ? "Hover for details, click to zoom, / or Ctrl-F to search, Esc to reset."
+                                 : "No samples: nothing to draw."),
+      fmt::arg("graph_width", kGraphWidth));
 
-  // short_path and code_origin run a regex: once per distinct file, not once per frame.
+  // code_origin runs a regex: once per distinct file, not once per frame.
   std::unordered_map<std::string_view, int> origins;
   for (const Placed& p : placed) {
     const Node& n = tree.nodes[p.node];
@@ -359,7 +382,7 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
 
     put(out, R"(<g data-x="{}" data-w="{}" data-d="{}" data-s="{:.0f}" data-n="{}" data-c="{:.0f}" data-g="{:.0f}")", p.x,
         p.w, p.depth, n.self, n.samples, n.cpu, n.gil);
-    if (n.kind == NodeKind::kFrame) put(out, R"( data-f="{}:{}")", esc(n.file), n.line);
+    if (n.kind == NodeKind::kFrame && !n.file.empty()) put(out, R"( data-f="{}:{}")", esc(n.file), n.line);
     put(out, R"(><title>{} ({} ms, {:.2f}%)</title><rect x="{:.2f}" y="{}" width="{:.2f}" height="{}" fill="{}"/>)",
         esc(label), format_ms(n.total), share, x, y, w, kRowHeight - 1, color_of(n, it->second));
     if (std::string text = fit_label(label, w); !text.empty())

@@ -201,6 +201,7 @@ Layout interpreter_frame_layout(int minor) {
     }
   }
   l.frame.size = l.frame.localsplus;
+  l.frame_object_f_frame = 24;
   return l;
 }
 

@@ -200,6 +200,7 @@ const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
 
 WalkError Walker::walk(const PyThread& thread, std::vector<RawFrame>& out) {
   out.clear();
+  bottom_ = bottom_code_ = 0;
   WalkError e = layout_.frame_model == FrameModel::kFrameObject ? walk_frame_objects(thread, out)
                                                                  : walk_interpreter_frames(thread, out);
   if (e == WalkError::kTooDeep) {
@@ -222,9 +223,11 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
     if (!plausible_pointer(frame)) return WalkError::kFrame;
     const uint8_t* b = frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
+    bottom_ = frame;
     RawFrame r;
     r.address = frame;
     r.code = load<uint64_t>(b + f.code);
+    bottom_code_ = r.code;
     int32_t lasti = load<int32_t>(b + f.instr);
     r.offset = lasti < 0 ? -1 : (layout_.lasti_in_code_units ? lasti * 2 : lasti);
     if (!plausible_pointer(r.code)) return WalkError::kCode;
@@ -251,6 +254,8 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
     if (!b) return WalkError::kFrame;
     int8_t owner = load<int8_t>(b + f.owner);
     uint64_t previous = load<uint64_t>(b + f.previous);
+    bottom_ = frame;
+    bottom_code_ = load<uint64_t>(b + f.code);
     bool interpreter_owned = (l.owner_cstack >= 0 && owner == l.owner_cstack) ||
                              (l.owner_interpreter >= 0 && owner == l.owner_interpreter);
     if (!interpreter_owned) {
@@ -274,6 +279,79 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
     frame = previous;
   }
   return WalkError::kNone;
+}
+
+bool Walker::parked_frames(uint64_t entry, uint64_t code, std::span<const uint64_t> args, CodeCache& codes,
+                           uint64_t tick, std::vector<RawFrame>& out) {
+  out.clear();
+  const auto& l = layout_;
+  if (l.frame_model != FrameModel::kInterpreterFrame || !plausible_pointer(entry)) return false;
+  // The call's frames follow the entry frame in its chunk: read up to 16 KiB past it (a chunk's
+  // size), in pages so that the end of the mapping does not fail the whole read.
+  constexpr size_t kPage = 4096, kPages = 4;
+  parked_buf_.resize(kPage * kPages);
+  target::Memory::Request requests[kPages];
+  for (size_t i = 0; i < kPages; ++i) requests[i] = {entry + i * kPage, parked_buf_.data() + i * kPage, kPage, false};
+  memory_.read_batch(requests);
+  size_t usable = 0;
+  while (usable < kPages && requests[usable].ok) ++usable;
+  usable *= kPage;
+  const size_t header = l.frame.size;
+  auto frame_at = [&](size_t off, uint64_t expected_previous, RawFrame& r) -> bool {
+    if (off + header + 8 * args.size() > usable) return false;
+    const uint8_t* b = parked_buf_.data() + off;
+    if (load<int8_t>(b + l.frame.owner) != 0) return false;  // a parked greenlet's frames are its own
+    if (expected_previous && load<uint64_t>(b + l.frame.previous) != expected_previous) return false;
+    r.address = entry + off;
+    r.owner = 0;
+    r.code = load<uint64_t>(b + l.frame.code) & (l.tagged_code_ref ? ~uint64_t(3) : ~uint64_t(0));
+    uint64_t instr = load<uint64_t>(b + l.frame.instr), first = r.code + l.code.code_adaptive;
+    r.offset = (instr >= first && instr - first < (1u << 26)) ? static_cast<int32_t>(instr - first) : -1;
+    return plausible_pointer(r.code);
+  };
+  // Gone when unmapped, or when the slot now holds another code or other arguments.
+  RawFrame e;
+  if (usable == 0 || !frame_at(0, 0, e) || e.code != code) return false;
+  const uint8_t* locals = parked_buf_.data() + l.frame.localsplus;
+  for (size_t i = 0; i < args.size(); ++i) {
+    uint64_t a = load<uint64_t>(locals + 8 * i);
+    if (l.tagged_code_ref) a &= ~uint64_t(3);
+    if (a != args[i]) return false;
+  }
+  out.push_back(e);
+  // Callees sit right after their caller (caller + its frame size). Stale frames of finished
+  // calls can follow too, so the chain is only a candidate list; see below.
+  for (size_t off = 0; out.size() < kMaxDepth;) {
+    CodeInfo* info = codes.get(out.back().code, tick);
+    if (!info || info->frame_words == 0) break;
+    size_t next = off + size_t(info->frame_words) * 8;
+    RawFrame r;
+    if (!frame_at(next, out.back().address, r) || !codes.get(r.code, tick)) break;
+    out.push_back(r);
+    off = next;
+  }
+  // The frame that yielded is the innermost one whose frame object points back at it: greenlet
+  // materialises one for the top frame at every switch-out, while a finished call's frame object
+  // was detached (or freed) when it returned.
+  // Without such a frame object (the greenlet was resumed between our reads), the validated chain
+  // is the best answer.
+  size_t top = out.size() - 1;
+  if (l.frame_object_f_frame != kAbsent) {
+    std::vector<uint64_t> back(out.size(), 0);
+    std::vector<target::Memory::Request> reads;
+    for (size_t i = 0; i < out.size(); ++i) {
+      uint64_t fo = load<uint64_t>(parked_buf_.data() + (out[i].address - entry) + l.frame.frame_obj);
+      if (plausible_pointer(fo)) reads.push_back({fo + l.frame_object_f_frame, &back[i], 8, false});
+    }
+    memory_.read_batch(reads);
+    for (size_t i = out.size(); i-- > 0;)
+      if (back[i] == out[i].address) {
+        top = i;
+        break;
+      }
+  }
+  out.resize(top + 1);
+  return true;
 }
 
 bool Walker::read_locals(uint64_t frame, size_t count, uint64_t* out) {

@@ -139,7 +139,8 @@ class Recorder {
         codes_(memory, interp.layout),
         names_(memory, interp),
         stats_(memory.pid()),
-        trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer) {
+        trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
+                 [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }) {
     raw_.reserve(python::Walker::kMaxDepth);
     stack_.reserve(python::Walker::kMaxDepth);
     code_addresses_.reserve(python::Walker::kMaxDepth);
@@ -167,6 +168,9 @@ class Recorder {
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
   bool resolve_stack(uint64_t tick, const CallIdentity** entry);
+  uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
+  bool probe_parked(const CallIdentity& id, std::vector<uint32_t>& out);
+  uint32_t greenlet_index(uint64_t bottom_frame, uint64_t bottom_code);
   void count_error(const char* kind) {
     ++errors;
     ++error_kinds[kind];
@@ -187,6 +191,9 @@ class Recorder {
   std::vector<python::RawFrame> raw_;
   std::vector<uint32_t> stack_;
   std::vector<uint64_t> code_addresses_;
+  std::vector<python::RawFrame> parked_raw_;
+  std::vector<uint32_t> listed_;
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> greenlets_;
   CallIdentity identity_;
   int64_t previous_tick_us_ = 0;
   std::optional<uint64_t> code_generation_;
@@ -224,6 +231,44 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
   return c;
 }
 
+// The interned frame of a code object executing at `offset`: resolved once per (code, line).
+// What a thread runs is identified by its stack's outermost frame (and that frame's code, since a
+// finished greenlet's slot is reused): a thread's first frame, or under gevent each greenlet's
+// own. Indices are small and stable for --by-greenlet.
+uint32_t Recorder::greenlet_index(uint64_t bottom_frame, uint64_t bottom_code) {
+  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(bottom_frame, bottom_code),
+                                               static_cast<uint32_t>(greenlets_.size() + 1));
+  return it->second;
+}
+
+uint32_t Recorder::frame_id_of(python::CodeInfo& code, int32_t offset) {
+  int line = python::line_for_offset(code.lines, offset, code.first_line);
+  for (auto [l, id] : code.frame_ids)
+    if (l == line) return id;
+  snapshot::Frame fr;
+  fr.function = writer_.intern_string(code.qualname);
+  fr.file = writer_.intern_string(code.filename);
+  fr.line = line;
+  fr.first_line = code.first_line;
+  uint32_t id = writer_.intern_frame(fr);
+  code.frame_ids.emplace_back(line, id);
+  return id;
+}
+
+// A switched-out greenlet's call: its frames from the entry to the one that yielded.
+bool Recorder::probe_parked(const CallIdentity& id, std::vector<uint32_t>& out) {
+  out.clear();
+  if (!walker_.parked_frames(id.frame, id.code, std::span<const uint64_t>(id.args, id.arg_count), codes_, ticks,
+                             parked_raw_))
+    return false;
+  for (const auto& f : parked_raw_) {
+    python::CodeInfo* code = codes_.get(f.code, ticks);
+    if (!code) return false;
+    out.push_back(frame_id_of(*code, f.offset));
+  }
+  return true;
+}
+
 // raw_ (innermost first) -> stack_ (outermost first) of interned frame ids; finds the outermost
 // entry frame. False when a frame's code cannot be resolved (the sample is dropped).
 bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
@@ -245,19 +290,7 @@ bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
     if (layout.frame_model == python::FrameModel::kInterpreterFrame && f.owner != layout.owner_generator &&
         f.offset >= 0 && f.offset < code->first_traceable)
       continue;
-    int line = python::line_for_offset(code->lines, f.offset, code->first_line);
-    uint32_t frame_id = UINT32_MAX;
-    for (auto [l, id] : code->frame_ids)
-      if (l == line) frame_id = id;
-    if (frame_id == UINT32_MAX) {
-      snapshot::Frame fr;
-      fr.function = writer_.intern_string(code->qualname);
-      fr.file = writer_.intern_string(code->filename);
-      fr.line = line;
-      fr.first_line = code->first_line;
-      frame_id = writer_.intern_frame(fr);
-      code->frame_ids.emplace_back(line, frame_id);
-    }
+    uint32_t frame_id = frame_id_of(*code, f.offset);
     if (!entries_.empty() && !*entry) {
       if (code->entry_match < 0) code->entry_match = static_cast<int8_t>(match_entry(entries_, *code) + 1);
       if (code->entry_match > 0) {
@@ -313,8 +346,10 @@ bool Recorder::tick(int64_t now_us) {
   }
   uint64_t gil = walker_.gil_holder();
   uint64_t tick_samples = 0;
+  listed_.clear();
   for (const auto& t : py_threads_) {
     ThreadContext& ctx = context_for(t, ticks, now_us);
+    listed_.push_back(ctx.index);
     int64_t wall = now_us - ctx.last_sample_us;
     ctx.last_sample_us = now_us;
     // The program runs while we read: a walk that met a half-updated frame chain is retried
@@ -345,6 +380,7 @@ bool Recorder::tick(int64_t now_us) {
     snapshot::Sample s;
     s.time_us = now_us;
     s.thread = ctx.index;
+    s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
     s.stack = writer_.intern_stack(stack_);
     s.wall_us = wall;
     if (t.native_id > 0) {
@@ -371,9 +407,9 @@ bool Recorder::tick(int64_t now_us) {
     ++samples;
     ++tick_samples;
     if (entries_.empty()) writer_.add_sample(s);
-    else trigger_.route(ticks, s, entry);
+    else trigger_.route(ticks, s, walker_.bottom_frame(), entry, stack_);
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks);
+  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_);
   // Threads that ended: forget them.
   for (auto it = threads.begin(); it != threads.end();) {
     if (it->second.last_tick != ticks) {

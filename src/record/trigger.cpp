@@ -114,21 +114,40 @@ bool Trigger::promote(Open& s) {
   return true;
 }
 
-void Trigger::route(uint64_t tick, const snapshot::Sample& sample, const CallIdentity* entry) {
+void Trigger::add(Open& s, const snapshot::Sample& sample) {
+  s.last_us = sample.time_us;
+  if (s.skipped) {
+    ++outside_;
+    return;
+  }
+  if (s.id) {
+    snapshot::Sample out = sample;
+    out.segment = s.id;
+    writer_.add_sample(out);
+    return;
+  }
+  s.buffered.push_back(sample);
+  promote(s);
+}
+
+void Trigger::route(uint64_t tick, const snapshot::Sample& sample, uint64_t greenlet, const CallIdentity* entry,
+                    std::span<const uint32_t> frames) {
+  sampled_[sample.thread] = {tick, greenlet};
+  auto same_context = [&](const Open& o) { return o.thread == sample.thread && o.greenlet == greenlet; };
   if (!entry) {
     ++outside_;
     return;
   }
   Open* s = nullptr;
   for (auto& o : open_)
-    if (o.thread == sample.thread && o.last_tick != tick && o.identity.continues_as(*entry)) {
+    if (same_context(o) && o.last_tick != tick && o.identity.continues_as(*entry)) {
       s = &o;
       break;
     }
   if (!s) {
-    // A thread runs one outermost entry call at a time: its previous call has ended.
+    // A greenlet (or thread) runs one outermost entry call at a time: its previous one ended.
     for (auto& o : open_)
-      if (o.thread == sample.thread) {
+      if (same_context(o)) {
         close(o);
         o.last_tick = kClosed;
       }
@@ -136,6 +155,8 @@ void Trigger::route(uint64_t tick, const snapshot::Sample& sample, const CallIde
     ++seen_;
     Open o;
     o.thread = sample.thread;
+    o.greenlet = greenlet;
+    o.greenlet_index = sample.greenlet;
     o.start_us = sample.time_us - sample.wall_us;  // the call began after the previous tick
     uint32_t sampling = 0;
     for (const auto& x : open_) sampling += !x.skipped;
@@ -149,19 +170,11 @@ void Trigger::route(uint64_t tick, const snapshot::Sample& sample, const CallIde
   }
   s->identity = *entry;
   s->last_tick = tick;
-  s->last_us = sample.time_us;
-  if (s->skipped) {
-    ++outside_;
-    return;
-  }
-  if (s->id) {
-    snapshot::Sample out = sample;
-    out.segment = s->id;
-    writer_.add_sample(out);
-    return;
-  }
-  s->buffered.push_back(sample);
-  promote(*s);
+  s->callers.assign(frames.begin(), frames.begin() + std::min<size_t>(entry->root_depth, frames.size()));
+  // The call's own weight: time since its previous sample (it may have been switched out).
+  snapshot::Sample own = sample;
+  if (s->last_us > 0 && s->last_us < sample.time_us) own.wall_us = std::min(own.wall_us, sample.time_us - s->last_us);
+  add(*s, own);
 }
 
 void Trigger::close(Open& s) {
@@ -176,10 +189,42 @@ void Trigger::close(Open& s) {
   else ++skipped_;  // long enough, but --max-segments were already kept
 }
 
-void Trigger::end_tick(uint64_t tick) {
-  for (auto& s : open_)
-    if (s.last_tick != tick) close(s);
-  std::erase_if(open_, [tick](const Open& s) { return s.last_tick != tick; });
+void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed) {
+  for (auto& s : open_) {
+    if (s.last_tick == tick) continue;
+    bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
+    auto seen = sampled_.find(s.thread);
+    if (!thread_exists || seen == sampled_.end()) {
+      close(s);
+      s.last_tick = kClosed;
+      continue;
+    }
+    if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
+    if (seen->second.greenlet == s.greenlet) {
+      // Its own greenlet (or thread) ran without it: the call returned.
+      close(s);
+      s.last_tick = kClosed;
+      continue;
+    }
+    // Another greenlet ran on the thread: this call is switched out, if it still exists.
+    if (!prober_ || !prober_(s.identity, parked_frames_)) {
+      close(s);
+      s.last_tick = kClosed;
+      continue;
+    }
+    parked_stack_ = s.callers;
+    parked_stack_.insert(parked_stack_.end(), parked_frames_.begin(), parked_frames_.end());
+    snapshot::Sample sample;
+    sample.time_us = now_us;
+    sample.thread = s.thread;
+    sample.stack = writer_.intern_stack(parked_stack_);
+    sample.wall_us = now_us - s.last_us;
+    sample.flags = snapshot::kSwitchedOut;
+    sample.greenlet = s.greenlet_index;
+    s.last_tick = tick;
+    add(s, sample);
+  }
+  std::erase_if(open_, [](const Open& s) { return s.last_tick == kClosed; });
 }
 
 void Trigger::finish() {

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "swprof/snapshot.h"
@@ -46,6 +49,11 @@ struct CallIdentity {
   bool continues_as(const CallIdentity& now) const;
 };
 
+// Under gevent many calls share a thread, one running at a time: a call whose greenlet is switched
+// out stays open. Each tick such a call gets a `<switched out>` sample whose stack is the call's
+// own frames up to the one that yielded, found by the prober (false: the call is gone).
+using ParkedProber = std::function<bool(const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
+
 class Trigger {
  public:
   struct Limits {
@@ -53,13 +61,19 @@ class Trigger {
     uint32_t max_segments = 0;  // 0: unlimited
     uint32_t max_parallel = 5;
   };
-  Trigger(Limits limits, snapshot::Writer& writer) : limits_(limits), writer_(writer) {}
+  Trigger(Limits limits, snapshot::Writer& writer, ParkedProber prober)
+      : limits_(limits), writer_(writer), prober_(std::move(prober)) {}
 
-  // One sample of a thread during tick `tick`; `entry` is null when no entry frame is on the
-  // stack. The sample is written, buffered (its segment may still prove too short) or dropped.
-  void route(uint64_t tick, const snapshot::Sample& sample, const CallIdentity* entry);
-  // After every thread of the tick was routed: calls whose thread was not in them this tick ended.
-  void end_tick(uint64_t tick);
+  // One sample of a thread during tick `tick`. `greenlet` identifies what the thread was running
+  // (its stack's outermost frame); `entry` is null when no entry frame is on the stack; `frames`
+  // is the sample's stack. The sample is written, buffered (its segment may still prove too short)
+  // or dropped.
+  void route(uint64_t tick, const snapshot::Sample& sample, uint64_t greenlet, const CallIdentity* entry,
+             std::span<const uint32_t> frames);
+  // After every sampled thread of the tick was routed (`listed`: threads that still exist). A call
+  // not seen this tick ended if its greenlet ran without it or its thread is gone; a call whose
+  // greenlet is switched out gets a `<switched out>` sample while the prober finds it alive.
+  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed);
   // Recording stops: decides every open segment.
   void finish();
   bool done() const { return limits_.max_segments && kept_ >= limits_.max_segments; }
@@ -73,6 +87,9 @@ class Trigger {
  private:
   struct Open {
     uint32_t thread = 0;
+    uint64_t greenlet = 0;       // outermost frame of the stack the call runs on
+    uint32_t greenlet_index = 0;
+    std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
     int64_t start_us = 0, last_us = 0;
     uint64_t last_tick = 0;
@@ -82,11 +99,18 @@ class Trigger {
   };
   bool promote(Open& s);
   void close(Open& s);
+  void add(Open& s, const snapshot::Sample& sample);
   uint32_t promoted_open() const;
 
   Limits limits_;
   snapshot::Writer& writer_;
+  ParkedProber prober_;
   std::vector<Open> open_;
+  struct Seen {
+    uint64_t tick = 0, greenlet = 0;
+  };
+  std::unordered_map<uint32_t, Seen> sampled_;  // thread -> what it ran at its last sample
+  std::vector<uint32_t> parked_frames_, parked_stack_;
   uint32_t next_id_ = 1;
   uint64_t seen_ = 0, kept_ = 0, too_short_ = 0, skipped_ = 0, outside_ = 0;
 };

@@ -17,3 +17,5 @@ add_test(NAME "e2e: unsupported versions 2.7 3.6 3.7"
 set_tests_properties("e2e: unsupported versions 2.7 3.6 3.7" PROPERTIES SKIP_RETURN_CODE 77)
 swprof_e2e(segments test_segments.py TIMEOUT 300)
 swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9)
+swprof_e2e(cpu_gil test_cpu_gil.py)
+swprof_e2e(gevent test_gevent.py PYTHONS debian-3.11)

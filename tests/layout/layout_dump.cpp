@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   p(object ? "frame.f_lasti" : "iframe.instr", l->frame.instr);
   p(object ? "frame.f_localsplus" : "iframe.localsplus", l->frame.localsplus);
   p("iframe.frame_obj", l->frame.frame_obj);
+  p("frameobject.f_frame", l->frame_object_f_frame);
   p("iframe.owner", l->frame.owner);
   if (!object) p("FRAME_OWNED_BY_GENERATOR", static_cast<uint32_t>(l->owner_generator));
   if (l->owner_cstack >= 0) p("FRAME_OWNED_BY_CSTACK", static_cast<uint32_t>(l->owner_cstack));

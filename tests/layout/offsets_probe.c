@@ -88,6 +88,7 @@ int main(void) {
   P("iframe.instr", offsetof(_PyInterpreterFrame, prev_instr));
 #endif
   P("iframe.frame_obj", offsetof(_PyInterpreterFrame, frame_obj));
+  P("frameobject.f_frame", offsetof(PyFrameObject, f_frame));
   P("iframe.owner", offsetof(_PyInterpreterFrame, owner));
   P("iframe.localsplus", offsetof(_PyInterpreterFrame, localsplus));
   P("FRAME_OWNED_BY_GENERATOR", FRAME_OWNED_BY_GENERATOR);

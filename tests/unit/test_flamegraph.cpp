@@ -205,6 +205,7 @@ TEST_CASE("an empty tree is still a valid SVG with just the root", "[flamegraph]
   CHECK(frames[0].title == "all (0 ms, 0.00%)");
   CHECK(svg.find("No samples") != std::string::npos);
   if (auto ok = xmllint_accepts(svg)) CHECK(*ok);
+  CHECK(frames_of(exporter::flamegraph_svg(analyze::Tree{}, {})).size() == 1);  // not even a root
 }
 
 TEST_CASE("each frame's title reads \"function (file:line) (N ms, P%)\"", "[flamegraph]") {
@@ -229,6 +230,15 @@ TEST_CASE("hover details carry the absolute path, self, samples, CPU and GIL", "
   CHECK(attr(c.markup, "data-c") == "10000");
   CHECK(attr(c.markup, "data-g") == "4000");
   CHECK(attr(frame(frames, "methodB").markup, "data-s") == "0");
+}
+
+TEST_CASE("a frame without a file (an imported SkyWalking signature) is labelled by its name alone", "[flamegraph]") {
+  TreeBuilder b = blog();
+  b.add(0, "com.example.Service.handle(Request)", "", 0, 25);
+  auto frames = frames_of(exporter::flamegraph_svg(b.tree, {}));
+  const Frame& f = frame(frames, "com.example");
+  CHECK(f.title == "com.example.Service.handle(Request) (25 ms, 20.00%)");
+  CHECK(f.markup.find("data-f") == std::string::npos);
 }
 
 TEST_CASE("a frame's width is proportional to its total; children sit inside their parent", "[flamegraph]") {

@@ -1,0 +1,94 @@
+"""gevent: a StreamServer handling 10 concurrent requests on one thread, each running its own
+function job_n (20 ms of CPU, then 3 x 50 ms gevent.sleep) and measuring its own wall time.
+With --entry handle: 10 segments; each lasts its request's measured wall time ± 2 intervals; its
+on-CPU time is 20 ms ± (1 interval + 25 %); the rest is `<switched out>` under the frame that
+yielded; no segment holds a frame of another request. Without --entry, --by-greenlet gives each
+request greenlet and the hub's loop their own roots."""
+import os
+import subprocess
+import sys
+
+import harness
+from harness import expect, expect_close
+
+INTERVAL = 10.0
+JITTER = 0.5
+REQUESTS = 10
+SERVER = os.path.join(harness.SAMPLES, "gevent_server.py")
+CLIENT = os.path.join(harness.SAMPLES, "gevent_client.py")
+
+
+def run(ctx, name, options):
+    out, port = ctx.path(name + ".swp"), ctx.path(name + ".port")
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out] + options +
+                           ["--", ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(REQUESTS)],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        client = subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", str(REQUESTS)],
+                                capture_output=True, text=True, timeout=60)
+        _, err = rec.communicate(timeout=60)
+    finally:
+        harness.kill_quietly(rec)
+    expect(client.returncode == 0 and rec.returncode == 0, "client %s / record %s: %s %s" %
+           (client.returncode, rec.returncode, client.stderr, err))
+    measured = {}
+    for line in client.stdout.split("\n"):
+        if line.strip():
+            n, wall, cpu = line.split()
+            measured[int(n)] = (float(wall), float(cpu))
+    return out, measured
+
+
+def jobs_in(nodes):
+    return {n["function"] for n in harness.all_nodes(nodes) if n["function"].startswith("job_")}
+
+
+def test(ctx):
+    has_gevent = subprocess.run([ctx.python, "-c", "import gevent"], capture_output=True).returncode == 0
+    if not has_gevent:
+        print("SKIP: gevent is not installed for %s (Debian: apt-get install python3-gevent)" % ctx.python)
+        sys.exit(harness.SKIP)
+    if ctx.version < (3, 11):
+        print("SKIP: switched-out greenlets are followed on CPython 3.11+ only")
+        sys.exit(harness.SKIP)
+    out, measured = run(ctx, "entry", ["--entry", "handle", "--max-parallel", str(REQUESTS)])
+    segments = ctx.analyze_json(out, "--segments")["segments"]
+    expect(len(segments) == REQUESTS, "%d requests, %d segments" % (REQUESTS, len(segments)))
+    expect(len({s["thread"] for s in segments}) == 1, "all on one OS thread")
+    seen = set()
+    for seg in segments:
+        doc = ctx.analyze_json(out, "--segment", str(seg["id"]))
+        jobs = jobs_in(doc["roots"])
+        expect(len(jobs) == 1, "segment %d holds frames of one request only: %s" % (seg["id"], sorted(jobs)))
+        n = int(jobs.pop()[4:])
+        seen.add(n)
+        wall, cpu_measured = measured[n]
+        root = doc["roots"][0]
+        expect(root["function"] == "handle", "segment %d starts at handle" % seg["id"])
+        expect_close(seg["duration_ms"], wall, 2 * INTERVAL + JITTER, "segment %d (job_%d) duration vs measured" % (seg["id"], n))
+        expect_close(root["total_ms"], seg["duration_ms"], 0.01, "segment %d: total = duration" % seg["id"])
+        expect_close(root["cpu_ms"], 20.0, INTERVAL + 0.25 * 20.0, "segment %d (job_%d) on-CPU ms" % (seg["id"], n))
+        switched = [x for x in harness.all_nodes(doc["roots"]) if x["function"] == "<switched out>"]
+        expect(switched, "segment %d has <switched out> time" % seg["id"])
+        # Under the frame that yielded: gevent's sleep. (A probe can race with the hub resuming the
+        # greenlet between two reads; one sample of a segment may then land a frame off.)
+        out_ms = sum(x["total_ms"] for x in switched)
+        under_sleep = sum(c["total_ms"] for x in harness.all_nodes(doc["roots"]) if x["function"] == "sleep"
+                          for c in x["children"] if c["function"] == "<switched out>")
+        expect(out_ms - under_sleep <= INTERVAL + JITTER,
+               "segment %d: %.1f of %.1f ms switched out under gevent's sleep" % (seg["id"], under_sleep, out_ms))
+        expect_close(root["total_ms"] - out_ms, 20.0, 2 * INTERVAL + JITTER, "segment %d: running (not switched out) ms" % seg["id"])
+    expect(seen == set(range(REQUESTS)), "every request has its segment: %s" % sorted(seen))
+
+    out, _ = run(ctx, "plain", [])
+    roots = ctx.analyze_json(out, "--by-greenlet")["roots"]
+    names = [r["function"] for r in roots]
+    expect(any(": Hub.run " in f for f in names), "the hub's loop is its own root: %s" % names)
+    request_roots = [r for r in roots if jobs_in([r])]
+    expect(len(request_roots) >= REQUESTS - 1, "request greenlets have their own roots: %d" % len(request_roots))
+    for r in request_roots:
+        expect(len(jobs_in([r])) == 1, "one request per greenlet root: %s" % sorted(jobs_in([r])))
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
