@@ -33,4 +33,17 @@ wait "$recorder"
 echo
 "$swprof" analyze "$out/demo.swp" --min-percent 2
 "$swprof" flamegraph "$out/demo.swp" -o "$out/demo.svg" --title "swprof demo: seed server"
+
+echo
+echo "demo: the same server, one segment per call of do_POST (--entry do_POST --min-duration 100ms)"
+rm -f "$port_file"
+"$swprof" record -q -o "$out/requests.swp" --entry do_POST --min-duration 100ms -- "$python" \
+  "$root/samples/seed_server.py" --port 0 --port-file "$port_file" --requests 3 &
+recorder=$!
+"$python" "$root/samples/seed_client.py" --port-file "$port_file" --count 3 >/dev/null
+wait "$recorder"
+"$swprof" analyze "$out/requests.swp" --segments
+echo
+"$swprof" analyze "$out/requests.swp" --slowest 1 --estimator skywalking
+echo
 echo "demo: open $out/demo.svg in a browser for the flame graph"

@@ -130,6 +130,7 @@ size_t debug_offsets_size(int minor);
 // The interpreter found in a process.
 struct Interpreter {
   Version version;
+  bool version_exact = false;  // micro version known (Py_Version, debug offsets, sys.version)
   bool shared = false;         // libpython shared object (true) or linked into the executable
   std::string binary;          // path of the file holding _PyRuntime, as the target sees it
   uint64_t runtime = 0;        // address of _PyRuntime in the target
@@ -249,6 +250,7 @@ struct PyThread {
   uint64_t top_frame = 0;
   uint64_t datastack_chunk = 0, datastack_top = 0;
   uint64_t next = 0;           // the next thread state in the interpreter's list
+  bool holds_gil = false;      // its interpreter's GIL was locked by this thread state
 };
 
 struct RawFrame {
@@ -273,12 +275,11 @@ class Walker {
   static constexpr size_t kMaxDepth = 2048;
   Walker(const target::Memory& memory, const Interpreter& interp);
 
-  // All thread states of all interpreters, bounded. False if the runtime is unreadable.
+  // All thread states of all interpreters, bounded, with who holds each interpreter's GIL.
+  // False if the runtime is unreadable.
   bool read_threads(std::vector<PyThread>& out);
   // One thread state, afresh (to retry a walk that met a torn read).
   bool read_thread(uint64_t tstate, uint64_t interp, PyThread& out);
-  // The thread state holding the GIL now, 0 if none or unknown.
-  uint64_t gil_holder();
   // Frames from the innermost (index 0) outwards. Incomplete and C-stack frames are skipped.
   WalkError walk(const PyThread& thread, std::vector<RawFrame>& out);
   // The first `count` localsplus slots of a frame walked by the last walk() call, for identity.
@@ -312,7 +313,7 @@ class Walker {
   const target::Memory& memory_;
   const Interpreter& interp_;
   const Layout& layout_;
-  std::vector<uint8_t> tstate_buf_, frame_buf_;
+  std::vector<uint8_t> tstate_buf_, frame_buf_, interp_buf_;
   // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
   // stack spills into them) when the walk reaches them.
   struct CachedChunk {

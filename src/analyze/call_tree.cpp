@@ -102,18 +102,23 @@ class PathBuilder {
   std::unordered_map<Key, uint32_t, KeyHash> index_;
 };
 
+// Per-sample CPU time is not capped at the sample's wall time: the kernel advances a running
+// thread's CPU time in scheduler ticks (4 ms at HZ=250), so one sample reads 8 ms and the next
+// 12 ms of a 10 ms interval. Capping each would lose the excess; summed raw, they are exact.
+// Off-CPU time likewise is summed as wall - cpu (negative for a sample is fine) and only a node's
+// total is floored at zero.
 double weight_of(const snapshot::Sample& s, Mode mode) {
   switch (mode) {
     case Mode::kWall: return static_cast<double>(s.wall_us);
-    case Mode::kCpu: return static_cast<double>(std::min(s.cpu_us, s.wall_us));
-    case Mode::kOffCpu: return static_cast<double>(std::max<int64_t>(0, s.wall_us - s.cpu_us));
+    case Mode::kCpu: return static_cast<double>(s.cpu_us);
+    case Mode::kOffCpu: return static_cast<double>(s.wall_us - s.cpu_us);
   }
   return 0;
 }
 
 void add_observations(Node& n, const snapshot::Sample& s) {
   n.wall += static_cast<double>(s.wall_us);
-  n.cpu += static_cast<double>(std::min(s.cpu_us, s.wall_us));
+  n.cpu += static_cast<double>(s.cpu_us);
   if (s.flags & snapshot::kGilHeld) n.gil += static_cast<double>(s.wall_us);
   ++n.samples;
 }
@@ -134,6 +139,12 @@ void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t
     }
     (path.empty() ? tree.nodes[0] : tree.nodes[path.back()]).self += w;
   }
+  // Off-CPU totals are differences of sums: floor the results, not the samples.
+  if (tree.options.mode == Mode::kOffCpu)
+    for (auto& n : tree.nodes) {
+      n.total = std::max(0.0, n.total);
+      n.self = std::max(0.0, n.self);
+    }
 }
 
 // SkyWalking's OAP rule: within one segment the snapshots are numbered 0, 1, ... in time order;

@@ -48,11 +48,14 @@ std::string json_report(const snapshot::Recording& rec, const Tree& tree) {
   std::string out = fmt::format(
       "{{\"recording\": {{\"command\": {}, \"pid\": {}, \"python\": {}, \"interval_ms\": {}, \"duration_ms\": {}, "
       "\"samples\": {}, \"errors\": {}, \"threads\": {}, \"truncated\": {}, \"mode\": \"{}\", \"estimator\": \"{}\", "
-      "\"lines\": {}}},\n \"roots\": [",
+      "\"lines\": {}, \"file_bytes\": {}, \"cost_mean_us\": {}, \"cost_max_us\": {}, \"late_ticks\": {}, "
+      "\"remote_reads\": {}}},\n \"roots\": [",
       quoted(command), h.pid(), quoted(h.python_version()), number(h.interval_us() / 1e3), number(duration / 1e3),
       rec.samples.size(), errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
       tree.options.estimator == Estimator::kSkyWalking ? "skywalking" : "default",
-      tree.options.lines ? "true" : "false");
+      tree.options.lines ? "true" : "false", rec.file_size, number(rec.footer ? rec.footer->cost_mean_us() : 0),
+      number(rec.footer ? rec.footer->cost_max_us() : 0), rec.footer ? rec.footer->late_ticks() : 0,
+      rec.footer ? rec.footer->remote_reads() : 0);
   const auto& roots = tree.root().children;
   for (size_t k = 0; k < roots.size(); ++k) {
     out += k ? ",\n  " : "\n  ";

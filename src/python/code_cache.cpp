@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "python/raw.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -14,12 +15,6 @@ namespace {
 constexpr uint32_t kCoVarargs = 0x4, kCoVarkeywords = 0x8;
 constexpr size_t kMaxIdentityLocals = 64;
 
-template <class T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 
 #include "swprof/common.h"
 #include "swprof/elf.h"
+#include "python/raw.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -86,8 +87,6 @@ std::string permission_message(pid_t pid) {
       "/proc/sys/kernel/yama/ptrace_scope is 1 or more, also: sudo sysctl kernel.yama.ptrace_scope=0",
       pid);
 }
-
-bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 56) && (p & 7) == 0; }
 
 // A candidate _PyRuntime is real when its first interpreter's first thread points back at it,
 // that interpreter's sys.modules is a dict, and (3.11+) the thread's native id is a live thread of
@@ -291,7 +290,8 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
                                 "is the interpreter initialised?",
                                 pid, interp.binary, version->text()));
   if (interp.layout.from_debug_offsets) interp.version.micro = interp.layout.version.micro;
-  if (!exact_version) refine_version(interp, memory);
+  interp.version_exact = exact_version || interp.layout.from_debug_offsets;
+  if (!interp.version_exact) refine_version(interp, memory);
   return interp;
 }
 
@@ -311,8 +311,10 @@ void refine_version(Interpreter& interp, const target::Memory& memory) {
   if (!objects.read_str(objects.dict_get(sys_dict, "version"), text, 512)) return;
   int major = 0, minor = 0, micro = 0;
   if (std::sscanf(text.c_str(), "%d.%d.%d", &major, &minor, &micro) == 3 && major == interp.version.major &&
-      minor == interp.version.minor)
+      minor == interp.version.minor) {
     interp.version.micro = micro;
+    interp.version_exact = true;
+  }
 }
 
 bool runtime_ready(const Interpreter& interp, const target::Memory& memory) {

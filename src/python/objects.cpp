@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "swprof/common.h"
+#include "python/raw.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -15,12 +16,6 @@ constexpr uint32_t kObTypeOffset = 8;
 constexpr uint64_t kTpFlagsManagedDict = 1u << 4;   // 3.11+
 constexpr uint64_t kTpFlagsInlineValues = 1u << 2;  // 3.13+
 
-template <class T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 }  // namespace
 

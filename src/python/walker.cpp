@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "python/raw.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -16,14 +17,6 @@ constexpr uint64_t kMaxChunkBytes = 8u << 20;
 constexpr size_t kMaxChunks = 64;
 constexpr int64_t kGlibcTidOffset = 0x2d0;  // struct pthread.tid on x86-64 glibc 2.x
 
-template <class T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-bool plausible_pointer(uint64_t p) { return p >= 4096 && p < (1ull << 56) && (p & 7) == 0; }
 
 uint32_t max_offset(std::initializer_list<uint32_t> offsets) {
   uint32_t m = 0;
@@ -83,19 +76,51 @@ bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
 bool Walker::read_threads(std::vector<PyThread>& out) {
   out.clear();
   const auto& l = layout_;
-  uint64_t interp = 0;
-  if (!memory_.read_value(interp_.runtime + l.runtime.interpreters_head, interp)) return false;
+  // One read for the runtime's fields: the interpreter list and, up to 3.11, the GIL.
+  uint8_t block[2048];
+  uint32_t lo = l.runtime.interpreters_head, hi = lo + 8;
+  bool runtime_gil = l.gil_model == GilModel::kRuntime && l.runtime.gil_locked != kAbsent;
+  if (runtime_gil) {
+    lo = std::min({lo, l.runtime.gil_locked, l.runtime.gil_last_holder});
+    hi = std::max({hi, l.runtime.gil_locked + 8, l.runtime.gil_last_holder + 8});
+  }
+  if (hi - lo > sizeof block || !memory_.read(interp_.runtime + lo, block, hi - lo)) return false;
+  uint64_t interp = load<uint64_t>(block + l.runtime.interpreters_head - lo);
+  uint64_t runtime_holder = 0;
+  if (runtime_gil && load<int32_t>(block + l.runtime.gil_locked - lo))
+    runtime_holder = load<uint64_t>(block + l.runtime.gil_last_holder - lo);
+
+  std::vector<uint8_t>& interp_buf = interp_buf_;
   for (size_t ni = 0; interp && ni < kMaxInterpreters; ++ni) {
     if (!plausible_pointer(interp)) return false;
-    uint64_t ts = 0;
-    if (!memory_.read_value(interp + l.interp.threads_head, ts)) return false;
+    // One read for the interpreter's fields: its threads, the next interpreter, its GIL (3.12+).
+    uint32_t ilo = std::min(l.interp.threads_head, l.interp.next), ihi = std::max(l.interp.threads_head, l.interp.next) + 8;
+    bool own_gil = l.gil_model == GilModel::kInterpreterPointer && l.interp.ceval_gil != kAbsent;
+    if (own_gil) {
+      ilo = std::min(ilo, l.interp.ceval_gil);
+      ihi = std::max(ihi, l.interp.ceval_gil + 8);
+    }
+    interp_buf.resize(std::max<size_t>(interp_buf.size(), ihi - ilo));
+    if (ihi - ilo > 65536 || !memory_.read(interp + ilo, interp_buf.data(), ihi - ilo)) return false;
+    uint64_t ts = load<uint64_t>(interp_buf.data() + l.interp.threads_head - ilo);
+    uint64_t next = load<uint64_t>(interp_buf.data() + l.interp.next - ilo);
+    uint64_t holder = runtime_holder;
+    if (own_gil) {
+      uint64_t gil = load<uint64_t>(interp_buf.data() + l.interp.ceval_gil - ilo);
+      uint8_t g[64];
+      uint32_t need = std::max(l.gil.locked, l.gil.last_holder) + 8;
+      holder = 0;
+      if (plausible_pointer(gil) && need <= sizeof g && memory_.read(gil, g, need) && load<int32_t>(g + l.gil.locked))
+        holder = load<uint64_t>(g + l.gil.last_holder);
+    }
     for (size_t n = 0; ts && n < kMaxThreads; ++n) {
       PyThread t;
       if (!read_thread(ts, interp, t)) break;  // torn list: keep what we have
+      t.holds_gil = holder != 0 && holder == t.tstate;
       out.push_back(t);
       ts = t.next;
     }
-    if (!memory_.read_value(interp + l.interp.next, interp)) break;
+    interp = next;
   }
   return true;
 }
@@ -122,28 +147,6 @@ int64_t Walker::native_id_from_pthread(uint64_t pthread_id) {
   int32_t tid = 0;
   memory_.read_value(pthread_id + static_cast<uint64_t>(pthread_tid_offset_), tid);
   return tid > 0 ? tid : 0;
-}
-
-uint64_t Walker::gil_holder() {
-  const auto& l = layout_;
-  if (l.gil_model == GilModel::kRuntime) {
-    if (l.runtime.gil_locked == kAbsent) return 0;
-    int32_t locked = 0;
-    uint64_t holder = 0;
-    if (!memory_.read_value(interp_.runtime + l.runtime.gil_locked, locked) ||
-        !memory_.read_value(interp_.runtime + l.runtime.gil_last_holder, holder))
-      return 0;
-    return locked ? holder : 0;
-  }
-  uint64_t interp = 0, gil = 0;
-  if (!memory_.read_value(interp_.runtime + l.runtime.interpreters_head, interp) ||
-      !memory_.read_value(interp + l.interp.ceval_gil, gil) || !plausible_pointer(gil))
-    return 0;
-  uint8_t buf[64];
-  uint32_t need = max_offset({l.gil.locked, l.gil.last_holder});
-  if (need > sizeof buf || !memory_.read(gil, buf, need)) return 0;
-  int32_t locked = load<int32_t>(buf + l.gil.locked);
-  return locked ? load<uint64_t>(buf + l.gil.last_holder) : 0;
 }
 
 std::optional<uint64_t> Walker::code_generation() {

@@ -90,9 +90,9 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
       python::Interpreter interp = python::discover(child.pid(), memory);
       if (python::runtime_ready(interp, memory)) {
         // Discovery ran before the runtime was up: sys.version appears a moment later (≤3.10).
-        for (int i = 0; i < 200 && interp.version.micro == 0 && !child.poll_exited(); ++i) {
+        for (int i = 0; i < 200 && !interp.version_exact && !child.poll_exited(); ++i) {
           python::refine_version(interp, memory);
-          if (interp.version.micro == 0) usleep(1000);
+          if (!interp.version_exact) usleep(1000);
         }
         return interp;
       }
@@ -344,7 +344,6 @@ bool Recorder::tick(int64_t now_us) {
     previous_tick_us_ = now_us;
     return true;
   }
-  uint64_t gil = walker_.gil_holder();
   uint64_t tick_samples = 0;
   listed_.clear();
   for (const auto& t : py_threads_) {
@@ -395,7 +394,7 @@ bool Recorder::tick(int64_t now_us) {
       }
     }
     s.flags |= snapshot::kGilKnown;
-    if (gil && gil == t.tstate) s.flags |= snapshot::kGilHeld;
+    if (t.holds_gil) s.flags |= snapshot::kGilHeld;
     if (!options_.idle && s.cpu_us == 0 && !(s.flags & snapshot::kOnCpu)) {
       ++idle_dropped;
       continue;
@@ -530,6 +529,7 @@ int run(const Options& options) {
   footer.set_stop_reason(stop_reason);
   footer.set_threads(recorder.threads_total);
   footer.set_runtime_unreadable_ticks(recorder.runtime_unreadable);
+  footer.set_remote_reads(memory.syscalls());
   for (const auto& [kind, count] : recorder.error_kinds) {
     auto* e = footer.add_error_kinds();
     e->set_kind(kind);

@@ -105,7 +105,8 @@ def test(ctx):
            "pooled_task is called from concurrent/futures/thread.py, not %s" % path[-2]["file"])
     # The Unicode names survive into every output format.
     text = ctx.run_swprof("analyze", out, "--no-color")
-    expect("функция (unicodé_💥.py:" in text.stdout or "функция (samples/unicodé_💥.py:" in text.stdout,
+    expect(any("функция (" in l and "unicodé_💥.py:%d)" % u[("leaf", "unicode")] in l for l in text.stdout.splitlines())
+           or any("функция (" in l and "unicodé_💥.py:" in l for l in text.stdout.splitlines()),
            "text report shows функция in unicodé_💥.py")
     folded = ctx.run_swprof("analyze", out, "--format", "collapsed").stdout
     expect("функция (" in folded, "collapsed output keeps the Unicode name")
