@@ -78,6 +78,22 @@ class Context:
             raise AssertionError("swprof analyze failed: %s" % proc.stderr)
         return json.loads(proc.stdout)
 
+    def record_with_client(self, out, program, client, options=(), timeout=120):
+        """Records `program` (the argv after --) while `client` (an argv) drives it, e.g. a server
+        and the requests it is to handle. Returns (swprof's stderr, the client's stdout)."""
+        rec = subprocess.Popen([self.swprof, "record", "-q", "-o", out] + list(options) + ["--"] + list(program),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            drive = subprocess.run(client, capture_output=True, text=True, timeout=timeout)
+            _, err = rec.communicate(timeout=timeout)
+        finally:
+            kill_quietly(rec)
+        if drive.returncode != 0:
+            raise AssertionError("client %s failed: %s" % (" ".join(client), drive.stderr))
+        if rec.returncode != 0:
+            raise AssertionError("swprof record exited %d: %s" % (rec.returncode, err))
+        return err, drive.stdout
+
     def run_swprof(self, *args, timeout=120, **kwargs):
         return subprocess.run([self.swprof] + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
 

@@ -20,19 +20,11 @@ CLIENT = os.path.join(harness.SAMPLES, "gevent_client.py")
 
 def run(ctx, name, options):
     out, port = ctx.path(name + ".swp"), ctx.path(name + ".port")
-    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out] + options +
-                           ["--", ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(REQUESTS)],
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        client = subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", str(REQUESTS)],
-                                capture_output=True, text=True, timeout=60)
-        _, err = rec.communicate(timeout=60)
-    finally:
-        harness.kill_quietly(rec)
-    expect(client.returncode == 0 and rec.returncode == 0, "client %s / record %s: %s %s" %
-           (client.returncode, rec.returncode, client.stderr, err))
+    _, client = ctx.record_with_client(
+        out, [ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(REQUESTS)],
+        [sys.executable, CLIENT, "--port-file", port, "--count", str(REQUESTS)], options, timeout=60)
     measured = {}
-    for line in client.stdout.split("\n"):
+    for line in client.split("\n"):
         if line.strip():
             n, wall, cpu = line.split()
             measured[int(n)] = (float(wall), float(cpu))

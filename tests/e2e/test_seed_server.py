@@ -1,7 +1,6 @@
 """The seed demo server under a few POSTs: per request, method3/method2/method1 total about
 60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms."""
 import os
-import subprocess
 import sys
 
 import harness
@@ -18,17 +17,8 @@ def test(ctx):
     server = os.path.join(harness.SAMPLES, "seed_server.py")
     client = os.path.join(harness.SAMPLES, "seed_client.py")
     out, port_file = ctx.path("seed.swp"), ctx.path("port")
-    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out, "--", ctx.python, server, "--port", "0",
-                            "--port-file", port_file, "--requests", str(REQUESTS)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        drive = subprocess.run([sys.executable, client, "--port-file", port_file, "--count", str(REQUESTS)],
-                               capture_output=True, text=True, timeout=60)
-        expect(drive.returncode == 0, "client failed: %s" % drive.stderr)
-        _, err = rec.communicate(timeout=60)
-    finally:
-        harness.kill_quietly(rec)
-    expect(rec.returncode == 0, "record exited %s: %s" % (rec.returncode, err))
+    ctx.record_with_client(out, [ctx.python, server, "--port", "0", "--port-file", port_file, "--requests", str(REQUESTS)],
+                           [sys.executable, client, "--port-file", port_file, "--count", str(REQUESTS)])
 
     doc = ctx.analyze_json(out)
     path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version)

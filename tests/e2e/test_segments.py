@@ -6,7 +6,6 @@ thread (keep-alive) give two segments; --min-duration above the request time kee
 --max-segments 2 keeps two; a threaded server with concurrent requests gives one segment per
 request, each on its own thread with no cross-talk; --max-parallel skips the excess."""
 import os
-import subprocess
 import sys
 
 import harness
@@ -23,18 +22,10 @@ CLIENT = os.path.join(harness.SAMPLES, "seed_client.py")
 def serve(ctx, name, requests, options=(), server_args=(), client_args=()):
     """Records the seed server under `requests` POSTs; returns (file, client output, summary)."""
     out, port = ctx.path(name + ".swp"), ctx.path(name + ".port")
-    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out] + list(options) +
-                           ["--", ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(requests)]
-                           + list(server_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        client = subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", str(requests)] + list(client_args),
-                                capture_output=True, text=True, timeout=120)
-        expect(client.returncode == 0, "client: %s" % client.stderr)
-        _, err = rec.communicate(timeout=120)
-    finally:
-        harness.kill_quietly(rec)
-    expect(rec.returncode == 0, "record exited %d: %s" % (rec.returncode, err))
-    return out, client.stdout, err
+    err, client = ctx.record_with_client(
+        out, [ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(requests)] + list(server_args),
+        [sys.executable, CLIENT, "--port-file", port, "--count", str(requests)] + list(client_args), options)
+    return out, client, err
 
 
 def segments(ctx, swp):

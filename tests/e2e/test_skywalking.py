@@ -4,7 +4,6 @@ back losslessly; export a real recording in the Python agent's signature form an
 import json
 import os
 import re
-import subprocess
 import sys
 
 import harness
@@ -69,14 +68,8 @@ def test(ctx):
 
     # A real recording, exported in the Python agent's form and read back.
     out, port = ctx.path("seed.swp"), ctx.path("port")
-    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", out, "--entry", "do_POST", "--", ctx.python, SERVER,
-                            "--port", "0", "--port-file", port, "--requests", "2"], stderr=subprocess.PIPE, text=True)
-    try:
-        subprocess.run([sys.executable, CLIENT, "--port-file", port, "--count", "2"], check=True, capture_output=True,
-                       timeout=60)
-        rec.communicate(timeout=60)
-    finally:
-        harness.kill_quietly(rec)
+    ctx.record_with_client(out, [ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", "2"],
+                           [sys.executable, CLIENT, "--port-file", port, "--count", "2"], ["--entry", "do_POST"])
     exported = ctx.path("seed.json")
     proc = ctx.run_swprof("export", out, "--format", "skywalking", "--task-id", "demo-task", "-o", exported)
     expect(proc.returncode == 0, "export: %s" % proc.stderr)
