@@ -56,7 +56,7 @@ def main():
                 biggest = (out + ".keep", rec["file_bytes"], rec["samples"])
                 os.replace(out, biggest[0])
     print("\n%-12s %-30s %8s %10s %10s %8s %8s %8s" % ("python", "workload", "samples", "µs/sample", "max µs",
-                                                       "reads/s", "B/sample", "errors%"))
+                                                       "reads/smp", "B/sample", "errors%"))
     for r in rows:
         print("%-12s %-30s %8d %10.1f %10.1f %8.1f %8.1f %8.3f" % r)
     if biggest:
