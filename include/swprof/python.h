@@ -325,6 +325,17 @@ class Walker {
   uint64_t next_chunk_ = 0;  // the older chunk to load next, 0 when the chain is exhausted
   uint64_t bottom_ = 0, bottom_code_ = 0;
   std::vector<uint8_t> parked_buf_;
+  // ≤3.10: frame objects are found one by one by following f_back, so a deep stack read frame
+  // by frame takes long enough to change under the walk. Frame objects of one call chain come
+  // from the same allocator pools, so reading the 16 KiB window around a frame brings in its
+  // neighbours: few reads, close to a snapshot.
+  const uint8_t* windowed_frame_bytes(uint64_t address, size_t size);
+  struct Window {
+    uint64_t base = 0;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Window> windows_;
+  size_t windows_used_ = 0;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

@@ -15,6 +15,7 @@ constexpr size_t kMaxInterpreters = 64;
 constexpr size_t kMaxThreads = 8192;
 constexpr uint64_t kMaxChunkBytes = 8u << 20;
 constexpr size_t kMaxChunks = 64;
+constexpr uint64_t kFrameWindow = 16384;  // ≤3.10: frame objects are read this many bytes at a time
 constexpr int64_t kGlibcTidOffset = 0x2d0;  // struct pthread.tid on x86-64 glibc 2.x
 
 
@@ -201,6 +202,26 @@ const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
   return frame_buf_.data();
 }
 
+const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
+  constexpr uint64_t kWindow = kFrameWindow;
+  for (size_t i = 0; i < windows_used_; ++i) {
+    const Window& w = windows_[i];
+    if (address >= w.base && address + size <= w.base + w.bytes.size()) return w.bytes.data() + (address - w.base);
+  }
+  uint64_t base = address & ~(kWindow - 1);
+  if (address + size <= base + kWindow && windows_used_ < 256) {
+    if (windows_.size() <= windows_used_) windows_.emplace_back();
+    Window& w = windows_[windows_used_];
+    w.bytes.resize(kWindow);
+    if (memory_.read(base, w.bytes.data(), kWindow)) {
+      w.base = base;
+      ++windows_used_;
+      return w.bytes.data() + (address - base);
+    }
+  }
+  return frame_bytes(address, size);  // the window is not all mapped, or the frame straddles it
+}
+
 WalkError Walker::walk(const PyThread& thread, std::vector<RawFrame>& out) {
   out.clear();
   bottom_ = bottom_code_ = 0;
@@ -220,12 +241,17 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
   const auto& f = layout_.frame;
   chunks_used_ = 0;
   next_chunk_ = 0;
+  windows_used_ = 0;
   uint64_t frame = thread.top_frame;
   while (frame) {
     if (out.size() >= kMaxDepth) return WalkError::kTooDeep;
     if (!plausible_pointer(frame)) return WalkError::kFrame;
-    const uint8_t* b = frame_bytes(frame, f.size);
+    const uint8_t* b = windowed_frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
+    // A finished frame object lives on as its code's zombie frame or on a free list with its stale
+    // f_back intact; only its reference count (0) tells it is dead. Following it would splice
+    // frames of finished calls into the stack.
+    if (load<int64_t>(b) <= 0) return WalkError::kFrame;
     bottom_ = frame;
     RawFrame r;
     r.address = frame;

@@ -168,6 +168,7 @@ class Recorder {
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
   bool resolve_stack(uint64_t tick, const CallIdentity** entry);
+  void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
   bool probe_parked(const CallIdentity& id, std::vector<uint32_t>& out);
   uint32_t greenlet_index(uint64_t bottom_frame, uint64_t bottom_code);
@@ -231,7 +232,6 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
   return c;
 }
 
-// The interned frame of a code object executing at `offset`: resolved once per (code, line).
 // What a thread runs is identified by its stack's outermost frame (and that frame's code, since a
 // finished greenlet's slot is reused): a thread's first frame, or under gevent each greenlet's
 // own. Indices are small and stable for --by-greenlet.
@@ -241,6 +241,7 @@ uint32_t Recorder::greenlet_index(uint64_t bottom_frame, uint64_t bottom_code) {
   return it->second;
 }
 
+// The interned frame of a code object executing at `offset`: resolved once per (code, line).
 uint32_t Recorder::frame_id_of(python::CodeInfo& code, int32_t offset) {
   int line = python::line_for_offset(code.lines, offset, code.first_line);
   for (auto [l, id] : code.frame_ids)
@@ -269,6 +270,38 @@ bool Recorder::probe_parked(const CallIdentity& id, std::vector<uint32_t>& out) 
   return true;
 }
 
+// Everything that tells this call of the entry function (raw_[i]) from the next call that reuses
+// its frame: see CallIdentity.
+void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
+  const python::RawFrame& f = raw_[i];
+  identity_ = CallIdentity{};
+  identity_.frame = f.address;
+  identity_.code = f.code;
+  identity_.offset = f.offset;
+  identity_.root_depth = static_cast<uint32_t>(stack_.size());
+  // The callers cannot move while the call runs: their frames and offsets are part of it.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t k = i + 1; k < raw_.size(); ++k)
+    for (uint64_t v : {raw_[k].address, raw_[k].code, uint64_t(uint32_t(raw_[k].offset))}) h = (h ^ v) * 0x100000001b3ull;
+  identity_.callers = h;
+  if (code.loop_free < 0) {
+    std::string bytecode;
+    auto loops = codes_.read_bytecode(f.code, bytecode)
+                     ? python::has_backward_jump(interp_.layout.version.minor, bytecode)
+                     : std::nullopt;
+    code.loop_free = loops.has_value() && !*loops ? 1 : 0;
+  }
+  identity_.loop_free = code.loop_free == 1;
+  identity_.arg_count = static_cast<uint8_t>(std::min<size_t>(code.arg_count, CallIdentity::kMaxArgs));
+  size_t locals = std::min<size_t>(code.local_count, CallIdentity::kMaxLocals);
+  uint64_t slots[CallIdentity::kMaxLocals];
+  if (locals && walker_.read_locals(f.address, locals, slots)) {
+    std::copy(slots, slots + identity_.arg_count, identity_.args);
+    for (size_t k = code.arg_count; k < locals; ++k)
+      if (slots[k]) identity_.bound_locals |= uint64_t(1) << (k - code.arg_count);
+  }
+}
+
 // raw_ (innermost first) -> stack_ (outermost first) of interned frame ids; finds the outermost
 // entry frame. False when a frame's code cannot be resolved (the sample is dropped).
 bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
@@ -294,32 +327,7 @@ bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
     if (!entries_.empty() && !*entry) {
       if (code->entry_match < 0) code->entry_match = static_cast<int8_t>(match_entry(entries_, *code) + 1);
       if (code->entry_match > 0) {
-        identity_ = CallIdentity{};
-        identity_.frame = f.address;
-        identity_.code = f.code;
-        identity_.offset = f.offset;
-        identity_.root_depth = static_cast<uint32_t>(stack_.size());
-        // The callers cannot move while the call runs: their frames and offsets are part of it.
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (size_t k = i + 1; k < raw_.size(); ++k)
-          for (uint64_t v : {raw_[k].address, raw_[k].code, uint64_t(uint32_t(raw_[k].offset))}) h = (h ^ v) * 0x100000001b3ull;
-        identity_.callers = h;
-        if (code->loop_free < 0) {
-          std::string bytecode;
-          auto loops = codes_.read_bytecode(f.code, bytecode)
-                           ? python::has_backward_jump(interp_.layout.version.minor, bytecode)
-                           : std::nullopt;
-          code->loop_free = loops.has_value() && !*loops ? 1 : 0;
-        }
-        identity_.loop_free = code->loop_free == 1;
-        identity_.arg_count = static_cast<uint8_t>(std::min<size_t>(code->arg_count, CallIdentity::kMaxArgs));
-        size_t locals = std::min<size_t>(code->local_count, CallIdentity::kMaxLocals);
-        uint64_t slots[CallIdentity::kMaxLocals];
-        if (locals && walker_.read_locals(f.address, locals, slots)) {
-          std::copy(slots, slots + identity_.arg_count, identity_.args);
-          for (size_t k = code->arg_count; k < locals; ++k)
-            if (slots[k]) identity_.bound_locals |= uint64_t(1) << (k - code->arg_count);
-        }
+        capture_identity(i, *code);
         *entry = &identity_;
       }
     }
@@ -352,11 +360,13 @@ bool Recorder::tick(int64_t now_us) {
     int64_t wall = now_us - ctx.last_sample_us;
     ctx.last_sample_us = now_us;
     // The program runs while we read: a walk that met a half-updated frame chain is retried
-    // from a fresh read of the thread state before it counts as an error.
+    // from a fresh read of the thread state before it counts as an error. A walk that failed
+    // within its first frames (the innermost frame returned as we read it, as when a deep
+    // recursion unwinds) costs little to retry, so it gets more tries.
     const CallIdentity* entry = nullptr;
     const char* failure = nullptr;
     python::PyThread fresh = t;
-    for (int attempt = 0; attempt < 3; ++attempt) {
+    for (int attempt = 0; attempt < 3 || (failure && raw_.size() < 8 && attempt < 12); ++attempt) {
       if (attempt && !walker_.read_thread(t.tstate, t.interp, fresh)) break;
       python::WalkError err = walker_.walk(fresh, raw_);
       failure = nullptr;

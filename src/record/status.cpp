@@ -17,8 +17,9 @@ void Status::update(int64_t elapsed_us, uint64_t samples, uint64_t errors, size_
   if (!enabled_ || elapsed_us - last_us_ < 250000) return;
   last_us_ = elapsed_us;
   double rate = elapsed_us > 0 ? static_cast<double>(samples) * 1e6 / static_cast<double>(elapsed_us) : 0;
-  std::string line = fmt::format("swprof: pid {} (Python {}) {:.1f}s  {} samples  {:.0f}/s  {} threads  {} errors",
-                                 pid_, python_, elapsed_us / 1e6, samples, rate, threads, errors);
+  std::string line = fmt::format("swprof: pid {} (Python {}) {:.1f}s  {} samples  {:.0f}/s  {} thread{}  {} errors",
+                                 pid_, python_, elapsed_us / 1e6, samples, rate, threads, threads == 1 ? "" : "s",
+                                 errors);
   std::fprintf(stderr, "\r\x1b[2K%s", line.c_str());
   std::fflush(stderr);
   shown_ = true;
