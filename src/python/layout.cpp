@@ -80,6 +80,13 @@ Layout interpreter_frame_layout(int minor) {
   l.tstate.interp = 16;
   l.unicode.ascii_size = minor == 11 ? 48 : 40;
   l.unicode.compact_size = minor == 11 ? 72 : 56;
+  // The same in every version from 3.11 on.
+  l.frame.instr = 56;
+  l.code.flags = 48;
+  l.code.filename = 112;
+  l.code.name = 120;
+  l.code.qualname = 128;
+  l.code.linetable = 136;
   if (minor == 11) {
     l.gil_model = GilModel::kRuntime;
     l.has_cframe = true;
@@ -99,20 +106,14 @@ Layout interpreter_frame_layout(int minor) {
     l.frame.code = 32;
     l.frame.frame_obj = 40;
     l.frame.previous = 48;
-    l.frame.instr = 56;
     l.frame.owner = 69;
     l.frame.localsplus = 72;
     l.frame_specials = 9;
-    l.code.flags = 48;
     l.code.argcount = 56;
     l.code.kwonlyargcount = 64;
     l.code.stacksize = 68;
     l.code.firstlineno = 72;
     l.code.nlocalsplus = 76;
-    l.code.filename = 112;
-    l.code.name = 120;
-    l.code.qualname = 128;
-    l.code.linetable = 136;
     l.code.firsttraceable = 168;
     l.code.code_adaptive = 184;
     l.type.heap_cached_keys = 872;
@@ -123,17 +124,11 @@ Layout interpreter_frame_layout(int minor) {
     l.frame.code = 0;
     l.frame.previous = 8;
     l.frame.frame_obj = 48;
-    l.frame.instr = 56;
-    l.code.flags = 48;
     l.code.argcount = 52;
     l.code.kwonlyargcount = 60;
     l.code.firstlineno = 68;
     l.code.nlocalsplus = 72;
     l.code.framesize = 76;
-    l.code.filename = 112;
-    l.code.name = 120;
-    l.code.qualname = 128;
-    l.code.linetable = 136;
     l.type.heap_cached_keys = 880;
     if (minor == 12) {
       l.has_cframe = true;
