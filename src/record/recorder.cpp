@@ -74,20 +74,23 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
                                     const std::vector<std::string>& command) {
   const int64_t started = monotonic_us();
   std::string last_error;
+  bool saw_python = false;  // discovery found CPython in the process at least once
   for (;;) {
     if (g_stop) throw UserError("interrupted before Python started");
     if (child.poll_exited()) {
-      if (last_error.empty() || last_error.find("not a Python process") != std::string::npos)
-        throw UserError(fmt::format("{} exited with status {} before any Python code ran: {}", command[0],
-                                    child.exit_status(),
-                                    last_error.empty() ? "it is not a Python program" : last_error),
-                        child.exit_status() ? child.exit_status() : 1);
-      throw UserError(fmt::format("{} exited with status {} before Python started", command[0],
-                                  child.exit_status()),
-                      child.exit_status() ? child.exit_status() : 1);
+      int status = child.exit_status();
+      if (!saw_python)
+        throw UserError(fmt::format("{} is not a Python program: it exited with status {} without starting CPython",
+                                    command[0], status),
+                        status ? status : 1);
+      throw UserError(fmt::format("{} exited with status {} before its interpreter was ready to sample "
+                                  "(nothing to profile)",
+                                  command[0], status),
+                      status ? status : 1);
     }
     try {
       python::Interpreter interp = python::discover(child.pid(), memory);
+      saw_python = true;
       if (python::runtime_ready(interp, memory)) {
         // Discovery ran before the runtime was up: sys.version appears a moment later (≤3.10).
         for (int i = 0; i < 200 && !interp.version_exact && !child.poll_exited(); ++i) {
@@ -99,10 +102,11 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
       last_error = "the Python runtime did not initialise";
     } catch (const UserError& e) {
       last_error = e.what();
-      // Unsupported versions and permission problems do not go away by waiting.
+      // Unsupported versions do not go away by waiting. Permission is refused for a moment while
+      // the child is in the middle of exec; if it still is after a second, it is real.
       if (last_error.find("unsupported Python") != std::string::npos ||
-          last_error.find("permission denied") != std::string::npos ||
-          last_error.find("free-threaded") != std::string::npos)
+          last_error.find("free-threaded") != std::string::npos ||
+          (last_error.find("permission denied") != std::string::npos && monotonic_us() - started > 1000000))
         throw;
     }
     int64_t waited = monotonic_us() - started;
