@@ -159,11 +159,17 @@ std::optional<uint64_t> Walker::code_generation() {
   return generation;
 }
 
+// Bytes the last walk already read: its data-stack chunks (3.11+) or frame windows (≤3.10).
 const uint8_t* Walker::cached(uint64_t address, size_t size) const {
   for (size_t i = 0; i < chunks_used_; ++i) {
     const CachedChunk& c = chunks_[i];
     if (address >= c.base && address + size <= c.end && address + size > address)
       return c.bytes.data() + (address - c.base);
+  }
+  for (size_t i = 0; i < windows_used_; ++i) {
+    const Window& w = windows_[i];
+    if (address >= w.base && address + size <= w.base + w.bytes.size() && address + size > address)
+      return w.bytes.data() + (address - w.base);
   }
   return nullptr;
 }
@@ -204,10 +210,7 @@ const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
 
 const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
   constexpr uint64_t kWindow = kFrameWindow;
-  for (size_t i = 0; i < windows_used_; ++i) {
-    const Window& w = windows_[i];
-    if (address >= w.base && address + size <= w.base + w.bytes.size()) return w.bytes.data() + (address - w.base);
-  }
+  if (const uint8_t* p = cached(address, size)) return p;
   uint64_t base = address & ~(kWindow - 1);
   if (address + size <= base + kWindow && windows_used_ < 256) {
     if (windows_.size() <= windows_used_) windows_.emplace_back();
@@ -271,6 +274,7 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
   const auto& f = l.frame;
   // The thread's frames mostly live in its current data-stack chunk: read it whole, once.
   chunks_used_ = 0;
+  windows_used_ = 0;
   next_chunk_ = 0;
   uint64_t chunk = thread.datastack_chunk, top = thread.datastack_top;
   if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
@@ -386,8 +390,10 @@ bool Walker::parked_frames(uint64_t entry, uint64_t code, std::span<const uint64
 bool Walker::read_locals(uint64_t frame, size_t count, uint64_t* out) {
   uint64_t at = frame + layout_.frame.localsplus;
   size_t bytes = count * 8;
-  if (const uint8_t* p = cached(at, bytes)) std::memcpy(out, p, bytes);
-  else if (!memory_.read(at, out, bytes)) return false;
+  // Only from what the walk read: a read now could find the call returned and its locals cleared.
+  const uint8_t* p = cached(at, bytes);
+  if (!p) return false;
+  std::memcpy(out, p, bytes);
   if (layout_.tagged_code_ref)
     for (size_t i = 0; i < count; ++i) out[i] &= ~uint64_t(3);
   return true;

@@ -300,6 +300,7 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   size_t locals = std::min<size_t>(code.local_count, CallIdentity::kMaxLocals);
   uint64_t slots[CallIdentity::kMaxLocals];
   if (locals && walker_.read_locals(f.address, locals, slots)) {
+    identity_.locals_known = true;
     std::copy(slots, slots + identity_.arg_count, identity_.args);
     for (size_t k = code.arg_count; k < locals; ++k)
       if (slots[k]) identity_.bound_locals |= uint64_t(1) << (k - code.arg_count);

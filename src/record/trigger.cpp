@@ -78,10 +78,12 @@ bool CallIdentity::continues_as(const CallIdentity& now) const {
   if (now.frame != frame || now.code != code || now.arg_count != arg_count || now.root_depth != root_depth ||
       now.callers != callers)
     return false;
-  if (!std::equal(args, args + arg_count, now.args)) return false;
-  // A new call starts with every non-argument local unbound: one that was bound and is no longer
-  // means the frame was reused by the next call.
-  if ((bound_locals & ~now.bound_locals) != 0) return false;
+  if (locals_known && now.locals_known) {
+    if (!std::equal(args, args + arg_count, now.args)) return false;
+    // A new call starts with every non-argument local unbound: one that was bound and is no longer
+    // means the frame was reused by the next call.
+    if ((bound_locals & ~now.bound_locals) != 0) return false;
+  }
   // Without loops the executing offset only moves forward within one call.
   if (loop_free && offset >= 0 && now.offset >= 0 && now.offset < offset) return false;
   return true;

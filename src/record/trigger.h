@@ -40,6 +40,7 @@ struct CallIdentity {
   uint64_t args[kMaxArgs] = {};
   uint8_t arg_count = 0;
   uint64_t bound_locals = 0;  // bit i: local slot arg_count + i is bound
+  bool locals_known = false;  // args and bound_locals were read
   int32_t offset = -1;        // executing instruction of the entry frame
   bool loop_free = false;     // the entry function has no backward jump: its offset never decreases
   uint32_t root_depth = 0;    // depth of the entry frame, counted from the outermost frame
