@@ -99,7 +99,10 @@ int main(int argc, char** argv) {
   // record
   record::Options rec;
   std::string interval = "10ms", duration, min_duration;
-  auto* record_cmd = app.add_subcommand("record", "profile a program (after --) or a running process (--pid)");
+  auto* record_cmd = app.add_subcommand(
+      "record",
+      "profile a program or a running process:\n  swprof record [OPTIONS] -- COMMAND [ARGS...]\n"
+      "  swprof record [OPTIONS] --pid PID");
   record_cmd->footer("Examples:\n  swprof record -o out.swp -- python3 main.py\n"
                      "  swprof record -o out.swp --pid 1234 --duration 30s\n"
                      "  swprof record --entry do_POST --min-duration 200ms -- python3 server.py");
