@@ -282,7 +282,8 @@ class Walker {
   bool read_thread(uint64_t tstate, uint64_t interp, PyThread& out);
   // Frames from the innermost (index 0) outwards. Incomplete and C-stack frames are skipped.
   WalkError walk(const PyThread& thread, std::vector<RawFrame>& out);
-  // The first `count` localsplus slots of a frame walked by the last walk() call, for identity.
+  // The first `count` localsplus slots of a frame walked by the last walk() call, for identity,
+  // from the bytes that walk read: a later read could see the call already returned.
   bool read_locals(uint64_t frame, size_t count, uint64_t* out);
   // 3.14+: the interpreter's code-object generation (changes when code objects are freed).
   std::optional<uint64_t> code_generation();
