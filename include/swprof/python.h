@@ -184,7 +184,6 @@ class ObjectReader {
   uint64_t instance_attr(uint64_t object, std::string_view name) const;
 
   const target::Memory& memory() const { return memory_; }
-  const Layout& layout() const { return layout_; }
 
  private:
   bool is_type(uint64_t object, std::string_view name, uint64_t& cache) const;
@@ -222,8 +221,6 @@ class CodeCache {
   bool read_bytecode(uint64_t address, std::string& out);
   // Re-validates the given entries for this tick in one batched read; stale ones are dropped.
   void validate(std::span<const uint64_t> addresses, uint64_t tick);
-  size_t size() const { return entries_.size(); }
-  uint64_t misses() const { return misses_; }
   void clear() { entries_.clear(); }
 
  private:
@@ -235,7 +232,6 @@ class CodeCache {
   ObjectReader objects_;
   std::unordered_map<uint64_t, CodeInfo> entries_;
   uint64_t code_type_ = 0;
-  uint64_t misses_ = 0;
   std::vector<target::Memory::Request> requests_;
   std::vector<std::string> buffers_;
 };
@@ -299,8 +295,6 @@ class Walker {
   bool parked_frames(uint64_t entry, uint64_t code, std::span<const uint64_t> args, CodeCache& codes, uint64_t tick,
                      std::vector<RawFrame>& out);
 
-  const Layout& layout() const { return layout_; }
-  const Interpreter& interpreter() const { return interp_; }
 
  private:
   WalkError walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out);

@@ -112,7 +112,6 @@ class Writer {
 
   uint64_t bytes_written() const { return bytes_written_; }
   uint64_t samples_written() const { return samples_written_; }
-  uint32_t segment_count() const { return segments_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -142,7 +141,6 @@ class Writer {
   std::unordered_multimap<uint64_t, uint32_t> stacks_;  // hash -> id
   std::vector<uint32_t> stack_pool_, stack_offsets_{0};
   uint32_t threads_ = 0;
-  uint32_t segments_ = 0;
   pb::Chunk pending_;
   size_t pending_samples_ = 0;
   void* zstd_ = nullptr;

@@ -91,7 +91,6 @@ CodeInfo* CodeCache::get(uint64_t address, uint64_t tick) {
   if (!address) return nullptr;
   auto it = entries_.find(address);
   if (it != entries_.end()) return &it->second;
-  ++misses_;
   CodeInfo info;
   if (!resolve(address, info)) return nullptr;
   info.last_validated_tick = tick;

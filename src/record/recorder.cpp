@@ -163,7 +163,7 @@ class Recorder {
   bool segments_done() const { return !entries_.empty() && trigger_.done(); }
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
-  uint64_t runtime_unreadable = 0, exited_while_read = 0;
+  uint64_t runtime_unreadable = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
   std::unordered_map<int64_t, ThreadContext> threads;
@@ -383,7 +383,6 @@ bool Recorder::tick(int64_t now_us) {
       // A thread that exited while we read it (its thread state is still listed, its stack is
       // already freed) has nothing left to sample: that is not a lost sample.
       if (t.native_id > 0 && !target::thread_exists(memory_.pid(), static_cast<pid_t>(t.native_id))) {
-        ++exited_while_read;
         continue;
       }
       count_error(failure);

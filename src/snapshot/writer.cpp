@@ -131,7 +131,6 @@ void Writer::add_segment(const Segment& s) {
   ps->set_name(s.name);
   ps->set_greenlet(s.greenlet);
   ps->set_task_id(s.task_id);
-  ++segments_;
 }
 
 void Writer::end_segment(uint32_t id, int64_t end_us) {
