@@ -1,0 +1,65 @@
+// What several subcommands share: durations, the view flags of a call tree, writing a file.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "swprof/common.h"
+
+namespace swprof::cli {
+
+CLI::Validator duration_validator() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        return parse_duration_us(s) ? "" : "expected a duration like 500us, 10ms, 0.5s, 2m";
+      },
+      "DURATION");
+}
+
+int64_t duration_of(const std::string& s) { return s.empty() ? 0 : *parse_duration_us(s); }
+
+void add_view_flags(CLI::App* cmd, ViewFlags& v) {
+  cmd->add_option("--mode", v.mode, "wall (elapsed time, default), cpu (on-CPU time) or offcpu (waiting)")
+      ->check(CLI::IsMember({"wall", "cpu", "offcpu"}));
+  cmd->add_option("--estimator", v.estimator,
+                  "default (sample weights) or skywalking (the OAP server's consecutive-dump durations)")
+      ->check(CLI::IsMember({"default", "skywalking"}));
+  cmd->add_flag("--lines", v.lines, "one node per executing line instead of per function");
+  cmd->add_option("--thread", v.thread, "only this OS thread id");
+  auto* by_thread = cmd->add_flag("--by-thread", v.by_thread, "threads at the root of the tree");
+  cmd->add_flag("--by-greenlet", v.by_greenlet, "greenlets (gevent) at the root of the tree")->excludes(by_thread);
+  cmd->add_option("--segment", v.segments, "only this segment (repeatable); default: all segments merged");
+  cmd->add_option("--slowest", v.slowest, "only the N longest segments");
+  cmd->add_flag("--full-stack", v.full_stack, "keep the frames above each segment's entry function");
+}
+
+analyze::Selection selection_of(const ViewFlags& v) {
+  analyze::Selection s;
+  if (v.thread) s.thread = v.thread;
+  s.segments = v.segments;
+  s.slowest = v.slowest;
+  s.full_stack = v.full_stack;
+  return s;
+}
+
+analyze::TreeOptions tree_options_of(const ViewFlags& v) {
+  analyze::TreeOptions t;
+  t.mode = v.mode == "cpu" ? analyze::Mode::kCpu : v.mode == "offcpu" ? analyze::Mode::kOffCpu : analyze::Mode::kWall;
+  t.estimator = v.estimator == "skywalking" ? analyze::Estimator::kSkyWalking : analyze::Estimator::kDefault;
+  t.lines = v.lines;
+  t.by_thread = v.by_thread;
+  t.by_greenlet = v.by_greenlet;
+  return t;
+}
+
+void write_output(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  out << data;
+  out.close();
+  if (!out) throw UserError(fmt::format("writing {} failed: {}", path, std::strerror(errno)));
+}
+
+}  // namespace swprof::cli
