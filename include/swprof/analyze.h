@@ -33,7 +33,7 @@ struct TreeOptions {
   bool by_greenlet = false;  // greenlets at the root
 };
 
-enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut };
+enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap };
 
 struct Node {
   std::string_view function, file;  // into the recording's strings or Tree::labels
@@ -73,6 +73,9 @@ struct SegmentRow {
   int64_t tid = 0;
   std::string thread_name;
   double start_ms = 0, duration_ms = 0;
+  // What sampling allows the call's duration to have been: it began between two samples of its
+  // thread and ended between two others (equal to duration_ms when not known).
+  double duration_min_ms = 0, duration_max_ms = 0;
   uint64_t samples = 0;
   bool complete = true;
 };

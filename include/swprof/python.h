@@ -244,6 +244,7 @@ struct PyThread {
   uint64_t thread_id = 0;      // pthread_t
   int64_t native_id = 0;       // OS tid; 0 when unknown
   uint64_t top_frame = 0;
+  uint64_t cframe = 0;         // 3.11–3.12: the CFrame the top frame was read from
   uint64_t datastack_chunk = 0, datastack_top = 0;
   uint64_t next = 0;           // the next thread state in the interpreter's list
   bool holds_gil = false;      // its interpreter's GIL was locked by this thread state
@@ -262,22 +263,37 @@ enum class WalkError : uint8_t {
   kFrame,         // a frame pointer was unreadable
   kCycle,         // the chain loops
   kCode,          // a frame's code is not a code object
-  kTooDeep,       // more than kMaxDepth frames (the sample keeps the innermost ones)
+  kTooDeep,       // more than kMaxVisit frames: the root was not reached
+  kTorn,          // the frames changed while they were read: the copy mixes two moments
 };
 const char* walk_error_name(WalkError e);
 
 class Walker {
  public:
-  static constexpr size_t kMaxDepth = 2048;
+  // A walk follows at most this many frames; deeper stacks keep their innermost frames and
+  // report kTooDeep (the root is not reached). Recorded stacks are cut much earlier, keeping
+  // their root (see record's --max-depth).
+  static constexpr size_t kMaxVisit = 1u << 16;
   Walker(const target::Memory& memory, const Interpreter& interp);
 
   // All thread states of all interpreters, bounded, with who holds each interpreter's GIL.
-  // False if the runtime is unreadable.
+  // False if the runtime is unreadable. A list cut short by a thread state freed as it was
+  // followed is kept, and threads_complete() says so.
   bool read_threads(std::vector<PyThread>& out);
+  bool threads_complete() const { return threads_complete_; }
+  // The target's thread ids (namespace-local in a container) and ours.
+  target::ThreadIds& thread_ids() { return thread_ids_; }
   // One thread state, afresh (to retry a walk that met a torn read).
   bool read_thread(uint64_t tstate, uint64_t interp, PyThread& out);
-  // Frames from the innermost (index 0) outwards. Incomplete and C-stack frames are skipped.
+  // Frames from the innermost (index 0) outwards, read afresh from the listed thread state.
+  // Incomplete and C-stack frames are skipped.
+  // A walk that returns kNone was confirmed: after the copy, the top of the stack and what
+  // identifies every frame (code, previous, instruction of every caller) were read again and
+  // matched, so the frames are one moment's stack, never a mix of two (kTorn otherwise).
   WalkError walk(const PyThread& thread, std::vector<RawFrame>& out);
+  // How many localsplus slots of a frame object read_locals() will want (≤3.10 reads frames one
+  // by one: reading locals nobody asks for costs).
+  void set_locals_wanted(size_t count) { locals_wanted_ = count; }
   // The first `count` localsplus slots of a frame walked by the last walk() call, for identity,
   // from the bytes that walk read: a later read could see the call already returned.
   bool read_locals(uint64_t frame, size_t count, uint64_t* out);
@@ -286,6 +302,9 @@ class Walker {
   // The outermost frame the last walk() reached, skipped frames included. Under gevent each
   // greenlet's stack ends in its own frame, so this tells which greenlet was running.
   uint64_t bottom_frame() const { return bottom_; }
+  // After a torn walk: how many of its output's outermost frames read the same before and after
+  // (the last entries of the output), i.e. were on the stack while the inner ones changed.
+  size_t stable_frames() const { return stable_; }
   uint64_t bottom_code() const { return bottom_code_; }
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
@@ -297,8 +316,58 @@ class Walker {
 
 
  private:
+  bool parse_thread(const uint8_t* bytes, uint64_t tstate, uint64_t interp, PyThread& out) const;
+  bool snapshot(const PyThread& listed, PyThread& fresh);
+  void remember(uint64_t tstate, const PyThread& walked);
+  bool find_pthread_tid_offset(uint64_t pthread_id);
+  void native_ids_from_pthreads(std::vector<PyThread>& threads);
   WalkError walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out);
+  WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
+  WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
+  using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
+  WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
+                   std::vector<RawFrame>& out);
+
+  // What identified each frame the walk followed (skipped ones too), innermost first, as read.
+  struct Visited {
+    uint64_t address, code, previous, instr;
+    int32_t out_index;  // index in the walk's output, -1 for a skipped frame
+  };
+  std::vector<Visited> visited_;
+  struct Range {
+    uint64_t start, end;
+    size_t buffer_offset;
+  };
+  std::vector<Range> confirm_ranges_, confirm_slices_;
+  // The snapshot's second reads: the top, then the stack again (see snapshot()).
+  struct Recheck {
+    bool valid = false;
+    uint64_t top_ref = 0, top = 0;
+    std::vector<Range> slices;
+    std::vector<bool> ok;
+    std::vector<uint8_t> bytes;  // both reads
+    size_t second = 0;           // where the second read starts in `bytes`
+  } recheck_;
+  size_t late_reads_ = 0;  // reads the walk made after the snapshot
+  size_t locals_wanted_ = 0;
+  size_t stable_ = 0;
+  // Where each thread's stack was at its last walk (by thread state), read again with it.
+  struct Guess {
+    static constexpr size_t kCFrames = 3;
+    uint64_t cframes[kCFrames] = {};  // 3.11–3.12: recent CFrames, most recent first
+    uint64_t chunk = 0, chunk_end = 0;
+    std::vector<uint64_t> frames;  // ≤3.10: frame objects
+    uint64_t last_walk = 0;
+  };
+  std::unordered_map<uint64_t, Guess> guesses_;
+  std::vector<uint64_t> guess_scratch_;
+  std::vector<target::Memory::Request> snapshot_reads_;
+  uint64_t walks_ = 0;
+  bool threads_complete_ = true;
+  mutable size_t last_hit_ = 0, last_window_ = 0;
+  std::vector<uint8_t> confirm_buf_;
+  std::vector<target::Memory::Request> confirm_reads_;
   int64_t native_id_from_pthread(uint64_t pthread_id);
   const uint8_t* frame_bytes(uint64_t address, size_t size);
   // Reads one data-stack chunk's used part into the cache; returns its `previous` chunk.
@@ -308,6 +377,7 @@ class Walker {
   const target::Memory& memory_;
   const Interpreter& interp_;
   const Layout& layout_;
+  target::ThreadIds thread_ids_;
   std::vector<uint8_t> tstate_buf_, frame_buf_, interp_buf_;
   // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
   // stack spills into them) when the walk reaches them.

@@ -22,6 +22,7 @@ struct Options {
   bool idle = true;                   // keep samples of threads asleep for the whole interval
   bool gil_only = false;              // keep only the GIL holder's samples
   bool status = true;                 // one-line status on a TTY
+  uint32_t max_depth = 2048;          // deeper stacks keep their outer and inner halves
 };
 
 // Runs a recording; returns the process exit code for swprof (launch mode: the program's status).

@@ -62,6 +62,26 @@ std::vector<std::string> host_paths(pid_t pid, const Mapping& mapping);
 // Thread ids of the process (/proc/PID/task).
 std::vector<pid_t> list_threads(pid_t pid);
 
+// A process in a PID namespace (a container seen from the host, `unshare -p`) knows its threads
+// by namespace-local ids, and those are what the interpreter stores; /proc wants ours. The map
+// comes from the NSpid line of /proc/PID/task/TID/status (ours first, the innermost last).
+class ThreadIds {
+ public:
+  explicit ThreadIds(pid_t pid);
+  // Our id of the thread the target calls `target_tid`; 0 when the target has no such thread.
+  // An unknown id re-reads the map (a new thread), at most once per call.
+  pid_t to_host(int64_t target_tid);
+  // The ids the target uses for its threads now.
+  std::vector<pid_t> target_ids();
+  bool nested() const { return nested_; }  // the target is in another PID namespace
+
+ private:
+  void refresh();
+  pid_t pid_;
+  bool nested_ = false;
+  std::vector<std::pair<pid_t, pid_t>> map_;  // (target's id, ours), sorted
+};
+
 bool process_exists(pid_t pid);
 bool thread_exists(pid_t pid, pid_t tid);
 std::string read_comm(pid_t pid, pid_t tid);              // /proc/PID/task/TID/comm, trimmed

@@ -78,6 +78,11 @@ class PathBuilder {
                      [&](Node& n) { n.function = "<switched out>"; });
       path.push_back(parent);
     }
+    if (s.flags & snapshot::kGap) {
+      // The recorder was late: this time is known to be under the frames above, no deeper.
+      parent = child(parent, {parent, NodeKind::kGap, 0, 0, 0}, [&](Node& n) { n.function = "<not sampled>"; });
+      path.push_back(parent);
+    }
   }
 
  private:

@@ -17,6 +17,7 @@ const char* kind_name(NodeKind k) {
     case NodeKind::kThread: return "thread";
     case NodeKind::kGreenlet: return "greenlet";
     case NodeKind::kSwitchedOut: return "switched_out";
+    case NodeKind::kGap: return "not_sampled";
     case NodeKind::kRoot: return "root";
   }
   return "frame";
@@ -71,9 +72,9 @@ std::string segments_json(const std::vector<SegmentRow>& rows) {
     const auto& r = rows[i];
     out += fmt::format(
         "{}\n  {{\"id\": {}, \"thread\": {}, \"thread_name\": {}, \"start_ms\": {}, \"duration_ms\": {}, "
-        "\"samples\": {}, \"complete\": {}}}",
-        i ? "," : "", r.id, r.tid, quoted(r.thread_name), number(r.start_ms), number(r.duration_ms), r.samples,
-        r.complete ? "true" : "false");
+        "\"duration_min_ms\": {}, \"duration_max_ms\": {}, \"samples\": {}, \"complete\": {}}}",
+        i ? "," : "", r.id, r.tid, quoted(r.thread_name), number(r.start_ms), number(r.duration_ms),
+        number(r.duration_min_ms), number(r.duration_max_ms), r.samples, r.complete ? "true" : "false");
   }
   out += "]}\n";
   return out;

@@ -17,11 +17,16 @@ std::string segments_text(const std::vector<SegmentRow>& rows) {
                                             : fmt::format("{} ({})", r.tid, sanitize_text(r.thread_name)));
     width = std::max(width, threads.back().size());
   }
-  std::string out = fmt::format("{:>5}  {:<{}} {:>12} {:>12} {:>8}\n", "ID", "Thread", width, "Start", "Duration", "Samples");
+  // "±" is how far sampling lets the real duration be from the one shown: the call began
+  // between two samples of its thread and ended between two others.
+  std::string out = fmt::format("{:>5}  {:<{}} {:>12} {:>12} {:>8} {:>8}\n", "ID", "Thread", width, "Start", "Duration",
+                                "±", "Samples");
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
-    out += fmt::format("{:>5}  {:<{}} {:>10.1f}ms {:>10.1f}ms {:>8}{}\n", r.id, threads[i], width, r.start_ms,
-                       r.duration_ms, r.samples, r.complete ? "" : "  (still running when recording stopped)");
+    double spread = std::max(r.duration_ms - r.duration_min_ms, r.duration_max_ms - r.duration_ms);
+    out += fmt::format("{:>5}  {:<{}} {:>10.1f}ms {:>10.1f}ms {:>6.1f}ms {:>8}{}\n", r.id, threads[i], width,
+                       r.start_ms, r.duration_ms, spread, r.samples,
+                       r.complete ? "" : "  (still running when recording stopped)");
   }
   return out;
 }

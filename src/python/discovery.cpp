@@ -109,7 +109,7 @@ bool runtime_looks_valid(uint64_t runtime, const Layout& l, const target::Memory
     if (!mem.read_value(tstate + l.tstate.native_thread_id, tid)) return false;
     // A thread state may exist before its thread runs (native id 0); otherwise it must be ours.
     if (tid != 0) {
-      auto tids = target::list_threads(mem.pid());
+      auto tids = target::ThreadIds(mem.pid()).target_ids();  // namespace-local, like the interpreter's
       if (std::find(tids.begin(), tids.end(), static_cast<pid_t>(tid)) == tids.end()) return false;
     }
   }

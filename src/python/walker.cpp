@@ -35,23 +35,24 @@ const char* walk_error_name(WalkError e) {
     case WalkError::kFrame: return "unreadable frame";
     case WalkError::kCycle: return "frame chain loops";
     case WalkError::kCode: return "frame without a code object";
-    case WalkError::kTooDeep: return "stack deeper than the limit";
+    case WalkError::kTooDeep: return "stack deeper than 65536 frames";
+    case WalkError::kTorn: return "torn (frames changed while read)";
   }
   return "unknown";
 }
 
 Walker::Walker(const target::Memory& memory, const Interpreter& interp)
-    : memory_(memory), interp_(interp), layout_(interp.layout) {
+    : memory_(memory), interp_(interp), layout_(interp.layout), thread_ids_(memory.pid()) {
   const auto& t = layout_.tstate;
   tstate_buf_.resize(max_offset({t.next, t.interp, t.frame, t.thread_id, t.native_thread_id, t.datastack_chunk,
                                  t.datastack_top}));
   frame_buf_.resize(layout_.frame.size + 64);
 }
 
-bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
+// The fields of a thread state read into `b`; the top frame is filled only when the thread state
+// holds it directly (≤3.10, 3.13+), not through a CFrame.
+bool Walker::parse_thread(const uint8_t* b, uint64_t tstate, uint64_t interp, PyThread& t) const {
   const auto& l = layout_;
-  if (!plausible_pointer(tstate) || !memory_.read(tstate, tstate_buf_.data(), tstate_buf_.size())) return false;
-  const uint8_t* b = tstate_buf_.data();
   t = PyThread{};
   t.tstate = tstate;
   t.interp = load<uint64_t>(b + l.tstate.interp);
@@ -60,22 +61,28 @@ bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
   if (l.tstate.native_thread_id != kAbsent) t.native_id = load<int64_t>(b + l.tstate.native_thread_id);
   t.next = load<uint64_t>(b + l.tstate.next);
   uint64_t frame_ref = load<uint64_t>(b + l.tstate.frame);
-  if (l.has_cframe) {
-    // 3.11–3.12: tstate->cframe->current_frame; cframe lives on the thread's C stack.
-    if (frame_ref) memory_.read_value(frame_ref + l.cframe_current_frame, t.top_frame);
-  } else {
-    t.top_frame = frame_ref;
-  }
+  if (l.has_cframe) t.cframe = frame_ref;  // 3.11–3.12: tstate->cframe->current_frame
+  else t.top_frame = frame_ref;
   if (l.tstate.datastack_chunk != kAbsent) {
     t.datastack_chunk = load<uint64_t>(b + l.tstate.datastack_chunk);
     t.datastack_top = load<uint64_t>(b + l.tstate.datastack_top);
   }
+  return true;
+}
+
+bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
+  const auto& l = layout_;
+  if (!plausible_pointer(tstate) || !memory_.read(tstate, tstate_buf_.data(), tstate_buf_.size())) return false;
+  if (!parse_thread(tstate_buf_.data(), tstate, interp, t)) return false;
+  // cframe lives on the thread's C stack.
+  if (l.has_cframe && t.cframe) memory_.read_value(t.cframe + l.cframe_current_frame, t.top_frame);
   if (l.tstate.native_thread_id == kAbsent) t.native_id = native_id_from_pthread(t.thread_id);
   return true;
 }
 
 bool Walker::read_threads(std::vector<PyThread>& out) {
   out.clear();
+  threads_complete_ = true;
   const auto& l = layout_;
   // One read for the runtime's fields: the interpreter list and, up to 3.11, the GIL.
   uint8_t block[2048];
@@ -114,40 +121,63 @@ bool Walker::read_threads(std::vector<PyThread>& out) {
       if (plausible_pointer(gil) && need <= sizeof g && memory_.read(gil, g, need) && load<int32_t>(g + l.gil.locked))
         holder = load<uint64_t>(g + l.gil.last_holder);
     }
+    // The list itself: the walk re-reads each thread state with its frames, so only what links
+    // and names the threads is needed here.
     for (size_t n = 0; ts && n < kMaxThreads; ++n) {
       PyThread t;
-      if (!read_thread(ts, interp, t)) break;  // torn list: keep what we have
+      if (!plausible_pointer(ts) || !memory_.read(ts, tstate_buf_.data(), tstate_buf_.size()) ||
+          !parse_thread(tstate_buf_.data(), ts, interp, t)) {
+        threads_complete_ = false;  // a thread state was freed as we followed the list
+        break;
+      }
       t.holds_gil = holder != 0 && holder == t.tstate;
       out.push_back(t);
       ts = t.next;
     }
     interp = next;
   }
+  if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(out);
   return true;
 }
 
 // ≤3.10 keeps only the pthread_t. glibc stores the kernel tid inside struct pthread (which
-// pthread_t points to); find that offset once, checking that it holds a live tid of the process.
-int64_t Walker::native_id_from_pthread(uint64_t pthread_id) {
-  if (!plausible_pointer(pthread_id)) return 0;
-  if (pthread_tid_offset_ < 0 && pthread_tid_probes_ < 16) {
-    ++pthread_tid_probes_;
-    auto tids = target::list_threads(memory_.pid());
-    auto is_tid = [&](int32_t v) { return v > 0 && std::find(tids.begin(), tids.end(), v) != tids.end(); };
-    std::vector<int32_t> block(512);
-    if (memory_.read(pthread_id, block.data(), block.size() * 4)) {
-      if (is_tid(block[kGlibcTidOffset / 4])) {
-        pthread_tid_offset_ = kGlibcTidOffset;
-      } else {
-        for (size_t i = 0; i < block.size() && pthread_tid_offset_ < 0; ++i)
-          if (is_tid(block[i])) pthread_tid_offset_ = static_cast<int64_t>(i * 4);
-      }
+// pthread_t points to); find that offset once, checking that it holds a live tid of the process
+// (as the process knows it: in a container, its namespace's ids).
+bool Walker::find_pthread_tid_offset(uint64_t pthread_id) {
+  if (pthread_tid_offset_ >= 0) return true;
+  if (!plausible_pointer(pthread_id) || pthread_tid_probes_ >= 16) return false;
+  ++pthread_tid_probes_;
+  auto tids = thread_ids_.target_ids();
+  auto is_tid = [&](int32_t v) { return v > 0 && std::find(tids.begin(), tids.end(), v) != tids.end(); };
+  std::vector<int32_t> block(512);
+  if (memory_.read(pthread_id, block.data(), block.size() * 4)) {
+    if (is_tid(block[kGlibcTidOffset / 4])) {
+      pthread_tid_offset_ = kGlibcTidOffset;
+    } else {
+      for (size_t i = 0; i < block.size() && pthread_tid_offset_ < 0; ++i)
+        if (is_tid(block[i])) pthread_tid_offset_ = static_cast<int64_t>(i * 4);
     }
   }
-  if (pthread_tid_offset_ < 0) return 0;
+  return pthread_tid_offset_ >= 0;
+}
+
+int64_t Walker::native_id_from_pthread(uint64_t pthread_id) {
+  if (!find_pthread_tid_offset(pthread_id)) return 0;
   int32_t tid = 0;
   memory_.read_value(pthread_id + static_cast<uint64_t>(pthread_tid_offset_), tid);
   return tid > 0 ? tid : 0;
+}
+
+// The same for every listed thread, in one read.
+void Walker::native_ids_from_pthreads(std::vector<PyThread>& threads) {
+  if (threads.empty() || !find_pthread_tid_offset(threads.front().thread_id)) return;
+  std::vector<int32_t> tids(threads.size(), 0);
+  std::vector<target::Memory::Request> reads;
+  for (size_t i = 0; i < threads.size(); ++i)
+    if (plausible_pointer(threads[i].thread_id))
+      reads.push_back({threads[i].thread_id + static_cast<uint64_t>(pthread_tid_offset_), &tids[i], 4, false});
+  memory_.read_batch(reads);
+  for (size_t i = 0; i < threads.size(); ++i) threads[i].native_id = tids[i] > 0 ? tids[i] : 0;
 }
 
 std::optional<uint64_t> Walker::code_generation() {
@@ -161,15 +191,25 @@ std::optional<uint64_t> Walker::code_generation() {
 
 // Bytes the last walk already read: its data-stack chunks (3.11+) or frame windows (≤3.10).
 const uint8_t* Walker::cached(uint64_t address, size_t size) const {
+  // Frames walked one after another sit in the same chunk or window: try the last hit first.
+  auto in = [&](uint64_t base, uint64_t end) { return address >= base && address + size <= end && address + size > address; };
+  if (last_hit_ < chunks_used_ && in(chunks_[last_hit_].base, chunks_[last_hit_].end))
+    return chunks_[last_hit_].bytes.data() + (address - chunks_[last_hit_].base);
   for (size_t i = 0; i < chunks_used_; ++i) {
     const CachedChunk& c = chunks_[i];
-    if (address >= c.base && address + size <= c.end && address + size > address)
+    if (in(c.base, c.end)) {
+      last_hit_ = i;
       return c.bytes.data() + (address - c.base);
+    }
   }
+  if (last_window_ < windows_used_ && in(windows_[last_window_].base, windows_[last_window_].base + windows_[last_window_].bytes.size()))
+    return windows_[last_window_].bytes.data() + (address - windows_[last_window_].base);
   for (size_t i = 0; i < windows_used_; ++i) {
     const Window& w = windows_[i];
-    if (address >= w.base && address + size <= w.base + w.bytes.size() && address + size > address)
+    if (in(w.base, w.base + w.bytes.size())) {
+      last_window_ = i;
       return w.bytes.data() + (address - w.base);
+    }
   }
   return nullptr;
 }
@@ -201,9 +241,13 @@ const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
   if (const uint8_t* p = cached(address, size)) return p;
   // Deep stacks continue in older chunks: load them in order until one holds the frame.
   // (Generator and frame-object frames live elsewhere and are read one by one below.)
-  while (next_chunk_ && !cached(address, size)) next_chunk_ = load_chunk(next_chunk_, 0);
+  while (next_chunk_ && !cached(address, size)) {
+    ++late_reads_;
+    next_chunk_ = load_chunk(next_chunk_, 0);
+  }
   if (const uint8_t* p = cached(address, size)) return p;
   if (frame_buf_.size() < size) frame_buf_.resize(size);
+  ++late_reads_;
   if (!memory_.read(address, frame_buf_.data(), size)) return nullptr;
   return frame_buf_.data();
 }
@@ -216,6 +260,7 @@ const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
     if (windows_.size() <= windows_used_) windows_.emplace_back();
     Window& w = windows_[windows_used_];
     w.bytes.resize(kWindow);
+    ++late_reads_;
     if (memory_.read(base, w.bytes.data(), kWindow)) {
       w.base = base;
       ++windows_used_;
@@ -225,36 +270,429 @@ const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
   return frame_bytes(address, size);  // the window is not all mapped, or the frame straddles it
 }
 
-WalkError Walker::walk(const PyThread& thread, std::vector<RawFrame>& out) {
+// The bytes of a frame that identify it: what it runs (code), who called it (previous), where it
+// is (instruction) and, for interpreter frames, who owns it; for frame objects also the
+// reference count, which is 0 once the frame is dead.
+static std::pair<uint32_t, uint32_t> identity_slice(const Layout& l) {
+  const auto& f = l.frame;
+  if (l.frame_model == FrameModel::kFrameObject)
+    return {0, std::max({f.previous + 8, f.code + 8, f.instr + 4})};
+  return {std::min({f.code, f.previous, f.instr, f.owner}), std::max({f.code + 8, f.previous + 8, f.instr + 8, f.owner + 1})};
+}
+
+// Reads a listed thread afresh. With a guess of where its stack is (where it was at the last
+// walk: the current data-stack chunk on 3.11+, the frame objects on ≤3.10), one system call reads
+// the thread state, the top, the stack, the top again and the stack again: the walk and its
+// confirmation (see confirm()) then need no other read when the guess holds, and the shorter the
+// reads, the less the program moves under them. What the guess got wrong is read the usual way.
+bool Walker::snapshot(const PyThread& listed, PyThread& t) {
+  const auto& l = layout_;
+  chunks_used_ = windows_used_ = 0;
+  next_chunk_ = 0;
+  last_hit_ = last_window_ = 0;
+  late_reads_ = 0;
+  recheck_.valid = false;
+  if (!plausible_pointer(listed.tstate)) return false;
+  Guess& guess = guesses_[listed.tstate];
+  guess.last_walk = ++walks_;
+  const bool objects = l.frame_model == FrameModel::kFrameObject;
+  const auto [lo, hi] = identity_slice(l);
+  snapshot_reads_.clear();
+  // 1. The thread state, and the top through the guessed CFrame (3.11–3.12).
+  snapshot_reads_.push_back({listed.tstate, tstate_buf_.data(), tstate_buf_.size(), false});
+  // A thread whose Python code is entered from C (a generator driven by sum(), a callback)
+  // switches between a few CFrames: the top through each recent one.
+  uint64_t guessed_top[Guess::kCFrames] = {}, guessed_top2[Guess::kCFrames] = {};
+  const size_t cframe_reads = snapshot_reads_.size();
+  size_t n_cframes = 0;
+  if (l.has_cframe)
+    for (; n_cframes < Guess::kCFrames && guess.cframes[n_cframes]; ++n_cframes)
+      snapshot_reads_.push_back({guess.cframes[n_cframes] + l.cframe_current_frame, &guessed_top[n_cframes], 8, false});
+  // 2. The stack where it was.
+  const size_t stack_reads = snapshot_reads_.size();
+  if (chunks_.empty()) chunks_.emplace_back();
+  if (!objects && guess.chunk_end > guess.chunk) {
+    chunks_[0].bytes.resize(guess.chunk_end - guess.chunk);
+    snapshot_reads_.push_back({guess.chunk, chunks_[0].bytes.data(), chunks_[0].bytes.size(), false});
+  }
+  // A frame object up to its locals, and the locals the entry identity reads (--entry).
+  const size_t frame_slice = l.frame.size + 8 * locals_wanted_;
+  for (uint64_t f : guess.frames) {
+    if (windows_.size() <= windows_used_) windows_.emplace_back();
+    Window& w = windows_[windows_used_++];
+    w.base = f;
+    w.bytes.resize(frame_slice);
+    snapshot_reads_.push_back({f, w.bytes.data(), frame_slice, false});
+  }
+  const size_t stack_end = snapshot_reads_.size();
+  // 3. The top again, then the stack's identifying bytes again.
+  Recheck& rc = recheck_;
+  rc.top_ref = rc.top = 0;
+  const size_t top_again = snapshot_reads_.size();
+  const bool guessed = stack_end > stack_reads;
+  if (guessed) {
+    snapshot_reads_.push_back({listed.tstate + l.tstate.frame, &rc.top_ref, 8, false});
+    for (size_t i = 0; i < n_cframes; ++i)
+      snapshot_reads_.push_back({guess.cframes[i] + l.cframe_current_frame, &guessed_top2[i], 8, false});
+    rc.slices.clear();
+    size_t bytes = 0;
+    if (!objects && guess.chunk_end > guess.chunk) {
+      rc.slices.push_back({guess.chunk, guess.chunk_end, 0});
+      bytes = guess.chunk_end - guess.chunk;
+    }
+    for (uint64_t f : guess.frames) {
+      rc.slices.push_back({f + lo, f + hi, bytes});
+      bytes += hi - lo;
+    }
+    // Twice: a copy torn where a page ends (the only place one memory copy waits) can be matched
+    // by one more read torn the same way, rarely by two.
+    rc.bytes.resize(2 * bytes);
+    rc.second = bytes;
+    for (size_t pass = 0; pass < 2; ++pass)
+      for (const Range& r : rc.slices)
+        snapshot_reads_.push_back({r.start, rc.bytes.data() + pass * bytes + r.buffer_offset, r.end - r.start, false});
+  }
+  memory_.read_batch(snapshot_reads_);
+  if (!snapshot_reads_[0].ok || !parse_thread(tstate_buf_.data(), listed.tstate, listed.interp, t)) return false;
+  t.native_id = listed.native_id;
+  t.holds_gil = listed.holds_gil;
+  bool cframe_hit = false;
+  if (l.has_cframe) {
+    for (size_t i = 0; i < n_cframes && !cframe_hit; ++i)
+      if (t.cframe == guess.cframes[i] && snapshot_reads_[cframe_reads + i].ok) {
+        t.top_frame = guessed_top[i];
+        cframe_hit = true;
+      }
+    if (!cframe_hit && t.cframe) memory_.read_value(t.cframe + l.cframe_current_frame, t.top_frame);
+  }
+  bool stack_hit = guessed;
+  if (!objects && guess.chunk_end > guess.chunk) {
+    uint64_t header[3];
+    std::memcpy(header, chunks_[0].bytes.data(), sizeof header);
+    if (snapshot_reads_[stack_reads].ok && t.datastack_chunk == guess.chunk && t.datastack_top > guess.chunk &&
+        t.datastack_top <= guess.chunk_end && header[1] <= kMaxChunkBytes && t.datastack_top - guess.chunk <= header[1]) {
+      // Every byte copied, not only up to the top the thread state gave: a frame pushed since is
+      // then read in the same copy as its callers, not alone and later.
+      chunks_[0].base = guess.chunk;
+      chunks_[0].end = std::min(guess.chunk_end, guess.chunk + header[1]);
+      chunks_used_ = 1;
+      next_chunk_ = header[0];
+    } else {
+      stack_hit = false;
+    }
+  }
+  // Frame objects guessed wrong (freed, or not read) are dropped from the windows.
+  size_t kept = 0;
+  for (size_t i = 0; i < windows_used_; ++i)
+    if (snapshot_reads_[stack_reads + i].ok) std::swap(windows_[kept++], windows_[i]);
+  windows_used_ = kept;
+  if (chunks_used_ == 0 && !objects) {
+    uint64_t chunk = t.datastack_chunk, top = t.datastack_top;
+    if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
+  }
+  // The second reads are usable when the top could be read again through the same CFrame.
+  // The second reads are usable when the top could be read again, through a CFrame read then.
+  bool top_again_known = stack_hit && snapshot_reads_[top_again].ok;
+  if (top_again_known && l.has_cframe) {
+    top_again_known = false;
+    for (size_t i = 0; i < n_cframes && !top_again_known; ++i)
+      if (rc.top_ref == guess.cframes[i] && snapshot_reads_[top_again + 1 + i].ok) {
+        rc.top = guessed_top2[i];
+        top_again_known = true;
+      }
+  }
+  if (top_again_known) {
+    rc.valid = true;
+    size_t first_slice = top_again + 1 + n_cframes;
+    rc.ok.assign(2 * rc.slices.size(), false);
+    for (size_t i = 0; i < 2 * rc.slices.size(); ++i) rc.ok[i] = snapshot_reads_[first_slice + i].ok;
+  }
+  return true;
+}
+
+// What the next walk of this thread should read with its thread state.
+void Walker::remember(uint64_t tstate, const PyThread& t) {
+  const auto& l = layout_;
+  Guess& guess = guesses_[tstate];
+  if (t.cframe && guess.cframes[0] != t.cframe) {
+    // Most recent first, each once.
+    uint64_t* end = guess.cframes + Guess::kCFrames;
+    uint64_t* at = std::find(guess.cframes, end, t.cframe);
+    if (at == end) at = end - 1;
+    std::move_backward(guess.cframes, at, at + 1);
+    guess.cframes[0] = t.cframe;
+  }
+  guess.chunk = guess.chunk_end = 0;
+  if (chunks_used_ > 0 && chunks_[0].base == t.datastack_chunk) {
+    // The top moves as calls come and go: read a little beyond it, within the chunk.
+    uint64_t size = load<uint64_t>(chunks_[0].bytes.data() + 8);
+    guess.chunk = t.datastack_chunk;
+    guess.chunk_end = std::min(t.datastack_top + 2048, t.datastack_chunk + size);
+  }
+  {
+    // Frames that live outside the data stack: ≤3.10's frame objects, reused at the same
+    // addresses (each code object keeps a spare frame), and 3.11+'s generator and coroutine
+    // frames, inside their objects. The frames of this walk and of the last ones, innermost
+    // first, at most a few dozen.
+    constexpr size_t kMaxGuessedFrames = 32;
+    const bool objects = l.frame_model == FrameModel::kFrameObject;
+    guess_scratch_.clear();
+    for (size_t i = 0; i < visited_.size() && guess_scratch_.size() < kMaxGuessedFrames; ++i) {
+      uint64_t a = visited_[i].address;
+      bool in_chunk = false;
+      for (size_t c = 0; c < chunks_used_ && !in_chunk; ++c) in_chunk = a >= chunks_[c].base && a < chunks_[c].end;
+      if (objects || !in_chunk) guess_scratch_.push_back(a);
+    }
+    for (uint64_t f : guess.frames) {
+      if (guess_scratch_.size() >= kMaxGuessedFrames) break;
+      if (std::find(guess_scratch_.begin(), guess_scratch_.end(), f) == guess_scratch_.end()) guess_scratch_.push_back(f);
+    }
+    guess.frames.swap(guess_scratch_);
+  }
+  // Threads that stopped being walked are forgotten now and then.
+  if (walks_ % 4096 == 0)
+    std::erase_if(guesses_, [&](const auto& g) { return g.second.last_walk + 4096 < walks_; });
+}
+
+WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   out.clear();
+  visited_.clear();
+  stable_ = 0;
   bottom_ = bottom_code_ = 0;
+  PyThread thread;
+  if (!snapshot(listed, thread)) return WalkError::kThreadState;
   WalkError e = layout_.frame_model == FrameModel::kFrameObject ? walk_frame_objects(thread, out)
                                                                  : walk_interpreter_frames(thread, out);
   if (e == WalkError::kTooDeep) {
     // A chain that never ends is a loop (torn read), not a deep stack.
     seen_.clear();
-    for (const auto& f : out) seen_.push_back(f.address);
+    for (const auto& v : visited_) seen_.push_back(v.address);
     std::sort(seen_.begin(), seen_.end());
-    if (std::adjacent_find(seen_.begin(), seen_.end()) != seen_.end()) e = WalkError::kCycle;
+    if (std::adjacent_find(seen_.begin(), seen_.end()) != seen_.end()) return WalkError::kCycle;
   }
-  return e;
+  if (e != WalkError::kNone && e != WalkError::kTooDeep) return e;
+  // Everything the walk used came with the snapshot: its second reads confirm it. Otherwise read
+  // again now.
+  WalkError confirmed = recheck_.valid && late_reads_ == 0 ? confirm_from_snapshot(thread, out) : confirm(thread, out);
+  if (confirmed == WalkError::kNone) remember(listed.tstate, thread);
+  return confirmed == WalkError::kNone ? e : confirmed;
+}
+
+// The program runs while we copy its frames, and CPython rewrites frames in place: a copy can
+// hold the outer frames of one moment and the inner frames of another (p1→p2 then q3→q4, a
+// stack that never happened), or start from a top that was popped and pushed again meanwhile.
+// So after the copy, read again where the top is and what identifies every frame followed. From
+// the top now, follow the chain through what was read until it meets a frame the walk followed;
+// the walk stands when it does and that frame and every frame below it read as they did (the
+// callers' instructions included):
+//  - it is the frame the walk started from: the stack is the one that exists now;
+//  - it is a caller: the inner frames returned meanwhile, the stack is the caller's;
+//  - newer frames lead to it: they were called meanwhile, the stack is the one the walk began.
+// Anything else is torn: the caller retries with a fresh thread state. stable_frames() then
+// says how many outer frames read the same both times.
+//
+// `copy` gives a frame's bytes where newer frames may be found; `again` (and `again2`, when there
+// is a second re-read) the identifying bytes as read after the top.
+WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
+                         std::vector<RawFrame>& out) {
+  const auto& l = layout_;
+  const bool objects = l.frame_model == FrameModel::kFrameObject;
+  auto matches = [&](const Visited& v, const uint8_t* b, bool compare_instr) {
+    if (!b || load<uint64_t>(b + l.frame.code) != v.code || load<uint64_t>(b + l.frame.previous) != v.previous)
+      return false;
+    if (objects && load<int64_t>(b) <= 0) return false;  // the frame died
+    uint64_t instr = objects ? uint64_t(load<uint32_t>(b + l.frame.instr)) : load<uint64_t>(b + l.frame.instr);
+    return !compare_instr || instr == v.instr;  // a caller that moved is another call now
+  };
+  // How many outer frames of `out` read the same both times (for a sample that stays torn).
+  for (size_t i = visited_.size(); i-- > 0 && matches(visited_[i], again(visited_[i].address), true);)
+    stable_ += visited_[i].out_index >= 0;
+  // From the top now, through frames pushed meanwhile, to a frame the walk followed.
+  size_t first = visited_.size();
+  bool newer_frames = false;
+  uint64_t frame = top_now;
+  for (size_t steps = 0; frame && steps < 256; ++steps) {
+    auto known = std::find_if(visited_.begin(), visited_.end(), [&](const Visited& v) { return v.address == frame; });
+    if (known != visited_.end()) {
+      first = static_cast<size_t>(known - visited_.begin());
+      break;
+    }
+    const uint8_t* b = again(frame);
+    if (!b) b = copy(frame);
+    if (!b) break;
+    newer_frames = true;
+    frame = load<uint64_t>(b + l.frame.previous);
+  }
+  if (first == visited_.size()) return WalkError::kTorn;
+  // The frame met may have moved on (it is the top now, or it called the newer frames): its
+  // instruction is not compared, everything else is.
+  for (size_t i = first; i < visited_.size(); ++i) {
+    const Visited& v = visited_[i];
+    if (!matches(v, again(v.address), i != first)) return WalkError::kTorn;
+    if (again2) {
+      const uint8_t* b = (*again2)(v.address);
+      if (b && !matches(v, b, i != first)) return WalkError::kTorn;
+    }
+  }
+  if (newer_frames) first = 0;  // the walked stack is the one the walk began with
+  // Dead frames skipped at the top of a ≤3.10 walk had returned: they are not in `out`.
+  size_t keep_from = out.size();
+  for (size_t i = first; i < visited_.size(); ++i)
+    if (visited_[i].out_index >= 0) {
+      keep_from = static_cast<size_t>(visited_[i].out_index);
+      break;
+    }
+  if (keep_from > 0) {
+    out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep_from));
+    // The frame now on top runs on: its instruction as just read.
+    const uint8_t* b = again(visited_[first].address);
+    if (b && !out.empty() && out.front().address == visited_[first].address) {
+      RawFrame& r = out.front();
+      if (objects) {
+        int32_t lasti = load<int32_t>(b + l.frame.instr);
+        r.offset = lasti < 0 ? -1 : (l.lasti_in_code_units ? lasti * 2 : lasti);
+      } else {
+        uint64_t instr = load<uint64_t>(b + l.frame.instr), start = r.code + l.code.code_adaptive;
+        r.offset = (instr >= start && instr - start < (1u << 26)) ? static_cast<int32_t>(instr - start) : -1;
+      }
+    }
+  }
+  return WalkError::kNone;
+}
+
+// The snapshot's own second reads (see snapshot()): the stack was copied between two reads of the
+// top, then read again. A program that came back to the same top between the two (returned, then
+// called its way back to the same depth) can leave the copy with callers of the new cycle under
+// a stale frame of the old one; the read after the second top sees that frame replaced.
+WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out) {
+  const auto& l = layout_;
+  const Recheck& rc = recheck_;
+  if (visited_.empty()) return WalkError::kNone;
+  const uint64_t top_now = l.has_cframe ? rc.top : rc.top_ref;
+  const auto [lo, hi] = identity_slice(l);
+  BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  auto read_pass = [&](size_t pass) {
+    return [&, pass](uint64_t a) -> const uint8_t* {
+      for (size_t i = 0; i < rc.slices.size(); ++i) {
+        const Range& r = rc.slices[i];
+        if (rc.ok[pass * rc.slices.size() + i] && a + lo >= r.start && a + hi <= r.end)
+          return rc.bytes.data() + pass * rc.second + r.buffer_offset + (a + lo - r.start) - lo;
+      }
+      return nullptr;
+    };
+  };
+  BytesAt again = read_pass(0), again2 = read_pass(1);
+  // A frame the walk found outside what the guess read again (in a neighbour's bytes) needs the
+  // second system call.
+  for (const auto& v : visited_)
+    if (!again(v.address) || !again2(v.address)) return confirm(thread, out);
+  return settle(top_now, copy, again, &again2, out);
+}
+
+// A second system call: the walked frames' identifying bytes and where newer frames may be, with
+// the top read before, between two reads of the innermost frames, and after.
+WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
+  const auto& l = layout_;
+  if (visited_.empty()) return WalkError::kNone;
+  const bool objects = l.frame_model == FrameModel::kFrameObject;
+  const auto [lo, hi] = identity_slice(l);
+  confirm_slices_.clear();
+  for (const auto& v : visited_) confirm_slices_.push_back({v.address + lo, v.address + hi, 0});
+  if (objects) {
+    auto it = guesses_.find(thread.tstate);
+    if (it != guesses_.end())
+      for (uint64_t f : it->second.frames) confirm_slices_.push_back({f + lo, f + hi, 0});
+  } else if (chunks_used_ > 0 && thread.datastack_top > chunks_[0].base && thread.datastack_top <= chunks_[0].end) {
+    uint64_t size = load<uint64_t>(chunks_[0].bytes.data() + 8);
+    uint64_t region_end = std::min(thread.datastack_top + 2048, chunks_[0].base + size);
+    if (region_end > thread.datastack_top) confirm_slices_.push_back({thread.datastack_top, region_end, 0});
+  }
+  // In as few ranges as possible: one memory copy is fast, and the shorter the read, the less
+  // the program moves within it.
+  std::sort(confirm_slices_.begin(), confirm_slices_.end(), [](const Range& a, const Range& b) { return a.start < b.start; });
+  confirm_ranges_.clear();
+  size_t bytes = 0;
+  for (const Range& r : confirm_slices_) {
+    if (!confirm_ranges_.empty() && r.start <= confirm_ranges_.back().end + 256 &&
+        std::max(r.end, confirm_ranges_.back().end) - confirm_ranges_.back().start <= (1u << 16)) {
+      Range& c = confirm_ranges_.back();
+      bytes += std::max(r.end, c.end) - c.end;
+      c.end = std::max(r.end, c.end);
+      continue;
+    }
+    confirm_ranges_.push_back({r.start, r.end, bytes});
+    bytes += r.end - r.start;
+  }
+  size_t inner = 0;
+  while (inner < confirm_ranges_.size() && confirm_ranges_[inner].end < visited_.front().address + hi) ++inner;
+  const Range repeat = inner < confirm_ranges_.size() ? confirm_ranges_[inner] : Range{0, 0, 0};
+  confirm_buf_.resize(bytes + (repeat.end - repeat.start) + 16);
+  struct Top {
+    uint64_t ref = 0, frame = 0;
+  } tops[3];
+  confirm_reads_.clear();
+  auto read_top = [&](Top& t) {
+    confirm_reads_.push_back({thread.tstate + l.tstate.frame, &t.ref, 8, false});
+    if (l.has_cframe) confirm_reads_.push_back({thread.cframe + l.cframe_current_frame, &t.frame, 8, false});
+  };
+  read_top(tops[0]);
+  const size_t first_range = confirm_reads_.size();
+  for (const Range& r : confirm_ranges_)
+    confirm_reads_.push_back({r.start, confirm_buf_.data() + r.buffer_offset, r.end - r.start, false});
+  read_top(tops[1]);
+  const size_t repeat_read = confirm_reads_.size();
+  if (repeat.end > repeat.start)
+    confirm_reads_.push_back({repeat.start, confirm_buf_.data() + bytes, repeat.end - repeat.start, false});
+  read_top(tops[2]);
+  memory_.read_batch(confirm_reads_);
+  const size_t n_ranges = confirm_ranges_.size();
+  for (size_t i = 0; i < confirm_reads_.size(); ++i) {
+    bool frames_read = (i >= first_range && i < first_range + n_ranges) || i == repeat_read;
+    if (!frames_read && !confirm_reads_[i].ok) return WalkError::kTorn;  // the thread state is gone
+  }
+  // In another C-level evaluation now, the top is not known: settle() finds it torn (and how
+  // much of it was stable).
+  bool same_cframe = true;
+  for (const Top& t : tops) same_cframe &= !l.has_cframe || t.ref == thread.cframe;
+  const uint64_t top_now = !same_cframe ? 0 : l.has_cframe ? tops[2].frame : tops[2].ref;
+  BytesAt again = [&](uint64_t a) -> const uint8_t* {
+    for (size_t i = 0; i < n_ranges; ++i) {
+      const Range& r = confirm_ranges_[i];
+      if (confirm_reads_[first_range + i].ok && a + lo >= r.start && a + hi <= r.end)
+        return confirm_buf_.data() + r.buffer_offset + (a + lo - r.start) - lo;
+    }
+    return nullptr;
+  };
+  BytesAt again2 = [&](uint64_t a) -> const uint8_t* {
+    if (repeat_read >= confirm_reads_.size() || !confirm_reads_[repeat_read].ok || a + lo < repeat.start ||
+        a + hi > repeat.end)
+      return nullptr;
+    return confirm_buf_.data() + bytes + (a + lo - repeat.start) - lo;
+  };
+  BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  return settle(top_now, copy, again, &again2, out);
 }
 
 WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out) {
   const auto& f = layout_.frame;
-  chunks_used_ = 0;
-  next_chunk_ = 0;
-  windows_used_ = 0;
   uint64_t frame = thread.top_frame;
   while (frame) {
-    if (out.size() >= kMaxDepth) return WalkError::kTooDeep;
+    if (visited_.size() >= kMaxVisit) return WalkError::kTooDeep;
     if (!plausible_pointer(frame)) return WalkError::kFrame;
     const uint8_t* b = windowed_frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
     // A finished frame object lives on as its code's zombie frame or on a free list with its stale
-    // f_back intact; only its reference count (0) tells it is dead. Following it would splice
-    // frames of finished calls into the stack.
-    if (load<int64_t>(b) <= 0) return WalkError::kFrame;
+    // f_back intact; only its reference count (0) tells it is dead. Innermost frames that died
+    // since the thread state was read had returned: follow on to their callers (confirm() checks
+    // the top is one of them now). A dead frame below a live one would splice frames of finished
+    // calls into the stack.
+    if (load<int64_t>(b) <= 0) {
+      if (!out.empty() || visited_.size() >= 8) return WalkError::kFrame;
+      visited_.push_back({frame, load<uint64_t>(b + f.code), load<uint64_t>(b + f.previous),
+                          uint64_t(uint32_t(load<int32_t>(b + f.instr))), -1});
+      frame = load<uint64_t>(b + f.previous);
+      continue;
+    }
     bottom_ = frame;
     RawFrame r;
     r.address = frame;
@@ -263,8 +701,10 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
     int32_t lasti = load<int32_t>(b + f.instr);
     r.offset = lasti < 0 ? -1 : (layout_.lasti_in_code_units ? lasti * 2 : lasti);
     if (!plausible_pointer(r.code)) return WalkError::kCode;
+    uint64_t previous = load<uint64_t>(b + f.previous);
+    visited_.push_back({frame, r.code, previous, uint64_t(uint32_t(lasti)), static_cast<int32_t>(out.size())});
     out.push_back(r);
-    frame = load<uint64_t>(b + f.previous);
+    frame = previous;
   }
   return WalkError::kNone;
 }
@@ -272,30 +712,27 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
 WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out) {
   const auto& l = layout_;
   const auto& f = l.frame;
-  // The thread's frames mostly live in its current data-stack chunk: read it whole, once.
-  chunks_used_ = 0;
-  windows_used_ = 0;
-  next_chunk_ = 0;
-  uint64_t chunk = thread.datastack_chunk, top = thread.datastack_top;
-  if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
+  // The thread's frames mostly live in its current data-stack chunk, read whole by snapshot().
   uint64_t frame = thread.top_frame;
-  size_t visited = 0;
   while (frame) {
-    if (++visited > kMaxDepth * 2 || out.size() >= kMaxDepth) return WalkError::kTooDeep;
+    if (visited_.size() >= kMaxVisit) return WalkError::kTooDeep;
     if (!plausible_pointer(frame)) return WalkError::kFrame;
     const uint8_t* b = frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
     int8_t owner = load<int8_t>(b + f.owner);
     uint64_t previous = load<uint64_t>(b + f.previous);
+    uint64_t code_ref = load<uint64_t>(b + f.code);
+    uint64_t instr = load<uint64_t>(b + f.instr);
     bottom_ = frame;
-    bottom_code_ = load<uint64_t>(b + f.code);
+    bottom_code_ = code_ref;
+    visited_.push_back({frame, code_ref, previous, instr, -1});
     bool interpreter_owned = (l.owner_cstack >= 0 && owner == l.owner_cstack) ||
                              (l.owner_interpreter >= 0 && owner == l.owner_interpreter);
     if (!interpreter_owned) {
       RawFrame r;
       r.address = frame;
       r.owner = owner;
-      r.code = load<uint64_t>(b + f.code);
+      r.code = code_ref;
       if (l.tagged_code_ref) r.code &= ~uint64_t(3);
       if (r.code == 0 && out.empty()) {
         // A NULL executable on the innermost frame: it is being pushed or popped right now
@@ -304,9 +741,9 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
         continue;
       }
       if (!plausible_pointer(r.code)) return WalkError::kCode;
-      uint64_t instr = load<uint64_t>(b + f.instr);
       uint64_t first = r.code + l.code.code_adaptive;
       r.offset = (instr >= first && instr - first < (1u << 26)) ? static_cast<int32_t>(instr - first) : -1;
+      visited_.back().out_index = static_cast<int32_t>(out.size());
       out.push_back(r);
     }
     frame = previous;
@@ -354,7 +791,7 @@ bool Walker::parked_frames(uint64_t entry, uint64_t code, std::span<const uint64
   out.push_back(e);
   // Callees sit right after their caller (caller + its frame size). Stale frames of finished
   // calls can follow too, so the chain is only a candidate list; see below.
-  for (size_t off = 0; out.size() < kMaxDepth;) {
+  for (size_t off = 0; out.size() < kMaxVisit;) {
     CodeInfo* info = codes.get(out.back().code, tick);
     if (!info || info->frame_words == 0) break;
     size_t next = off + size_t(info->frame_words) * 8;

@@ -119,15 +119,17 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
 
 struct ThreadContext {
   uint32_t index = 0;
-  int64_t tid = 0;
+  int64_t tid = 0;       // as the interpreter knows it (namespace-local in a container)
+  pid_t host_tid = 0;    // as /proc knows it
   uint64_t ident = 0;
   int64_t last_sample_us = 0;
   uint64_t last_cpu_ns = 0;
   bool cpu_known = false;
   bool named = false;
   uint64_t last_tick = 0;
-  uint32_t name_attempts = 0;
+  int64_t first_seen_us = 0;
   int64_t next_name_attempt_us = 0;
+  std::vector<uint32_t> last_stack;  // the previous sample's stack, for a late sample's gap
 };
 
 class Recorder {
@@ -145,9 +147,10 @@ class Recorder {
         stats_(memory.pid()),
         trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
                  [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }) {
-    raw_.reserve(python::Walker::kMaxDepth);
-    stack_.reserve(python::Walker::kMaxDepth);
-    code_addresses_.reserve(python::Walker::kMaxDepth);
+    if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
+    raw_.reserve(python::Walker::kMaxVisit);
+    stack_.reserve(options.max_depth + 2);
+    code_addresses_.reserve(python::Walker::kMaxVisit);
     // CPU time used before the first tick is not the first sample's: take a baseline now.
     for (pid_t tid : target::list_threads(memory.pid())) {
       auto r = stats_.read(tid);
@@ -155,8 +158,10 @@ class Recorder {
     }
   }
 
-  // One tick: every thread once. False when the process is gone.
+  // One tick: every thread once. False when the process is gone. `now_us` counts from `epoch_us`,
+  // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
+  void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
   void finish() {
     if (!entries_.empty()) trigger_.finish();
   }
@@ -164,6 +169,8 @@ class Recorder {
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
+  uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0;
+  int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
   std::unordered_map<int64_t, ThreadContext> threads;
@@ -171,7 +178,9 @@ class Recorder {
 
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
-  bool resolve_stack(uint64_t tick, const CallIdentity** entry);
+  bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry);
+  uint32_t marker_frame(const std::string& text);
+  void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
   bool probe_parked(const CallIdentity& id, std::vector<uint32_t>& out);
@@ -193,14 +202,17 @@ class Recorder {
   Trigger trigger_;
   std::unordered_map<pid_t, uint64_t> baseline_cpu_;
   std::vector<python::PyThread> py_threads_;
-  std::vector<python::RawFrame> raw_;
+  std::vector<python::RawFrame> raw_, stable_raw_;
   std::vector<uint32_t> stack_;
   std::vector<uint64_t> code_addresses_;
   std::vector<python::RawFrame> parked_raw_;
   std::vector<uint32_t> listed_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> greenlets_;
+  std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
+  bool unsteady_sample_ = false;
   int64_t previous_tick_us_ = 0;
+  int64_t epoch_us_ = 0;
   std::optional<uint64_t> code_generation_;
 };
 
@@ -212,21 +224,24 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     c = ThreadContext{};
     ++threads_total;
     c.tid = t.native_id;
+    c.host_tid = walker_.thread_ids().to_host(t.native_id);
     c.ident = t.thread_id;
     c.last_sample_us = previous_tick_us_;
     auto name = names_.lookup(t.thread_id, now_us);
     c.named = name.has_value();
-    c.next_name_attempt_us = now_us + 50000;
-    c.index = writer_.add_thread(t.native_id, name.value_or(""));
-    if (auto b = baseline_cpu_.find(static_cast<pid_t>(t.native_id)); b != baseline_cpu_.end()) {
+    c.first_seen_us = now_us;
+    c.next_name_attempt_us = now_us;
+    c.index = writer_.add_thread(c.host_tid ? c.host_tid : t.native_id, name.value_or(""));
+    if (auto b = baseline_cpu_.find(c.host_tid); b != baseline_cpu_.end()) {
       c.last_cpu_ns = b->second;
       c.cpu_known = true;
     }
   } else if (!c.named && now_us >= c.next_name_attempt_us) {
-    // threading registers a thread's name just after it starts: look again every 50 ms for a
-    // second, then every 5 s (a thread started with _thread has no name to find).
-    ++c.name_attempts;
-    c.next_name_attempt_us = now_us + (c.name_attempts < 20 ? 50000 : 5000000);
+    // threading registers a thread's name just after it starts: look again every tick for its
+    // first 100 ms (short-lived threads, as a threaded server's, are named before they are gone),
+    // then every 50 ms for 2 s, then every 5 s (a thread started with _thread has no name).
+    int64_t age = now_us - c.first_seen_us;
+    c.next_name_attempt_us = now_us + (age < 100000 ? 0 : age < 2000000 ? 50000 : 5000000);
     if (auto name = names_.lookup(t.thread_id, now_us)) {
       c.named = true;
       writer_.set_thread_name(c.index, *name);
@@ -299,7 +314,9 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   identity_.arg_count = static_cast<uint8_t>(std::min<size_t>(code.arg_count, CallIdentity::kMaxArgs));
   size_t locals = std::min<size_t>(code.local_count, CallIdentity::kMaxLocals);
   uint64_t slots[CallIdentity::kMaxLocals];
-  if (locals && walker_.read_locals(f.address, locals, slots)) {
+  // (A sample kept from a torn read has no locals of its own: the walker's bytes are another
+  // attempt's.)
+  if (locals && !unsteady_sample_ && walker_.read_locals(f.address, locals, slots)) {
     identity_.locals_known = true;
     std::copy(slots, slots + identity_.arg_count, identity_.args);
     for (size_t k = code.arg_count; k < locals; ++k)
@@ -307,9 +324,24 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   }
 }
 
+// A synthetic frame (`<N frames cut>`), interned once per text.
+uint32_t Recorder::marker_frame(const std::string& text) {
+  auto [it, inserted] = markers_.try_emplace(text, 0);
+  if (inserted) {
+    snapshot::Frame fr;
+    fr.function = writer_.intern_string(text);
+    fr.file = writer_.intern_string("");
+    it->second = writer_.intern_frame(fr);
+  }
+  return it->second;
+}
+
 // raw_ (innermost first) -> stack_ (outermost first) of interned frame ids; finds the outermost
-// entry frame. False when a frame's code cannot be resolved (the sample is dropped).
-bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
+// entry frame. A stack deeper than --max-depth keeps its outermost and innermost halves with a
+// `<N frames cut>` frame between them, so the tree keeps its root and says where it was cut; a
+// walk that never reached the root starts with a marker saying so. False when a frame's code
+// cannot be resolved (the sample is dropped).
+bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry) {
   const python::Layout& layout = interp_.layout;
   // 3.14+ says when code objects are freed (the generation counter, checked once per tick); older
   // versions get one batched fingerprint read of the stack's code objects.
@@ -320,7 +352,17 @@ bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
   }
   stack_.clear();
   *entry = nullptr;
-  for (size_t i = raw_.size(); i-- > 0;) {
+  const size_t depth = raw_.size(), limit = std::max<size_t>(options_.max_depth, 2);
+  const size_t outer = depth > limit ? limit / 2 : depth;  // raw frames kept from the root side
+  const size_t inner = depth > limit ? limit - outer : 0;  // and from the innermost side
+  if (!root_reached)
+    stack_.push_back(marker_frame(fmt::format("<root not reached: stack deeper than {} frames>", python::Walker::kMaxVisit)));
+  for (size_t i = depth; i-- > 0;) {
+    if (depth > limit && i == depth - outer - 1) {
+      stack_.push_back(marker_frame(fmt::format("<{} frames cut>", depth - limit)));
+      i = inner;
+      continue;
+    }
     const python::RawFrame& f = raw_[i];
     python::CodeInfo* code = codes_.get(f.code, tick);
     if (!code) return false;
@@ -338,7 +380,134 @@ bool Recorder::resolve_stack(uint64_t tick, const CallIdentity** entry) {
     }
     stack_.push_back(frame_id);
   }
+  if (depth > limit) ++cut_stacks;
   return true;
+}
+
+// One thread's sample this tick: walk (retrying torn reads), resolve, weigh, route.
+void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t tick_us, uint64_t& tick_samples) {
+  // A sample is timed when its thread is read, not when the tick began: on a busy machine the
+  // recorder can be held up between two threads of one tick, and a weight is the time between
+  // two reads of the thread.
+  int64_t now_us = tick_us;
+  // The program runs while we read: a walk that met a half-updated frame chain, or whose frames
+  // changed under the copy (torn), is read again from a fresh thread state before it counts as
+  // an error.
+  constexpr int kAttempts = 5;
+  const CallIdentity* entry = nullptr;
+  const char* failure = nullptr;
+  python::WalkError err = python::WalkError::kNone;
+  bool torn = false;
+  size_t best_stable = 0;  // the most outer frames a torn attempt read the same twice
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    now_us = std::max(tick_us, monotonic_us() - epoch_us_);
+    err = walker_.walk(t, raw_);
+    failure = nullptr;
+    if (err == python::WalkError::kThreadState) {
+      failure = python::walk_error_name(err);
+      break;  // the thread state itself is gone or unreadable: retrying reads the same
+    }
+    if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
+    else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry))
+      failure = "unreadable code object";
+    if (!failure) break;
+    torn |= err == python::WalkError::kTorn;
+    if (err == python::WalkError::kTorn && walker_.stable_frames() > best_stable) {
+      best_stable = std::min(walker_.stable_frames(), raw_.size());
+      stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(best_stable), raw_.end());
+    }
+  }
+  if (failure && best_stable > 0) {
+    // Still torn: the stack changes faster than it can be read twice alike. Keep the outer frames
+    // that read the same both times, under a frame that says the inner ones changed.
+    raw_ = stable_raw_;
+    unsteady_sample_ = true;
+    bool resolved = resolve_stack(ticks, true, &entry);
+    unsteady_sample_ = false;
+    if (resolved) {
+      stack_.push_back(marker_frame("<frames changed while read>"));
+      failure = nullptr;
+      ++unsteady;
+    }
+  }
+  if (failure) {
+    // A thread that exited while we read it (its thread state is still listed, its stack is
+    // already freed) has nothing left to sample: that is not a lost sample.
+    if (ctx.host_tid > 0 && !target::thread_exists(memory_.pid(), ctx.host_tid)) return;
+    count_error(failure);
+    return;
+  }
+  if (torn) ++torn_retried;
+  // The time since the thread's last sample. A failed sample leaves it to the next one, so no
+  // time is lost (see the gap below).
+  const int64_t elapsed = now_us - ctx.last_sample_us;
+  ctx.last_sample_us = now_us;
+  if (raw_.empty() || stack_.empty()) {
+    // No Python frames (a thread starting, ending, or in C code only): whatever call it ran ended.
+    if (!entries_.empty()) trigger_.route(ticks, nullptr, ctx.index, walker_.bottom_frame(), nullptr, {});
+    ctx.last_stack.clear();
+    return;
+  }
+  snapshot::Sample s;
+  s.time_us = now_us;
+  s.thread = ctx.index;
+  s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
+  s.stack = writer_.intern_stack(stack_);
+  s.wall_us = elapsed;
+  if (ctx.host_tid > 0) {
+    auto r = stats_.read(ctx.host_tid);
+    if (r.ok) {
+      uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
+                                     : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
+      s.cpu_us = static_cast<int64_t>(delta / 1000);
+      ctx.last_cpu_ns = r.cpu_ns;
+      ctx.cpu_known = true;
+      if (r.state == 'R') s.flags |= snapshot::kOnCpu;
+    }
+  }
+  s.flags |= snapshot::kGilKnown;
+  if (t.holds_gil) s.flags |= snapshot::kGilHeld;
+  // A sample more than two intervals after the thread's previous one (the recorder fell behind)
+  // keeps one interval; the rest is a gap, charged only to the frames the two stacks share. (The
+  // same stack before and after keeps it all: the best guess is that it stayed.)
+  Gap gap;
+  const int64_t interval = options_.interval_us;
+  auto [a, b] = std::mismatch(ctx.last_stack.begin(), ctx.last_stack.end(), stack_.begin(), stack_.end());
+  bool same_stack = a == ctx.last_stack.end() && b == stack_.end();
+  if (elapsed > 2 * interval && !ctx.last_stack.empty() && !same_stack) {
+    gap.wall_us = elapsed - interval;
+    gap.cpu_us = s.cpu_us * gap.wall_us / elapsed;
+    gap.common = static_cast<size_t>(b - stack_.begin());
+    s.wall_us = interval;
+    s.cpu_us -= gap.cpu_us;
+    ++late_samples;
+    gap_us += gap.wall_us;
+  }
+  ctx.last_stack.assign(stack_.begin(), stack_.end());
+  if (!options_.idle && s.cpu_us == 0 && !(s.flags & snapshot::kOnCpu)) {
+    ++idle_dropped;
+    return;
+  }
+  if (options_.gil_only && !(s.flags & snapshot::kGilHeld)) {
+    ++not_gil_holder;
+    return;
+  }
+  ++samples;
+  ++tick_samples;
+  if (!entries_.empty()) {
+    trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &gap);
+    return;
+  }
+  if (gap.wall_us > 0) {
+    snapshot::Sample g = s;
+    g.time_us = now_us - s.wall_us;
+    g.wall_us = gap.wall_us;
+    g.cpu_us = gap.cpu_us;
+    g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
+    g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
+    writer_.add_sample(g);
+  }
+  writer_.add_sample(s);
 }
 
 bool Recorder::tick(int64_t now_us) {
@@ -349,7 +518,10 @@ bool Recorder::tick(int64_t now_us) {
     if (code_generation_ && *code_generation_ != *generation) codes_.clear();
     code_generation_ = generation;
   }
-  if (!walker_.read_threads(py_threads_)) {
+  bool listed = walker_.read_threads(py_threads_);
+  // A thread state freed while the list was followed cuts it short: read it once more.
+  if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
+  if (!listed) {
     // Not a lost sample: the interpreter list itself is unreadable, which happens while the
     // runtime shuts down. Counted apart; the process is usually gone by the next tick.
     if (!target::process_exists(memory_.pid())) return false;
@@ -357,76 +529,20 @@ bool Recorder::tick(int64_t now_us) {
     previous_tick_us_ = now_us;
     return true;
   }
+  const bool complete = walker_.threads_complete();
+  if (!complete) ++partial_ticks;
   uint64_t tick_samples = 0;
   listed_.clear();
   for (const auto& t : py_threads_) {
     ThreadContext& ctx = context_for(t, ticks, now_us);
     listed_.push_back(ctx.index);
-    int64_t wall = now_us - ctx.last_sample_us;
-    ctx.last_sample_us = now_us;
-    // The program runs while we read: a walk that met a half-updated frame chain is retried
-    // from a fresh read of the thread state before it counts as an error. A walk that failed
-    // within its first frames (the innermost frame returned as we read it, as when a deep
-    // recursion unwinds) costs little to retry, so it gets more tries.
-    const CallIdentity* entry = nullptr;
-    const char* failure = nullptr;
-    python::PyThread fresh = t;
-    for (int attempt = 0; attempt < 3 || (failure && raw_.size() < 8 && attempt < 12); ++attempt) {
-      if (attempt && !walker_.read_thread(t.tstate, t.interp, fresh)) break;
-      python::WalkError err = walker_.walk(fresh, raw_);
-      failure = nullptr;
-      if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
-      else if (!raw_.empty() && !resolve_stack(ticks, &entry)) failure = "unreadable code object";
-      if (!failure) break;
-    }
-    if (failure) {
-      // A thread that exited while we read it (its thread state is still listed, its stack is
-      // already freed) has nothing left to sample: that is not a lost sample.
-      if (t.native_id > 0 && !target::thread_exists(memory_.pid(), static_cast<pid_t>(t.native_id))) {
-        continue;
-      }
-      count_error(failure);
-      continue;
-    }
-    if (raw_.empty()) continue;  // a thread with no Python frames (starting, or in C code only)
-    if (stack_.empty()) continue;
-    snapshot::Sample s;
-    s.time_us = now_us;
-    s.thread = ctx.index;
-    s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
-    s.stack = writer_.intern_stack(stack_);
-    s.wall_us = wall;
-    if (t.native_id > 0) {
-      auto r = stats_.read(static_cast<pid_t>(t.native_id));
-      if (r.ok) {
-        uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
-                                       : std::min<uint64_t>(r.cpu_ns, uint64_t(wall) * 1000);
-        s.cpu_us = static_cast<int64_t>(delta / 1000);
-        ctx.last_cpu_ns = r.cpu_ns;
-        ctx.cpu_known = true;
-        if (r.state == 'R') s.flags |= snapshot::kOnCpu;
-      }
-    }
-    s.flags |= snapshot::kGilKnown;
-    if (t.holds_gil) s.flags |= snapshot::kGilHeld;
-    if (!options_.idle && s.cpu_us == 0 && !(s.flags & snapshot::kOnCpu)) {
-      ++idle_dropped;
-      continue;
-    }
-    if (options_.gil_only && !(s.flags & snapshot::kGilHeld)) {
-      ++not_gil_holder;
-      continue;
-    }
-    ++samples;
-    ++tick_samples;
-    if (entries_.empty()) writer_.add_sample(s);
-    else trigger_.route(ticks, s, walker_.bottom_frame(), entry, stack_);
+    sample_thread(t, ctx, now_us, tick_samples);
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_);
-  // Threads that ended: forget them.
-  for (auto it = threads.begin(); it != threads.end();) {
+  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete);
+  // Threads that ended: forget them (not on a tick whose list was cut short).
+  for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {
-      if (it->second.tid > 0) stats_.forget(static_cast<pid_t>(it->second.tid));
+      if (it->second.host_tid > 0) stats_.forget(it->second.host_tid);
       it = threads.erase(it);
     } else {
       ++it;
@@ -446,6 +562,8 @@ bool Recorder::tick(int64_t now_us) {
 
 int run(const Options& options) {
   if (options.interval_us < 100) throw UserError("--interval must be at least 100us");
+  if (options.max_depth < 16 || options.max_depth > python::Walker::kMaxVisit)
+    throw UserError(fmt::format("--max-depth must be between 16 and {}", python::Walker::kMaxVisit));
   auto entries = parse_entry_specs(options.entries);
   install_signal_handlers();
 
@@ -493,12 +611,14 @@ int run(const Options& options) {
   header.set_max_segments(options.max_segments);
   header.set_max_parallel(options.max_parallel);
   header.set_source("record");
+  header.set_max_depth(options.max_depth);
   snapshot::Writer writer(options.output, header);
 
   Status status(options.status, pid, interp.version.text());
   Recorder recorder(options, interp, memory, writer, entries);
   Clock clock(options.interval_us);
   const int64_t start_us = clock.now_us();
+  recorder.set_epoch(start_us);
   std::string stop_reason = "program exited";
   for (;;) {
     if (!clock.wait(g_stop)) {
@@ -544,6 +664,12 @@ int run(const Options& options) {
   footer.set_threads(recorder.threads_total);
   footer.set_runtime_unreadable_ticks(recorder.runtime_unreadable);
   footer.set_remote_reads(memory.syscalls());
+  footer.set_torn_retried(recorder.torn_retried);
+  footer.set_unsteady(recorder.unsteady);
+  footer.set_cut_stacks(recorder.cut_stacks);
+  footer.set_late_samples(recorder.late_samples);
+  footer.set_gap_us(recorder.gap_us);
+  footer.set_partial_ticks(recorder.partial_ticks);
   for (const auto& [kind, count] : recorder.error_kinds) {
     auto* e = footer.add_error_kinds();
     e->set_kind(kind);

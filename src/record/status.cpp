@@ -34,6 +34,9 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   uint64_t samples = f.samples();
   uint64_t attempts = samples + f.errors() + f.outside_segments() + f.idle_dropped() + f.not_gil_holder();
   double error_pct = attempts ? 100.0 * static_cast<double>(f.errors()) / static_cast<double>(attempts) : 0;
+  uint64_t torn_dropped = 0;
+  for (const auto& e : f.error_kinds())
+    if (e.kind().rfind("torn", 0) == 0) torn_dropped += e.count();
   std::string out;
   out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", path, format_bytes(bytes), samples,
                      samples ? fmt::format("{:.1f}", static_cast<double>(bytes) / static_cast<double>(samples)) : "-",
@@ -48,6 +51,22 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   if (f.runtime_unreadable_ticks())
     out += fmt::format("; interpreter unreadable in {} ticks (shutting down)", f.runtime_unreadable_ticks());
   out += "\n";
+  if (f.torn_retried() || torn_dropped || f.unsteady()) {
+    out += fmt::format("  torn      {} samples changed while read and were read again", f.torn_retried());
+    if (f.unsteady())
+      out += fmt::format("; {} kept changing: their outer frames are kept under <frames changed while read>",
+                         f.unsteady());
+    if (torn_dropped) out += fmt::format("; {} dropped", torn_dropped);
+    out += "\n";
+  }
+  if (f.late_samples())
+    out += fmt::format("  late      {} samples came over two intervals after their thread's previous one: {} of "
+                       "their time is shown as <not sampled> under the frames their stacks had in common\n",
+                       f.late_samples(), format_duration_us(f.gap_us()));
+  if (f.cut_stacks())
+    out += fmt::format("  deep      {} samples had more than {} frames: their middle frames are cut "
+                       "(<N frames cut>; --max-depth)\n",
+                       f.cut_stacks(), h.max_depth());
   out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most\n", f.cost_mean_us(),
                      f.cost_max_us());
   if (h.entry_specs_size() > 0) {

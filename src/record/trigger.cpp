@@ -89,22 +89,19 @@ bool CallIdentity::continues_as(const CallIdentity& now) const {
   return true;
 }
 
-uint32_t Trigger::promoted_open() const {
-  uint32_t n = 0;
-  for (const auto& s : open_) n += s.id != 0;
-  return n;
-}
-
 bool Trigger::promote(Open& s) {
   if (s.id) return true;
   if (s.last_us - s.start_us < limits_.min_duration_us) return false;
   // Never keep more than --max-segments, counting those still running.
-  if (limits_.max_segments && kept_ + promoted_open() >= limits_.max_segments) return false;
+  uint32_t promoted = 0;
+  for (const auto& o : open_) promoted += o.id != 0 && !o.closed;
+  if (limits_.max_segments && kept_ + promoted >= limits_.max_segments) return false;
   s.id = next_id_++;
   snapshot::Segment seg;
   seg.id = s.id;
   seg.thread = s.thread;
   seg.start_us = s.start_us;
+  seg.first_seen_us = s.first_seen_us;
   seg.root_depth = s.identity.root_depth;
   writer_.add_segment(seg);
   for (auto& sample : s.buffered) {
@@ -117,7 +114,7 @@ bool Trigger::promote(Open& s) {
 }
 
 void Trigger::add(Open& s, const snapshot::Sample& sample) {
-  s.last_us = sample.time_us;
+  s.last_us = std::max(s.last_us, sample.time_us);
   if (s.skipped) {
     ++outside_;
     return;
@@ -132,86 +129,102 @@ void Trigger::add(Open& s, const snapshot::Sample& sample) {
   promote(s);
 }
 
-void Trigger::route(uint64_t tick, const snapshot::Sample& sample, uint64_t greenlet, const CallIdentity* entry,
-                    std::span<const uint32_t> frames) {
-  sampled_[sample.thread] = {tick, greenlet};
-  auto same_context = [&](const Open& o) { return o.thread == sample.thread && o.greenlet == greenlet; };
-  if (!entry) {
-    ++outside_;
-    return;
+// The late part of a sample, under the frames known to have stayed: within a call that goes on,
+// at least down to its entry frame (its callers cannot have moved).
+void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
+  if (p.gap.wall_us <= 0) return;
+  size_t depth = p.gap.common;
+  if (continues) depth = std::max<size_t>(depth, p.entry.root_depth + 1);
+  depth = std::min(depth, p.frames.size());
+  snapshot::Sample g = p.sample;
+  g.time_us = p.sample.time_us - p.sample.wall_us;  // the gap ends where the sample's own time begins
+  g.wall_us = p.gap.wall_us;
+  g.cpu_us = p.gap.cpu_us;
+  g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
+  g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
+  add(s, g);
+}
+
+uint32_t Trigger::sampling() const {
+  uint32_t n = 0;
+  for (const auto& o : open_) n += !o.skipped && !o.closed;
+  return n;
+}
+
+void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
+                    const CallIdentity* entry, std::span<const uint32_t> frames, const Gap* gap) {
+  (void)tick;
+  if (pending_.size() <= pending_used_) pending_.emplace_back();
+  Pending& p = pending_[pending_used_++];
+  p.has_sample = sample != nullptr;
+  if (sample) p.sample = *sample;
+  p.thread = thread;
+  p.greenlet = greenlet;
+  p.has_entry = entry != nullptr && sample != nullptr;
+  if (p.has_entry) p.entry = *entry;
+  p.frames.assign(frames.begin(), frames.end());
+  p.gap = gap ? *gap : Gap{};
+  p.open = SIZE_MAX;
+}
+
+void Trigger::start(Pending& p) {
+  ++seen_;
+  Open o;
+  o.thread = p.thread;
+  o.greenlet = p.greenlet;
+  o.greenlet_index = p.sample.greenlet;
+  o.identity = p.entry;
+  o.last_tick = 0;
+  // The call began after the thread's previous sample: within the gap when the gap's common
+  // frames hold the entry frame, else within the sample's own interval.
+  bool gap_is_ours = p.gap.wall_us > 0 && p.gap.common > p.entry.root_depth;
+  o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.gap.wall_us : 0);
+  o.first_seen_us = p.sample.time_us;
+  o.skipped = limits_.max_segments && kept_ >= limits_.max_segments;
+  if (!o.skipped && sampling() >= limits_.max_parallel) {
+    o.skipped = true;
+    ++skipped_;
   }
-  Open* s = nullptr;
-  for (auto& o : open_)
-    if (same_context(o) && o.last_tick != tick && o.identity.continues_as(*entry)) {
-      s = &o;
+  open_.push_back(std::move(o));
+  p.open = open_.size() - 1;
+  if (gap_is_ours) add_gap(open_.back(), p, false);
+  else if (p.gap.wall_us > 0) ++outside_;
+}
+
+void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete) {
+  std::span<Pending> pending(pending_.data(), pending_used_);
+  // What each sampled thread ran.
+  for (const Pending& p : pending) sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : now_us};
+  // Calls that go on.
+  for (Pending& p : pending) {
+    if (!p.has_entry) continue;
+    for (size_t i = 0; i < open_.size(); ++i) {
+      Open& o = open_[i];
+      if (o.closed || o.last_tick == tick || o.thread != p.thread || o.greenlet != p.greenlet ||
+          !o.identity.continues_as(p.entry))
+        continue;
+      o.last_tick = tick;
+      p.open = i;
       break;
     }
-  if (!s) {
-    // A greenlet (or thread) runs one outermost entry call at a time: its previous one ended.
-    for (auto& o : open_)
-      if (same_context(o)) {
-        close(o);
-        o.last_tick = kClosed;
-      }
-    std::erase_if(open_, [](const Open& o) { return o.last_tick == kClosed; });
-    ++seen_;
-    Open o;
-    o.thread = sample.thread;
-    o.greenlet = greenlet;
-    o.greenlet_index = sample.greenlet;
-    o.start_us = sample.time_us - sample.wall_us;  // the call began after the previous tick
-    uint32_t sampling = 0;
-    for (const auto& x : open_) sampling += !x.skipped;
-    o.skipped = limits_.max_segments && kept_ >= limits_.max_segments;
-    if (!o.skipped && sampling >= limits_.max_parallel) {
-      o.skipped = true;
-      ++skipped_;
-    }
-    open_.push_back(std::move(o));
-    s = &open_.back();
   }
-  s->identity = *entry;
-  s->last_tick = tick;
-  s->callers.assign(frames.begin(), frames.begin() + std::min<size_t>(entry->root_depth, frames.size()));
-  // The call's own weight: time since its previous sample (it may have been switched out).
-  snapshot::Sample own = sample;
-  if (s->last_us > 0 && s->last_us < sample.time_us) own.wall_us = std::min(own.wall_us, sample.time_us - s->last_us);
-  add(*s, own);
-}
-
-void Trigger::close(Open& s) {
-  if (s.skipped) return;
-  if (promote(s)) {
-    writer_.end_segment(s.id, s.last_us);
-    ++kept_;
-    return;
-  }
-  outside_ += s.buffered.size();
-  if (s.last_us - s.start_us < limits_.min_duration_us) ++too_short_;
-  else ++skipped_;  // long enough, but --max-segments were already kept
-}
-
-void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed) {
+  // Calls that were not seen this tick: ended, switched out, or no news.
   for (auto& s : open_) {
-    if (s.last_tick == tick) continue;
+    if (s.closed || s.last_tick == tick) continue;
     bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
     auto seen = sampled_.find(s.thread);
-    if (!thread_exists || seen == sampled_.end()) {
-      close(s);
-      s.last_tick = kClosed;
+    if ((!thread_exists && complete) || seen == sampled_.end()) {
+      close(s, now_us);
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
     if (seen->second.greenlet == s.greenlet) {
-      // Its own greenlet (or thread) ran without it: the call returned.
-      close(s);
-      s.last_tick = kClosed;
+      close(s, seen->second.time_us);  // its own greenlet (or thread) ran without it: the call returned
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
     if (!prober_ || !prober_(s.identity, parked_frames_)) {
-      close(s);
-      s.last_tick = kClosed;
+      close(s, now_us);
       continue;
     }
     parked_stack_ = s.callers;
@@ -226,11 +239,51 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     s.last_tick = tick;
     add(s, sample);
   }
-  std::erase_if(open_, [](const Open& s) { return s.last_tick == kClosed; });
+  // Samples of calls that go on; then new calls, now that ended ones no longer count as running.
+  for (Pending& p : pending) {
+    if (!p.has_sample) continue;
+    if (!p.has_entry) {
+      outside_ += 1 + (p.gap.wall_us > 0);
+      continue;
+    }
+    if (p.open == SIZE_MAX) continue;
+    Open& o = open_[p.open];
+    o.identity = p.entry;
+    o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
+    add_gap(o, p, true);
+    // The call's own weight: time since its previous sample (it may have been switched out).
+    snapshot::Sample own = p.sample;
+    if (o.last_us > 0 && o.last_us < own.time_us) own.wall_us = std::min(own.wall_us, own.time_us - o.last_us);
+    add(o, own);
+  }
+  for (Pending& p : pending) {
+    if (!p.has_entry || p.open != SIZE_MAX) continue;
+    start(p);
+    Open& o = open_[p.open];
+    o.last_tick = tick;
+    o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
+    add(o, p.sample);
+  }
+  std::erase_if(open_, [](const Open& s) { return s.closed; });
+  pending_used_ = 0;
+}
+
+void Trigger::close(Open& s, int64_t gone_us) {
+  if (s.closed) return;
+  s.closed = true;
+  if (s.skipped) return;
+  if (promote(s)) {
+    writer_.end_segment(s.id, s.last_us, gone_us);
+    ++kept_;
+    return;
+  }
+  outside_ += s.buffered.size();
+  if (s.last_us - s.start_us < limits_.min_duration_us) ++too_short_;
+  else ++skipped_;  // long enough, but --max-segments were already kept
 }
 
 void Trigger::finish() {
-  for (auto& s : open_) close(s);
+  for (auto& s : open_) close(s, 0);
   open_.clear();
 }
 

@@ -55,6 +55,14 @@ struct CallIdentity {
 // own frames up to the one that yielded, found by the prober (false: the call is gone).
 using ParkedProber = std::function<bool(const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
 
+// Time a late sample does not charge to its own stack: the recorder fell behind, so all that is
+// known of the time before the sample's own interval is that it was spent under the frames its
+// thread's stack had in common before and after (`common` frames of the sample's stack).
+struct Gap {
+  int64_t wall_us = 0, cpu_us = 0;
+  size_t common = 0;
+};
+
 class Trigger {
  public:
   struct Limits {
@@ -67,14 +75,18 @@ class Trigger {
 
   // One sample of a thread during tick `tick`. `greenlet` identifies what the thread was running
   // (its stack's outermost frame); `entry` is null when no entry frame is on the stack; `frames`
-  // is the sample's stack. The sample is written, buffered (its segment may still prove too short)
-  // or dropped.
-  void route(uint64_t tick, const snapshot::Sample& sample, uint64_t greenlet, const CallIdentity* entry,
-             std::span<const uint32_t> frames);
-  // After every sampled thread of the tick was routed (`listed`: threads that still exist). A call
-  // not seen this tick ended if its greenlet ran without it or its thread is gone; a call whose
-  // greenlet is switched out gets a `<switched out>` sample while the prober finds it alive.
-  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed);
+  // is the sample's stack. Decided at end_tick(): the sample is written, buffered (its segment may
+  // still prove too short) or dropped. A thread sampled with no Python frames at all is routed
+  // with an empty stack and no sample (`sample` null): its call, if any, has ended.
+  void route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
+             const CallIdentity* entry, std::span<const uint32_t> frames, const Gap* gap = nullptr);
+  // After every thread of the tick was routed (`listed`: threads that still exist; `complete`:
+  // the thread list was read whole, so a thread missing from it has ended). Calls that go on get
+  // their samples; a call not seen this tick ended if its greenlet ran without it or its thread
+  // is gone; a call whose greenlet is switched out gets a `<switched out>` sample while the
+  // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
+  // calls really running.
+  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true);
   // Recording stops: decides every open segment.
   void finish();
   bool done() const { return limits_.max_segments && kept_ >= limits_.max_segments; }
@@ -92,23 +104,40 @@ class Trigger {
     uint32_t greenlet_index = 0;
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
-    int64_t start_us = 0, last_us = 0;
+    int64_t start_us = 0, first_seen_us = 0, last_us = 0;
     uint64_t last_tick = 0;
     uint32_t id = 0;        // 0 until the segment is known to be kept
     bool skipped = false;   // over --max-parallel: observed but not sampled
+    bool closed = false;
     std::vector<snapshot::Sample> buffered;
   };
+  struct Pending {
+    snapshot::Sample sample;
+    bool has_sample = false;
+    uint32_t thread = 0;
+    uint64_t greenlet = 0;
+    bool has_entry = false;
+    CallIdentity entry;
+    std::vector<uint32_t> frames;
+    Gap gap;
+    size_t open = SIZE_MAX;  // the open call it continues
+  };
   bool promote(Open& s);
-  void close(Open& s);
+  void close(Open& s, int64_t gone_us);  // gone_us: when it was found gone (0: not known)
   void add(Open& s, const snapshot::Sample& sample);
-  uint32_t promoted_open() const;
+  void add_gap(Open& s, const Pending& p, bool continues);
+  void start(Pending& p);
+  uint32_t sampling() const;
 
   Limits limits_;
   snapshot::Writer& writer_;
   ParkedProber prober_;
   std::vector<Open> open_;
+  std::vector<Pending> pending_;
+  size_t pending_used_ = 0;
   struct Seen {
     uint64_t tick = 0, greenlet = 0;
+    int64_t time_us = 0;  // when the thread was read
   };
   std::unordered_map<uint32_t, Seen> sampled_;  // thread -> what it ran at its last sample
   std::vector<uint32_t> parked_frames_, parked_stack_;

@@ -49,6 +49,7 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     seg.id = s.id();
     seg.thread = s.thread();
     seg.start_us = s.start_us();
+    seg.first_seen_us = s.first_seen_us();
     seg.root_depth = s.root_depth();
     seg.name = s.name();
     seg.greenlet = s.greenlet();
@@ -58,6 +59,7 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
   for (const auto& e : c.segment_ends()) {
     check(e.id() >= 1 && e.id() <= r.segments.size(), "end of an unknown segment");
     r.segments[e.id() - 1].end_us = e.end_us();
+    r.segments[e.id() - 1].gone_us = e.gone_us();
   }
   const auto& s = c.samples();
   size_t n = static_cast<size_t>(s.thread_size());

@@ -2,6 +2,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,6 +85,61 @@ std::vector<pid_t> list_threads(pid_t pid) {
   }
   closedir(d);
   return tids;
+}
+
+namespace {
+
+// The NSpid line of a status file: the id in each PID namespace, ours first, the innermost last.
+std::vector<pid_t> nspid_of(const std::string& status) {
+  std::vector<pid_t> ids;
+  size_t at = status.find("\nNSpid:");
+  if (at == std::string::npos) return ids;
+  const char* p = status.c_str() + at + 7;
+  for (;;) {
+    char* end = nullptr;
+    long v = std::strtol(p, &end, 10);
+    if (end == p || v <= 0 || ids.size() >= 32) break;
+    ids.push_back(static_cast<pid_t>(v));
+    p = end;
+    if (*p != ' ' && *p != '\t') break;
+  }
+  return ids;
+}
+
+}  // namespace
+
+ThreadIds::ThreadIds(pid_t pid) : pid_(pid) {
+  nested_ = nspid_of(read_small_file(fmt::format("/proc/{}/status", pid))).size() > 1;
+  if (nested_) refresh();
+}
+
+void ThreadIds::refresh() {
+  map_.clear();
+  for (pid_t tid : list_threads(pid_)) {
+    auto ids = nspid_of(read_small_file(fmt::format("/proc/{}/task/{}/status", pid_, tid)));
+    if (!ids.empty()) map_.emplace_back(ids.back(), ids.front());
+  }
+  std::sort(map_.begin(), map_.end());
+}
+
+pid_t ThreadIds::to_host(int64_t target_tid) {
+  if (target_tid <= 0 || target_tid > INT32_MAX) return 0;
+  if (!nested_) return static_cast<pid_t>(target_tid);
+  auto find = [&]() -> pid_t {
+    auto it = std::lower_bound(map_.begin(), map_.end(), std::make_pair(static_cast<pid_t>(target_tid), pid_t(0)));
+    return it != map_.end() && it->first == target_tid ? it->second : 0;
+  };
+  if (pid_t host = find()) return host;
+  refresh();
+  return find();
+}
+
+std::vector<pid_t> ThreadIds::target_ids() {
+  if (!nested_) return list_threads(pid_);
+  refresh();
+  std::vector<pid_t> ids;
+  for (auto [inner, host] : map_) ids.push_back(inner);
+  return ids;
 }
 
 bool process_exists(pid_t pid) {

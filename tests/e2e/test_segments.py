@@ -15,6 +15,10 @@ INTERVAL = 10.0
 # A call spans k or k+1 ticks, so sampling bounds its time to ±1 interval; ticks are 10 ms apart
 # only on average, so the bound gets the timer's jitter on top (0.5 ms is 5 % of an interval).
 JITTER = 0.5
+# A node's time is bounded by the spacing of the samples around its start and end: one interval
+# on a quiet machine, up to two when the recorder is held up (beyond two, the recorder charges
+# the excess to the frames common to both samples only, see "late" in the README).
+NODE_TOLERANCE = 2 * INTERVAL + JITTER
 SERVER = os.path.join(harness.SAMPLES, "seed_server.py")
 CLIENT = os.path.join(harness.SAMPLES, "seed_client.py")
 
@@ -33,18 +37,35 @@ def segments(ctx, swp):
 
 
 def server_ms(client_output):
-    """The handler's own measured time per request ("ok 64 bytes in 561.2 ms")."""
-    return [float(line.rsplit(" in ", 1)[1].split()[0]) for line in client_output.splitlines() if " in " in line]
+    """The handler's own measured time per request ("ok 64 bytes in 561.2 ms (method3 ...)")."""
+    return [float(line.split(" in ", 1)[1].split()[0]) for line in client_output.splitlines() if " in " in line]
 
 
-def check_request_tree(ctx, swp, segment_id):
+def method_ms(client_output):
+    """The methods' own measured times per request: [{"method3": 60.2, ...}, ...]."""
+    out = []
+    for line in client_output.splitlines():
+        if "(method3" in line:
+            parts = line.split("(", 1)[1].rstrip(")").split(", ")
+            out.append({p.split()[0]: float(p.split()[1]) for p in parts})
+    return out
+
+
+def check_request_tree(ctx, swp, segment_id, measured=None):
     doc = ctx.analyze_json(swp, "--segment", str(segment_id))
     expect(len(doc["roots"]) == 1 and harness.name_matches(doc["roots"][0], "Handler.do_POST", ctx.version),
            "segment %d starts at the entry: roots %s" % (segment_id, [r["function"] for r in doc["roots"]]))
     path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version, start_anywhere=False)
     expect(path is not None, "segment %d: do_POST -> method3 -> method2 -> method1" % segment_id)
-    for node, want in zip(path[1:], (60.0, 40.0, 20.0)):
-        expect_close(node["total_ms"], want, INTERVAL + JITTER, "segment %d %s" % (segment_id, node["function"]))
+    # Against the methods' own measurement when the request reported it, else their nominal times.
+    # Time the recorder was held up for beyond two intervals is shown as <not sampled> under the
+    # frames common to the samples around it: some of a node's own time may be there, under its
+    # parent or itself.
+    wants = (measured["method3"], measured["method2"], measured["method1"]) if measured else (60.0, 40.0, 20.0)
+    unsampled = lambda n: sum(c["total_ms"] for c in n["children"] if c["kind"] == "not_sampled")
+    for parent, node, want in zip(path, path[1:], wants):
+        expect_close(node["total_ms"], want, NODE_TOLERANCE + unsampled(parent) + unsampled(node),
+                     "segment %d %s" % (segment_id, node["function"]))
     return doc
 
 
@@ -53,21 +74,23 @@ def test(ctx):
     swp, client, summary = serve(ctx, "sequential", 3, ["--entry", "do_POST", "--min-duration", "100ms"])
     segs = segments(ctx, swp)
     expect(len(segs) == 3, "3 requests, %d segments" % len(segs))
-    for seg, measured in zip(segs, server_ms(client)):
+    for seg, measured, methods in zip(segs, server_ms(client), method_ms(client)):
         # The handler measures from after reading the body: about 560 ms of the call.
-        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "segment %d duration" % seg["id"])
-        check_request_tree(ctx, swp, seg["id"])
+        harness.expect_duration(seg, measured, "segment %d duration" % seg["id"], jitter_ms=1.0)
+        check_request_tree(ctx, swp, seg["id"], methods)
     expect("3 seen, 3 kept" in summary, "summary counts segments: %s" % summary)
     text = ctx.run_swprof("analyze", swp, "--segments").stdout
-    expect(text.splitlines()[0].split()[:5] == ["ID", "Thread", "Start", "Duration", "Samples"], "segment table header")
+    expect(text.splitlines()[0].split()[:6] == ["ID", "Thread", "Start", "Duration", "±", "Samples"], "segment table header")
     merged = ctx.analyze_json(swp)
     m3 = find_path(merged["roots"], ["Handler.do_POST", "method3"], ctx.version)
-    expect_close(m3[-1]["total_ms"], 180.0, 3 * INTERVAL + JITTER, "all segments merged: method3")
+    expect_close(m3[-1]["total_ms"], sum(m["method3"] for m in method_ms(client)), 3 * NODE_TOLERANCE,
+                 "all segments merged: method3")
     slowest = ctx.analyze_json(swp, "--slowest", "1")
     expect(slowest["roots"][0]["samples"] <= max(s["samples"] for s in segs), "--slowest 1 analyses one segment")
     sw = ctx.analyze_json(swp, "--segment", "1", "--estimator", "skywalking")
     root = sw["roots"][0]
-    expect_close(root["total_ms"], 560.0 - INTERVAL, 2 * INTERVAL + JITTER, "skywalking: do_POST duration (first to last dump)")
+    # The OAP's duration is first dump to last dump: exactly the shortest the call can have lasted.
+    expect_close(root["total_ms"], segs[0]["duration_min_ms"], 0.01, "skywalking: do_POST duration (first to last dump)")
     expect(root["samples"] == segs[0]["samples"], "skywalking: do_POST is in every dump of its segment")
     full = ctx.analyze_json(swp, "--segment", "1", "--full-stack")
     expect(not harness.name_matches(full["roots"][0], "Handler.do_POST", ctx.version),
@@ -78,8 +101,8 @@ def test(ctx):
     segs = segments(ctx, swp)
     expect(len(segs) == 2, "keep-alive: 2 requests on one thread, %d segments" % len(segs))
     expect(segs[0]["thread"] == segs[1]["thread"], "both on one thread")
-    for seg in segs:
-        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "keep-alive segment %d" % seg["id"])
+    for seg, measured in zip(segs, server_ms(client)):
+        harness.expect_duration(seg, measured, "keep-alive segment %d" % seg["id"], jitter_ms=1.0)
 
     # --min-duration above the request time keeps none.
     swp, _, summary = serve(ctx, "tooshort", 2, ["--entry", "Handler.do_POST", "--min-duration", "1s"])
@@ -92,13 +115,17 @@ def test(ctx):
     expect("--max-segments reached" in summary, "summary says why recording stopped")
 
     # Threaded server, concurrent requests: one segment per request, each on its own thread.
-    swp, _, _ = serve(ctx, "threaded", 4, ["--entry", "do_POST"], ["--threaded"], ["--concurrency", "4"])
+    swp, client, _ = serve(ctx, "threaded", 4, ["--entry", "do_POST"], ["--threaded"], ["--concurrency", "4"])
     segs = segments(ctx, swp)
     expect(len(segs) == 4, "4 concurrent requests, %d segments" % len(segs))
     expect(len({s["thread"] for s in segs}) == 4, "each request on its own thread")
-    for seg in segs:
-        expect_close(seg["duration_ms"], 560.0, 2 * INTERVAL + JITTER, "concurrent segment %d" % seg["id"])
-        doc = check_request_tree(ctx, swp, seg["id"])
+    # Requests finish in any order: pair the segments and the handlers' own times by length.
+    requests = sorted(zip(server_ms(client), method_ms(client)), key=lambda r: r[0])
+    for seg, (measured, methods) in zip(sorted(segs, key=lambda x: x["duration_ms"]), requests):
+        # After taking its time a handler still writes its reply: with four threads at the GIL,
+        # each of its few blocking calls can wait a switch interval (5 ms) to get it back.
+        harness.expect_duration(seg, measured, "concurrent segment %d" % seg["id"], jitter_ms=1.0, unmeasured_ms=10.0)
+        doc = check_request_tree(ctx, swp, seg["id"], methods)
         threads = ctx.analyze_json(swp, "--segment", str(seg["id"]), "--by-thread")["roots"]
         expect(len(threads) == 1 and threads[0]["function"].startswith("thread %d" % seg["thread"]),
                "segment %d holds only its own thread's samples" % seg["id"])
