@@ -94,6 +94,7 @@ def open_profile(browser, server, filename, view=None, timeout=60):
     """Opens a file in speedscope's app and waits until it is imported. Returns what the app shows:
     {"title": document title, "alert": an alert's text or None, "error": the error screen's text
     or None}. An import that works retitles the page "<name> - speedscope"."""
+    browser.open("about:blank")  # a new hash alone would not reload the app
     browser.open(server.url(filename, view))
     deadline = time.monotonic() + timeout
     while True:

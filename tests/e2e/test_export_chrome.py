@@ -1,0 +1,133 @@
+"""Chrome trace export (Trace Event JSON), checked against the format's rules and by speedscope's
+importer of this format (its own app, in headless Chromium): every event has the fields the format
+requires; each track is named, in time order and properly nested; a frame on consecutive samples
+is one event (methodB spans the whole run of nested_sleeps, methodC is one event per iteration);
+per-function event time matches analyze; each segment is one complete event named after the entry
+function with its id, duration (as analyze --segments says) and CPU time, enclosing its stacks."""
+import json
+import os
+import sys
+
+import browser as webdriver
+import formats
+import harness
+import speedscope_app
+from harness import expect, expect_close
+
+ITERATIONS = 8
+
+
+def check_trace_format(doc):
+    """The Trace Event format's rules for what swprof writes; returns {tid: [X events in order]}."""
+    expect(isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list), "an object with a traceEvents array")
+    expect(doc.get("displayTimeUnit") in ("ms", "ns"), "displayTimeUnit: %r" % doc.get("displayTimeUnit"))
+    named, tracks = set(), {}
+    for e in doc["traceEvents"]:
+        expect(e.get("ph") in ("M", "X"), "only metadata and complete events: %r" % e)
+        expect(isinstance(e.get("pid"), int) and isinstance(e.get("tid"), int), "integer pid/tid: %r" % e)
+        expect(isinstance(e.get("name"), str), "a name: %r" % e)
+        if e["ph"] == "M":
+            expect(e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), "metadata %r" % e)
+            if e["name"] == "thread_name":
+                named.add(e["tid"])
+            continue
+        expect(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, "ts: %r" % e)
+        expect(isinstance(e.get("dur"), (int, float)) and e["dur"] > 0, "dur: %r" % e)
+        tracks.setdefault(e["tid"], []).append(e)
+    for tid, events in tracks.items():
+        expect(tid in named, "track %d has no thread_name" % tid)
+        open_ends = []  # the enclosing events' ends
+        last_ts = -1
+        for e in events:
+            expect(e["ts"] >= last_ts, "track %d: ts goes back at %r" % (tid, e))
+            last_ts = e["ts"]
+            while open_ends and open_ends[-1] <= e["ts"]:
+                open_ends.pop()
+            expect(not open_ends or e["ts"] + e["dur"] <= open_ends[-1],
+                   "track %d: %r overlaps its enclosing event (ends %s)" % (tid, e, open_ends[-1:]))
+            open_ends.append(e["ts"] + e["dur"])
+    print("ok: trace format: %d tracks, each named, in time order and properly nested (%d events)"
+          % (len(tracks), sum(len(v) for v in tracks.values())))
+    return tracks
+
+
+def outermost_time(events, name):
+    """Total duration of the events named `name` not inside another one of that name, in ms."""
+    total, end = 0.0, -1
+    for e in events:
+        if e["name"] == name and e["ts"] >= end:
+            total += e["dur"]
+            end = e["ts"] + e["dur"]
+    return total / 1e3
+
+
+def export(ctx, swp, out, *options):
+    proc = ctx.run_swprof("export", swp, "--format", "chrome", "-o", out, *options)
+    expect(proc.returncode == 0, "export: %s" % proc.stderr)
+    return json.load(open(out, encoding="utf-8"))
+
+
+def test(ctx):
+    sample = os.path.join(harness.SAMPLES, "nested_sleeps.py")
+    swp = ctx.path("nested.swp")
+    ctx.record(swp, [ctx.python, sample, str(ITERATIONS)])
+    doc = export(ctx, swp, ctx.path("nested.trace.json"))
+    tracks = check_trace_format(doc)
+    events = [e for t in tracks.values() for e in t]
+    analyzed = formats.per_function(ctx.analyze_json(swp)["roots"])
+    b = [e for e in events if e["name"] == "methodB"]
+    expect(len(b) == 1, "methodB stays on every sample of the loop: one event, got %d" % len(b))
+    c = [e for e in events if e["name"] == "methodC"]
+    expect(len(c) == ITERATIONS, "methodC: one event per iteration, got %d" % len(c))
+    for name in ("methodB", "methodC", "methodD"):
+        expect_close(outermost_time(events, name), analyzed[name][1], 0.05, "%s's event time (ms) vs analyze" % name)
+    for e in c:
+        expect_close(e["dur"] / 1e3, 40, 12, "one methodC call (ms)")
+
+    # Segments: a complete event per request, enclosing that request's stacks.
+    seg_swp = ctx.path("requests.swp")
+    ctx.record(seg_swp, [ctx.python, os.path.join(harness.SAMPLES, "release_compare.py"), "2", "5"],
+               options=["--entry", "handle"])
+    seg_doc = export(ctx, seg_swp, ctx.path("requests.trace.json"))
+    seg_tracks = check_trace_format(seg_doc)
+    rows = {r["id"]: r for r in ctx.analyze_json(seg_swp, "--segments")["segments"]}
+    segs = [e for t in seg_tracks.values() for e in t if e.get("cat") == "segment"]
+    expect(sorted(e["args"]["segment"] for e in segs) == sorted(rows), "one event per segment: %s" % [e["args"] for e in segs])
+    for e in segs:
+        row = rows[e["args"]["segment"]]
+        expect(e["name"] == "handle", "a segment is named after its entry function: %r" % e["name"])
+        expect(abs(e["args"]["duration_ms"] - row["duration_ms"]) < 0.01 and e["args"]["samples"] == row["samples"],
+               "segment %d: %s, analyze --segments says %s" % (row["id"], e["args"], row))
+        expect_close(e["dur"] / 1e3, row["duration_ms"], 10.5, "segment %d's event (ms) vs its duration" % row["id"])
+        expect(e["args"]["cpu_ms"] >= 0, "cpu_ms")
+        inside = [x for x in seg_tracks[e["tid"]] if x is not e and e["ts"] <= x["ts"] < e["ts"] + e["dur"]]
+        expect(inside and all(x["ts"] + x["dur"] <= e["ts"] + e["dur"] for x in inside), "stacks inside segment %d" % row["id"])
+        expect(inside[0]["name"] == "handle" and inside[0]["cat"] == "python", "the entry frame opens each segment's stack")
+    print("ok: %d segment events named after the entry, with analyze's durations, enclosing their stacks" % len(segs))
+
+    root, why = speedscope_app.tools()
+    for reason in (why, webdriver.missing()):
+        if reason:
+            print("SKIP (speedscope's importer not run): " + reason)
+            sys.exit(harness.SKIP)
+    server = speedscope_app.Server(root, ctx.tmp)
+    browser = webdriver.Browser(ctx.tmp)
+    try:
+        for name, expected_leader in (("nested.trace.json", "methodD"), ("requests.trace.json", "render")):
+            result = speedscope_app.open_profile(browser, server, name, view="sandwich")
+            speedscope_app.expect_imported(result, name)
+            rows = browser.js("""return Array.prototype.map.call(document.querySelectorAll('table tr'), function (tr) {
+                return tr.innerText; });""")
+            text = "\n".join(rows)
+            expect(expected_leader in text, "speedscope's sandwich view of %s lists %s:\n%s" % (name, expected_leader, text[:1500]))
+            speedscope_app.expect_imported(speedscope_app.open_profile(browser, server, name), name)
+            shot = ctx.artifact(name + ".png")
+            browser.screenshot(shot)
+            print("screenshot: %s" % shot)
+    finally:
+        browser.quit()
+        server.close()
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
