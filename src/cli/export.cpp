@@ -38,9 +38,6 @@ Subcommand add_export(CLI::App& parent) {
   return {cmd, [st](const std::vector<std::string>&) {
             if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
             auto rec = snapshot::read_file(st->in);
-            if (rec.truncated)
-              std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): exporting what it holds\n",
-                           st->in.c_str());
             ViewFlags flags;
             flags.mode = st->mode;
             flags.lines = st->lines;
@@ -67,6 +64,9 @@ Subcommand add_export(CLI::App& parent) {
               data = analyze::collapsed_report(tree);
             }
             write_output(st->out, data);
+            if (rec.truncated)
+              std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): exported what it holds\n",
+                           st->in.c_str());
             std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
             return 0;
           }};

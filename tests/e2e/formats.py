@@ -1,6 +1,7 @@
 """What the export tests share: the per-function numbers `swprof analyze --format json` implies
 (what pprof's -top and speedscope's sandwich view show: flat = self time of every node of the
-function, cum = total time counting recursion once), and readers of go tool pprof's text output.
+function, cum = total time counting recursion once), the Trace Event format's rules, and readers
+of go tool pprof's text output.
 """
 import os
 import re
@@ -30,6 +31,42 @@ def per_function(roots, unique=False):
 
 def total_ms(roots, key="total_ms"):
     return sum(r[key] for r in roots)
+
+
+# --- Chrome's Trace Event format ----------------------------------------------------------------
+
+def check_trace_format(doc):
+    """The Trace Event format's rules for what swprof writes; returns {tid: [X events in order]}."""
+    expect(isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list), "an object with a traceEvents array")
+    expect(doc.get("displayTimeUnit") in ("ms", "ns"), "displayTimeUnit: %r" % doc.get("displayTimeUnit"))
+    named, tracks = set(), {}
+    for e in doc["traceEvents"]:
+        expect(e.get("ph") in ("M", "X"), "only metadata and complete events: %r" % e)
+        expect(isinstance(e.get("pid"), int) and isinstance(e.get("tid"), int), "integer pid/tid: %r" % e)
+        expect(isinstance(e.get("name"), str), "a name: %r" % e)
+        if e["ph"] == "M":
+            expect(e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), "metadata %r" % e)
+            if e["name"] == "thread_name":
+                named.add(e["tid"])
+            continue
+        expect(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, "ts: %r" % e)
+        expect(isinstance(e.get("dur"), (int, float)) and e["dur"] > 0, "dur: %r" % e)
+        tracks.setdefault(e["tid"], []).append(e)
+    for tid, events in tracks.items():
+        expect(tid in named, "track %d has no thread_name" % tid)
+        open_ends = []  # the enclosing events' ends
+        last_ts = -1
+        for e in events:
+            expect(e["ts"] >= last_ts, "track %d: ts goes back at %r" % (tid, e))
+            last_ts = e["ts"]
+            while open_ends and open_ends[-1] <= e["ts"]:
+                open_ends.pop()
+            expect(not open_ends or e["ts"] + e["dur"] <= open_ends[-1],
+                   "track %d: %r overlaps its enclosing event (ends %s)" % (tid, e, open_ends[-1:]))
+            open_ends.append(e["ts"] + e["dur"])
+    print("ok: trace format: %d tracks, each named, in time order and properly nested (%d events)"
+          % (len(tracks), sum(len(v) for v in tracks.values())))
+    return tracks
 
 
 # --- go tool pprof ------------------------------------------------------------------------------

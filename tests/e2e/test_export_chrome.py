@@ -17,40 +17,6 @@ from harness import expect, expect_close
 ITERATIONS = 8
 
 
-def check_trace_format(doc):
-    """The Trace Event format's rules for what swprof writes; returns {tid: [X events in order]}."""
-    expect(isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list), "an object with a traceEvents array")
-    expect(doc.get("displayTimeUnit") in ("ms", "ns"), "displayTimeUnit: %r" % doc.get("displayTimeUnit"))
-    named, tracks = set(), {}
-    for e in doc["traceEvents"]:
-        expect(e.get("ph") in ("M", "X"), "only metadata and complete events: %r" % e)
-        expect(isinstance(e.get("pid"), int) and isinstance(e.get("tid"), int), "integer pid/tid: %r" % e)
-        expect(isinstance(e.get("name"), str), "a name: %r" % e)
-        if e["ph"] == "M":
-            expect(e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), "metadata %r" % e)
-            if e["name"] == "thread_name":
-                named.add(e["tid"])
-            continue
-        expect(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, "ts: %r" % e)
-        expect(isinstance(e.get("dur"), (int, float)) and e["dur"] > 0, "dur: %r" % e)
-        tracks.setdefault(e["tid"], []).append(e)
-    for tid, events in tracks.items():
-        expect(tid in named, "track %d has no thread_name" % tid)
-        open_ends = []  # the enclosing events' ends
-        last_ts = -1
-        for e in events:
-            expect(e["ts"] >= last_ts, "track %d: ts goes back at %r" % (tid, e))
-            last_ts = e["ts"]
-            while open_ends and open_ends[-1] <= e["ts"]:
-                open_ends.pop()
-            expect(not open_ends or e["ts"] + e["dur"] <= open_ends[-1],
-                   "track %d: %r overlaps its enclosing event (ends %s)" % (tid, e, open_ends[-1:]))
-            open_ends.append(e["ts"] + e["dur"])
-    print("ok: trace format: %d tracks, each named, in time order and properly nested (%d events)"
-          % (len(tracks), sum(len(v) for v in tracks.values())))
-    return tracks
-
-
 def outermost_time(events, name):
     """Total duration of the events named `name` not inside another one of that name, in ms."""
     total, end = 0.0, -1
@@ -72,7 +38,7 @@ def test(ctx):
     swp = ctx.path("nested.swp")
     ctx.record(swp, [ctx.python, sample, str(ITERATIONS)])
     doc = export(ctx, swp, ctx.path("nested.trace.json"))
-    tracks = check_trace_format(doc)
+    tracks = formats.check_trace_format(doc)
     events = [e for t in tracks.values() for e in t]
     analyzed = formats.per_function(ctx.analyze_json(swp)["roots"])
     b = [e for e in events if e["name"] == "methodB"]
@@ -89,7 +55,7 @@ def test(ctx):
     ctx.record(seg_swp, [ctx.python, os.path.join(harness.SAMPLES, "release_compare.py"), "2", "5"],
                options=["--entry", "handle"])
     seg_doc = export(ctx, seg_swp, ctx.path("requests.trace.json"))
-    seg_tracks = check_trace_format(seg_doc)
+    seg_tracks = formats.check_trace_format(seg_doc)
     rows = {r["id"]: r for r in ctx.analyze_json(seg_swp, "--segments")["segments"]}
     segs = [e for t in seg_tracks.values() for e in t if e.get("cat") == "segment"]
     expect(sorted(e["args"]["segment"] for e in segs) == sorted(rows), "one event per segment: %s" % [e["args"] for e in segs])
