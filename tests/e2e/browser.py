@@ -77,6 +77,14 @@ class Browser:
     def open(self, url):
         self.s("POST", "/url", {"url": url})
 
+    def open_loaded(self, url, timeout=20):
+        """Opens a page and waits until the document has loaded (its scripts have run)."""
+        self.open(url)
+        deadline = time.monotonic() + timeout
+        while self.js("return document.readyState;") != "complete":
+            expect(time.monotonic() < deadline, "%s did not finish loading" % url)
+            time.sleep(0.1)
+
     def js(self, script, *args):
         return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
 

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import browser as webdriver
@@ -150,11 +149,7 @@ def test_flamegraph(ctx, old, new):
         sys.exit(harness.SKIP)
     browser = webdriver.Browser(ctx.tmp)
     try:
-        browser.open("file://" + svg)
-        deadline = time.monotonic() + 20
-        while browser.js("return document.readyState;") != "complete":
-            expect(time.monotonic() < deadline, "the SVG did not finish loading")
-            time.sleep(0.1)
+        browser.open_loaded("file://" + svg)
         titles = browser.js("return Array.prototype.map.call(document.querySelectorAll('#frames > g'),"
                             " function (g) { return g.querySelector('title').textContent; });")
         index = next(i for i, t in enumerate(titles) if t.startswith("render "))

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import browser as webdriver
@@ -151,11 +150,7 @@ class Consumers:
         titles = [t.text for t in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}title")]
         if name:
             expect(any(t.startswith(name + " (" + FILE_SHOWN) or name in t for t in titles), "%s: SVG titles" % label)
-        self.browser.open("file://" + svg)
-        deadline = time.monotonic() + 20
-        while self.browser.js("return document.readyState;") != "complete":
-            expect(time.monotonic() < deadline, "%s: the SVG did not load" % label)
-            time.sleep(0.1)
+        self.browser.open_loaded("file://" + svg)
         frames = self.browser.js("return document.querySelectorAll('#frames > g').length;")
         zoomed = self.browser.js("return document.getElementById('reset-zoom').classList.contains('off');")
         expect(frames >= 1 and zoomed, "%s: Chromium draws %d frames and the script ran" % (label, frames))

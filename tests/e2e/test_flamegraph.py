@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 
 import browser as webdriver
@@ -103,11 +102,7 @@ def test_browser(ctx, svg_path, frames, doc):
 
     browser = webdriver.Browser(ctx.tmp)
     try:
-        browser.open("file://" + svg_path)
-        deadline = time.monotonic() + 20
-        while browser.js("return document.readyState;") != "complete":
-            expect(time.monotonic() < deadline, "the SVG did not finish loading")
-            time.sleep(0.1)
+        browser.open_loaded("file://" + svg_path)
         find = lambda f: browser.js("return document.querySelectorAll('#frames > g')[arguments[0]];", f["i"])
         before = screen(browser)
         expect(len(before) == len(frames), "%d frames on screen, %d in the file" % (len(before), len(frames)))
