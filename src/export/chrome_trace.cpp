@@ -61,6 +61,27 @@ std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& 
   std::stable_sort(selected.begin(), selected.end(),
                    [&](uint32_t a, uint32_t b) { return rec.samples[a].time_us < rec.samples[b].time_us; });
 
+  // Threads whose segments overlap in time (gevent: many requests' greenlets on one thread) get a
+  // track per greenlet; the recording says which greenlet ran each sample.
+  std::vector<std::pair<int64_t, int64_t>> span(rec.segments.size() + 1, {INT64_MAX, INT64_MIN});
+  for (uint32_t i : selected) {
+    const auto& s = rec.samples[i];
+    if (!s.segment) continue;
+    span[s.segment].first = std::min(span[s.segment].first, s.time_us - std::max<int64_t>(0, s.wall_us));
+    span[s.segment].second = std::max(span[s.segment].second, s.time_us);
+  }
+  std::vector<bool> lanes(rec.threads.size(), false);
+  std::vector<int64_t> busy_until(rec.threads.size(), INT64_MIN);
+  std::vector<uint32_t> by_start;
+  for (uint32_t id = 1; id < span.size(); ++id)
+    if (span[id].first != INT64_MAX) by_start.push_back(id);
+  std::sort(by_start.begin(), by_start.end(), [&](uint32_t a, uint32_t b) { return span[a].first < span[b].first; });
+  for (uint32_t id : by_start) {
+    uint32_t thread = rec.segments[id - 1].thread;
+    if (span[id].first < busy_until[thread]) lanes[thread] = true;
+    busy_until[thread] = std::max(busy_until[thread], span[id].second);
+  }
+
   FrameTable frames(rec, view.selection, view.lines);
   std::map<std::pair<uint32_t, uint32_t>, size_t> track_of;  // (thread, greenlet) -> track
   std::vector<Track> tracks;
@@ -69,8 +90,9 @@ std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& 
   for (uint32_t i : selected) {
     const auto& s = rec.samples[i];
     const auto* seg = rec.segment(s.segment);
-    // A greenlet's calls overlap other greenlets' on the thread: a track of their own.
-    uint32_t greenlet = seg && seg->greenlet ? s.greenlet : 0;
+    // A greenlet's calls overlap other greenlets' on the thread: a track of their own (by the
+    // segment when the greenlet is not known).
+    uint32_t greenlet = seg && lanes[s.thread] ? (s.greenlet ? s.greenlet : UINT32_MAX - s.segment) : 0;
     auto [it, inserted] = track_of.try_emplace({s.thread, greenlet}, tracks.size());
     if (inserted) tracks.push_back({s.thread, greenlet});
     Track& t = tracks[it->second];

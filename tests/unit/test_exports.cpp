@@ -273,3 +273,27 @@ TEST_CASE("differential flame graph: red grew, blue shrank, grey stayed; NEW's n
   CHECK(svg.find("per s: base 40.0 ms, new 20.0 ms, -20.0 ms, -50.0%") != std::string::npos);
   CHECK(svg.find("data-bt=\"40000\"") != std::string::npos);
 }
+
+TEST_CASE("chrome trace: segments overlapping on one thread (gevent) get a track per greenlet", "[export][chrome]") {
+  test::RecordingBuilder b;
+  uint32_t s1 = b.segment(0, 30000, 0, 0), s2 = b.segment(10000, 40000, 0, 0);
+  for (int i = 1; i <= 3; ++i) {  // two requests interleaved on one thread, each its own greenlet
+    b.sample(10000 * i, {"handle", "a"}, 10000, s1);
+    b.rec.samples.back().greenlet = 1;
+    b.sample(10000 * i + 10000, {"handle", "b"}, 10000, s2);
+    b.rec.samples.back().greenlet = 2;
+  }
+  auto doc = json_of(exporter::chrome_trace_json(b.rec, {}));
+  std::map<double, int> segments_per_track;
+  std::vector<std::string> track_names;
+  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
+    const auto& e = v.struct_value();
+    if (at(e, "name").string_value() == "thread_name")
+      track_names.push_back(at(at(e, "args").struct_value(), "name").string_value());
+    if (at(e, "ph").string_value() == "X" && at(e, "cat").string_value() == "segment")
+      ++segments_per_track[at(e, "tid").number_value()];
+  }
+  CHECK(segments_per_track.size() == 2);
+  for (const auto& [tid, n] : segments_per_track) CHECK(n == 1);
+  CHECK(track_names == std::vector<std::string>{"thread 1000 (MainThread) greenlet 1", "thread 1000 (MainThread) greenlet 2"});
+}
