@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("swprof ") + SWPROF_VERSION);
   app.require_subcommand(1);
   std::vector<cli::Subcommand> subcommands = {cli::add_record(app), cli::add_analyze(app), cli::add_flamegraph(app),
-                                              cli::add_export(app), cli::add_import(app)};
+                                              cli::add_export(app), cli::add_import(app), cli::add_diff(app)};
 
   try {
     app.parse(own_argc, argv);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian bookworm machine: installs what the tests need (build
-# dependencies, Debian's python3.11 with gevent, xmllint, Chromium for the flame-graph test, and
-# CPython 3.14/3.15 from Debian sid via ../shared/tools/get-python when that tool is present),
+# dependencies, Debian's python3.11 with gevent, xmllint, Chromium for the flame-graph and
+# speedscope tests, Go for go tool pprof, npm for speedscope's package, debootstrap and man-db for
+# the .deb test, and CPython 3.14/3.15 from Debian sid via ../shared/tools/get-python when that
+# tool is present),
 # builds from scratch in build-tests/, and runs every test with ctest. Interpreters that cannot be
 # had are skipped by their tests with a message naming them.
 set -euo pipefail
@@ -9,14 +11,23 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-tests}"
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-deps=(cmake g++ make pkg-config libcli11-dev libfmt-dev libprotobuf-dev protobuf-compiler libzstd-dev catch2
-      python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf)
+deps=(cmake g++ make pkg-config libcli11-dev libfmt-dev libprotobuf-dev protobuf-compiler libzstd-dev zlib1g-dev catch2
+      python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf
+      golang-go dpkg-dev debootstrap man-db)
 missing=()
 for p in "${deps[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests: installing ${missing[*]}"
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# speedscope's schema and app and the ajv validator come from npm, into a cache, when a test needs
+# them (tests/e2e/speedscope_app.py); npm itself from Debian unless a Node.js with npm is there.
+if ! command -v npm >/dev/null; then
+  echo "tests: installing nodejs npm"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 get_python="${SWPROF_GET_PYTHON:-$root/../shared/tools/get-python}"

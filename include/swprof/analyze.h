@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,17 @@ struct Tree {
   bool imports_collapsed = false;
   const Node& root() const { return nodes[0]; }
 };
+
+// The frames of one sample as the call tree sees them, root first: from its segment's entry frame
+// unless the selection keeps the full stack. Exports walk samples through this too.
+std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& sample,
+                                        const Selection& selection);
+
+// The recording's length: the footer's duration, or up to the last sample when the recorder was
+// killed before writing one.
+int64_t recording_duration_us(const snapshot::Recording& rec);
+// The profiled command line, its arguments joined by spaces (not sanitised).
+std::string command_line(const snapshot::Recording& rec);
 
 // Sample indices selected from the recording; throws UserError for an unknown thread/segment.
 std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& selection);

@@ -39,6 +39,7 @@ std::string sanitize_text(std::string_view text);
 // Escaping for the output formats. Both sanitise first.
 std::string xml_escape(std::string_view text);
 std::string json_escape(std::string_view text);  // without the surrounding quotes
+std::string json_quoted(std::string_view text);  // with them
 
 // Latin-1 (UCS-1), UCS-2 or UCS-4 code units to UTF-8; code points that are not valid scalar
 // values (lone surrogates, > 0x10FFFF) become U+FFFD.

@@ -59,12 +59,8 @@ class PathBuilder {
       });
       path.push_back(parent);
     }
-    auto frames = rec_.stack(s.stack);
-    size_t from = 0;
-    if (const auto* seg = rec_.segment(s.segment); seg && !sel_.full_stack)
-      from = std::min<size_t>(seg->root_depth, frames.size());
-    for (size_t i = from; i < frames.size(); ++i) {
-      const auto& f = rec_.frames[frames[i]];
+    for (uint32_t frame : sample_frames(rec_, s, sel_)) {
+      const auto& f = rec_.frames[frame];
       int32_t line = opt.lines ? f.line : f.first_line;
       parent = child(parent, {parent, NodeKind::kFrame, f.function, f.file, line}, [&](Node& n) {
         n.function = rec_.str(f.function);

@@ -1,4 +1,5 @@
-// Which samples an analysis covers: --thread, --segment, --slowest.
+// Which samples an analysis covers (--thread, --segment, --slowest), the frames of a sample it
+// sees, and the recording's length and command.
 #include <algorithm>
 #include <set>
 
@@ -78,6 +79,24 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
     if (segmented && !segment_on[s.segment]) continue;
     out.push_back(i);
   }
+  return out;
+}
+
+std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& s, const Selection& sel) {
+  auto frames = rec.stack(s.stack);
+  if (const auto* seg = rec.segment(s.segment); seg && !sel.full_stack)
+    return frames.subspan(std::min<size_t>(seg->root_depth, frames.size()));
+  return frames;
+}
+
+int64_t recording_duration_us(const snapshot::Recording& rec) {
+  if (rec.footer) return rec.footer->duration_us();
+  return rec.samples.empty() ? 0 : rec.samples.back().time_us;
+}
+
+std::string command_line(const snapshot::Recording& rec) {
+  std::string out;
+  for (const auto& arg : rec.header.command()) out += (out.empty() ? "" : " ") + arg;
   return out;
 }
 

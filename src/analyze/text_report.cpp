@@ -86,7 +86,7 @@ class Printer {
     const Node& n = tree_.nodes[i];
     double pct = grand_ > 0 ? 100.0 * n.total / grand_ : 0;
     std::string self = ms(n.self);
-    std::string label = frame_label(n, true);
+    std::string label = sanitize_text(frame_label(n, true));  // a newline in a name must not break the tree
     if (color_) {
       int origin = n.kind == NodeKind::kFrame ? code_origin(n.file) : 3;
       label = fmt::format("{}{}{}{}", hot_[i] ? kBold : "", kOrigin[origin], label, kReset);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "swprof/analyze.h"
+#include "swprof/diff.h"
 
 namespace swprof::cli {
 
@@ -23,6 +24,7 @@ Subcommand add_analyze(CLI::App& parent);
 Subcommand add_flamegraph(CLI::App& parent);
 Subcommand add_export(CLI::App& parent);
 Subcommand add_import(CLI::App& parent);
+Subcommand add_diff(CLI::App& parent);
 
 // --- shared by the subcommands that build a call tree ---------------------------------------
 CLI::Validator duration_validator();
@@ -38,6 +40,14 @@ struct ViewFlags {
 void add_view_flags(CLI::App* cmd, ViewFlags& flags);
 analyze::Selection selection_of(const ViewFlags& flags);
 analyze::TreeOptions tree_options_of(const ViewFlags& flags);
+
+// BASE compared with NEW (diff, flamegraph --diff): BASE's tree is built with NEW's tree options,
+// over all its samples (only --full-stack of NEW's selection applies to it), import chains
+// collapsed when NEW's are.
+diff::Result compare_recordings(const std::string& base_path, const snapshot::Recording& base,
+                                const snapshot::Recording& now, const analyze::Tree& now_tree,
+                                const analyze::Selection& now_selection, const std::string& now_path,
+                                bool per_segment, bool collapse_imports);
 
 // Writes a whole output file (throws UserError when the disk refuses).
 void write_output(const std::string& path, const std::string& data);

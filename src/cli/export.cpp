@@ -3,36 +3,70 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "swprof/common.h"
 #include "swprof/export.h"
 
 namespace swprof::cli {
 
 Subcommand add_export(CLI::App& parent) {
   struct State {
-    std::string in, out, format, task_id = "swprof";
+    std::string in, out, format, mode = "wall", task_id = "swprof";
     std::vector<uint32_t> segments;
+    uint32_t slowest = 0;
+    int64_t thread = 0;
+    bool lines = false, full_stack = false, per_segment = false;
   };
   auto st = std::make_shared<State>();
   auto* cmd = parent.add_subcommand("export", "convert a snapshot file to another tool's format");
   cmd->add_option("file", st->in, "snapshot file")->required();
-  cmd->add_option("-f,--format", st->format, "skywalking (ThreadSnapshot JSON) or collapsed")
+  cmd->add_option("-f,--format", st->format,
+                  "pprof (gzipped profile.proto: go tool pprof, Pyroscope, Grafana), speedscope (JSON), chrome "
+                  "(Trace Event JSON: Perfetto, chrome://tracing), skywalking (ThreadSnapshot JSON) or collapsed")
       ->required()
-      ->check(CLI::IsMember({"skywalking", "collapsed"}));
+      ->check(CLI::IsMember({"pprof", "speedscope", "chrome", "skywalking", "collapsed"}));
   cmd->add_option("-o,--output", st->out, "file to write")->required();
+  cmd->add_option("--mode", st->mode, "speedscope, collapsed: weigh by wall (default), cpu or offcpu time")
+      ->check(CLI::IsMember({"wall", "cpu", "offcpu"}));
+  cmd->add_flag("--lines", st->lines, "speedscope, chrome, collapsed: one frame per executing line");
+  cmd->add_option("--thread", st->thread, "only this OS thread id");
   cmd->add_option("--segment", st->segments, "only this segment (repeatable)");
-  cmd->add_option("--task-id", st->task_id, "taskId written into SkyWalking records (default swprof)");
+  cmd->add_option("--slowest", st->slowest, "only the N longest segments");
+  cmd->add_flag("--full-stack", st->full_stack, "keep the frames above each segment's entry function");
+  cmd->add_flag("--segments", st->per_segment, "speedscope: one profile per segment instead of per thread");
+  cmd->add_option("--task-id", st->task_id, "skywalking: taskId written into the records (default swprof)");
 
   return {cmd, [st](const std::vector<std::string>&) {
+            if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
             auto rec = snapshot::read_file(st->in);
-            analyze::Selection sel;
-            sel.segments = st->segments;
-            if (st->format == "skywalking") {
-              write_output(st->out,
-                           exporter::skywalking_export(rec, analyze::selected_segments(rec, sel), st->task_id));
+            ViewFlags flags;
+            flags.mode = st->mode;
+            flags.lines = st->lines;
+            flags.thread = st->thread;
+            flags.segments = st->segments;
+            flags.slowest = st->slowest;
+            flags.full_stack = st->full_stack;
+            exporter::ExportView view;
+            view.selection = selection_of(flags);
+            view.mode = tree_options_of(flags).mode;
+            view.lines = st->lines;
+            std::string data;
+            if (st->format == "pprof") {
+              data = exporter::pprof_profile(rec, view);
+            } else if (st->format == "speedscope") {
+              data = exporter::speedscope_json(rec, view, st->per_segment);
+            } else if (st->format == "chrome") {
+              data = exporter::chrome_trace_json(rec, view);
+            } else if (st->format == "skywalking") {
+              data = exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id);
             } else {
-              auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, {});
-              write_output(st->out, analyze::collapsed_report(tree));
+              auto tree = analyze::build_tree(rec, analyze::select_samples(rec, view.selection), view.selection,
+                                              tree_options_of(flags));
+              data = analyze::collapsed_report(tree);
             }
+            write_output(st->out, data);
+            if (rec.truncated)
+              std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): exported what it holds\n",
+                           st->in.c_str());
             std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
             return 0;
           }};

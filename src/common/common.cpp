@@ -158,4 +158,6 @@ std::string json_escape(std::string_view text) {
   return out;
 }
 
+std::string json_quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
+
 }  // namespace swprof

@@ -6,7 +6,8 @@
 //     <title>function (file:line) (N ms, P%)</title><rect .../><text ...>label</text></g>
 // x/w are the frame's start and width in integer µs on the time axis (root = [0, root.total]),
 // d its depth (root 0), s/c/g its self/CPU/GIL µs, n its sample count and f its absolute
-// "file:line". The script reads these attributes for zoom, search and the details line; nothing
+// "file:line"; a differential graph (flamegraph_diff.cpp) adds bt/nt, the base's and the new
+// total per unit, and diff, the comparison as the details line shows it. The script reads these attributes for zoom, search and the details line; nothing
 // data-dependent goes into the script itself, so no name can break out of its CDATA section.
 // The geometry is also written out, so the graph renders (without interaction) where scripts
 // are disabled.
@@ -300,7 +301,10 @@ constexpr std::string_view kScript = R"JS(
     var a = function (name) { return +f.g.getAttribute("data-" + name) || 0; };
     details.textContent = cut(f.label + ": " + ms(f.w) + " (" + pct(f.w) + "), self " + ms(a("s")) + " (" +
       pct(a("s")) + "), " + a("n") + " samples, CPU " + ms(a("c")) + ", GIL " + ms(a("g")), Math.floor((width - 150) / cw));
-    detailsFile.textContent = cut(f.g.getAttribute("data-f") || "", Math.floor(width / cw));
+    // A differential graph also compares the frame with the base recording.
+    var compared = f.g.getAttribute("data-diff");
+    detailsFile.textContent = cut((compared ? compared + "  |  " : "") + (f.g.getAttribute("data-f") || ""),
+                                  Math.floor(width / cw));
   }
 
   function frameOf(e) { var g = e.target.closest && e.target.closest("#frames > g"); return g && g.frame; }
@@ -342,6 +346,8 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
   if (omitted)
     omitted_note = fmt::format("{} frame{} narrower than {}% not shown", omitted, omitted == 1 ? "" : "s",
                                options.min_width_pct);
+  if (options.diff && !options.diff->base_only.empty())
+    omitted_note += (omitted_note.empty() ? "" : "; ") + options.diff->base_only;
   put(out, R"(<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}">
 <title>{title}</title>
@@ -362,7 +368,7 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
       fmt::arg("style", kStyle), fmt::arg("center", kWidth / 2),
       fmt::arg("title_shown", esc(fit_label(sanitize_text(options.title), kGraphWidth, kTitleCharWidth))),
       fmt::arg("subtitle", esc(fit_label(sanitize_text(options.subtitle), kGraphWidth))), fmt::arg("left", kPad),
-      fmt::arg("omitted", omitted_note), fmt::arg("search_x", kWidth - kPad - 110), fmt::arg("right", kWidth - kPad),
+      fmt::arg("omitted", esc(omitted_note)), fmt::arg("search_x", kWidth - kPad - 110), fmt::arg("right", kWidth - kPad),
       fmt::arg("details_y", graph_bottom + 20), fmt::arg("details_file_y", graph_bottom + 36),
       fmt::arg("hint", total > 0 ? "Hover for details, click to zoom, / or Ctrl-F to search, Esc to reset."
                                  : "No samples: nothing to draw."),
@@ -383,8 +389,15 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
     put(out, R"(<g data-x="{}" data-w="{}" data-d="{}" data-s="{:.0f}" data-n="{}" data-c="{:.0f}" data-g="{:.0f}")", p.x,
         p.w, p.depth, n.self, n.samples, n.cpu, n.gil);
     if (n.kind == NodeKind::kFrame && !n.file.empty()) put(out, R"( data-f="{}:{}")", esc(n.file), n.line);
-    put(out, R"(><title>{} ({} ms, {:.2f}%)</title><rect x="{:.2f}" y="{}" width="{:.2f}" height="{}" fill="{}"/>)",
-        esc(label), format_ms(n.total), share, x, y, w, kRowHeight - 1, color_of(n, it->second));
+    std::string fill = color_of(n, it->second), compared;
+    if (options.diff) {  // a differential graph: the change colors the frame and joins its title
+      fill = diff_fill(*options.diff, p.node);
+      compared = ", " + diff_summary(*options.diff, p.node);
+      put(out, R"( data-bt="{:.0f}" data-nt="{:.0f}" data-diff="{}")", options.diff->base_total[p.node],
+          options.diff->new_total[p.node], esc(diff_summary(*options.diff, p.node)));
+    }
+    put(out, R"(><title>{} ({} ms, {:.2f}%{})</title><rect x="{:.2f}" y="{}" width="{:.2f}" height="{}" fill="{}"/>)",
+        esc(label), format_ms(n.total), share, esc(compared), x, y, w, kRowHeight - 1, fill);
     if (std::string text = fit_label(label, w); !text.empty())
       put(out, R"(<text x="{:.2f}" y="{}">{}</text>)", x + 3, y + 11, esc(text));
     out += "</g>\n";

@@ -149,7 +149,7 @@ size_t skywalking_import(const std::string& json_path, const std::string& out_pa
   header.set_swprof_version(SWPROF_VERSION);
   header.add_command("swprof");
   header.add_command("import");
-  header.add_command(json_path);
+  header.add_command(sanitize_text(json_path));  // a header string must be UTF-8
   header.set_interval_us(interval_us);
   header.set_start_unix_us(min_time * 1000);
   header.set_source("import:skywalking");

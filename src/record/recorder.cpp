@@ -595,12 +595,14 @@ int run(const Options& options) {
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);
-  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(a);
+  // proto3 strings must be UTF-8, or the header does not parse back: a path of other bytes
+  // (a file name in Latin-1) is kept readable with U+FFFD in place of what is not UTF-8.
+  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(sanitize_text(a));
   header.set_pid(pid);
   header.set_attached(!child);
   header.set_python_version(interp.version.text());
   header.set_python_build(interp.shared ? "shared" : "static");
-  header.set_python_binary(interp.binary);
+  header.set_python_binary(sanitize_text(interp.binary));
   header.set_interval_us(options.interval_us);
   header.set_start_unix_us(unix_now_us());
   header.set_hostname(hostname());

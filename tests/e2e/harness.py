@@ -97,6 +97,14 @@ class Context:
     def run_swprof(self, *args, timeout=120, **kwargs):
         return subprocess.run([self.swprof] + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
 
+    def artifact(self, name):
+        """A path for a file kept after the test for people to look at (screenshots): in
+        $SWPROF_ARTIFACT_DIR (ctest: <build>/test-artifacts), named after the test and interpreter."""
+        folder = os.environ.get("SWPROF_ARTIFACT_DIR") or os.path.join(tempfile.gettempdir(), "swprof-test-artifacts")
+        os.makedirs(folder, exist_ok=True)
+        test = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        return os.path.join(folder, "%s-%s-%s" % (test, self.python_name, name))
+
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -2,27 +2,19 @@
 frames carry their file:line and are 40:60 wide; then, in headless Chromium driven over WebDriver,
 search highlights frames and reports the matched share, a click zooms into methodB, and the reset
 controls undo both."""
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 
+import browser as webdriver
 import harness
 from harness import expect, expect_close, find_path
 
 ITERATIONS = 10
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SVG = "{http://www.w3.org/2000/svg}"
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # W3C WebDriver's key for element references
 TITLE_SHAPE = re.compile(r"^(.*) \((\d+(?:\.\d+)?) ms, (\d+\.\d+)%\)$")
 
 
@@ -70,105 +62,6 @@ def expected_match_pct(roots, regex):
     return 100.0 * matched / total
 
 
-# --- a minimal W3C WebDriver client (standard library only) -------------------------------------
-
-class Browser:
-    def __init__(self, tmp):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.log_path = os.path.join(tmp, "chromedriver.log")
-        self.log = open(self.log_path, "w")
-        self.driver = subprocess.Popen([CHROMEDRIVER, "--port=%d" % port], stdout=self.log, stderr=subprocess.STDOUT)
-        self.base = "http://127.0.0.1:%d" % port
-        self.session = None
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.call("GET", "/status", timeout=2).get("ready"):
-                    break
-            except (OSError, AssertionError):
-                pass
-            expect(time.monotonic() < deadline and self.driver.poll() is None,
-                   "chromedriver did not start (see %s)" % self.log_path)
-            time.sleep(0.1)
-        profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp)
-        caps = {"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1300", "--user-data-dir=" + profile]}}}}
-        self.session = self.call("POST", "/session", caps, timeout=60)["sessionId"]
-
-    def call(self, method, path, body=None, timeout=30):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json; charset=utf-8"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return json.loads(resp.read().decode() or "{}").get("value")
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail)["value"]["message"].splitlines()[0]
-            except (ValueError, KeyError, TypeError, IndexError):
-                pass
-            raise AssertionError("WebDriver %s %s: %s" % (method, path, detail))
-
-    def s(self, method, path, body=None):
-        return self.call(method, "/session/%s%s" % (self.session, path), body)
-
-    def open(self, url):
-        self.s("POST", "/url", {"url": url})
-
-    def js(self, script, *args):
-        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
-
-    def element(self, css):
-        return self.s("POST", "/element", {"using": "css selector", "value": css})
-
-    def click(self, element):
-        self.s("POST", "/element/%s/click" % element[ELEMENT], {})
-
-    def keys(self, *keys):
-        actions = []
-        for k in keys:
-            actions += [{"type": "keyDown", "value": k}, {"type": "keyUp", "value": k}]
-        self.s("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
-
-    def hover(self, element):
-        self.s("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-                                                 "actions": [{"type": "pointerMove", "origin": element, "x": 0, "y": 0}]}]})
-
-    def answer_prompt(self, text):
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.s("GET", "/alert/text")
-                break
-            except AssertionError:
-                expect(time.monotonic() < deadline, "no search prompt appeared")
-                time.sleep(0.1)
-        self.s("POST", "/alert/text", {"text": text})
-        self.s("POST", "/alert/accept", {})
-
-    def quit(self):
-        try:
-            if self.session:
-                self.call("DELETE", "/session/" + self.session, timeout=20)
-        except (OSError, AssertionError):
-            pass
-        finally:
-            self.driver.terminate()
-            try:
-                self.driver.wait(10)
-            except subprocess.TimeoutExpired:
-                self.driver.kill()
-                self.driver.wait()
-            self.log.close()
-
-
 # What the page shows: per frame its on-screen width, visibility, highlight and text.
 SCREEN = """
 return Array.prototype.map.call(document.querySelectorAll("#frames > g"), function (g) {
@@ -207,13 +100,9 @@ def test_browser(ctx, svg_path, frames, doc):
     outside = [f for f in frames if not inside(f) and not ancestor(f)]
     ancestors = [f for f in frames if ancestor(f)]
 
-    browser = Browser(ctx.tmp)
+    browser = webdriver.Browser(ctx.tmp)
     try:
-        browser.open("file://" + svg_path)
-        deadline = time.monotonic() + 20
-        while browser.js("return document.readyState;") != "complete":
-            expect(time.monotonic() < deadline, "the SVG did not finish loading")
-            time.sleep(0.1)
+        browser.open_loaded("file://" + svg_path)
         find = lambda f: browser.js("return document.querySelectorAll('#frames > g')[arguments[0]];", f["i"])
         before = screen(browser)
         expect(len(before) == len(frames), "%d frames on screen, %d in the file" % (len(before), len(frames)))
@@ -262,7 +151,9 @@ def test_browser(ctx, svg_path, frames, doc):
         growth = all_width / on_screen(before, b_frame)["width"]
         for f in (c_frame, d_frame):
             was, now = on_screen(before, f)["width"], on_screen(zoomed, f)["width"]
-            expect(now > was, "%s did not widen: %.1f -> %.1f px" % (f["label"], was, now))
+            # When methodB is (nearly) everything, as when the interpreter's startup was not sampled, it
+            # cannot grow and neither can its children.
+            expect(now > was or growth < 1.002, "%s did not widen: %.1f -> %.1f px" % (f["label"], was, now))
             expect_close(now, was * growth, 1.0, "%s's width zoomed (px), %.1f before" % (f["label"], was))
         ratio = on_screen(zoomed, c_frame)["width"] / on_screen(zoomed, d_frame)["width"]
         expect_close(ratio, 40 / 60, 40 / 60 * 0.15, "methodC : methodD on screen after the zoom")
@@ -292,8 +183,8 @@ def test_browser(ctx, svg_path, frames, doc):
 
 
 def test(ctx):
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        skip("chromium/chromedriver not installed (apt-get install chromium chromium-driver)")
+    if webdriver.missing():
+        skip(webdriver.missing())
     if not shutil.which("xmllint"):
         skip("xmllint not installed (apt-get install libxml2-utils)")
 

@@ -19,3 +19,10 @@ swprof_e2e(segments test_segments.py TIMEOUT 300)
 swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9)
 swprof_e2e(cpu_gil test_cpu_gil.py)
 swprof_e2e(gevent test_gevent.py PYTHONS debian-3.11)
+# Exports opened by their consumers: go tool pprof, speedscope's schema and app (npm, headless
+# Chromium), the Trace Event format's rules and speedscope's importer of it.
+swprof_e2e(export_pprof test_export_pprof.py PYTHONS pyenv-3.11 pyenv-3.9)
+swprof_e2e(export_speedscope test_export_speedscope.py PYTHONS pyenv-3.11)
+swprof_e2e(export_chrome test_export_chrome.py PYTHONS pyenv-3.11 debian-3.11)
+swprof_e2e(diff test_diff.py PYTHONS pyenv-3.11 pyenv-3.8)
+swprof_e2e(export_names test_export_names.py PYTHONS pyenv-3.11 pyenv-3.8)

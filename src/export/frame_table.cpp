@@ -1,0 +1,45 @@
+// The frame table the sample-based exports share (frame_table.h).
+#include "export/frame_table.h"
+
+#include <fmt/format.h>
+
+namespace swprof::exporter {
+
+FrameTable::FrameTable(const snapshot::Recording& rec, const analyze::Selection& selection, bool lines)
+    : rec_(rec), selection_(selection), lines_(lines), by_frame_(rec.frames.size(), 0) {}
+
+uint32_t FrameTable::of_frame(uint32_t frame_id) {
+  if (uint32_t known = by_frame_[frame_id]) return known - 1;
+  const auto& f = rec_.frames[frame_id];
+  // Frames differing only in the executing line are one function, as in the call tree.
+  Key key{f.function, f.file, lines_ ? f.line : f.first_line};
+  auto [it, inserted] = by_key_.try_emplace(key, static_cast<uint32_t>(entries_.size()));
+  if (inserted) entries_.push_back({rec_.str(f.function), rec_.str(f.file), key.line, f.first_line, false});
+  by_frame_[frame_id] = it->second + 1;
+  return it->second;
+}
+
+void FrameTable::stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out) {
+  out.clear();
+  for (uint32_t frame : analyze::sample_frames(rec_, sample, selection_)) out.push_back(of_frame(frame));
+  if (sample.flags & snapshot::kSwitchedOut) {
+    if (switched_out_ == UINT32_MAX) {
+      switched_out_ = static_cast<uint32_t>(entries_.size());
+      entries_.push_back({"<switched out>", "", 0, 0, true});
+    }
+    out.push_back(switched_out_);
+  }
+}
+
+std::string thread_title(const snapshot::Thread& t) {
+  return t.name.empty() ? fmt::format("thread {}", t.tid) : fmt::format("thread {} ({})", t.tid, t.name);
+}
+
+std::string_view entry_function(const snapshot::Recording& rec, const snapshot::Segment& seg,
+                                const snapshot::Sample& first) {
+  auto frames = rec.stack(first.stack);
+  if (seg.root_depth < frames.size()) return rec.str(rec.frames[frames[seg.root_depth]].function);
+  return seg.name;
+}
+
+}  // namespace swprof::exporter

@@ -1,0 +1,63 @@
+// What the sample-based exports (pprof, speedscope, Chrome trace) share: the recording's frames
+// numbered as one table, one entry per function (or per executing line with `lines`), and each
+// sample's stack in those numbers, root first, cut at its segment's entry frame as the call tree
+// does, with a `<switched out>` leaf for a parked greenlet.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "swprof/analyze.h"
+#include "swprof/snapshot.h"
+
+namespace swprof::exporter {
+
+class FrameTable {
+ public:
+  struct Entry {
+    std::string_view function, file;  // raw, as recorded: each format sanitises and escapes
+    int32_t line = 0;                 // the def line, or the executing line with `lines`
+    int32_t first_line = 0;           // the def line
+    bool synthetic = false;           // <switched out>: no file, no line
+  };
+
+  FrameTable(const snapshot::Recording& rec, const analyze::Selection& selection, bool lines);
+
+  // Entries of one sample, root first; appends to `out` after clearing it.
+  void stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out);
+  const std::vector<Entry>& entries() const { return entries_; }
+  // The entry a recorded frame id maps to.
+  uint32_t of_frame(uint32_t frame_id);
+
+ private:
+  struct Key {
+    uint32_t function, file;
+    int32_t line;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return (size_t(k.function) * 0x9E3779B97F4A7C15ull) ^ (size_t(k.file) << 21) ^ size_t(uint32_t(k.line));
+    }
+  };
+
+  const snapshot::Recording& rec_;
+  const analyze::Selection& selection_;
+  bool lines_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> by_frame_;  // frame id -> entry + 1 (0: not yet seen)
+  std::unordered_map<Key, uint32_t, KeyHash> by_key_;
+  uint32_t switched_out_ = UINT32_MAX;
+};
+
+// "thread 1234 (MainThread)", as the exports title a thread.
+std::string thread_title(const snapshot::Thread& thread);
+// The function a segment is a call of: its first sample's frame at the entry depth (imported
+// segments without one: the segment's name).
+std::string_view entry_function(const snapshot::Recording& rec, const snapshot::Segment& segment,
+                                const snapshot::Sample& first);
+
+}  // namespace swprof::exporter

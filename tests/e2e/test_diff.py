@@ -1,0 +1,171 @@
+"""swprof diff and the differential flame graph on two releases of one request handler
+(samples/release_compare.py: render 30 -> 60 ms, legacy_cache 20 ms gone, search_index 10 ms new,
+parse 20 ms both): per segment the changes are those; per second of recording they are analyze's
+totals over each recording's duration; the largest change comes first; how much of each side
+matched is said, and recordings of different programs compare with 0% matched. The flame graph
+(xmllint, then headless Chromium) is NEW's width, red where it grew, grey where it did not move,
+blue where it shrank (drawn the other way round), and hovering a frame shows both values."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import browser as webdriver
+import harness
+from harness import expect, expect_close
+
+REQUESTS = 8
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def diff_json(ctx, *args):
+    proc = ctx.run_swprof("diff", "--format", "json", *args)
+    expect(proc.returncode == 0, "swprof diff %s: %s" % (" ".join(args), proc.stderr))
+    doc = json.loads(proc.stdout)
+    return doc, {n["function"]: n for n in doc["nodes"]}
+
+
+def expect_shows_both(text, node):
+    """`text` says "base B ms, new N ms" with the node's values (to the printed 0.1 ms)."""
+    m = re.search(r"base (\d+\.\d) ms, new (\d+\.\d) ms", text)
+    expect(m and abs(float(m.group(1)) - node["base_total_ms"]) <= 0.051 and abs(float(m.group(2)) - node["new_total_ms"]) <= 0.051,
+           "%r does not show base %.2f and new %.2f ms" % (text, node["base_total_ms"], node["new_total_ms"]))
+
+
+def rgb(fill):
+    return tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test(ctx):
+    program = os.path.join(harness.SAMPLES, "release_compare.py")
+    old, new = ctx.path("release1.swp"), ctx.path("release2.swp")
+    ctx.record(old, [ctx.python, program, "1", str(REQUESTS)], options=["--entry", "handle"])
+    ctx.record(new, [ctx.python, program, "2", str(REQUESTS)], options=["--entry", "handle"])
+
+    # Per segment: the per-request changes of the program, one sampling interval of tolerance.
+    doc, nodes = diff_json(ctx, old, new, "--per-segment")
+    expect(doc["unit"] == "ms/segment" and doc["base"]["segments"] == doc["new"]["segments"] == REQUESTS, "header %s" % doc["base"])
+    expect(doc["nodes"][0]["function"] == "render", "the largest change first: %s" % [n["function"] for n in doc["nodes"][:3]])
+    for name, base, now in (("render", 30, 60), ("parse", 20, 20), ("legacy_cache", 20, 0), ("search_index", 0, 10), ("handle", 70, 90)):
+        n = nodes[name]
+        expect_close(n["base_total_ms"], base, 5, "%s base ms/request" % name)
+        expect_close(n["new_total_ms"], now, 5, "%s new ms/request" % name)
+        expect(abs(n["total_change_ms"] - (n["new_total_ms"] - n["base_total_ms"])) < 0.01, "%s: change = new - base" % name)
+    expect(not nodes["legacy_cache"]["in_new"] and not nodes["search_index"]["in_base"], "gone / new flags")
+    expect(nodes["search_index"]["total_change_pct"] is None, "no %% change from nothing")
+    expect_close(nodes["render"]["total_change_pct"], 100, 25, "render's change (%)")
+    expect(nodes["render"]["path"] == ["handle", "render"], "paths start at the entry: %s" % nodes["render"]["path"])
+    expect_close(doc["base"]["matched_pct"], 100 * 50 / 70, 8, "matched share of base (parse + render of 70 ms)")
+    expect_close(doc["new"]["matched_pct"], 100 * 80 / 90, 8, "matched share of new (parse + render of 90 ms)")
+
+    # Per second of recording: analyze's totals over each recording's length.
+    doc, nodes = diff_json(ctx, old, new)
+    expect(doc["unit"] == "ms/s", "unit %s" % doc["unit"])
+    for path, side in ((old, "base"), (new, "new")):
+        a = ctx.analyze_json(path)
+        seconds = a["recording"]["duration_ms"] / 1e3
+        render = [c for c in a["roots"][0]["children"] if c["function"] == "render"][0]
+        expect_close(nodes["render"][side + "_total_ms"], render["total_ms"] / seconds, 0.01, "render per second (%s)" % side)
+
+    # Text: the header says what was compared and how much matched; rows by largest change.
+    proc = ctx.run_swprof("diff", old, new, "--per-segment")
+    expect(proc.returncode == 0, proc.stderr)
+    print(proc.stdout)
+    lines = proc.stdout.splitlines()
+    expect(lines[0].startswith("Base ") and lines[1].startswith("New ") and "per segment (ms/segment)" in lines[2], "header")
+    expect(re.match(r"Matched +\d+\.\d% of base's time, \d+\.\d% of new's time", lines[3]), lines[3])
+    table = lines[lines.index(next(l for l in lines if l.strip().startswith("Base") and "Call path" in l)) + 1:]
+    expect("handle › render" in table[0], "render first: %s" % table[0])
+    expect(any("legacy_cache" in l and "gone" in l for l in table) and any("search_index" in l and "new" in l for l in table),
+           "gone and new rows")
+
+    # Different programs: nothing matches, and it says so.
+    other = ctx.path("nested.swp")
+    ctx.record(other, [ctx.python, os.path.join(harness.SAMPLES, "nested_sleeps.py"), "3"])
+    proc = ctx.run_swprof("diff", other, new)
+    expect(proc.returncode == 0 and "Matched   0.0% of base's time, 0.0% of new's time" in proc.stdout,
+           "different programs: %s %s" % (proc.stdout[:600], proc.stderr))
+    proc = ctx.run_swprof("diff", other, new, "--per-segment")
+    expect(proc.returncode == 1 and proc.stderr.startswith("swprof: ") and "no segments" in proc.stderr,
+           "--per-segment without segments: one clear line, got %r" % proc.stderr)
+    print("ok: different programs compare (0%% matched); --per-segment without segments: %s" % proc.stderr.strip())
+
+    test_flamegraph(ctx, old, new)
+
+
+def test_flamegraph(ctx, old, new):
+    if not shutil.which("xmllint"):
+        print("SKIP: xmllint not installed (apt-get install libxml2-utils)")
+        sys.exit(harness.SKIP)
+    svg = ctx.path("diff.svg")
+    proc = ctx.run_swprof("flamegraph", new, "--diff", old, "--per-segment", "-o", svg)
+    expect(proc.returncode == 0, "flamegraph --diff: %s" % proc.stderr)
+    lint = subprocess.run(["xmllint", "--noout", svg], capture_output=True, text=True, timeout=60)
+    expect(lint.returncode == 0, "xmllint rejects the SVG: %s" % lint.stderr[:2000])
+    print("ok: xmllint --noout %s" % svg)
+    frames = {}
+    root = ET.parse(svg).getroot()
+    for g in root.iter(SVG + "g"):
+        if g.get("data-x") is not None:
+            title = g.find(SVG + "title").text
+            frames[title.split(" (")[0]] = {"title": title, "fill": g.find(SVG + "rect").get("fill"), "w": int(g.get("data-w")),
+                                           "bt": float(g.get("data-bt")), "nt": float(g.get("data-nt"))}
+    _, nodes = diff_json(ctx, old, new, "--per-segment")
+    for name in ("render", "parse", "search_index", "handle"):
+        expect(name in frames, "%s drawn: %s" % (name, sorted(frames)))
+        f, n = frames[name], nodes[name]
+        expect_close(f["bt"] / 1e3, n["base_total_ms"], 0.01, "%s's base value in the SVG vs diff (ms)" % name)
+        expect_close(f["nt"] / 1e3, n["new_total_ms"], 0.01, "%s's new value in the SVG vs diff (ms)" % name)
+        expect_shows_both(f["title"], n)
+    expect("legacy_cache" not in frames, "width is NEW's: legacy_cache (gone) is not drawn")
+    expect("only in base" in ET.tostring(root, encoding="unicode"), "the graph says what only the base had")
+    r, g, b = rgb(frames["render"]["fill"])
+    expect(r > 180 and r - b > 120, "render grew 100%%: strongly red, got %s" % frames["render"]["fill"])
+    r, g, b = rgb(frames["search_index"]["fill"])
+    expect(r > 180 and r - b > 120, "search_index is new: red, got %s" % frames["search_index"]["fill"])
+    r, g, b = rgb(frames["parse"]["fill"])
+    expect(abs(r - b) < 60, "parse did not move: grey, got %s" % frames["parse"]["fill"])
+    hr, _, hb = rgb(frames["handle"]["fill"])
+    expect(hr > hb and (hr - hb) < (rgb(frames["render"]["fill"])[0] - rgb(frames["render"]["fill"])[2]),
+           "handle grew ~29%%: red, paler than render (%s vs %s)" % (frames["handle"]["fill"], frames["render"]["fill"]))
+    print("ok: fills: render %s, search_index %s, handle %s, parse %s" %
+          tuple(frames[n]["fill"] for n in ("render", "search_index", "handle", "parse")))
+
+    # A shrinking frame is blue: the same graph the other way round.
+    back = ctx.path("back.svg")
+    proc = ctx.run_swprof("flamegraph", old, "--diff", new, "--per-segment", "-o", back)
+    expect(proc.returncode == 0, proc.stderr)
+    for g in ET.parse(back).getroot().iter(SVG + "g"):
+        if g.get("data-x") is not None and g.find(SVG + "title").text.startswith("render "):
+            r, _, b = rgb(g.find(SVG + "rect").get("fill"))
+            expect(b - r > 60, "render shrank by half going back: blue, got %s" % g.find(SVG + "rect").get("fill"))
+    print("ok: render is blue in the reverse graph")
+
+    if webdriver.missing():
+        print("SKIP: " + webdriver.missing())
+        sys.exit(harness.SKIP)
+    browser = webdriver.Browser(ctx.tmp)
+    try:
+        browser.open_loaded("file://" + svg)
+        titles = browser.js("return Array.prototype.map.call(document.querySelectorAll('#frames > g'),"
+                            " function (g) { return g.querySelector('title').textContent; });")
+        index = next(i for i, t in enumerate(titles) if t.startswith("render "))
+        browser.hover(browser.js("return document.querySelectorAll('#frames > g')[arguments[0]];", index))
+        shown = browser.js("return document.getElementById('details').textContent + ' | ' +"
+                           " document.getElementById('details-file').textContent;")
+        print("details on hover: %s" % shown)
+        n = nodes["render"]
+        expect("per segment: base" in shown, "hover compares per segment: %r" % shown)
+        expect_shows_both(shown, n)
+        shot = ctx.artifact("diff.png")
+        browser.screenshot(shot)
+        print("screenshot: %s" % shot)
+    finally:
+        browser.quit()
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
