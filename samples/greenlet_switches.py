@@ -6,9 +6,9 @@ and spins once more and returns. Every third round one extra greenlet is killed 
 (GreenletExit thrown into it). greenlet.settrace records every switch the program makes:
 
     trace <monotonic_ns> <switch|throw> <origin id> <target id> <origin's top frame, qualified>
-    handler <n> <greenlet id>
+    greenlet <handler|feeder|sleeper> <greenlet id>     (every greenlet spawned, in spawn order)
 
-(id() of a greenlet is its address.) With --go-file the program prints "ready" and waits for that
+(id() of a greenlet is its address; a later greenlet may get the address of one that is gone.) With --go-file the program prints "ready" and waits for that
 file before it starts tracing and working, so that an observer can attach first.
 
     python3 samples/greenlet_switches.py --rounds 20 --out /tmp/truth.txt
@@ -74,7 +74,7 @@ def main():
             time.sleep(0.005)
 
     events = []
-    names = []
+    spawned = []
     clock = time.monotonic_ns
     qualified = sys.version_info >= (3, 11)
 
@@ -90,10 +90,13 @@ def main():
         group = []
         for n in range(args.handlers):
             g = gevent.spawn(handler, n, pairs[n][0], args.cpu_ms)
-            names.append((r * args.handlers + n, id(g)))
+            spawned.append(("handler", id(g)))
             group.append(g)
         group.append(gevent.spawn(feeder, [p[1] for p in pairs if p[1] is not None]))
+        spawned.append(("feeder", id(group[-1])))
         victim = gevent.spawn(sleeper) if r % 3 == 0 else None
+        if victim is not None:
+            spawned.append(("sleeper", id(victim)))
         gevent.joinall(group)
         if victim is not None:
             victim.kill()
@@ -106,8 +109,8 @@ def main():
     with open(args.out, "w") as f:
         for e in events:
             f.write("trace %d %s %d %d %s\n" % e)
-        for n, ident in names:
-            f.write("handler %d %d\n" % (n, ident))
+        for role, ident in spawned:
+            f.write("greenlet %s %d\n" % (role, ident))
 
 
 if __name__ == "__main__":

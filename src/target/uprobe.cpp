@@ -84,8 +84,9 @@ std::optional<ProbeSite> locate_probe_site(pid_t pid, const std::vector<Mapping>
     error = fmt::format("{} at {:#x} is not in an executable file mapping", name, address);
     return std::nullopt;
   }
-  // /proc/PID/map_files/... is the mapped file itself, but the kernel's path lookup for a uprobe
-  // follows that link only with CAP_SYS_ADMIN; the other paths are checked by inode.
+  // The kernel looks the path up in swprof's context, as stat() here does: /proc/PID/map_files/...
+  // (the mapped file itself) needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE, else the target's root
+  // or its own path serve, when they lead to the same inode.
   for (const std::string& path : host_paths(pid, *m)) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || st.st_ino != m->inode || !S_ISREG(st.st_mode)) continue;

@@ -19,3 +19,5 @@ swprof_e2e(segments test_segments.py TIMEOUT 300)
 swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9)
 swprof_e2e(cpu_gil test_cpu_gil.py)
 swprof_e2e(gevent test_gevent.py PYTHONS debian-3.11)
+swprof_e2e(greenlet_switches test_greenlet_switches.py PYTHONS debian-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_greenlet_trace>)
