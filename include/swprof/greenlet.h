@@ -9,8 +9,11 @@
 //   GreenletExit thrown into it, through greenlet's internal C++ switch, not through those. Every
 //   switch of any kind ends in Greenlet::g_switchstack() (this = the target's C++ object), and the
 //   first one into a greenlet starts in UserGreenlet::g_initialstub(); greenlet 2 and 3 export both
-//   in .dynsym. So the preferred probes are these two (one hit per switch, plus one per greenlet
-//   start), and the public entry points are the fallback when the build hides them.
+//   in .dynsym, and the UserGreenlet constructor, which holds the C++ object and its PyGreenlet
+//   side by side in its arguments. So the preferred probes are these three (one hit per switch,
+//   two per greenlet's life), and the public entry points are the fallback when the build hides
+//   them. The constructor's pair names a greenlet's PyGreenlet even when it is gone before
+//   swprof reads memory (a greenlet that lives less than a poll).
 // - greenlet's C++ object ("impl", PyGreenlet.pimpl) is private and its layout differs between
 //   greenlet versions and Python versions. Its offsets are learned at run time from live greenlets
 //   and accepted only when back-pointers agree: impl -> PyGreenlet -> the same impl; a main greenlet
@@ -22,8 +25,8 @@
 //   walk of a thread state that is not running, so the Walker does it (python::Walker::walk on a
 //   PyThread made of those fields).
 // - Identity across switches: the PyGreenlet address (CPython's id()) plus a generation that
-//   SwitchDecoder bumps each time that address is seen starting (g_initialstub): an address freed
-//   and reused by a new greenlet gets a new generation.
+//   SwitchDecoder bumps each time a greenlet is born at that address (its constructor, or its start
+//   when the constructor was not seen): an address freed and reused gets a new generation.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,7 @@ struct SwitchEntry {
   enum class Kind : uint8_t {
     kStackSwitch,   // Greenlet::g_switchstack(): every switch, after the target was chosen
     kStart,         // UserGreenlet::g_initialstub(): the first switch into a greenlet begins
+    kCreate,        // UserGreenlet::UserGreenlet(PyGreenlet*, parent): a greenlet is made (impl, PyGreenlet)
     kSwitchMethod,  // greenlet.switch (tp_methods)
     kThrowMethod,   // greenlet.throw (tp_methods)
     kCapiSwitch,    // PyGreenlet_Switch (capsule slot 6)
@@ -52,9 +56,10 @@ struct SwitchEntry {
   Kind kind;
   std::string name;
   uint64_t address = 0;
-  uint8_t target_arg = 0;      // which integer argument register holds the target
+  uint8_t target_arg = 0;      // which integer argument register holds the target (kCreate: the impl)
   bool target_is_impl = false; // it is greenlet's C++ object, not the PyGreenlet
-  bool internal() const { return kind == Kind::kStackSwitch || kind == Kind::kStart; }
+  uint8_t object_arg = 0;      // kCreate: the argument holding the PyGreenlet
+  bool internal() const { return kind == Kind::kStackSwitch || kind == Kind::kStart || kind == Kind::kCreate; }
 };
 const char* switch_entry_kind_name(SwitchEntry::Kind kind);
 
@@ -66,8 +71,9 @@ struct GreenletModule {
   uint64_t capsule_api = 0;    // the void*[] behind greenlet._C_API
   uint64_t code_start = 0, code_end = 0;  // the extension's mapped address range
   std::vector<SwitchEntry> entries;  // every entry point found (internal ones when exported)
-  // The probes that see every switch once: the internal pair when both were found, else the public
-  // entry points (then a finishing greenlet's return to its parent is not seen).
+  // The probes that see every switch once: the internal ones when g_switchstack and g_initialstub
+  // were found (with the constructor when it was), else the public entry points (then a finishing
+  // greenlet's return to its parent is not seen).
   std::vector<SwitchEntry> probes() const;
   bool has_internal() const;
 };
@@ -166,6 +172,7 @@ struct GreenletSwitch {
   uint64_t target = 0;          // PyGreenlet; 0 when it could not be resolved (freed before the drain)
   uint64_t target_impl = 0;     // greenlet's C++ object, when the probe gives it
   uint32_t generation = 0;      // (target, generation) names one greenlet for the whole recording
+                                // (0: born before the probes and not seen starting)
   bool starts = false;          // the target's run() begins
   bool is_throw = false;
   uint64_t origin = 0;          // what ran on the thread before: the previous target (0: not known)
@@ -194,8 +201,14 @@ class SwitchDecoder {
   std::vector<SwitchEntry> entries_;
   std::function<uint64_t(uint64_t)> object_of_impl_;
   std::unordered_map<pid_t, ThreadView> threads_;
-  std::unordered_map<uint64_t, uint32_t> generations_;
-  std::unordered_map<uint64_t, uint64_t> impl_objects_;  // cache; an impl's start clears its entry
+  struct Generation {
+    uint32_t number = 0;
+    bool unstarted = false;  // born by its constructor, not started yet: its start is no new birth
+  };
+  std::unordered_map<uint64_t, Generation> generations_;
+  // impl -> PyGreenlet: from constructor hits, else looked up; forgotten when the impl starts anew
+  // without a constructor hit (it may hold a new greenlet).
+  std::unordered_map<uint64_t, uint64_t> impl_objects_;
   uint64_t unresolved_ = 0;
 };
 

@@ -34,6 +34,10 @@ constexpr uint64_t kMainStackStop = ~uint64_t(0);  // StackState of a main green
 // The internal switch functions' mangled names (greenlet 2.0 and 3.x export them).
 constexpr const char* kStackSwitchSymbol = "_ZN8greenlet8Greenlet13g_switchstackEv";
 constexpr const char* kStartSymbol = "_ZN8greenlet12UserGreenlet13g_initialstubEPv";
+// UserGreenlet::UserGreenlet(PyGreenlet*, BorrowedGreenlet parent): returns nothing, so this = the
+// first argument, the PyGreenlet the second.
+constexpr const char* kCreateSymbol =
+    "_ZN8greenlet12UserGreenletC1EP9_greenletNS_4refs17_BorrowedGreenletIS1_XadL_ZNS3_15GreenletCheckerEPvEEEE";
 // Both return a non-trivial struct: on x86-64 its address is the hidden first argument and `this`
 // the second; aarch64 passes that address in x8, so `this` is the first.
 #if defined(__aarch64__)
@@ -66,6 +70,7 @@ const char* switch_entry_kind_name(SwitchEntry::Kind kind) {
   switch (kind) {
     case SwitchEntry::Kind::kStackSwitch: return "g_switchstack";
     case SwitchEntry::Kind::kStart: return "g_initialstub";
+    case SwitchEntry::Kind::kCreate: return "UserGreenlet()";
     case SwitchEntry::Kind::kSwitchMethod: return "greenlet.switch";
     case SwitchEntry::Kind::kThrowMethod: return "greenlet.throw";
     case SwitchEntry::Kind::kCapiSwitch: return "PyGreenlet_Switch";
@@ -181,6 +186,10 @@ std::optional<GreenletModule> find_greenlet(const Interpreter& interp, const tar
                            kThisArgument, true});
       g.entries.push_back({SwitchEntry::Kind::kStart, "greenlet::UserGreenlet::g_initialstub(void*)", *start + *bias,
                            kThisArgument, true});
+      auto create = elf->symbol(kCreateSymbol);
+      if (create && in_code(*create + *bias))
+        g.entries.push_back({SwitchEntry::Kind::kCreate, "greenlet::UserGreenlet::UserGreenlet(PyGreenlet*, parent)",
+                             *create + *bias, 0, true, 1});
     }
   }
   return g;
@@ -191,7 +200,7 @@ std::vector<target::ProbeSite> probe_sites(pid_t pid, std::span<const SwitchEntr
   std::vector<target::ProbeSite> sites;
   for (const auto& e : entries) {
     std::string error;
-    if (auto site = target::locate_probe_site(pid, maps, e.address, e.name, error)) sites.push_back(std::move(*site));
+    if (auto site = target::locate_probe_site(pid, maps, e.address, e.name, error, true)) sites.push_back(std::move(*site));
     else problems.push_back(error);
   }
   return sites;
@@ -515,44 +524,56 @@ void SwitchDecoder::decode(std::span<const target::UprobeHit> hits, std::vector<
       continue;
     }
     uint64_t value = hit.args[entry.target_arg];
+    if (entry.kind == SwitchEntry::Kind::kCreate) {  // a greenlet is born: its impl and PyGreenlet
+      uint64_t object = hit.args[entry.object_arg];
+      if (impl_objects_.size() >= (1u << 20)) impl_objects_.clear();  // bounded: lookups refill it
+      impl_objects_[value] = object;
+      Generation& g = generations_[object];
+      ++g.number;
+      g.unstarted = true;
+      continue;
+    }
     if (entry.kind == SwitchEntry::Kind::kStart) {
       tv.pending_start = value;
-      impl_objects_.erase(value);  // the impl may now belong to a new greenlet
       continue;
     }
     uint64_t target = value, impl = 0;
+    bool starts = false;
     if (entry.target_is_impl) {
       impl = value;
+      starts = entry.kind == SwitchEntry::Kind::kStackSwitch && tv.pending_start == impl;
       auto it = impl_objects_.find(impl);
-      if (it != impl_objects_.end()) {
+      if (it != impl_objects_.end() && !(starts && !generations_[it->second].unstarted)) {
         target = it->second;
-      } else {
+      } else {  // not seen being made (before the probes): ask the target's memory
         target = object_of_impl_(impl);
-        if (target && impl_objects_.size() < 65536) impl_objects_.emplace(impl, target);
+        if (target) impl_objects_[impl] = target;
       }
     }
+    tv.pending_start = 0;
     // PyGreenlet_Switch hands over to greenlet.switch's function: one call, two hits.
     bool method_after_capi = entry.kind == SwitchEntry::Kind::kSwitchMethod && tv.capi_switch_target == target;
     tv.capi_switch_target = entry.kind == SwitchEntry::Kind::kCapiSwitch ? target : 0;
     if (method_after_capi) continue;
-    bool starts = entry.kind == SwitchEntry::Kind::kStackSwitch && tv.pending_start == impl && impl != 0;
-    tv.pending_start = 0;
     if (!target) ++unresolved_;
     if (!starts && target && target == tv.current) continue;  // switching to itself: nothing happens
-    uint32_t& generation = generations_[target];
-    if (starts && target) ++generation;
+    Generation* generation = target ? &generations_[target] : nullptr;
+    if (starts && generation) {
+      if (!generation->unstarted) ++generation->number;  // born before the probes, or unprobed constructor
+      generation->unstarted = false;
+    }
     GreenletSwitch s;
     s.time_ns = hit.time_ns;
     s.tid = hit.tid;
     s.target = target;
     s.target_impl = impl;
-    s.generation = generation;
+    s.generation = generation ? generation->number : 0;
     s.starts = starts;
     s.is_throw = entry.kind == SwitchEntry::Kind::kThrowMethod || entry.kind == SwitchEntry::Kind::kCapiThrow;
     s.origin = tv.current;
     s.origin_generation = tv.current_generation;
     tv.current = target;
-    tv.current_generation = generation;
+    tv.current_generation = s.generation;
     out.push_back(s);
   }
 }
@@ -564,7 +585,7 @@ uint64_t SwitchDecoder::current(pid_t tid) const {
 
 uint32_t SwitchDecoder::generation(uint64_t object) const {
   auto it = generations_.find(object);
-  return it == generations_.end() ? 0 : it->second;
+  return it == generations_.end() ? 0 : it->second.number;
 }
 
 }  // namespace swprof::python

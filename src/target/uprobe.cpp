@@ -73,10 +73,21 @@ std::string perf_paranoid() {
   return s.empty() ? "unknown" : s;
 }
 
+bool is_endbr64_at(const std::string& path, uint64_t offset) {
+  static constexpr uint8_t kEndbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  uint8_t code[4] = {};
+  bool yes = ::pread(fd, code, sizeof code, static_cast<off_t>(offset)) == sizeof code &&
+             std::memcmp(code, kEndbr64, sizeof code) == 0;
+  ::close(fd);
+  return yes;
+}
+
 }  // namespace
 
 std::optional<ProbeSite> locate_probe_site(pid_t pid, const std::vector<Mapping>& maps, uint64_t address,
-                                           std::string name, std::string& error) {
+                                           std::string name, std::string& error, bool function_entry) {
   const Mapping* m = nullptr;
   for (const auto& candidate : maps)
     if (address >= candidate.start && address < candidate.end) m = &candidate;
@@ -95,6 +106,10 @@ std::optional<ProbeSite> locate_probe_site(pid_t pid, const std::vector<Mapping>
     site.address = address;
     site.path = path;
     site.file_offset = address - m->start + m->file_offset;
+    if (function_entry && is_endbr64_at(path, site.file_offset) && address + 4 < m->end) {
+      site.address += 4;
+      site.file_offset += 4;
+    }
     return site;
   }
   error = fmt::format("{}: no path reaches {} (inode {}) from swprof's mount namespace", name, m->path, m->inode);

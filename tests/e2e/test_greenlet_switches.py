@@ -96,7 +96,7 @@ def check_internal(ctx):
     rc, lines, err, truth = run(ctx, "internal", [])
     expect(rc == 0, "greenlet_trace exited %d: %s" % (rc, err))
     kinds = [l.split()[1] for l in lines if l.startswith("entry ")]
-    expect(kinds == ["g_switchstack", "g_initialstub"], "greenlet's internal switch functions are probed: %s" % kinds)
+    expect(kinds == ["g_switchstack", "g_initialstub", "UserGreenlet()"], "greenlet's internal functions are probed: %s" % kinds)
     print("ok: %s" % next(l for l in lines if l.startswith("layout ")))
     switches, parked, program, spawned, summary = parse(lines, truth)
     print("ok: %s" % next(l for l in lines if l.startswith("summary ")))

@@ -102,6 +102,35 @@ TEST_CASE("g_initialstub then g_switchstack starts a greenlet; an address reused
   CHECK(d.generation(0xA0) == 2);
 }
 
+TEST_CASE("the constructor's pair names a greenlet that is gone before memory could be read", "[greenlet]") {
+  auto entries = internal_entries();
+  entries.push_back({Kind::kCreate, "UserGreenlet()", 0x3000, 0, true, 1});  // site 2: (impl, PyGreenlet)
+  int lookups = 0;
+  SwitchDecoder d(entries, [&](uint64_t) -> uint64_t {
+    ++lookups;
+    return 0;  // freed: memory says nothing
+  });
+  std::vector<GreenletSwitch> out;
+  d.decode(std::vector<UprobeHit>{hit(1, 2, 0x300, 0xC0),                      // made
+                                  hit(2, 1, 0, 0x300), hit(3, 0, 0, 0x300),    // started
+                                  hit(4, 2, 0x300, 0xD0),                      // C gone; impl reused for D
+                                  hit(5, 1, 0, 0x300), hit(6, 0, 0, 0x300),
+                                  hit(7, 2, 0x400, 0xC0),                      // C's address reused
+                                  hit(8, 1, 0, 0x400), hit(9, 0, 0, 0x400)},
+           out);
+  REQUIRE(out.size() == 3);
+  CHECK(out[0].target == 0xC0);
+  CHECK(out[0].starts);
+  CHECK(out[0].generation == 1);
+  CHECK(out[1].target == 0xD0);
+  CHECK(out[1].generation == 1);
+  CHECK(out[1].origin == 0xC0);
+  CHECK(out[2].target == 0xC0);
+  CHECK(out[2].generation == 2);  // a new greenlet at C's address
+  CHECK(lookups == 0);
+  CHECK(d.unresolved() == 0);
+}
+
 TEST_CASE("a switch to the running greenlet is none; an unreadable target is counted", "[greenlet]") {
   SwitchDecoder d(internal_entries(), [](uint64_t impl) -> uint64_t { return impl == 0x100 ? 0xA0 : 0; });
   std::vector<GreenletSwitch> out;

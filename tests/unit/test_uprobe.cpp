@@ -25,12 +25,19 @@ extern "C" __attribute__((noinline)) uint64_t swprof_probe_target(uint64_t a, ui
   return a + b * c;
 }
 
+#if defined(__x86_64__)
+// A function as compiled with -fcf-protection: it starts with endbr64.
+extern "C" __attribute__((noinline, naked)) uint64_t swprof_probe_target_endbr(uint64_t, uint64_t) {
+  asm volatile("endbr64\n push %rbx\n lea (%rdi,%rsi), %rax\n pop %rbx\n ret");
+}
+#endif
+
 namespace {
 
-ProbeSite own_site() {
+ProbeSite own_site(const void* function = reinterpret_cast<const void*>(&swprof_probe_target), bool entry = false) {
   std::string error;
   auto site = swprof::target::locate_probe_site(getpid(), swprof::target::read_maps(getpid()),
-                                                reinterpret_cast<uint64_t>(&swprof_probe_target), "swprof_probe_target", error);
+                                                reinterpret_cast<uint64_t>(function), "swprof_probe_target", error, entry);
   INFO(error);
   REQUIRE(site);
   return *site;
@@ -108,6 +115,27 @@ TEST_CASE("every call of a probed function is a hit with its arguments, in order
   }
   CHECK(first_code_byte() == original);
 }
+
+#if defined(__x86_64__)
+TEST_CASE("a probe at a function's entry steps over endbr64 and still sees the arguments", "[uprobe]") {
+  const void* f = reinterpret_cast<const void*>(&swprof_probe_target_endbr);
+  ProbeSite site = own_site(f, true);
+  CHECK(site.address == reinterpret_cast<uint64_t>(f) + 4);
+  CHECK(own_site(f, false).address == reinterpret_cast<uint64_t>(f));
+  const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+  const void* plain = reinterpret_cast<const void*>(&swprof_probe_target);
+  uint64_t step = std::memcmp(plain, endbr64, 4) == 0 ? 4 : 0;  // 4 when built with -fcf-protection
+  CHECK(own_site(plain, true).address == reinterpret_cast<uint64_t>(plain) + step);
+  auto session = open_session({site});
+  if (!session) return;
+  CHECK(swprof_probe_target_endbr(40, 2) == 42);
+  std::vector<UprobeHit> hits;
+  session->drain(hits);
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].args[0] == 40);
+  CHECK(hits[0].args[1] == 2);
+}
+#endif
 
 TEST_CASE("a full ring buffer counts what it lost", "[uprobe]") {
   UprobeSession::Options small;
