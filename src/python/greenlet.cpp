@@ -48,22 +48,6 @@ constexpr uint8_t kThisArgument = 1;
 
 uint64_t word(const std::vector<uint8_t>& b, size_t off) { return off + 8 <= b.size() ? load<uint64_t>(b.data() + off) : 0; }
 
-uint64_t modules_dict(const Interpreter& interp, const target::Memory& memory) {
-  const Layout& l = interp.layout;
-  uint64_t is = 0, modules = 0;
-  if (!memory.read_value(interp.runtime + l.runtime.interpreters_head, is) || !plausible_pointer(is) ||
-      !memory.read_value(is + l.interp.modules, modules))
-    return 0;
-  return plausible_pointer(modules) ? modules : 0;
-}
-
-uint64_t module_global(const ObjectReader& objects, const Layout& l, uint64_t modules, std::string_view module,
-                       std::string_view name) {
-  uint64_t m = objects.dict_get(modules, module), dict = 0;
-  if (!m || !objects.memory().read_value(m + l.module_dict, dict) || !plausible_pointer(dict)) return 0;
-  return objects.dict_get(dict, name);
-}
-
 }  // namespace
 
 const char* switch_entry_kind_name(SwitchEntry::Kind kind) {
@@ -109,15 +93,13 @@ std::vector<SwitchEntry> GreenletModule::probes() const {
 std::optional<GreenletModule> find_greenlet(const Interpreter& interp, const target::Memory& memory) {
   const Layout& l = interp.layout;
   ObjectReader objects(memory, l);
-  uint64_t modules = modules_dict(interp, memory);
-  if (!modules) return std::nullopt;
-  uint64_t type = module_global(objects, l, modules, "greenlet._greenlet", "greenlet");
-  uint64_t capsule = module_global(objects, l, modules, "greenlet._greenlet", "_C_API");
+  uint64_t type = module_global(interp, objects, "greenlet._greenlet", "greenlet");
+  uint64_t capsule = module_global(interp, objects, "greenlet._greenlet", "_C_API");
   if (!type || !capsule) return std::nullopt;  // not imported, or still initialising
   GreenletModule g;
   g.type = type;
   std::string version_text;
-  if (uint64_t v = module_global(objects, l, modules, "greenlet", "__version__")) objects.read_str(v, version_text, 32);
+  if (uint64_t v = module_global(interp, objects, "greenlet", "__version__")) objects.read_str(v, version_text, 32);
   g.version = version_text.empty() ? "(unknown version)" : sanitize_text(version_text);
   auto unusable = [&](const std::string& why) {
     return UserError(fmt::format("greenlet {} in process {} cannot be followed: {}", g.version, memory.pid(), why));
