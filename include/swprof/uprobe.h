@@ -94,6 +94,8 @@ class UprobeSession {
   // Throws UprobeUnavailable when the kernel refuses a probe for a reason that holds for every
   // thread (privilege, the site, resources); a thread that ends meanwhile is skipped.
   size_t follow_threads();
+  // The same with the thread ids the caller just listed (the recorder lists them every tick).
+  size_t follow_threads(std::vector<pid_t> tids);
 
   // Appends every hit recorded since the last call, ordered by time (each thread's hits in the
   // order they happened). Returns how many were appended.

@@ -124,8 +124,11 @@ std::optional<GreenletModule> find_greenlet(const Interpreter& interp, const tar
   uint64_t methods = 0;
   if (memory.read_value(type + kTpMethods, methods) && plausible_pointer(methods)) {
     uint8_t table[kMaxMethods * kMethodDefSize];
-    if (memory.read(methods, table, sizeof table) || memory.read(methods, table, 16 * kMethodDefSize)) {
-      for (size_t i = 0; i < kMaxMethods; ++i) {
+    size_t count = memory.read(methods, table, sizeof table)                 ? kMaxMethods
+                   : memory.read(methods, table, 16 * kMethodDefSize) ? 16  // the table ends a mapping
+                                                                              : 0;
+    {
+      for (size_t i = 0; i < count; ++i) {
         uint64_t name_at = load<uint64_t>(table + i * kMethodDefSize), meth = load<uint64_t>(table + i * kMethodDefSize + 8);
         if (!name_at) break;
         char method[8] = {};

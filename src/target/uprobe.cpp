@@ -217,8 +217,9 @@ void UprobeSession::add_thread(pid_t tid) {
   threads_.push_back(std::move(t));
 }
 
-size_t UprobeSession::follow_threads() {
-  std::vector<pid_t> tids = list_threads(pid_);
+size_t UprobeSession::follow_threads() { return follow_threads(list_threads(pid_)); }
+
+size_t UprobeSession::follow_threads(std::vector<pid_t> tids) {
   std::sort(tids.begin(), tids.end());
   for (auto& t : threads_)
     if (!std::binary_search(tids.begin(), tids.end(), t->tid)) t->ended = true;
