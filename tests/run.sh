@@ -3,7 +3,7 @@
 # dependencies, Debian's python3.11 with gevent, xmllint, Chromium for the flame-graph and
 # speedscope tests, Go for go tool pprof, npm for speedscope's package, debootstrap and man-db for
 # the .deb test, and CPython 3.14/3.15 from Debian sid via ../shared/tools/get-python when that
-# tool is present),
+# tool is present, with sid's gevent for 3.14),
 # builds from scratch in build-tests/, and runs every test with ctest. Interpreters that cannot be
 # had are skipped by their tests with a message naming them.
 set -euo pipefail
@@ -33,6 +33,10 @@ fi
 get_python="${SWPROF_GET_PYTHON:-$root/../shared/tools/get-python}"
 for v in 3.14 3.15; do
   if [ -x "$get_python" ]; then
+    # sid builds gevent for 3.14 only: the greenlet tests run there and on Debian's 3.11.
+    if [ "$v" = 3.14 ]; then
+      "$get_python" --gevent "$v" >/dev/null 2>&1 || echo "tests: could not install gevent for Python $v; its gevent tests will be skipped"
+    fi
     "$get_python" "$v" >/dev/null 2>&1 || echo "tests: could not install Python $v; its tests will be skipped"
   else
     echo "tests: $get_python not found; Python $v tests will be skipped"

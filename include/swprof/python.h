@@ -423,4 +423,9 @@ class ThreadNames {
   int64_t last_search_us_ = -1000000000;
 };
 
+// sys.modules[module].__dict__[name] in the target's main interpreter: a handful of reads, for
+// module globals found by name (threading._active, greenlet's type). 0 when absent or unreadable.
+uint64_t module_global(const Interpreter& interp, const ObjectReader& objects, std::string_view module,
+                       std::string_view name);
+
 }  // namespace swprof::python

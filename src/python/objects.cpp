@@ -251,4 +251,17 @@ uint64_t ObjectReader::instance_attr(uint64_t object, std::string_view name) con
   return dict ? dict_get(dict, name) : 0;
 }
 
+uint64_t module_global(const Interpreter& interp, const ObjectReader& objects, std::string_view module,
+                       std::string_view name) {
+  const Layout& l = interp.layout;
+  const target::Memory& memory = objects.memory();
+  uint64_t is = 0, modules = 0, m = 0, dict = 0;
+  if (!memory.read_value(interp.runtime + l.runtime.interpreters_head, is) || !plausible_pointer(is) ||
+      !memory.read_value(is + l.interp.modules, modules) || !plausible_pointer(modules))
+    return 0;
+  m = objects.dict_get(modules, module);
+  if (!m || !memory.read_value(m + l.module_dict, dict) || !plausible_pointer(dict)) return 0;
+  return objects.dict_get(dict, name);
+}
+
 }  // namespace swprof::python
