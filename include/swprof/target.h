@@ -62,6 +62,10 @@ std::vector<std::string> host_paths(pid_t pid, const Mapping& mapping);
 // Thread ids of the process (/proc/PID/task).
 std::vector<pid_t> list_threads(pid_t pid);
 
+// The process's descendants, breadth first (children of every thread, /proc/PID/task/TID/children),
+// at most `limit`.
+std::vector<pid_t> descendants(pid_t pid, size_t limit = 256);
+
 // A process in a PID namespace (a container seen from the host, `unshare -p`) knows its threads
 // by namespace-local ids, and those are what the interpreter stores; /proc wants ours. The map
 // comes from the NSpid line of /proc/PID/task/TID/status (ours first, the innermost last).

@@ -69,12 +69,17 @@ void stop_child(target::Child& child) {
   }
 }
 
-// Waits for the launched program to become a running CPython. Throws when it never does.
-python::Interpreter wait_for_python(target::Child& child, const target::Memory& memory,
-                                    const std::vector<std::string>& command) {
+// Waits for the launched program to become a running CPython: the program itself, or, when it is
+// a launcher (unshare, sudo, env, a shell script), the first Python process it starts. Returns the
+// process to profile. Throws when there never is one.
+struct Launched {
+  pid_t pid = 0;
+  python::Interpreter interp;
+};
+Launched wait_for_python(target::Child& child, const std::vector<std::string>& command) {
   const int64_t started = monotonic_us();
   std::string last_error;
-  bool saw_python = false;  // discovery found CPython in the process at least once
+  bool saw_python = false;  // discovery found CPython in a process at least once
   for (;;) {
     if (g_stop) throw UserError("interrupted before Python started");
     if (child.poll_exited()) {
@@ -88,31 +93,41 @@ python::Interpreter wait_for_python(target::Child& child, const target::Memory& 
                                   command[0], status),
                       status ? status : 1);
     }
-    try {
-      python::Interpreter interp = python::discover(child.pid(), memory);
-      saw_python = true;
-      if (python::runtime_ready(interp, memory)) {
-        // Discovery ran before the runtime was up: sys.version appears a moment later (≤3.10).
-        for (int i = 0; i < 200 && !interp.version_exact && !child.poll_exited(); ++i) {
-          python::refine_version(interp, memory);
-          if (!interp.version_exact) usleep(1000);
+    std::vector<pid_t> candidates{child.pid()};
+    for (pid_t p : target::descendants(child.pid(), 64)) candidates.push_back(p);
+    for (pid_t pid : candidates) {
+      try {
+        target::Memory memory(pid);
+        python::Interpreter interp = python::discover(pid, memory);
+        saw_python = true;
+        if (python::runtime_ready(interp, memory)) {
+          // Discovery ran before the runtime was up: sys.version appears a moment later (≤3.10).
+          for (int i = 0; i < 200 && !interp.version_exact && !child.poll_exited(); ++i) {
+            python::refine_version(interp, memory);
+            if (!interp.version_exact) usleep(1000);
+          }
+          return {pid, interp};
         }
-        return interp;
+        last_error = "the Python runtime did not initialise";
+        break;  // this one is Python: wait for it rather than for its own children
+      } catch (const UserError& e) {
+        std::string error = e.what();
+        // Unsupported versions do not go away by waiting. Permission is refused for a moment while
+        // the child is in the middle of exec; if it still is after a second, it is real.
+        if (error.find("unsupported Python") != std::string::npos || error.find("free-threaded") != std::string::npos ||
+            (error.find("permission denied") != std::string::npos && monotonic_us() - started > 1000000))
+          throw;
+        // A launcher that is not Python itself: look at what it started.
+        if (pid == child.pid() || last_error.empty()) last_error = error;
       }
-      last_error = "the Python runtime did not initialise";
-    } catch (const UserError& e) {
-      last_error = e.what();
-      // Unsupported versions do not go away by waiting. Permission is refused for a moment while
-      // the child is in the middle of exec; if it still is after a second, it is real.
-      if (last_error.find("unsupported Python") != std::string::npos ||
-          last_error.find("free-threaded") != std::string::npos ||
-          (last_error.find("permission denied") != std::string::npos && monotonic_us() - started > 1000000))
-        throw;
     }
     int64_t waited = monotonic_us() - started;
-    bool python_mapped = last_error.find("not a Python process") == std::string::npos;
-    if ((!python_mapped && waited > 3000000) || waited > 30000000)
-      throw UserError(fmt::format("{} (stopped {})", last_error, command[0]));
+    bool python_mapped = saw_python || last_error.find("not a Python process") == std::string::npos;
+    // A launcher may take a moment to start Python (a shell script, unshare, sudo): give it and
+    // what it starts 10 s to map an interpreter, and an interpreter 30 s to initialise.
+    if (!python_mapped && waited > 10000000)
+      throw UserError(fmt::format("{} (and started no Python process in 10 s; stopped {})", last_error, command[0]));
+    if (waited > 30000000) throw UserError(fmt::format("{} (stopped {})", last_error, command[0]));
     usleep(1000);
   }
 }
@@ -578,11 +593,16 @@ int run(const Options& options) {
     child = target::Child::launch(options.command);
     pid = child->pid();
   }
-  target::Memory memory(pid);
   python::Interpreter interp;
   try {
-    interp = child ? wait_for_python(*child, memory, options.command) : python::discover(pid, memory);
-    if (!child && !python::runtime_ready(interp, memory))
+    if (child) {
+      Launched launched = wait_for_python(*child, options.command);
+      pid = launched.pid;
+      interp = std::move(launched.interp);
+    } else {
+      interp = python::discover(pid, target::Memory(pid));
+    }
+    if (!child && !python::runtime_ready(interp, target::Memory(pid)))
       throw UserError(fmt::format("process {} has not initialised its Python runtime (or is shutting down)", pid));
   } catch (...) {
     // Nothing was recorded: leave no empty file behind, and never touch a file that was there.
@@ -592,6 +612,7 @@ int run(const Options& options) {
     throw;
   }
 
+  target::Memory memory(pid);
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);

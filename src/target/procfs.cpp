@@ -142,6 +142,25 @@ std::vector<pid_t> ThreadIds::target_ids() {
   return ids;
 }
 
+std::vector<pid_t> descendants(pid_t pid, size_t limit) {
+  std::vector<pid_t> out;
+  for (size_t next = 0, parent = pid; out.size() < limit;) {
+    for (pid_t tid : list_threads(static_cast<pid_t>(parent))) {
+      std::string children = read_small_file(fmt::format("/proc/{}/task/{}/children", parent, tid));
+      const char* p = children.c_str();
+      for (char* end = nullptr;; p = end) {
+        long child = std::strtol(p, &end, 10);
+        if (end == p || child <= 0) break;
+        if (out.size() < limit && std::find(out.begin(), out.end(), child) == out.end())
+          out.push_back(static_cast<pid_t>(child));
+      }
+    }
+    if (next >= out.size()) break;
+    parent = static_cast<size_t>(out[next++]);
+  }
+  return out;
+}
+
 bool process_exists(pid_t pid) {
   std::string stat = read_small_file(fmt::format("/proc/{}/stat", pid));
   if (stat.empty()) return false;
