@@ -39,6 +39,22 @@ void node_json(const Tree& tree, uint32_t i, std::string& out) {
 
 }  // namespace
 
+// How far the samples can be trusted: torn reads, late samples, cut stacks, and when the recorder
+// itself was held up (stalls_ms: calls that began and ended within one were not seen), on the
+// clock the program's time.monotonic() reads when start_monotonic_ms is added.
+std::string recording_quality_json(const snapshot::Recording& rec) {
+  if (!rec.footer) return "";
+  const auto& f = *rec.footer;
+  std::string stalls;
+  for (const auto& st : f.stalls())
+    stalls += fmt::format("{}[{}, {}]", stalls.empty() ? "" : ", ", number(st.start_us() / 1e3), number(st.end_us() / 1e3));
+  return fmt::format(
+      ", \"start_monotonic_ms\": {}, \"torn_retried\": {}, \"unsteady\": {}, \"late_samples\": {}, "
+      "\"not_sampled_ms\": {}, \"cut_stacks\": {}, \"stalls_ms\": [{}]",
+      number(rec.header.start_monotonic_us() / 1e3), f.torn_retried(), f.unsteady(), f.late_samples(),
+      number(f.gap_us() / 1e3), f.cut_stacks(), stalls);
+}
+
 std::string json_report(const snapshot::Recording& rec, const Tree& tree) {
   const auto& h = rec.header;
   std::string command;
@@ -50,13 +66,13 @@ std::string json_report(const snapshot::Recording& rec, const Tree& tree) {
       "{{\"recording\": {{\"command\": {}, \"pid\": {}, \"python\": {}, \"interval_ms\": {}, \"duration_ms\": {}, "
       "\"samples\": {}, \"errors\": {}, \"threads\": {}, \"truncated\": {}, \"mode\": \"{}\", \"estimator\": \"{}\", "
       "\"lines\": {}, \"file_bytes\": {}, \"cost_mean_us\": {}, \"cost_max_us\": {}, \"late_ticks\": {}, "
-      "\"remote_reads\": {}}},\n \"roots\": [",
+      "\"remote_reads\": {}{}}},\n \"roots\": [",
       quoted(command), h.pid(), quoted(h.python_version()), number(h.interval_us() / 1e3), number(duration / 1e3),
       rec.samples.size(), errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
       tree.options.estimator == Estimator::kSkyWalking ? "skywalking" : "default",
       tree.options.lines ? "true" : "false", rec.file_size, number(rec.footer ? rec.footer->cost_mean_us() : 0),
       number(rec.footer ? rec.footer->cost_max_us() : 0), rec.footer ? rec.footer->late_ticks() : 0,
-      rec.footer ? rec.footer->remote_reads() : 0);
+      rec.footer ? rec.footer->remote_reads() : 0, recording_quality_json(rec));
   const auto& roots = tree.root().children;
   for (size_t k = 0; k < roots.size(); ++k) {
     out += k ? ",\n  " : "\n  ";

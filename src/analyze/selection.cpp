@@ -117,7 +117,11 @@ std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::
     r.duration_min_ms = r.duration_max_ms = r.duration_ms;
     if (seg.first_seen_us > seg.start_us && seg.first_seen_us <= end)
       r.duration_min_ms = static_cast<double>(end - seg.first_seen_us) / 1000.0;
-    if (seg.gone_us > end) r.duration_max_ms = static_cast<double>(seg.gone_us - seg.start_us) / 1000.0;
+    if (seg.gone_us > end) {
+      // Both bounds known: the middle is the estimate (sampling's error spreads evenly about it).
+      r.duration_max_ms = static_cast<double>(seg.gone_us - seg.start_us) / 1000.0;
+      r.duration_ms = (r.duration_min_ms + r.duration_max_ms) / 2;
+    }
     r.samples = counts[id];
     r.complete = seg.end_us >= 0;
     rows.push_back(std::move(r));

@@ -16,7 +16,10 @@ std::optional<std::string> ThreadNames::lookup(uint64_t ident, int64_t now_us) {
   }
   std::vector<std::pair<uint64_t, uint64_t>> items;
   if (!objects_.dict_items(active_, items)) {
-    active_ = 0;  // rebound or gone: look it up again next time
+    // Torn (the dict grew as threads started) or rebound: look the dict up again next time, at
+    // once: a short-lived thread is gone in a few ticks.
+    active_ = 0;
+    last_search_us_ = now_us - 50000;
     return std::nullopt;
   }
   for (auto [key, thread] : items) {

@@ -300,10 +300,17 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   snapshot_reads_.clear();
   // 1. The thread state, and the top through the guessed CFrame (3.11–3.12).
   snapshot_reads_.push_back({listed.tstate, tstate_buf_.data(), tstate_buf_.size(), false});
+  // ≤3.10: the thread's tid, from its struct pthread, read again with it.
+  int32_t pthread_tid = 0;
+  const size_t pthread_read = snapshot_reads_.size();
+  const bool pthread_checked = l.tstate.native_thread_id == kAbsent && pthread_tid_offset_ >= 0 &&
+                               plausible_pointer(listed.thread_id) && listed.native_id > 0;
+  if (pthread_checked)
+    snapshot_reads_.push_back({listed.thread_id + static_cast<uint64_t>(pthread_tid_offset_), &pthread_tid, 4, false});
   // A thread whose Python code is entered from C (a generator driven by sum(), a callback)
   // switches between a few CFrames: the top through each recent one.
   uint64_t guessed_top[Guess::kCFrames] = {}, guessed_top2[Guess::kCFrames] = {};
-  const size_t cframe_reads = snapshot_reads_.size();
+  const size_t cframe_reads = snapshot_reads_.size();  // after the thread state (and its tid)
   size_t n_cframes = 0;
   if (l.has_cframe)
     for (; n_cframes < Guess::kCFrames && guess.cframes[n_cframes]; ++n_cframes)
@@ -354,6 +361,11 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   }
   memory_.read_batch(snapshot_reads_);
   if (!snapshot_reads_[0].ok || !parse_thread(tstate_buf_.data(), listed.tstate, listed.interp, t)) return false;
+  // The thread state must still be the listed thread's: one that ended between the listing and
+  // now can have left its memory (and struct pthread) to a new thread, whose stack this would be.
+  if (t.thread_id != listed.thread_id) return false;
+  if (l.tstate.native_thread_id != kAbsent && t.native_id != listed.native_id) return false;
+  if (pthread_checked && !(snapshot_reads_[pthread_read].ok && pthread_tid == listed.native_id)) return false;
   t.native_id = listed.native_id;
   t.holds_gil = listed.holds_gil;
   bool cframe_hit = false;

@@ -142,9 +142,12 @@ struct ThreadContext {
   bool cpu_known = false;
   bool named = false;
   uint64_t last_tick = 0;
+  bool registered = false;  // in the file (it has samples)
+  std::string name;
   int64_t first_seen_us = 0;
   int64_t next_name_attempt_us = 0;
   std::vector<uint32_t> last_stack;  // the previous sample's stack, for a late sample's gap
+  int64_t last_read_from_us = 0;     // when its previous read began
 };
 
 class Recorder {
@@ -177,8 +180,23 @@ class Recorder {
   // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
-  void finish() {
-    if (!entries_.empty()) trigger_.finish();
+  // The longest times the recorder was held up, at most kMaxStalls.
+  static constexpr size_t kMaxStalls = 1000;
+  std::vector<std::pair<int64_t, int64_t>> stalls;
+  void note_stall(int64_t from_us, int64_t to_us) {
+    stalls.emplace_back(from_us, to_us);
+    if (stalls.size() > 2 * kMaxStalls) keep_longest_stalls();
+  }
+  void keep_longest_stalls() {
+    auto longer = [](const auto& a, const auto& b) { return a.second - a.first > b.second - b.first; };
+    if (stalls.size() > kMaxStalls) {
+      std::nth_element(stalls.begin(), stalls.begin() + kMaxStalls, stalls.end(), longer);
+      stalls.resize(kMaxStalls);
+    }
+    std::sort(stalls.begin(), stalls.end());
+  }
+  void finish(int64_t ended_us) {
+    if (!entries_.empty()) trigger_.finish(ended_us);
   }
   bool segments_done() const { return !entries_.empty() && trigger_.done(); }
 
@@ -188,11 +206,12 @@ class Recorder {
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
-  std::unordered_map<int64_t, ThreadContext> threads;
+  std::unordered_map<uint64_t, ThreadContext> threads;  // by thread state
   const Trigger& trigger() const { return trigger_; }
 
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
+  uint32_t register_thread(ThreadContext& c);
   bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry);
   uint32_t marker_frame(const std::string& text);
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
@@ -231,39 +250,51 @@ class Recorder {
   std::optional<uint64_t> code_generation_;
 };
 
+// A thread is known by its thread state: two listed at once can carry the same ids (a thread
+// state made by one thread for another starts with its maker's ids; on ≤3.10 a thread that is
+// ending and the new thread glibc gave its struct pthread read the same tid). A thread state whose
+// ids change holds another thread now.
 ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, int64_t now_us) {
-  int64_t key = t.native_id > 0 ? t.native_id : static_cast<int64_t>(t.tstate);
-  auto [it, inserted] = threads.try_emplace(key);
+  auto [it, inserted] = threads.try_emplace(t.tstate);
   ThreadContext& c = it->second;
-  if (inserted || c.ident != t.thread_id) {
+  if (inserted || c.ident != t.thread_id || c.tid != t.native_id) {
     c = ThreadContext{};
-    ++threads_total;
     c.tid = t.native_id;
     c.host_tid = walker_.thread_ids().to_host(t.native_id);
     c.ident = t.thread_id;
     c.last_sample_us = previous_tick_us_;
-    auto name = names_.lookup(t.thread_id, now_us);
-    c.named = name.has_value();
     c.first_seen_us = now_us;
     c.next_name_attempt_us = now_us;
-    c.index = writer_.add_thread(c.host_tid ? c.host_tid : t.native_id, name.value_or(""));
     if (auto b = baseline_cpu_.find(c.host_tid); b != baseline_cpu_.end()) {
       c.last_cpu_ns = b->second;
       c.cpu_known = true;
     }
-  } else if (!c.named && now_us >= c.next_name_attempt_us) {
-    // threading registers a thread's name just after it starts: look again every tick for its
-    // first 100 ms (short-lived threads, as a threaded server's, are named before they are gone),
-    // then every 50 ms for 2 s, then every 5 s (a thread started with _thread has no name).
+  }
+  if (!c.named && now_us >= c.next_name_attempt_us) {
+    // threading registers a thread's name just after it starts: look every tick for its first
+    // 100 ms (short-lived threads, as a threaded server's, are named before they are gone), then
+    // every 50 ms for 2 s, then every 5 s (a thread started with _thread has no name).
     int64_t age = now_us - c.first_seen_us;
     c.next_name_attempt_us = now_us + (age < 100000 ? 0 : age < 2000000 ? 50000 : 5000000);
     if (auto name = names_.lookup(t.thread_id, now_us)) {
       c.named = true;
-      writer_.set_thread_name(c.index, *name);
+      c.name = *name;
+      if (c.registered) writer_.set_thread_name(c.index, *name);
     }
   }
   c.last_tick = tick;
   return c;
+}
+
+// A thread goes into the file with its first sample: thread states that never run Python (made
+// for a thread not started yet, or one that is ending) leave no trace.
+uint32_t Recorder::register_thread(ThreadContext& c) {
+  if (!c.registered) {
+    c.index = writer_.add_thread(c.host_tid ? c.host_tid : c.tid, c.name);
+    c.registered = true;
+    ++threads_total;
+  }
+  return c.index;
 }
 
 // What a thread runs is identified by its stack's outermost frame (and that frame's code, since a
@@ -414,9 +445,11 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   python::WalkError err = python::WalkError::kNone;
   bool torn = false;
   size_t best_stable = 0;  // the most outer frames a torn attempt read the same twice
+  int64_t read_from_us = tick_us;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    now_us = std::max(tick_us, monotonic_us() - epoch_us_);
+    read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
+    now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
     failure = nullptr;
     if (err == python::WalkError::kThreadState) {
       failure = python::walk_error_name(err);
@@ -432,6 +465,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(best_stable), raw_.end());
     }
   }
+  bool partial = false;  // kept only the outer frames of a stack that kept changing
   if (failure && best_stable > 0) {
     // Still torn: the stack changes faster than it can be read twice alike. Keep the outer frames
     // that read the same both times, under a frame that says the inner ones changed.
@@ -442,6 +476,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (resolved) {
       stack_.push_back(marker_frame("<frames changed while read>"));
       failure = nullptr;
+      partial = true;
       ++unsteady;
     }
   }
@@ -456,16 +491,21 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   // The time since the thread's last sample. A failed sample leaves it to the next one, so no
   // time is lost (see the gap below).
   const int64_t elapsed = now_us - ctx.last_sample_us;
+  const int64_t previous_read_from = ctx.last_read_from_us ? ctx.last_read_from_us : ctx.last_sample_us;
   ctx.last_sample_us = now_us;
+  ctx.last_read_from_us = read_from_us;
   if (raw_.empty() || stack_.empty()) {
     // No Python frames (a thread starting, ending, or in C code only): whatever call it ran ended.
-    if (!entries_.empty()) trigger_.route(ticks, nullptr, ctx.index, walker_.bottom_frame(), nullptr, {});
+    if (!entries_.empty() && ctx.registered) {
+      Reading reading{now_us, 0, {}};  // (no sample: when the thread was found without Python)
+      trigger_.route(ticks, nullptr, ctx.index, walker_.bottom_frame(), nullptr, {}, &reading);
+    }
     ctx.last_stack.clear();
     return;
   }
   snapshot::Sample s;
   s.time_us = now_us;
-  s.thread = ctx.index;
+  s.thread = register_thread(ctx);
   s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
@@ -510,7 +550,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++samples;
   ++tick_samples;
   if (!entries_.empty()) {
-    trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &gap);
+    Reading reading{read_from_us, previous_read_from, gap, partial};
+    trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &reading);
     return;
   }
   if (gap.wall_us > 0) {
@@ -527,6 +568,9 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
 
 bool Recorder::tick(int64_t now_us) {
   ++ticks;
+  // The recorder held up for over two intervals (a busy machine): calls that began and ended in
+  // between were not seen; say when.
+  if (ticks > 1 && now_us - previous_tick_us_ > 2 * options_.interval_us) note_stall(previous_tick_us_, now_us);
   const int64_t started = monotonic_us();
   if (auto generation = walker_.code_generation()) {
     // 3.14+: code objects were freed since the last tick; cached addresses may be reused.
@@ -549,9 +593,12 @@ bool Recorder::tick(int64_t now_us) {
   uint64_t tick_samples = 0;
   listed_.clear();
   for (const auto& t : py_threads_) {
+    // A thread state not bound to a thread (3.12+: made for a thread not started yet, or left by
+    // one that ended) runs nothing; what its frame pointer shows is stale.
+    if (t.thread_id == 0 || (interp_.layout.tstate.native_thread_id != python::kAbsent && t.native_id == 0)) continue;
     ThreadContext& ctx = context_for(t, ticks, now_us);
-    listed_.push_back(ctx.index);
     sample_thread(t, ctx, now_us, tick_samples);
+    if (ctx.registered) listed_.push_back(ctx.index);
   }
   if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete);
   // Threads that ended: forget them (not on a tick whose list was cut short).
@@ -635,12 +682,15 @@ int run(const Options& options) {
   header.set_max_parallel(options.max_parallel);
   header.set_source("record");
   header.set_max_depth(options.max_depth);
+  // Sample times count from here; the program's time.monotonic() is the same clock.
+  const int64_t epoch_us = monotonic_us();
+  header.set_start_monotonic_us(epoch_us);
   snapshot::Writer writer(options.output, header);
 
   Status status(options.status, pid, interp.version.text());
   Recorder recorder(options, interp, memory, writer, entries);
   Clock clock(options.interval_us);
-  const int64_t start_us = clock.now_us();
+  const int64_t start_us = epoch_us;
   recorder.set_epoch(start_us);
   std::string stop_reason = "program exited";
   for (;;) {
@@ -662,7 +712,8 @@ int run(const Options& options) {
     status.update(now, recorder.samples, recorder.errors, recorder.threads.size());
   }
   const int64_t duration_us = clock.now_us() - start_us;
-  recorder.finish();
+  // A program that exited ended its calls by the time that was seen.
+  recorder.finish(stop_reason == "program exited" ? duration_us : 0);
   status.clear();
 
   // In launch mode the program gets the signal too, unless the terminal already sent it.
@@ -693,6 +744,12 @@ int run(const Options& options) {
   footer.set_late_samples(recorder.late_samples);
   footer.set_gap_us(recorder.gap_us);
   footer.set_partial_ticks(recorder.partial_ticks);
+  recorder.keep_longest_stalls();
+  for (auto [from, to] : recorder.stalls) {
+    auto* st = footer.add_stalls();
+    st->set_start_us(from);
+    st->set_end_us(to);
+  }
   for (const auto& [kind, count] : recorder.error_kinds) {
     auto* e = footer.add_error_kinds();
     e->set_kind(kind);

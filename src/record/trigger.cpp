@@ -132,14 +132,14 @@ void Trigger::add(Open& s, const snapshot::Sample& sample) {
 // The late part of a sample, under the frames known to have stayed: within a call that goes on,
 // at least down to its entry frame (its callers cannot have moved).
 void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
-  if (p.gap.wall_us <= 0) return;
-  size_t depth = p.gap.common;
+  if (p.reading.gap.wall_us <= 0) return;
+  size_t depth = p.reading.gap.common;
   if (continues) depth = std::max<size_t>(depth, p.entry.root_depth + 1);
   depth = std::min(depth, p.frames.size());
   snapshot::Sample g = p.sample;
   g.time_us = p.sample.time_us - p.sample.wall_us;  // the gap ends where the sample's own time begins
-  g.wall_us = p.gap.wall_us;
-  g.cpu_us = p.gap.cpu_us;
+  g.wall_us = p.reading.gap.wall_us;
+  g.cpu_us = p.reading.gap.cpu_us;
   g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
   g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
   add(s, g);
@@ -152,7 +152,7 @@ uint32_t Trigger::sampling() const {
 }
 
 void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
-                    const CallIdentity* entry, std::span<const uint32_t> frames, const Gap* gap) {
+                    const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading) {
   (void)tick;
   if (pending_.size() <= pending_used_) pending_.emplace_back();
   Pending& p = pending_[pending_used_++];
@@ -163,7 +163,7 @@ void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thre
   p.has_entry = entry != nullptr && sample != nullptr;
   if (p.has_entry) p.entry = *entry;
   p.frames.assign(frames.begin(), frames.end());
-  p.gap = gap ? *gap : Gap{};
+  p.reading = reading ? *reading : Reading{sample ? sample->time_us : 0, sample ? sample->time_us - sample->wall_us : 0, {}};
   p.open = SIZE_MAX;
 }
 
@@ -175,10 +175,11 @@ void Trigger::start(Pending& p) {
   o.greenlet_index = p.sample.greenlet;
   o.identity = p.entry;
   o.last_tick = 0;
-  // The call began after the thread's previous sample: within the gap when the gap's common
-  // frames hold the entry frame, else within the sample's own interval.
-  bool gap_is_ours = p.gap.wall_us > 0 && p.gap.common > p.entry.root_depth;
-  o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.gap.wall_us : 0);
+  // The call began after the thread's previous sample (before a gap, if this sample was late) and
+  // by this one. Time in a gap counts for the call only when the frames common to both sides of
+  // the gap hold its entry frame.
+  bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
+  o.start_us = p.reading.previous_from_us;
   o.first_seen_us = p.sample.time_us;
   o.skipped = limits_.max_segments && kept_ >= limits_.max_segments;
   if (!o.skipped && sampling() >= limits_.max_parallel) {
@@ -188,13 +189,19 @@ void Trigger::start(Pending& p) {
   open_.push_back(std::move(o));
   p.open = open_.size() - 1;
   if (gap_is_ours) add_gap(open_.back(), p, false);
-  else if (p.gap.wall_us > 0) ++outside_;
+  else if (p.reading.gap.wall_us > 0) ++outside_;
 }
 
 void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete) {
   std::span<Pending> pending(pending_.data(), pending_used_);
   // What each sampled thread ran.
-  for (const Pending& p : pending) sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : now_us};
+  for (const Pending& p : pending) {
+    // Only the outer frames of a thread whose stack kept changing: a call not among them may
+    // still run deeper. That is no news.
+    if (p.reading.partial && !p.has_entry) continue;
+    sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : p.reading.from_us ? p.reading.from_us : now_us,
+                          !p.has_sample};
+  }
   // Calls that go on.
   for (Pending& p : pending) {
     if (!p.has_entry) continue;
@@ -218,8 +225,9 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
-    if (seen->second.greenlet == s.greenlet) {
-      close(s, seen->second.time_us);  // its own greenlet (or thread) ran without it: the call returned
+    if (seen->second.greenlet == s.greenlet || seen->second.no_python) {
+      // Its own greenlet (or thread) ran without it, or the thread runs no Python: it returned.
+      close(s, seen->second.time_us);
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
@@ -237,13 +245,14 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     sample.flags = snapshot::kSwitchedOut;
     sample.greenlet = s.greenlet_index;
     s.last_tick = tick;
+    s.last_switched_out_us = now_us;
     add(s, sample);
   }
   // Samples of calls that go on; then new calls, now that ended ones no longer count as running.
   for (Pending& p : pending) {
     if (!p.has_sample) continue;
     if (!p.has_entry) {
-      outside_ += 1 + (p.gap.wall_us > 0);
+      outside_ += 1 + (p.reading.gap.wall_us > 0);
       continue;
     }
     if (p.open == SIZE_MAX) continue;
@@ -251,6 +260,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     o.identity = p.entry;
     o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
     add_gap(o, p, true);
+    o.last_from_us = p.reading.from_us;
     // The call's own weight: time since its previous sample (it may have been switched out).
     snapshot::Sample own = p.sample;
     if (o.last_us > 0 && o.last_us < own.time_us) own.wall_us = std::min(own.wall_us, own.time_us - o.last_us);
@@ -261,6 +271,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     start(p);
     Open& o = open_[p.open];
     o.last_tick = tick;
+    o.last_from_us = p.reading.from_us;
     o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
     add(o, p.sample);
   }
@@ -273,7 +284,8 @@ void Trigger::close(Open& s, int64_t gone_us) {
   s.closed = true;
   if (s.skipped) return;
   if (promote(s)) {
-    writer_.end_segment(s.id, s.last_us, gone_us);
+    // It certainly ran until the last read that saw it began (a switched-out call, until its probe).
+    writer_.end_segment(s.id, std::max(s.last_from_us, s.last_switched_out_us), gone_us);
     ++kept_;
     return;
   }
@@ -282,8 +294,9 @@ void Trigger::close(Open& s, int64_t gone_us) {
   else ++skipped_;  // long enough, but --max-segments were already kept
 }
 
-void Trigger::finish() {
-  for (auto& s : open_) close(s, 0);
+void Trigger::finish(int64_t now_us) {
+  // Calls still open when recording stops ended by now, if the program did (0: they run on).
+  for (auto& s : open_) close(s, now_us);
   open_.clear();
 }
 

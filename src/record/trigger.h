@@ -63,6 +63,15 @@ struct Gap {
   size_t common = 0;
 };
 
+// How a sample was read: the thread was read between `from_us` and the sample's time (which is
+// when the read was done), and at its previous sample from `previous_from_us` on. A call seen is
+// certain to exist between these; one not seen may have begun right after the earlier one.
+struct Reading {
+  int64_t from_us = 0, previous_from_us = 0;
+  Gap gap;
+  bool partial = false;  // only the outer frames could be read (the inner ones kept changing)
+};
+
 class Trigger {
  public:
   struct Limits {
@@ -79,7 +88,7 @@ class Trigger {
   // still prove too short) or dropped. A thread sampled with no Python frames at all is routed
   // with an empty stack and no sample (`sample` null): its call, if any, has ended.
   void route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
-             const CallIdentity* entry, std::span<const uint32_t> frames, const Gap* gap = nullptr);
+             const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading = nullptr);
   // After every thread of the tick was routed (`listed`: threads that still exist; `complete`:
   // the thread list was read whole, so a thread missing from it has ended). Calls that go on get
   // their samples; a call not seen this tick ended if its greenlet ran without it or its thread
@@ -87,8 +96,9 @@ class Trigger {
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
   void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true);
-  // Recording stops: decides every open segment.
-  void finish();
+  // Recording stops: decides every open segment. `ended_us`: when the program was found exited
+  // (its calls ended by then), 0 when it runs on.
+  void finish(int64_t ended_us);
   bool done() const { return limits_.max_segments && kept_ >= limits_.max_segments; }
 
   uint64_t seen() const { return seen_; }
@@ -105,6 +115,8 @@ class Trigger {
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
     int64_t start_us = 0, first_seen_us = 0, last_us = 0;
+    int64_t last_from_us = 0;  // when the read that last saw it began
+    int64_t last_switched_out_us = 0;  // when the prober last found it parked
     uint64_t last_tick = 0;
     uint32_t id = 0;        // 0 until the segment is known to be kept
     bool skipped = false;   // over --max-parallel: observed but not sampled
@@ -119,7 +131,7 @@ class Trigger {
     bool has_entry = false;
     CallIdentity entry;
     std::vector<uint32_t> frames;
-    Gap gap;
+    Reading reading;
     size_t open = SIZE_MAX;  // the open call it continues
   };
   bool promote(Open& s);
@@ -138,6 +150,7 @@ class Trigger {
   struct Seen {
     uint64_t tick = 0, greenlet = 0;
     int64_t time_us = 0;  // when the thread was read
+    bool no_python = false;  // it had no Python frames at all
   };
   std::unordered_map<uint32_t, Seen> sampled_;  // thread -> what it ran at its last sample
   std::vector<uint32_t> parked_frames_, parked_stack_;

@@ -89,8 +89,9 @@ def test(ctx):
     expect(slowest["roots"][0]["samples"] <= max(s["samples"] for s in segs), "--slowest 1 analyses one segment")
     sw = ctx.analyze_json(swp, "--segment", "1", "--estimator", "skywalking")
     root = sw["roots"][0]
-    # The OAP's duration is first dump to last dump: exactly the shortest the call can have lasted.
-    expect_close(root["total_ms"], segs[0]["duration_min_ms"], 0.01, "skywalking: do_POST duration (first to last dump)")
+    # The OAP's duration is first dump to last dump: the shortest the call can have lasted, but for
+    # the time the last read took (the bound counts from when it began).
+    expect_close(root["total_ms"], segs[0]["duration_min_ms"], 0.5, "skywalking: do_POST duration (first to last dump)")
     expect(root["samples"] == segs[0]["samples"], "skywalking: do_POST is in every dump of its segment")
     full = ctx.analyze_json(swp, "--segment", "1", "--full-stack")
     expect(not harness.name_matches(full["roots"][0], "Handler.do_POST", ctx.version),

@@ -29,3 +29,4 @@ swprof_e2e(export_names test_export_names.py PYTHONS pyenv-3.11 pyenv-3.8)
 swprof_e2e(greenlet_switches test_greenlet_switches.py PYTHONS debian-3.11 sid-3.14
            ARGS --tool $<TARGET_FILE:swprof_greenlet_trace>)
 swprof_e2e(containers test_containers.py)
+swprof_e2e(threaded_server test_threaded_server.py TIMEOUT 300)
