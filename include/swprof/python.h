@@ -115,6 +115,59 @@ struct Layout {
     uint32_t used = kAbsent, keys = kAbsent, values = kAbsent;
   } dict;
   uint32_t module_dict = 16;  // PyModuleObject.md_dict
+
+  // asyncio (src/python/asyncio.cpp): where the tasks are, and what a suspended coroutine awaits.
+  // The generic object and frame facts come from each version's headers (checked by
+  // tests/layout/offsets_probe.c); the Task / Future / FutureIter / functools.partial fields are
+  // defined only in Modules/*.c, so tests/layout/asyncio_probe.py checks them against each
+  // running interpreter. 3.14+ publishes the task fields in its "AsyncioDebug" section and the
+  // coroutine fields in _Py_DebugOffsets; both override these tables at run time.
+  struct Asyncio {
+    enum class Registry : uint8_t {
+      kAllTasks,        // 3.8–3.11: asyncio.tasks._all_tasks, a WeakSet (of the _asyncio module)
+      kScheduledEager,  // 3.12–3.13: _scheduled_tasks (WeakSet) + _eager_tasks (set)
+      kThreadLists,     // 3.14+: a linked list per thread state, one per interpreter (dead threads)
+    };
+    static constexpr int8_t kNoState = -128;  // a frame state the version does not have
+
+    Registry registry = Registry::kAllTasks;
+    // TaskObj (FutureObj_HEAD then the task fields).
+    uint32_t task_loop = 16, task_callback0 = 24, task_callbacks = 40;
+    uint32_t task_state = kAbsent, task_fut_waiter = kAbsent, task_coro = kAbsent, task_name = kAbsent;
+    uint32_t task_size = 0;
+    uint32_t task_awaited_by = kAbsent, task_awaited_by_is_set = kAbsent, task_node = kAbsent;  // 3.14+
+    uint32_t future_iter_future = 16;  // futureiterobject.future
+    uint32_t wakeup_task = kAbsent;    // 3.8–3.9 TaskWakeupMethWrapper.ww_task (then a builtin method)
+    uint32_t partial_args = 24;        // functools.partial.args
+    // Generic objects.
+    uint32_t type_base = kAbsent;      // PyTypeObject.tp_base
+    uint32_t set_mask = kAbsent, set_table = kAbsent;  // PySetObject; entries are {key, hash}
+    uint32_t list_size = 16, list_items = kAbsent;     // PyListObject
+    uint32_t weakref_object = kAbsent;                 // PyWeakReference.wr_object (None when dead)
+    uint32_t method_self = kAbsent;                    // PyMethodObject.im_self (a bound method)
+    uint32_t cfunction_self = kAbsent;                 // PyCFunctionObject.m_self
+    // Coroutines and generators (same head). ≤3.10 point at a frame object; 3.11+ embed the frame.
+    uint32_t gen_frame = kAbsent;                      // ≤3.10 gi_frame
+    uint32_t gen_iframe = kAbsent, gen_frame_state = kAbsent;  // 3.11+
+    uint32_t frame_valuestack = kAbsent;               // ≤3.10 PyFrameObject.f_valuestack
+    uint32_t frame_stacktop = kAbsent;                 // 3.8–3.9 f_stacktop (non-NULL while suspended)
+    uint32_t frame_stackdepth = kAbsent;               // 3.10 f_stackdepth
+    uint32_t frame_executing = kAbsent;                // 3.8–3.9 f_executing
+    uint32_t frame_state = kAbsent;                    // 3.10 f_state
+    uint32_t iframe_stacktop = kAbsent;                // 3.11–3.13 _PyInterpreterFrame.stacktop (words)
+    uint32_t iframe_stackpointer = kAbsent;            // 3.14+ _PyInterpreterFrame.stackpointer
+    int8_t state_created = kNoState, state_suspended = kNoState, state_executing = kNoState;
+    int8_t state_suspended_yield_from = kNoState;      // 3.13+
+    int8_t state_suspended_yield_from_locked = kNoState;  // 3.15+
+    int8_t state_completed = kNoState, state_cleared = kNoState;
+    // Whether a suspended frame sits in an `await` (yield from), when its state does not say.
+    int16_t op_yield_from = -1;                        // ≤3.10: the next instruction is YIELD_FROM
+    int16_t op_resume = -1, op_resume_quick = -1, op_instrumented_resume = -1;  // 3.11–3.12: RESUME, oparg >= 2
+    // 3.14+: _PyThreadStateImpl and PyInterpreterState.
+    uint32_t tstate_tasks_head = kAbsent, tstate_running_loop = kAbsent, tstate_running_task = kAbsent;
+    uint32_t interp_tasks_head = kAbsent;
+    bool from_debug_section = false;  // the task fields came from the target's AsyncioDebug section
+  } asyncio;
 };
 
 // The built-in table for 3.minor, or nullptr when swprof does not know that version.
