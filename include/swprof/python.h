@@ -156,6 +156,8 @@ struct Layout {
     uint32_t frame_state = kAbsent;                    // 3.10 f_state
     uint32_t iframe_stacktop = kAbsent;                // 3.11–3.13 _PyInterpreterFrame.stacktop (words)
     uint32_t iframe_stackpointer = kAbsent;            // 3.14+ _PyInterpreterFrame.stackpointer
+    uint8_t yield_from_depth = 1;  // 3.11+: the awaited object's slot, counted from the stack's top
+                                   // (3.15's SEND keeps one more item above it)
     int8_t state_created = kNoState, state_suspended = kNoState, state_executing = kNoState;
     int8_t state_suspended_yield_from = kNoState;      // 3.13+
     int8_t state_suspended_yield_from_locked = kNoState;  // 3.15+
@@ -225,7 +227,11 @@ class ObjectReader {
   // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
   bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
   bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
-  bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 2 digits)
+  bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 3 digits)
+  // The same from bytes already read at `address` (for batched reads); false when they are not
+  // such an object or do not hold all of it (read_str / read_int then read it whole).
+  bool decode_str(uint64_t address, std::span<const uint8_t> bytes, std::string& out, size_t max_chars) const;
+  bool decode_int(uint64_t address, std::span<const uint8_t> bytes, int64_t& out) const;
   // The type's tp_name (bounded); empty on failure.
   std::string type_name(uint64_t type_address) const;
   uint64_t type_of(uint64_t object) const;
@@ -235,6 +241,9 @@ class ObjectReader {
   bool dict_items(uint64_t dict, std::vector<std::pair<uint64_t, uint64_t>>& out, size_t max_items = 4096) const;
   // obj.__dict__[name] for a plain instance (handles managed / inline dicts); 0 when absent.
   uint64_t instance_attr(uint64_t object, std::string_view name) const;
+  // sys.modules[module].__dict__[name] in the main interpreter of the runtime at `runtime`; 0 when
+  // the module is not imported (yet) or has no such global.
+  uint64_t module_global(uint64_t runtime, std::string_view module, std::string_view name) const;
 
   const target::Memory& memory() const { return memory_; }
 

@@ -255,6 +255,7 @@ void set_asyncio(Layout& l, int minor) {
     a.gen_frame_state = minor == 11 ? 75 : 67;
     if (minor <= 13) a.iframe_stacktop = 64;
     else a.iframe_stackpointer = 64;
+    a.yield_from_depth = minor >= 15 ? 2 : 1;
     if (minor == 11) {
       a.op_resume = 151;
       a.op_resume_quick = 150;

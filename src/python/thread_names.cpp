@@ -3,16 +3,8 @@
 namespace swprof::python {
 
 bool ThreadNames::find_active_dict() {
-  // sys.modules["threading"].__dict__["_active"]: a handful of reads, done rarely.
-  const Layout& l = interp_.layout;
-  const target::Memory& mem = objects_.memory();
-  uint64_t interp = 0, modules = 0, module_dict = 0;
-  if (!mem.read_value(interp_.runtime + l.runtime.interpreters_head, interp) ||
-      !mem.read_value(interp + l.interp.modules, modules) || !modules)
-    return false;
-  uint64_t threading = objects_.dict_get(modules, "threading");
-  if (!threading || !mem.read_value(threading + l.module_dict, module_dict) || !module_dict) return false;
-  active_ = objects_.dict_get(module_dict, "_active");
+  // threading._active: a handful of reads, done rarely.
+  active_ = objects_.module_global(interp_.runtime, "threading", "_active");
   return active_ != 0;
 }
 

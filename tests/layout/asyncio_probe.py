@@ -91,6 +91,20 @@ async def main():
     only("asyncio.partial_args", pointer_to(partial, type(partial).__basicsize__, partial.args))
 
     if sys.version_info >= (3, 14):
+        # The awaited object's stack slot, counted from the top (_PyGen_yf): find the slot holding
+        # cr_await in the suspended coroutine, then the frame's stackpointer just above it.
+        async def outer():
+            await waits(loop.create_future())
+
+        awaiting = Task(outer())
+        await asyncio.sleep(0)
+        coro = awaiting.get_coro()
+        size = sys.getsizeof(coro)
+        slots = [o for o, v in words(coro, size).items() if v & ~3 == id(coro.cr_await)]
+        only("asyncio.yield_from_depth", [(v - id(coro) - o) // PTR for o in slots
+                                          for v in words(coro, size).values() if 0 < v - id(coro) - o <= 4 * PTR])
+        awaiting.cancel()
+        size = Task.__basicsize__
         # fut_awaited_by: the awaiting task itself, then a set once two tasks await.
         child = Task(waits(loop.create_future()))
 

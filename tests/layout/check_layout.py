@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(here), "e2e"))
 import harness  # noqa: E402  (finds the interpreters the e2e tests use)
 
 # Checked by asyncio_probe.py against the interpreters, not by the headers.
-PROBED_AT_RUN_TIME = ("asyncio.task_", "asyncio.future_iter_future", "asyncio.wakeup_task", "asyncio.partial_args")
+PROBED_AT_RUN_TIME = ("asyncio.task_", "asyncio.future_iter_future", "asyncio.wakeup_task", "asyncio.partial_args",
+                      "asyncio.yield_from_depth")
 dump = sys.argv[1]
 cc = os.environ.get("CC", "cc")
 

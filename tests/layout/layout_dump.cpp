@@ -34,6 +34,7 @@ static void dump_asyncio(const swprof::python::Layout::Asyncio& a) {
   p("asyncio.future_iter_future", a.future_iter_future);
   p("asyncio.wakeup_task", a.wakeup_task);
   p("asyncio.partial_args", a.partial_args);
+  if (a.iframe_stackpointer != swprof::python::kAbsent) p("asyncio.yield_from_depth", a.yield_from_depth);
   // The rest (offsets_probe.c prints them from the headers).
   p("asyncio.type_base", a.type_base);
   p("asyncio.set_mask", a.set_mask);

@@ -1,0 +1,110 @@
+// asyncio_tasks PID [--repeat N] [--no-awaiters]: the asyncio tasks of a running Python process as
+// JSON, read from outside with AsyncioReader (src/python/asyncio.cpp), for the end-to-end tests and
+// the bench. --repeat scans N times and reports each scan's time (the tasks of the last scan).
+//
+//   {"python": "3.12.1", "registry": "...", "offsets": "...",
+//    "stats": {"entries", "tasks", "torn", "invalid", "truncated", "reads"},
+//    "scan_us": [...], "reads_per_scan": [...],
+//    "tasks": [{"address": "0x..", "name": "Task-3", "state": "pending", "running": false,
+//               "thread_id": 1403.., "native_id": 123, "loop": "0x..", "fut_waiter": "0x.." | null,
+//               "awaiting": {"type": "Future", "task": "0x.." | null} | null,
+//               "awaited_by": ["0x.."], "frames": [{"function", "file", "line"}, ...]}]}
+//
+// frames: the await chain, innermost first, each resolved by the CodeCache.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "swprof/asyncio.h"
+#include "swprof/common.h"
+
+using namespace swprof;
+
+namespace {
+
+std::string quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
+std::string hex_or_null(uint64_t address) { return address ? fmt::format("\"{:#x}\"", address) : "null"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--no-awaiters]\n");
+    return 2;
+  }
+  pid_t pid = std::atoi(argv[1]);
+  int repeat = 1;
+  python::AsyncioScanOptions options;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (arg == "--no-awaiters") options.awaiters = false;
+    else {
+      std::fprintf(stderr, "asyncio_tasks: unknown argument %s\n", arg.c_str());
+      return 2;
+    }
+  }
+  try {
+    target::Memory memory(pid);
+    python::Interpreter interp = python::discover(pid, memory);
+    python::refine_version(interp, memory);
+    python::Walker walker(memory, interp);
+    python::AsyncioReader reader(memory, interp);
+    python::CodeCache codes(memory, interp.layout);
+    std::vector<python::PyThread> threads;
+    std::vector<python::AsyncTask> tasks;
+    std::vector<int64_t> times;
+    std::vector<uint64_t> reads;
+    bool ok = false;
+    for (int i = 0; i < repeat; ++i) {
+      int64_t start = monotonic_ns();
+      if (!walker.read_threads(threads)) throw UserError("cannot read the thread states");
+      ok = reader.scan(threads, tasks, options);
+      times.push_back((monotonic_ns() - start) / 1000);
+      reads.push_back(reader.stats().reads);
+    }
+    if (!ok) throw UserError("no asyncio tasks to read: " + reader.problem());
+    const auto& s = reader.stats();
+    std::string out = fmt::format(
+        "{{\"python\": \"{}\", \"registry\": {}, \"offsets\": {},\n \"stats\": {{\"entries\": {}, \"tasks\": {}, "
+        "\"torn\": {}, \"invalid\": {}, \"truncated\": {}, \"reads\": {}}},\n \"scan_us\": [{}], "
+        "\"reads_per_scan\": [{}],\n \"tasks\": [",
+        interp.version.text(), quoted(s.registry), quoted(s.offsets), s.registry_entries, s.tasks, s.torn, s.invalid,
+        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(reads, ", "));
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& t = tasks[i];
+      std::vector<std::string> frames, by;
+      for (const auto& f : t.frames) {
+        python::CodeInfo* code = codes.get(f.code, 0);
+        if (!code) {
+          frames.push_back(fmt::format("{{\"function\": null, \"code\": \"{:#x}\"}}", f.code));
+          continue;
+        }
+        frames.push_back(fmt::format("{{\"function\": {}, \"file\": {}, \"line\": {}}}", quoted(code->qualname),
+                                     quoted(code->filename),
+                                     python::line_for_offset(code->lines, f.offset, code->first_line)));
+      }
+      for (uint64_t a : t.awaited_by) by.push_back(hex_or_null(a));
+      std::string awaiting = t.awaiting.address || !t.awaiting.type_name.empty()
+                                 ? fmt::format("{{\"type\": {}, \"task\": {}}}", quoted(t.awaiting.type_name),
+                                               hex_or_null(t.awaiting.task))
+                                 : "null";
+      out += fmt::format(
+          "{}\n  {{\"address\": \"{:#x}\", \"name\": {}, \"state\": \"{}\", \"running\": {}, \"thread_id\": {}, "
+          "\"native_id\": {}, \"loop\": \"{:#x}\", \"fut_waiter\": {}, \"awaiting\": {}, \"awaited_by\": [{}], "
+          "\"frames\": [{}]}}",
+          i ? "," : "", t.address, quoted(t.name), python::task_state_name(t.state), t.running ? "true" : "false",
+          t.thread_id, t.native_id, t.loop, hex_or_null(t.fut_waiter), awaiting, fmt::join(by, ", "),
+          fmt::join(frames, ", "));
+    }
+    out += "]}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "asyncio_tasks: %s\n", e.what());
+    return e.exit_code();
+  }
+}
