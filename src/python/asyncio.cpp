@@ -330,7 +330,8 @@ void AsyncioReader::read_tasks(std::vector<Candidate>& candidates) {
   for (auto& c : candidates) {
     if (!seen.insert(c.address).second) continue;  // 3.12–3.13: in both sets while it changes over
     if (c.bytes.empty() || !task_fields(c, c.bytes.data())) {
-      ++stats_.invalid;
+      // A dead weak reference points at None: not a task any more, and nothing wrong.
+      if (c.bytes.empty() || type_info(load<uint64_t>(c.bytes.data() + kObType)).kind != Kind::kNone) ++stats_.invalid;
       continue;
     }
     kept.push_back(std::move(c));
