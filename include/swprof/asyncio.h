@@ -74,18 +74,24 @@ class AsyncioReader {
   // holds the waiter future the outer task awaits), and 3.14+ the task's own fut_awaited_by.
   bool scan(std::span<const PyThread> threads, std::vector<AsyncTask>& out, const AsyncioScanOptions& options = {});
 
+  // The same for tasks already known (from an earlier scan): their chains, without walking the
+  // registry. An address that no longer holds a task is left out and counted in stats().invalid.
+  void read(std::span<const uint64_t> tasks, std::span<const PyThread> threads, std::vector<AsyncTask>& out,
+            const AsyncioScanOptions& options = {});
+
   const AsyncioStats& stats() const { return stats_; }
   const std::string& problem() const { return problem_; }
   const Layout::Asyncio& layout() const { return layout_.asyncio; }
 
  private:
   enum class Kind : uint8_t {
-    kOther, kCoroutine, kFutureIter, kTask, kFuture, kSet, kList, kTuple, kBoundMethod, kBuiltinMethod,
+    kOther, kCoroutine, kGenerator, kFutureIter, kTask, kFuture, kSet, kList, kTuple, kBoundMethod, kBuiltinMethod,
     kPartial, kWakeup, kInt, kStr, kNone,
   };
   struct TypeInfo {
     Kind kind = Kind::kOther;
-    std::string name;  // type(x).__name__
+    bool subclass = false;  // a Python subclass of Task or Future (it has a __dict__)
+    std::string name;       // type(x).__name__
   };
   struct Candidate;
   struct Chain;
@@ -97,6 +103,10 @@ class AsyncioReader {
     uint64_t code = 0, instr = 0, stack = 0;  // stack: depth, stack top pointer, or f_stacktop
   };
 
+  void begin(std::vector<AsyncTask>& out);
+  void finish(const std::vector<AsyncTask>& out);
+  void read(std::vector<Candidate>& tasks, std::span<const PyThread> threads, std::vector<AsyncTask>& out,
+            const AsyncioScanOptions& options);
   const TypeInfo& type_info(uint64_t type);
   void find_debug_section();
   bool registry_tasks(std::span<const PyThread> threads, std::vector<Candidate>& out, size_t max_tasks);
@@ -127,6 +137,9 @@ class AsyncioReader {
   bool section_searched_ = false;
   uint64_t registry_sets_[2] = {0, 0};  // ≤3.13: the registry's set objects, found once
   uint64_t set_type_ = 0;
+  std::vector<uint8_t> window_buffer_;
+  uint64_t syscalls_at_start_ = 0;
+  std::unordered_map<uint64_t, std::pair<uint64_t, int64_t>> loop_threads_;  // loop -> (thread, read at µs)
 };
 
 }  // namespace swprof::python

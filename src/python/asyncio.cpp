@@ -22,6 +22,7 @@
 
 #include "python/raw.h"
 #include "swprof/asyncio.h"
+#include "swprof/common.h"
 #include "swprof/elf.h"
 
 namespace swprof::python {
@@ -33,6 +34,9 @@ constexpr size_t kMaxSetSlots = 1u << 22;
 constexpr size_t kMaxCallbacks = 64;
 constexpr size_t kNameBytes = 128;      // enough for the header and a name of ~80 ASCII characters
 constexpr size_t kMaxTypeBases = 32;
+// A coroutine's value stack follows its frame's fields: read this much more with them, and the
+// awaited object on the stack's top usually comes in the same read.
+constexpr uint32_t kStackWindow = 192;
 
 uint64_t untag(uint64_t ref, bool tagged) { return tagged ? ref & ~uint64_t(3) : ref; }
 
@@ -82,8 +86,10 @@ struct AsyncioReader::Chain {
   };
   std::vector<Seen> seen;
   // Work between the batched reads of one level.
-  uint64_t stack_at = 0, check_at = 0;
+  uint64_t frame = 0, stack_at = 0, check_at = 0;
   int32_t lasti = -1;
+  bool generator = false;  // a generator (`yield` or `yield from`), not an `async def` coroutine
+  const uint8_t* window = nullptr;  // the bytes this level read of the coroutine's frame
 };
 
 AsyncioReader::AsyncioReader(const target::Memory& memory, const Interpreter& interp)
@@ -93,21 +99,75 @@ AsyncioReader::AsyncioReader(const target::Memory& memory, const Interpreter& in
     stats_.offsets = "built-in table; coroutines from _Py_DebugOffsets";
 }
 
+// Objects of a kind are allocated together (CPython's small-object allocator fills 16 KiB pools
+// with objects of one size), so many tasks, coroutines and futures share a pool. The kernel's cost
+// of process_vm_readv is per range and per page, not per byte: where several requests fall in one
+// aligned 16 KiB window, read the window once and copy them out of it.
 void AsyncioReader::batch(std::vector<target::Memory::Request>& requests) {
-  if (!requests.empty()) memory_.read_batch(requests);
+  if (requests.empty()) return;
+  constexpr uint64_t kWindow = 16384;
+  constexpr size_t kWorthAWindow = 4;  // requests in one window before it is read whole
+  if (requests.size() < 2 * kWorthAWindow) {
+    memory_.read_batch(requests);
+    return;
+  }
+  std::vector<size_t> order(requests.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return requests[x].address < requests[y].address; });
+  auto window_of = [&](const target::Memory::Request& r) { return r.address & ~(kWindow - 1); };
+  auto fits = [&](const target::Memory::Request& r) { return r.address + r.size <= window_of(r) + kWindow; };
+  std::vector<target::Memory::Request> reads;    // windows, then the requests read alone
+  std::vector<std::pair<size_t, size_t>> groups;  // [begin, end) in `order` served by window reads[k]
+  std::vector<size_t> alone;
+  window_buffer_.clear();
+  size_t windows = 0;
+  for (size_t b = 0; b < order.size();) {
+    size_t e = b;
+    uint64_t w = window_of(requests[order[b]]);
+    while (e < order.size() && window_of(requests[order[e]]) == w && fits(requests[order[e]])) ++e;
+    if (e - b >= kWorthAWindow) {
+      groups.emplace_back(b, e);
+      ++windows;
+    } else {
+      for (size_t k = b; k < std::max(e, b + 1); ++k) alone.push_back(order[k]);
+    }
+    b = std::max(e, b + 1);
+  }
+  window_buffer_.resize(windows * kWindow);
+  for (size_t k = 0; k < groups.size(); ++k)
+    reads.push_back({window_of(requests[order[groups[k].first]]), window_buffer_.data() + k * kWindow, kWindow, false});
+  memory_.read_batch(reads);
+  for (size_t k = 0; k < groups.size(); ++k) {
+    for (size_t j = groups[k].first; j < groups[k].second; ++j) {
+      auto& r = requests[order[j]];
+      if (!reads[k].ok) {
+        alone.push_back(order[j]);  // the window runs off a mapping: read these alone
+        continue;
+      }
+      std::memcpy(r.out, window_buffer_.data() + k * kWindow + (r.address - reads[k].address), r.size);
+      r.ok = true;
+    }
+  }
+  if (alone.empty()) return;
+  reads.clear();
+  for (size_t i : alone) reads.push_back(requests[i]);
+  memory_.read_batch(reads);
+  for (size_t k = 0; k < alone.size(); ++k) requests[alone[k]].ok = reads[k].ok;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Types, classified once by name (and base classes, for subclasses of Task and Future).
 
 const AsyncioReader::TypeInfo& AsyncioReader::type_info(uint64_t type) {
+  static const TypeInfo unknown;
+  if (!plausible_pointer(type)) return unknown;
   auto it = types_.find(type);
   if (it != types_.end()) return it->second;
   TypeInfo info;
   std::string tp_name = objects_.type_name(type);
   info.name = short_name(tp_name);
   static const std::pair<std::string_view, Kind> kNames[] = {
-      {"coroutine", Kind::kCoroutine}, {"generator", Kind::kCoroutine}, {"_asyncio.FutureIter", Kind::kFutureIter},
+      {"coroutine", Kind::kCoroutine}, {"generator", Kind::kGenerator}, {"_asyncio.FutureIter", Kind::kFutureIter},
       {"_asyncio.Task", Kind::kTask}, {"_asyncio.Future", Kind::kFuture}, {"set", Kind::kSet},
       {"list", Kind::kList}, {"tuple", Kind::kTuple}, {"method", Kind::kBoundMethod},
       {"builtin_function_or_method", Kind::kBuiltinMethod}, {"functools.partial", Kind::kPartial},
@@ -123,11 +183,10 @@ const AsyncioReader::TypeInfo& AsyncioReader::type_info(uint64_t type) {
     std::string base_name = objects_.type_name(base);
     if (base_name == "_asyncio.Task") info.kind = Kind::kTask;
     else if (base_name == "_asyncio.Future") info.kind = Kind::kFuture;
+    info.subclass = info.kind != Kind::kOther;
   }
-  if (tp_name.empty()) info.kind = Kind::kOther;  // unreadable: do not remember it
-  else return types_.emplace(type, std::move(info)).first->second;
-  static const TypeInfo unknown;
-  return unknown;
+  if (tp_name.empty()) return unknown;  // unreadable: do not remember it
+  return types_.emplace(type, std::move(info)).first->second;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,12 +288,39 @@ void AsyncioReader::thread_lists(std::span<const PyThread> threads, std::vector<
     uint64_t interp_head = t.interp + a.interp_tasks_head;
     if (std::find(heads.begin(), heads.end(), interp_head) == heads.end()) heads.push_back(interp_head);
   }
+  // Following the list costs a read per task; tasks created one after another share allocator
+  // pools, so read the 16 KiB window around a task and find the next ones in it.
+  constexpr uint64_t kWindow = 16384;
+  constexpr size_t kMaxWindows = 256;
+  struct Window {
+    uint64_t base;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Window> windows;
   std::vector<uint8_t> task(a.task_size);
+  auto read_task = [&](uint64_t address) -> bool {
+    uint64_t base = address & ~(kWindow - 1);
+    bool fits = address + task.size() <= base + kWindow;
+    for (const auto& w : windows)
+      if (fits && w.base == base) {
+        std::memcpy(task.data(), w.bytes.data() + (address - base), task.size());
+        return true;
+      }
+    if (fits && windows.size() < kMaxWindows) {
+      Window w{base, std::vector<uint8_t>(kWindow)};
+      if (memory_.read(base, w.bytes.data(), kWindow)) {
+        std::memcpy(task.data(), w.bytes.data() + (address - base), task.size());
+        windows.push_back(std::move(w));
+        return true;
+      }
+    }
+    return memory_.read(address, task.data(), task.size());
+  };
   for (uint64_t head : heads) {
     // A circular list: head -> task_node of each task -> back to head. Each node is read with its
     // whole task, which tells whether it is one before its `next` is trusted.
     uint64_t node = 0;
-    if (!memory_.read_value(head, node)) continue;
+    if (!memory_.read_value(head, node) || node == 0) continue;  // 0: a thread state being set up
     size_t steps = 0;
     while (node != head && out.size() < max_tasks) {
       ++stats_.registry_entries;
@@ -243,7 +329,7 @@ void AsyncioReader::thread_lists(std::span<const PyThread> threads, std::vector<
         break;
       }
       uint64_t address = node - a.task_node;
-      if (!memory_.read(address, task.data(), task.size()) || !live_object(task.data(), layout_.version.minor) ||
+      if (!read_task(address) || !live_object(task.data(), layout_.version.minor) ||
           type_info(load<uint64_t>(task.data() + kObType)).kind != Kind::kTask) {
         ++stats_.torn;  // the list changed under us: keep what came before
         break;
@@ -376,12 +462,26 @@ void AsyncioReader::attribute_threads(std::span<const PyThread> threads, std::ve
     for (size_t i = 0; i < threads.size(); ++i)
       if (requests[i].ok && plausible_pointer(loops[i])) thread_of_loop[loops[i]] = threads[i].thread_id;
   }
+  // A loop's _thread_id takes a dozen reads to find and changes only when the loop starts or
+  // stops: it is remembered for a while, as long as that thread is still there.
+  constexpr int64_t kLoopThreadTtlUs = 200000;
+  int64_t now = monotonic_us();
+  auto known = [&](uint64_t id) {
+    return std::any_of(threads.begin(), threads.end(), [&](const PyThread& t) { return t.thread_id == id; });
+  };
   for (auto& t : tasks) {
     auto it = thread_of_loop.find(t.loop);
     if (it == thread_of_loop.end()) {
-      int64_t ident = 0;
-      uint64_t value = objects_.instance_attr(t.loop, "_thread_id");
-      it = thread_of_loop.emplace(t.loop, value && objects_.read_int(value, ident) ? uint64_t(ident) : 0).first;
+      auto cached = loop_threads_.find(t.loop);
+      if (cached == loop_threads_.end() || now - cached->second.second > kLoopThreadTtlUs ||
+          (cached->second.first && !known(cached->second.first))) {
+        if (loop_threads_.size() > 1024) loop_threads_.clear();
+        int64_t ident = 0;
+        uint64_t value = objects_.instance_attr(t.loop, "_thread_id");
+        uint64_t thread = value && objects_.read_int(value, ident) ? uint64_t(ident) : 0;
+        cached = loop_threads_.insert_or_assign(t.loop, std::make_pair(thread, now)).first;
+      }
+      it = thread_of_loop.emplace(t.loop, cached->second.first).first;
     }
     t.thread_id = it->second;
     for (const auto& th : threads)
@@ -447,20 +547,77 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
   const Layout& l = layout_;
   const auto& a = l.asyncio;
   const bool embedded = l.frame_model == FrameModel::kInterpreterFrame;
-  const bool before_313 = a.state_suspended_yield_from == Layout::Asyncio::kNoState;
-  // Level 1 reads the object a chain has reached: for a coroutine, 3.11+ up to the end of its
-  // embedded frame's fields; ≤3.10 up to gi_frame (level 2 reads the frame object).
-  const uint32_t head_size = embedded ? a.gen_iframe + l.frame.size : 32;
-  const uint32_t frame_size = embedded ? 0
-                                       : std::max({a.frame_stacktop, a.frame_stackdepth, a.frame_executing,
-                                                   a.frame_state, a.frame_valuestack, l.frame.instr, l.frame.code},
-                                                  [](uint32_t x, uint32_t y) { return (x == kAbsent ? 0 : x) < (y == kAbsent ? 0 : y); }) + 8;
+  const bool state_says_await = a.state_suspended_yield_from != Layout::Asyncio::kNoState;  // 3.13+
+  // Level 1 reads the object a chain has reached: 3.11+ a coroutine's head, its embedded frame's
+  // fields and the start of its value stack; ≤3.10 the coroutine's head only, and level 2 its
+  // frame object with the start of the value stack. The awaited object, on the stack's top, comes
+  // with them unless the frame has many locals; then a last read fetches it.
+  const uint32_t frame_fields = std::max({a.frame_stacktop, a.frame_stackdepth, a.frame_executing, a.frame_state,
+                                          a.frame_valuestack, l.frame.instr, l.frame.code},
+                                         [](uint32_t x, uint32_t y) { return (x == kAbsent ? 0 : x) < (y == kAbsent ? 0 : y); }) + 8;
+  const uint32_t head_size = embedded ? a.gen_iframe + l.frame.size + kStackWindow : 32;
+  const uint32_t frame_size = embedded ? 0 : std::max(frame_fields, l.frame.localsplus) + kStackWindow;
   std::vector<size_t> active;
   for (size_t i : which)
     if (chains[i].cursor) active.push_back(i);
   std::vector<uint8_t> heads, frames;
   std::vector<uint64_t> words;
   std::vector<target::Memory::Request> requests;
+
+  // A suspended coroutine's frame, decoded from `bytes` read at `base`: the RawFrame, what to
+  // check again later, and where the awaited object is. False when the chain ends here.
+  auto suspended_at = [&](Chain& c, uint64_t object, uint64_t frame, const uint8_t* bytes, uint32_t size,
+                          const Coroutine& co, size_t depth) -> bool {
+    RawFrame r;
+    r.address = frame;
+    r.code = co.code;
+    if (embedded) {
+      r.owner = l.owner_generator;
+      uint64_t first = r.code + l.code.code_adaptive;
+      r.offset = (co.instr >= first && co.instr - first < (1u << 26)) ? static_cast<int32_t>(co.instr - first) : -1;
+    } else {
+      c.lasti = static_cast<int32_t>(co.instr);
+      r.offset = c.lasti < 0 ? -1 : (l.lasti_in_code_units ? c.lasti * 2 : c.lasti);
+    }
+    if (!plausible_pointer(r.code)) {
+      c.awaiting = {frame, "<torn coroutine>", 0};
+      return false;
+    }
+    c.frames.push_back(r);
+    c.seen.push_back({object, size, co.executing, co.code, co.instr, co.stack});
+    c.window = bytes;
+    if (co.executing) c.running = depth == 0;
+    if (!co.suspended) return false;
+    // The value stack's top holds the awaited object (_PyGen_yf): yield_from_depth slots down.
+    uint64_t slot;
+    if (embedded) {
+      uint64_t stack_base = frame + l.frame.localsplus, below = 8 * uint64_t(a.yield_from_depth);
+      if (a.iframe_stackpointer != kAbsent) {
+        if (co.stack < stack_base + below || co.stack - stack_base > 8 * 65536) return false;
+        slot = co.stack - below;
+      } else {
+        if (co.stack < a.yield_from_depth || co.stack > 65536) return false;
+        slot = stack_base + 8 * co.stack - below;
+      }
+      if (state_says_await && !co.yield_from) return false;
+      // 3.11–3.12: a generator may sit at a bare `yield`; RESUME's oparg after it tells (>= 2:
+      // after a yield from / await). A coroutine only suspends in an await.
+      c.check_at = !state_says_await && c.generator ? co.instr + 2 : 0;
+    } else {
+      if (a.frame_stacktop != kAbsent) {
+        slot = co.stack - 8;
+      } else {
+        if (co.stack < 1 || co.stack > 65536) return false;
+        slot = load<uint64_t>(bytes + a.frame_valuestack) + 8 * (co.stack - 1);
+      }
+      c.check_at = c.generator ? co.code + l.code.code : 0;  // its co_code: is the next op YIELD_FROM?
+    }
+    if (!plausible_pointer(slot)) return false;
+    c.stack_at = slot;
+    c.seen.back().stack_at = slot;
+    return true;
+  };
+
   for (size_t depth = 0; !active.empty(); ++depth) {
     heads.assign(active.size() * head_size, 0);
     requests.resize(active.size());
@@ -468,19 +625,20 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
       requests[i] = {chains[active[i]].cursor, heads.data() + i * head_size, head_size, false};
     batch(requests);
     std::vector<size_t> next;       // chains that go on to the next level
-    std::vector<size_t> suspended;  // chains at a suspended coroutine: the last level reads its stack
+    std::vector<size_t> suspended;  // chains at a suspended coroutine, awaiting what is on its stack
     std::vector<size_t> objects;    // ≤3.10: chains at a coroutine whose frame object comes next
     for (size_t i = 0; i < active.size(); ++i) {
       Chain& c = chains[active[i]];
       uint8_t* h = heads.data() + i * head_size;
       uint64_t object = c.cursor;
       c.cursor = 0;
+      c.stack_at = c.check_at = 0;
       // A small object near the end of its mapping: read just its header and first field.
       if (!requests[i].ok && !memory_.read(object, h, 24)) {
         c.awaiting = {object, "<unreadable>", 0};
         continue;
       }
-      const TypeInfo& type = live_object(h, l.version.minor) ? type_info(load<uint64_t>(h + kObType)) : TypeInfo{};
+      const TypeInfo& type = type_info(live_object(h, l.version.minor) ? load<uint64_t>(h + kObType) : 0);
       if (type.kind == Kind::kFutureIter) {  // `await future`: the future it iterates ends the chain
         uint64_t future = load<uint64_t>(h + a.future_iter_future);
         if (plausible_pointer(future)) {
@@ -489,7 +647,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
         }
         continue;
       }
-      if (type.kind != Kind::kCoroutine || !requests[i].ok) {
+      if ((type.kind != Kind::kCoroutine && type.kind != Kind::kGenerator) || !requests[i].ok) {
         c.awaiting = {object, type.name.empty() ? "<unknown>" : type.name, type.kind == Kind::kTask ? object : 0};
         continue;
       }
@@ -497,92 +655,65 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
         c.truncated = true;
         continue;
       }
+      c.generator = type.kind == Kind::kGenerator;
       if (!embedded) {
-        c.stack_at = load<uint64_t>(h + a.gen_frame);  // the frame object, for now
-        if (plausible_pointer(c.stack_at)) objects.push_back(active[i]);  // NULL: finished
+        c.frame = load<uint64_t>(h + a.gen_frame);
+        if (plausible_pointer(c.frame)) objects.push_back(active[i]);  // NULL: finished
         continue;
       }
       Coroutine co = coroutine(h);
-      if (co.finished) continue;
-      RawFrame r;
-      r.address = object + a.gen_iframe;
-      r.code = co.code;
-      r.owner = l.owner_generator;
-      uint64_t first = r.code + l.code.code_adaptive;
-      r.offset = (co.instr >= first && co.instr - first < (1u << 26)) ? static_cast<int32_t>(co.instr - first) : -1;
-      if (!plausible_pointer(r.code)) {
-        c.awaiting = {object, "<torn coroutine>", 0};
-        continue;
-      }
-      c.frames.push_back(r);
-      c.seen.push_back({object, head_size, co.executing, co.code, co.instr, co.stack});
-      if (co.executing) c.running = depth == 0;
-      if (!co.suspended) continue;
-      // The awaited object is the value stack's top; 3.11–3.12 tell an await from a bare yield by
-      // the next instruction (RESUME with oparg >= 2, _PyGen_yf), read with it.
-      uint64_t base = r.address + l.frame.localsplus, depth_bytes = 8 * uint64_t(a.yield_from_depth);
-      if (a.iframe_stackpointer != kAbsent) {
-        if (co.stack < base + depth_bytes || co.stack - base > 8 * 65536) continue;
-        c.stack_at = co.stack - depth_bytes;
-      } else {
-        if (co.stack < a.yield_from_depth || co.stack > 65536) continue;
-        c.stack_at = base + 8 * co.stack - depth_bytes;
-      }
-      if (!before_313 && !co.yield_from) continue;
-      c.check_at = before_313 ? co.instr + 2 : 0;
-      suspended.push_back(active[i]);
+      if (!co.finished && suspended_at(c, object, object + a.gen_iframe, h, head_size, co, depth))
+        suspended.push_back(active[i]);
     }
     if (!objects.empty()) {
       // ≤3.10: the frame objects.
       frames.assign(objects.size() * frame_size, 0);
       requests.resize(objects.size());
       for (size_t i = 0; i < objects.size(); ++i)
-        requests[i] = {chains[objects[i]].stack_at, frames.data() + i * frame_size, frame_size, false};
+        requests[i] = {chains[objects[i]].frame, frames.data() + i * frame_size, frame_size, false};
       batch(requests);
       for (size_t i = 0; i < objects.size(); ++i) {
         Chain& c = chains[objects[i]];
-        uint64_t frame = c.stack_at;
         const uint8_t* f = frames.data() + i * frame_size;
-        Coroutine co = coroutine(f);
-        if (!requests[i].ok || !live_object(f, l.version.minor) || !plausible_pointer(co.code)) {
-          c.awaiting = {frame, "<torn coroutine>", 0};
+        if (!requests[i].ok && !memory_.read(c.frame, frames.data() + i * frame_size, frame_fields)) {
+          c.awaiting = {c.frame, "<torn coroutine>", 0};
           continue;
         }
-        if (co.finished) continue;
-        c.lasti = static_cast<int32_t>(co.instr);
-        RawFrame r;
-        r.address = frame;
-        r.code = co.code;
-        r.offset = c.lasti < 0 ? -1 : (l.lasti_in_code_units ? c.lasti * 2 : c.lasti);
-        c.frames.push_back(r);
-        c.seen.push_back({frame, frame_size, co.executing, co.code, co.instr, co.stack});
-        if (co.executing) c.running = depth == 0;
-        if (!co.suspended) continue;
-        c.stack_at = a.frame_stacktop != kAbsent ? co.stack - 8
-                                                 : load<uint64_t>(f + a.frame_valuestack) + 8 * (co.stack - 1);
-        if (a.frame_stackdepth != kAbsent && (co.stack < 1 || co.stack > 65536)) continue;
-        c.check_at = co.code + l.code.code;  // its co_code: is the next instruction a YIELD_FROM?
-        suspended.push_back(objects[i]);
+        uint32_t size = requests[i].ok ? frame_size : frame_fields;
+        Coroutine co = coroutine(f);
+        if (!live_object(f, l.version.minor) || co.finished) continue;
+        if (suspended_at(c, c.frame, c.frame, f, size, co, depth)) suspended.push_back(objects[i]);
       }
     }
     if (!suspended.empty()) {
-      // The stack tops, with what tells an await: the next instruction (3.11–3.12), the code's
-      // co_code (≤3.10), nothing (3.13+: the frame state said).
+      // The stack tops the first reads did not cover, and what tells a generator's yield from
+      // from a bare yield: the next instruction (3.11–3.12, live code) or co_code (≤3.10).
       words.assign(suspended.size() * 2, 0);
       requests.clear();
+      std::vector<int> stack_request(suspended.size(), -1), check_request(suspended.size(), -1);
       for (size_t i = 0; i < suspended.size(); ++i) {
         Chain& c = chains[suspended[i]];
-        requests.push_back({c.stack_at, &words[2 * i], 8, false});
-        requests.push_back({c.check_at, &words[2 * i + 1], c.check_at ? size_t(embedded ? 2 : 8) : 0, false});
+        const Chain::Seen& seen = c.seen.back();
+        if (c.stack_at >= seen.object && c.stack_at + 8 <= seen.object + seen.size) {
+          words[2 * i] = load<uint64_t>(c.window + (c.stack_at - seen.object));
+        } else {
+          stack_request[i] = static_cast<int>(requests.size());
+          requests.push_back({c.stack_at, &words[2 * i], 8, false});
+        }
+        if (c.check_at) {
+          check_request[i] = static_cast<int>(requests.size());
+          requests.push_back({c.check_at, &words[2 * i + 1], size_t(embedded ? 2 : 8), false});
+        }
       }
       batch(requests);
       for (size_t i = 0; i < suspended.size(); ++i) {
         Chain& c = chains[suspended[i]];
-        if (!requests[2 * i].ok || !requests[2 * i + 1].ok) {
+        if ((stack_request[i] >= 0 && !requests[stack_request[i]].ok) ||
+            (check_request[i] >= 0 && !requests[check_request[i]].ok)) {
           c.awaiting = {c.stack_at, "<torn coroutine>", 0};
           continue;
         }
-        bool yield_from = !c.check_at;
+        bool yield_from = true;
         if (c.check_at && embedded) {
           uint8_t op = static_cast<uint8_t>(words[2 * i + 1]), arg = static_cast<uint8_t>(words[2 * i + 1] >> 8);
           yield_from = (op == a.op_resume || op == a.op_resume_quick || op == a.op_instrumented_resume) && arg >= 2;
@@ -591,11 +722,9 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
           size_t next_op = l.lasti_in_code_units ? (size_t(c.lasti) + 1) * 2 : size_t(c.lasti) + 2;
           yield_from = code && next_op < code->size() && uint8_t((*code)[next_op]) == a.op_yield_from;
         }
-        if (!yield_from) continue;
-        uint64_t awaited = untag(words[2 * i], l.tagged_code_ref);
-        c.seen.back().stack_at = c.stack_at;
         c.seen.back().awaited = words[2 * i];
-        if (plausible_pointer(awaited)) {
+        uint64_t awaited = untag(words[2 * i], l.tagged_code_ref);
+        if (yield_from && plausible_pointer(awaited)) {
           c.cursor = awaited;
           next.push_back(suspended[i]);
         }
@@ -614,10 +743,18 @@ std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const
   const auto& a = layout_.asyncio;
   const uint32_t task_lo = std::min({a.task_state, a.task_coro, a.task_fut_waiter});
   const uint32_t task_hi = std::max({a.task_state, a.task_coro, a.task_fut_waiter}) + 8;
+  // One read per task and per coroutine: the coroutine's bytes reach its stack slot, as a rule.
+  auto extent = [](const Chain::Seen& seen) -> uint64_t {
+    uint64_t end = seen.object + seen.size;
+    if (seen.stack_at && seen.stack_at >= seen.object && seen.stack_at + 8 - seen.object <= 4096)
+      end = std::max(end, seen.stack_at + 8);
+    return end - seen.object;
+  };
   size_t total = 0;
-  for (size_t i : which) total += task_hi - task_lo + 8 * chains[i].seen.size();
-  for (size_t i : which)
-    for (const auto& seen : chains[i].seen) total += seen.size;
+  for (size_t i : which) {
+    total += task_hi - task_lo;
+    for (const auto& seen : chains[i].seen) total += extent(seen) + 8;
+  }
   std::vector<uint8_t> bytes(total);
   std::vector<target::Memory::Request> requests;
   size_t at = 0;
@@ -628,8 +765,8 @@ std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const
   for (size_t i : which) {
     request(tasks[i].address + task_lo, task_hi - task_lo);
     for (const auto& seen : chains[i].seen) {
-      request(seen.object, seen.size);
-      request(seen.stack_at, seen.stack_at ? 8 : 0);
+      request(seen.object, extent(seen));
+      if (seen.stack_at && seen.stack_at + 8 > seen.object + extent(seen)) request(seen.stack_at, 8);
     }
   }
   batch(requests);
@@ -642,12 +779,21 @@ std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const
                 load<uint64_t>(b + a.task_coro) == t.coro && load<uint64_t>(b + a.task_fut_waiter) == t.fut_waiter;
     for (const auto& seen : chains[i].seen) {
       const auto& object = requests[r++];
-      const auto& slot = requests[r++];
+      const uint8_t* o = static_cast<const uint8_t*>(object.out);
+      uint64_t awaited = 0;
+      bool slot_ok = true;
+      if (seen.stack_at && seen.stack_at + 8 <= seen.object + object.size) {
+        awaited = load<uint64_t>(o + (seen.stack_at - seen.object));
+      } else if (seen.stack_at) {
+        const auto& slot = requests[r++];
+        slot_ok = slot.ok;
+        awaited = load<uint64_t>(static_cast<const uint8_t*>(slot.out));
+      }
       if (!same) continue;
-      Coroutine now = coroutine(static_cast<const uint8_t*>(object.out));
-      same = object.ok && slot.ok && now.executing == seen.executing && now.code == seen.code &&
+      Coroutine now = coroutine(o);
+      same = object.ok && slot_ok && now.executing == seen.executing && now.code == seen.code &&
              (seen.executing || (now.instr == seen.instr && now.stack == seen.stack)) &&
-             (!seen.stack_at || load<uint64_t>(static_cast<const uint8_t*>(slot.out)) == seen.awaited);
+             (!seen.stack_at || awaited == seen.awaited);
     }
     if (!same) out.push_back(i);
   }
@@ -733,12 +879,19 @@ void AsyncioReader::link_awaiters(const std::vector<Candidate>& candidates, std:
     }
   }
 
+  // The types of the futures the tasks wait on, in one read.
+  std::vector<uint64_t> waiter_types(tasks.size(), 0);
+  requests.clear();
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (tasks[i].fut_waiter) requests.push_back({tasks[i].fut_waiter + kObType, &waiter_types[i], 8, false});
+  batch(requests);
   for (size_t i = 0; i < tasks.size(); ++i) {
     const AsyncTask& t = tasks[i];
     // await task: the awaiter's _fut_waiter is the task.
     if (auto w = waiter_of.find(t.address); w != waiter_of.end()) add(i, w->second);
     // gather(): the awaiter waits on a _GatheringFuture, whose _children are the tasks.
-    if (t.fut_waiter && !index.count(t.fut_waiter) && type_info(objects_.type_of(t.fut_waiter)).kind == Kind::kFuture) {
+    const TypeInfo& waiter_type = type_info(waiter_types[i]);
+    if (waiter_type.kind == Kind::kFuture && waiter_type.subclass) {
       uint64_t children = objects_.instance_attr(t.fut_waiter, "_children");
       if (children && list_items(children, items, 1 << 16))
         for (uint64_t child : items)
@@ -760,74 +913,97 @@ void AsyncioReader::link_awaiters(const std::vector<Candidate>& candidates, std:
 
 bool AsyncioReader::scan(std::span<const PyThread> threads, std::vector<AsyncTask>& out,
                          const AsyncioScanOptions& options) {
+  begin(out);
+  std::vector<Candidate> tasks;
+  bool ok = registry_tasks(threads, tasks, options.max_tasks);
+  if (ok) read(tasks, threads, out, options);
+  finish(out);
+  return ok;
+}
+
+void AsyncioReader::read(std::span<const uint64_t> addresses, std::span<const PyThread> threads,
+                         std::vector<AsyncTask>& out, const AsyncioScanOptions& options) {
+  begin(out);
+  std::vector<Candidate> tasks;
+  for (uint64_t address : addresses.first(std::min(addresses.size(), options.max_tasks)))
+    if (plausible_pointer(address)) tasks.push_back(Candidate{address});
+  stats_.registry = "the tasks asked for";
+  stats_.registry_entries = tasks.size();
+  read(tasks, threads, out, options);
+  finish(out);
+}
+
+void AsyncioReader::begin(std::vector<AsyncTask>& out) {
   out.clear();
   problem_.clear();
   std::string offsets = std::move(stats_.offsets);
   stats_ = AsyncioStats{};
   stats_.offsets = std::move(offsets);
-  uint64_t syscalls = memory_.syscalls();
-  std::vector<Candidate> tasks;
-  bool ok = registry_tasks(threads, tasks, options.max_tasks);
-  if (ok) {
-    read_tasks(tasks);
-    std::vector<Chain> chains(tasks.size());
-    std::vector<size_t> all(tasks.size());
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      chains[i].cursor = tasks[i].coro;
-      all[i] = i;
-    }
-    build_chains(chains, all, options.max_depth);
-    // A task that moved while we read is read once more, then left out.
-    std::vector<bool> keep(tasks.size(), true);
-    std::vector<size_t> retry = moved(chains, tasks, all);
-    if (!retry.empty()) {
-      for (size_t i : retry) {
-        Candidate& t = tasks[i];
-        chains[i] = Chain{};
-        if (!memory_.read(t.address, t.bytes.data(), t.bytes.size()) || !task_fields(t, t.bytes.data())) {
-          keep[i] = false;
-          continue;
-        }
-        chains[i].cursor = t.coro;
-      }
-      build_chains(chains, retry, options.max_depth);
-      for (size_t i : moved(chains, tasks, retry)) keep[i] = false;
-    }
-    out.resize(tasks.size());
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      const Candidate& c = tasks[i];
-      AsyncTask& t = out[i];
-      t.address = c.address;
-      t.state = c.state;
-      t.coro = c.coro;
-      t.loop = c.loop;
-      t.fut_waiter = c.fut_waiter;
-      Chain& chain = chains[i];
-      t.running = chain.running;
-      t.awaiting = std::move(chain.awaiting);
-      if (chain.truncated) ++stats_.truncated;
-      t.coro_frame = chain.frames.empty() ? 0 : chain.frames.front().address;
-      t.frames.assign(chain.frames.rbegin(), chain.frames.rend());
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < out.size(); ++i)
-      if (keep[i]) {
-        if (kept != i) {
-          tasks[kept] = std::move(tasks[i]);
-          out[kept] = std::move(out[i]);
-        }
-        ++kept;
-      }
-    stats_.torn += out.size() - kept;
-    tasks.resize(kept);
-    out.resize(kept);
-    read_names(tasks, out);
-    attribute_threads(threads, out);
-    if (options.awaiters) link_awaiters(tasks, out);
-  }
+  syscalls_at_start_ = memory_.syscalls();
+}
+
+void AsyncioReader::finish(const std::vector<AsyncTask>& out) {
   stats_.tasks = out.size();
-  stats_.reads = memory_.syscalls() - syscalls;
-  return ok;
+  stats_.reads = memory_.syscalls() - syscalls_at_start_;
+}
+
+void AsyncioReader::read(std::vector<Candidate>& tasks, std::span<const PyThread> threads,
+                         std::vector<AsyncTask>& out, const AsyncioScanOptions& options) {
+  read_tasks(tasks);
+  std::vector<Chain> chains(tasks.size());
+  std::vector<size_t> all(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    chains[i].cursor = tasks[i].coro;
+    all[i] = i;
+  }
+  build_chains(chains, all, options.max_depth);
+  // A task that moved while we read is read once more, then left out.
+  std::vector<bool> keep(tasks.size(), true);
+  std::vector<size_t> retry = moved(chains, tasks, all);
+  if (!retry.empty()) {
+    for (size_t i : retry) {
+      Candidate& t = tasks[i];
+      chains[i] = Chain{};
+      if (!memory_.read(t.address, t.bytes.data(), t.bytes.size()) || !task_fields(t, t.bytes.data())) {
+        keep[i] = false;
+        continue;
+      }
+      chains[i].cursor = t.coro;
+    }
+    build_chains(chains, retry, options.max_depth);
+    for (size_t i : moved(chains, tasks, retry)) keep[i] = false;
+  }
+  out.resize(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const Candidate& c = tasks[i];
+    AsyncTask& t = out[i];
+    t.address = c.address;
+    t.state = c.state;
+    t.coro = c.coro;
+    t.loop = c.loop;
+    t.fut_waiter = c.fut_waiter;
+    Chain& chain = chains[i];
+    t.running = chain.running;
+    t.awaiting = std::move(chain.awaiting);
+    if (chain.truncated) ++stats_.truncated;
+    t.coro_frame = chain.frames.empty() ? 0 : chain.frames.front().address;
+    t.frames.assign(chain.frames.rbegin(), chain.frames.rend());
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (keep[i]) {
+      if (kept != i) {
+        tasks[kept] = std::move(tasks[i]);
+        out[kept] = std::move(out[i]);
+      }
+      ++kept;
+    }
+  stats_.torn += out.size() - kept;
+  tasks.resize(kept);
+  out.resize(kept);
+  read_names(tasks, out);
+  attribute_threads(threads, out);
+  if (options.awaiters) link_awaiters(tasks, out);
 }
 
 }  // namespace swprof::python

@@ -1,10 +1,12 @@
-// asyncio_tasks PID [--repeat N] [--no-awaiters]: the asyncio tasks of a running Python process as
-// JSON, read from outside with AsyncioReader (src/python/asyncio.cpp), for the end-to-end tests and
-// the bench. --repeat scans N times and reports each scan's time (the tasks of the last scan).
+// asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters]: the asyncio tasks of a running Python
+// process as JSON, read from outside with AsyncioReader (src/python/asyncio.cpp), for the
+// end-to-end tests and the bench. --repeat scans N times and reports each scan's wall and CPU time
+// (the tasks of the last scan); with --refresh the scans after the first re-read the tasks the
+// first one found (AsyncioReader::read) instead of walking the registry again.
 //
 //   {"python": "3.12.1", "registry": "...", "offsets": "...",
 //    "stats": {"entries", "tasks", "torn", "invalid", "truncated", "reads"},
-//    "scan_us": [...], "reads_per_scan": [...],
+//    "scan_us": [...], "cpu_us": [...], "reads_per_scan": [...],
 //    "tasks": [{"address": "0x..", "name": "Task-3", "state": "pending", "running": false,
 //               "thread_id": 1403.., "native_id": 123, "loop": "0x..", "fut_waiter": "0x.." | null,
 //               "awaiting": {"type": "Future", "task": "0x.." | null} | null,
@@ -13,6 +15,7 @@
 // frames: the await chain, innermost first, each resolved by the CodeCache.
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -28,20 +31,28 @@ namespace {
 std::string quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
 std::string hex_or_null(uint64_t address) { return address ? fmt::format("\"{:#x}\"", address) : "null"; }
 
+int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--no-awaiters]\n");
+    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters]\n");
     return 2;
   }
   pid_t pid = std::atoi(argv[1]);
   int repeat = 1;
+  bool refresh = false;
   python::AsyncioScanOptions options;
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-awaiters") options.awaiters = false;
+    else if (arg == "--refresh") refresh = true;
     else {
       std::fprintf(stderr, "asyncio_tasks: unknown argument %s\n", arg.c_str());
       return 2;
@@ -56,14 +67,21 @@ int main(int argc, char** argv) {
     python::CodeCache codes(memory, interp.layout);
     std::vector<python::PyThread> threads;
     std::vector<python::AsyncTask> tasks;
-    std::vector<int64_t> times;
-    std::vector<uint64_t> reads;
+    std::vector<int64_t> times, cpu;
+    std::vector<uint64_t> reads, known;
     bool ok = false;
     for (int i = 0; i < repeat; ++i) {
-      int64_t start = monotonic_ns();
+      int64_t start = monotonic_ns(), cpu_start = thread_cpu_ns();
       if (!walker.read_threads(threads)) throw UserError("cannot read the thread states");
-      ok = reader.scan(threads, tasks, options);
+      if (refresh && i > 0) {
+        reader.read(known, threads, tasks, options);
+      } else {
+        ok = reader.scan(threads, tasks, options);
+        known.clear();
+        for (const auto& t : tasks) known.push_back(t.address);
+      }
       times.push_back((monotonic_ns() - start) / 1000);
+      cpu.push_back((thread_cpu_ns() - cpu_start) / 1000);
       reads.push_back(reader.stats().reads);
     }
     if (!ok) throw UserError("no asyncio tasks to read: " + reader.problem());
@@ -71,9 +89,9 @@ int main(int argc, char** argv) {
     std::string out = fmt::format(
         "{{\"python\": \"{}\", \"registry\": {}, \"offsets\": {},\n \"stats\": {{\"entries\": {}, \"tasks\": {}, "
         "\"torn\": {}, \"invalid\": {}, \"truncated\": {}, \"reads\": {}}},\n \"scan_us\": [{}], "
-        "\"reads_per_scan\": [{}],\n \"tasks\": [",
+        "\"cpu_us\": [{}], \"reads_per_scan\": [{}],\n \"tasks\": [",
         interp.version.text(), quoted(s.registry), quoted(s.offsets), s.registry_entries, s.tasks, s.torn, s.invalid,
-        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(reads, ", "));
+        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(cpu, ", "), fmt::join(reads, ", "));
     for (size_t i = 0; i < tasks.size(); ++i) {
       const auto& t = tasks[i];
       std::vector<std::string> frames, by;
