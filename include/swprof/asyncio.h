@@ -115,7 +115,7 @@ class AsyncioReader {
   void thread_lists(std::span<const PyThread> threads, std::vector<Candidate>& out, size_t max_tasks);
   void read_tasks(std::vector<Candidate>& candidates);
   bool task_fields(Candidate& c, const uint8_t* bytes);
-  void read_names(const std::vector<Candidate>& candidates, std::vector<AsyncTask>& tasks);
+  void read_names(std::vector<Candidate>& candidates, std::span<const size_t> which);
   void attribute_threads(std::span<const PyThread> threads, std::vector<AsyncTask>& tasks);
   Coroutine coroutine(const uint8_t* bytes) const;
   void build_chains(std::vector<Chain>& chains, std::span<const size_t> which, size_t max_depth);

@@ -68,6 +68,7 @@ struct AsyncioReader::Candidate {
   std::vector<uint8_t> bytes;  // the TaskObj, task_size bytes; empty until read
   uint64_t loop = 0, coro = 0, name = 0, fut_waiter = 0;
   TaskState state = TaskState::kPending;
+  std::string name_text;  // empty: unreadable (the task is read again)
 };
 
 // One task's await chain while it is read, level by level.
@@ -425,26 +426,23 @@ void AsyncioReader::read_tasks(std::vector<Candidate>& candidates) {
   candidates = std::move(kept);
 }
 
-void AsyncioReader::read_names(const std::vector<Candidate>& candidates, std::vector<AsyncTask>& tasks) {
+void AsyncioReader::read_names(std::vector<Candidate>& candidates, std::span<const size_t> which) {
   // Named tasks hold a str; from 3.12 a task named by default holds its number, formatted on
   // demand as "Task-N". One batched read covers both for all tasks; longer names are read apart.
-  std::vector<uint8_t> bytes(candidates.size() * kNameBytes);
-  std::vector<target::Memory::Request> requests;
-  for (size_t i = 0; i < candidates.size(); ++i)
-    if (candidates[i].name) requests.push_back({candidates[i].name, bytes.data() + i * kNameBytes, kNameBytes, false});
+  std::vector<uint8_t> bytes(which.size() * kNameBytes);
+  std::vector<target::Memory::Request> requests(which.size());
+  for (size_t k = 0; k < which.size(); ++k)
+    requests[k] = {candidates[which[k]].name, bytes.data() + k * kNameBytes, kNameBytes, false};
   batch(requests);
-  for (size_t i = 0, r = 0; i < candidates.size(); ++i) {
-    uint64_t name = candidates[i].name;
-    if (!name) continue;
-    bool ok = requests[r++].ok;
-    std::span<const uint8_t> head(bytes.data() + i * kNameBytes, ok ? kNameBytes : 0);
-    std::string text;
+  for (size_t k = 0; k < which.size(); ++k) {
+    Candidate& c = candidates[which[k]];
+    c.name_text.clear();
+    std::span<const uint8_t> head(bytes.data() + k * kNameBytes, requests[k].ok ? kNameBytes : 0);
     int64_t number = 0;
-    if (objects_.decode_str(name, head, text, 1024) || objects_.read_str(name, text, 1024)) {
-      tasks[i].name = std::move(text);
-    } else if (objects_.decode_int(name, head, number) || objects_.read_int(name, number)) {
-      tasks[i].name = fmt::format("Task-{}", number);
-    }
+    if (!c.name) continue;
+    if (!objects_.decode_str(c.name, head, c.name_text, 1024) && !objects_.read_str(c.name, c.name_text, 1024) &&
+        (objects_.decode_int(c.name, head, number) || objects_.read_int(c.name, number)))
+      c.name_text = fmt::format("Task-{}", number);
   }
 }
 
@@ -741,8 +739,8 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
 std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const std::vector<Candidate>& tasks,
                                          std::span<const size_t> which) {
   const auto& a = layout_.asyncio;
-  const uint32_t task_lo = std::min({a.task_state, a.task_coro, a.task_fut_waiter});
-  const uint32_t task_hi = std::max({a.task_state, a.task_coro, a.task_fut_waiter}) + 8;
+  const uint32_t task_lo = std::min({a.task_state, a.task_coro, a.task_fut_waiter, a.task_name});
+  const uint32_t task_hi = std::max({a.task_state, a.task_coro, a.task_fut_waiter, a.task_name}) + 8;
   // One read per task and per coroutine: the coroutine's bytes reach its stack slot, as a rule.
   auto extent = [](const Chain::Seen& seen) -> uint64_t {
     uint64_t end = seen.object + seen.size;
@@ -776,7 +774,8 @@ std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const
     const Candidate& t = tasks[i];
     const uint8_t* b = static_cast<const uint8_t*>(requests[r].out) - task_lo;
     bool same = requests[r++].ok && load<int32_t>(b + a.task_state) == static_cast<int32_t>(t.state) &&
-                load<uint64_t>(b + a.task_coro) == t.coro && load<uint64_t>(b + a.task_fut_waiter) == t.fut_waiter;
+                load<uint64_t>(b + a.task_coro) == t.coro && load<uint64_t>(b + a.task_fut_waiter) == t.fut_waiter &&
+                load<uint64_t>(b + a.task_name) == t.name && !t.name_text.empty();
     for (const auto& seen : chains[i].seen) {
       const auto& object = requests[r++];
       const uint8_t* o = static_cast<const uint8_t*>(object.out);
@@ -956,11 +955,13 @@ void AsyncioReader::read(std::vector<Candidate>& tasks, std::span<const PyThread
     chains[i].cursor = tasks[i].coro;
     all[i] = i;
   }
+  read_names(tasks, all);
   build_chains(chains, all, options.max_depth);
-  // A task that moved while we read is read once more, then left out.
+  // A task that moved while we read (or whose name did not read) is read once more, then left out.
   std::vector<bool> keep(tasks.size(), true);
   std::vector<size_t> retry = moved(chains, tasks, all);
   if (!retry.empty()) {
+    std::vector<size_t> again;
     for (size_t i : retry) {
       Candidate& t = tasks[i];
       chains[i] = Chain{};
@@ -969,15 +970,18 @@ void AsyncioReader::read(std::vector<Candidate>& tasks, std::span<const PyThread
         continue;
       }
       chains[i].cursor = t.coro;
+      again.push_back(i);
     }
-    build_chains(chains, retry, options.max_depth);
-    for (size_t i : moved(chains, tasks, retry)) keep[i] = false;
+    read_names(tasks, again);
+    build_chains(chains, again, options.max_depth);
+    for (size_t i : moved(chains, tasks, again)) keep[i] = false;
   }
   out.resize(tasks.size());
   for (size_t i = 0; i < tasks.size(); ++i) {
     const Candidate& c = tasks[i];
     AsyncTask& t = out[i];
     t.address = c.address;
+    t.name = c.name_text;
     t.state = c.state;
     t.coro = c.coro;
     t.loop = c.loop;
@@ -1001,7 +1005,6 @@ void AsyncioReader::read(std::vector<Candidate>& tasks, std::span<const PyThread
   stats_.torn += out.size() - kept;
   tasks.resize(kept);
   out.resize(kept);
-  read_names(tasks, out);
   attribute_threads(threads, out);
   if (options.awaiters) link_awaiters(tasks, out);
 }

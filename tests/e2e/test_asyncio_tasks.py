@@ -4,16 +4,19 @@ create_task, TaskGroup, wait_for, a parent awaiting its child through a deep cha
 and writes its ground truth; every task must be found with the same name (unicode ones too),
 state, thread, await chain (function, file and line of every coroutine), innermost awaitable and
 awaiting tasks, and nothing may be torn. Then the program is released and must finish normally.
-The second scenario adds a thread with its own loop, kept busy by a running task."""
+The second scenario adds a thread with its own loop, kept busy by a running task. The third reads
+tasks over and over while two loops create and finish them all the time."""
 import json
 import os
 import signal
 import subprocess
+import time
 
 import harness
 from harness import expect
 
 SAMPLE = os.path.join(harness.SAMPLES, "asyncio_handlers.py")
+CHURN = os.path.join(harness.SAMPLES, "asyncio_churn.py")
 
 
 def compare(truth, found):
@@ -73,9 +76,36 @@ def scenario(ctx, threads):
         program.wait()
 
 
+def churn(ctx):
+    """Tasks created and finished all the time, on two loops: a reader that scans them over and
+    over never fails, never reports a task without a name or a frame that does not resolve, and
+    only ever reports the program's own coroutines and asyncio's."""
+    program = subprocess.Popen([ctx.python, CHURN, "--seconds", "4"], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(program.stdout.readline())
+        time.sleep(0.3)  # asyncio imported, both loops turning
+        tool = subprocess.run([ctx.args.tool, str(pid), "--repeat", "150"], capture_output=True, text=True, timeout=120)
+        expect(tool.returncode == 0, "asyncio_tasks failed (%d): %s" % (tool.returncode, tool.stderr))
+        found = json.loads(tool.stdout)
+        all_scans = found["all_scans"]
+        expect(all_scans["tasks"] > 150, "tasks seen while they churn: %s" % all_scans)
+        expect(all_scans["unnamed"] == 0 and all_scans["unresolved_frames"] == 0,
+               "every task read while they churn is whole: %s" % all_scans)
+        expected = {"step", "churn_task", "churn", "sleep", "__sleep0"}
+        unexpected = [f for f in all_scans["functions"] if f.rsplit(".", 1)[-1] not in expected]
+        expect(not unexpected, "only the program's coroutines and asyncio's: %s" % unexpected)
+        print("ok: %d tasks read over 150 scans while they churn; %d torn (retried, then skipped), %d invalid "
+              "entries skipped" % (all_scans["tasks"], all_scans["torn"], all_scans["invalid"]))
+        expect(program.wait(timeout=60) == 0, "the churning program exits normally")
+    finally:
+        harness.kill_quietly(program)
+        program.wait()
+
+
 def test(ctx):
     scenario(ctx, 1)
     scenario(ctx, 2)
+    churn(ctx)
 
 
 if __name__ == "__main__":

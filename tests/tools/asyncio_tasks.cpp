@@ -7,13 +7,17 @@
 //   {"python": "3.12.1", "registry": "...", "offsets": "...",
 //    "stats": {"entries", "tasks", "torn", "invalid", "truncated", "reads"},
 //    "scan_us": [...], "cpu_us": [...], "reads_per_scan": [...],
+//    "all_scans": {"tasks", "torn", "invalid", "unnamed", "unresolved_frames", "functions": [...]},
 //    "tasks": [{"address": "0x..", "name": "Task-3", "state": "pending", "running": false,
 //               "thread_id": 1403.., "native_id": 123, "loop": "0x..", "fut_waiter": "0x.." | null,
 //               "awaiting": {"type": "Future", "task": "0x.." | null} | null,
 //               "awaited_by": ["0x.."], "frames": [{"function", "file", "line"}, ...]}]}
 //
-// frames: the await chain, innermost first, each resolved by the CodeCache.
+// frames: the await chain, innermost first, each resolved by the CodeCache. all_scans sums over
+// every scan what a reader of changing tasks must never produce (a task without a name, a frame
+// whose code does not resolve) and lists every function seen in a chain.
 #include <cstdio>
+#include <set>
 #include <cstdlib>
 #include <ctime>
 #include <string>
@@ -30,6 +34,12 @@ namespace {
 
 std::string quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
 std::string hex_or_null(uint64_t address) { return address ? fmt::format("\"{:#x}\"", address) : "null"; }
+
+std::vector<std::string> quoted_all(const std::set<std::string>& texts) {
+  std::vector<std::string> out;
+  for (const auto& t : texts) out.push_back(quoted(t));
+  return out;
+}
 
 int64_t thread_cpu_ns() {
   timespec ts{};
@@ -67,6 +77,10 @@ int main(int argc, char** argv) {
     python::CodeCache codes(memory, interp.layout);
     std::vector<python::PyThread> threads;
     std::vector<python::AsyncTask> tasks;
+    struct {
+      size_t tasks = 0, torn = 0, invalid = 0, unnamed = 0, unresolved = 0;
+      std::set<std::string> functions;
+    } all;
     std::vector<int64_t> times, cpu;
     std::vector<uint64_t> reads, known;
     bool ok = false;
@@ -83,15 +97,28 @@ int main(int argc, char** argv) {
       times.push_back((monotonic_ns() - start) / 1000);
       cpu.push_back((thread_cpu_ns() - cpu_start) / 1000);
       reads.push_back(reader.stats().reads);
+      all.tasks += tasks.size();
+      all.torn += reader.stats().torn;
+      all.invalid += reader.stats().invalid;
+      for (const auto& t : tasks) {
+        if (t.name.empty()) ++all.unnamed;
+        for (const auto& f : t.frames) {
+          const python::CodeInfo* code = codes.get(f.code, 0);
+          if (code) all.functions.insert(code->qualname);
+          else ++all.unresolved;
+        }
+      }
     }
     if (!ok) throw UserError("no asyncio tasks to read: " + reader.problem());
     const auto& s = reader.stats();
     std::string out = fmt::format(
         "{{\"python\": \"{}\", \"registry\": {}, \"offsets\": {},\n \"stats\": {{\"entries\": {}, \"tasks\": {}, "
         "\"torn\": {}, \"invalid\": {}, \"truncated\": {}, \"reads\": {}}},\n \"scan_us\": [{}], "
-        "\"cpu_us\": [{}], \"reads_per_scan\": [{}],\n \"tasks\": [",
+        "\"cpu_us\": [{}], \"reads_per_scan\": [{}],\n \"all_scans\": {{\"tasks\": {}, \"torn\": {}, "
+        "\"invalid\": {}, \"unnamed\": {}, \"unresolved_frames\": {}, \"functions\": [{}]}},\n \"tasks\": [",
         interp.version.text(), quoted(s.registry), quoted(s.offsets), s.registry_entries, s.tasks, s.torn, s.invalid,
-        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(cpu, ", "), fmt::join(reads, ", "));
+        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(cpu, ", "), fmt::join(reads, ", "), all.tasks, all.torn,
+        all.invalid, all.unnamed, all.unresolved, fmt::join(quoted_all(all.functions), ", "));
     for (size_t i = 0; i < tasks.size(); ++i) {
       const auto& t = tasks[i];
       std::vector<std::string> frames, by;
