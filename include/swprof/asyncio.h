@@ -108,7 +108,7 @@ class AsyncioReader {
   void read(std::vector<Candidate>& tasks, std::span<const PyThread> threads, std::vector<AsyncTask>& out,
             const AsyncioScanOptions& options);
   const TypeInfo& type_info(uint64_t type);
-  void find_debug_section();
+  bool find_debug_section();
   bool registry_tasks(std::span<const PyThread> threads, std::vector<Candidate>& out, size_t max_tasks);
   bool weak_set_or_set(uint64_t object, bool weak, std::vector<Candidate>& out, size_t max_tasks);
   bool set_keys(uint64_t set, std::vector<uint64_t>& keys);
@@ -134,7 +134,9 @@ class AsyncioReader {
   std::string problem_;
   std::unordered_map<uint64_t, TypeInfo> types_;
   std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> bytecodes_;  // ≤3.10: code -> co_code, bytes
-  bool section_searched_ = false;
+  bool section_found_ = false;
+  int64_t next_section_search_us_ = 0;
+  std::string offsets_;
   uint64_t registry_sets_[2] = {0, 0};  // ≤3.13: the registry's set objects, found once
   uint64_t set_type_ = 0;
   std::vector<uint8_t> window_buffer_;

@@ -34,6 +34,7 @@ constexpr size_t kMaxSetSlots = 1u << 22;
 constexpr size_t kMaxCallbacks = 64;
 constexpr size_t kNameBytes = 128;      // enough for the header and a name of ~80 ASCII characters
 constexpr size_t kMaxTypeBases = 32;
+constexpr const char* kNotImported = "asyncio is not imported (no asyncio.tasks module)";
 // A coroutine's value stack follows its frame's fields: read this much more with them, and the
 // awaited object on the stack's top usually comes in the same read.
 constexpr uint32_t kStackWindow = 192;
@@ -95,9 +96,7 @@ struct AsyncioReader::Chain {
 
 AsyncioReader::AsyncioReader(const target::Memory& memory, const Interpreter& interp)
     : memory_(memory), interp_(interp), layout_(interp.layout), objects_(memory, layout_) {
-  stats_.offsets = "built-in table";
-  if (layout_.from_debug_offsets && layout_.asyncio.gen_iframe != kAbsent && layout_.version.minor >= 14)
-    stats_.offsets = "built-in table; coroutines from _Py_DebugOffsets";
+  offsets_ = "built-in table";
 }
 
 // Objects of a kind are allocated together (CPython's small-object allocator fills 16 KiB pools
@@ -194,8 +193,7 @@ const AsyncioReader::TypeInfo& AsyncioReader::type_info(uint64_t type) {
 // 3.14+: the task offsets the target publishes in its "AsyncioDebug" section (_asyncio's shared
 // object, or the executable when _asyncio is built in), read from the file it maps.
 
-void AsyncioReader::find_debug_section() {
-  section_searched_ = true;
+bool AsyncioReader::find_debug_section() {
   auto& a = layout_.asyncio;
   for (const auto& m : target::read_maps(memory_.pid())) {
     if (m.path.empty() || m.file_offset != 0) continue;
@@ -218,8 +216,8 @@ void AsyncioReader::find_debug_section() {
                        v[6] + 16 <= v[0] && v[7] > 0 && v[7] < (64u << 20) && v[8] + 16 <= v[7] && v[9] > 0 &&
                        v[9] < (1u << 20) && v[10] < v[9] && v[11] < v[9] && v[12] + 16 <= v[9];
       if (!plausible) {
-        stats_.offsets = fmt::format("built-in table (the AsyncioDebug section of {} is implausible)", m.path);
-        return;
+        offsets_ = fmt::format("built-in table (the AsyncioDebug section of {} is implausible)", m.path);
+        return true;
       }
       a.task_size = static_cast<uint32_t>(v[0]);
       a.task_name = static_cast<uint32_t>(v[1]);
@@ -232,10 +230,11 @@ void AsyncioReader::find_debug_section() {
       a.tstate_running_task = static_cast<uint32_t>(v[11]);
       a.tstate_tasks_head = static_cast<uint32_t>(v[12]);
       a.from_debug_section = true;
-      stats_.offsets = "AsyncioDebug section of " + m.path;
-      return;
+      offsets_ = "AsyncioDebug section of " + m.path;
+      return true;
     }
   }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,9 +344,19 @@ bool AsyncioReader::registry_tasks(std::span<const PyThread> threads, std::vecto
   using Registry = Layout::Asyncio::Registry;
   const auto& a = layout_.asyncio;
   if (a.registry == Registry::kThreadLists) {
-    if (!section_searched_) find_debug_section();
+    // _asyncio publishes its offsets once it is loaded; until then there are no tasks to read
+    // (the tables serve a build that does not publish them). Look again at most once a second.
+    int64_t now = monotonic_us();
+    if (!section_found_ && now >= next_section_search_us_) {
+      section_found_ = find_debug_section();
+      next_section_search_us_ = now + 1000000;
+    }
     stats_.registry = "per-thread task lists (_PyThreadStateImpl.asyncio_tasks_head) and the interpreter's";
     thread_lists(threads, out, max_tasks);
+    if (out.empty() && !objects_.module_global(interp_.runtime, "asyncio.tasks", "Task")) {
+      problem_ = kNotImported;
+      return false;
+    }
     return true;
   }
   bool eager = a.registry == Registry::kScheduledEager;
@@ -360,7 +369,7 @@ bool AsyncioReader::registry_tasks(std::span<const PyThread> threads, std::vecto
       if (!set) {
         uint64_t holder = objects_.module_global(interp_.runtime, "asyncio.tasks", names[i]);
         if (!holder) {
-          problem_ = "asyncio is not imported (no asyncio.tasks module)";
+          problem_ = kNotImported;
           return false;
         }
         set = i == 0 ? objects_.instance_attr(holder, "data") : holder;  // WeakSet keeps a set in .data
@@ -935,13 +944,14 @@ void AsyncioReader::read(std::span<const uint64_t> addresses, std::span<const Py
 void AsyncioReader::begin(std::vector<AsyncTask>& out) {
   out.clear();
   problem_.clear();
-  std::string offsets = std::move(stats_.offsets);
   stats_ = AsyncioStats{};
-  stats_.offsets = std::move(offsets);
   syscalls_at_start_ = memory_.syscalls();
 }
 
 void AsyncioReader::finish(const std::vector<AsyncTask>& out) {
+  stats_.offsets = offsets_;
+  if (layout_.from_debug_offsets && layout_.asyncio.gen_iframe != kAbsent && layout_.version.minor >= 14)
+    stats_.offsets += "; coroutines: _Py_DebugOffsets";
   stats_.tasks = out.size();
   stats_.reads = memory_.syscalls() - syscalls_at_start_;
 }

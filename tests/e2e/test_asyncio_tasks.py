@@ -5,7 +5,8 @@ and writes its ground truth; every task must be found with the same name (unicod
 state, thread, await chain (function, file and line of every coroutine), innermost awaitable and
 awaiting tasks, and nothing may be torn. Then the program is released and must finish normally.
 The second scenario adds a thread with its own loop, kept busy by a running task. The third reads
-tasks over and over while two loops create and finish them all the time."""
+tasks over and over while two loops create and finish them all the time; the last, a program that
+imports asyncio only after the reader started."""
 import json
 import os
 import signal
@@ -102,10 +103,48 @@ def churn(ctx):
         program.wait()
 
 
+LATE = r"""
+import os, signal, sys, time
+print(os.getpid(), flush=True)
+go = []
+signal.signal(signal.SIGUSR1, lambda *_: go.append(1))
+while not go:
+    time.sleep(0.01)
+import asyncio
+async def main():
+    await asyncio.create_task(asyncio.sleep(60), name="late")
+asyncio.run(main())
+"""
+
+
+def late_import(ctx):
+    """A program that imports asyncio after the reader started: nothing to read at first (one
+    clear reason), then its tasks, found by the same reader."""
+    program = subprocess.Popen([ctx.python, "-c", LATE], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = program.stdout.readline().strip()
+        before = subprocess.run([ctx.args.tool, pid], capture_output=True, text=True, timeout=60)
+        expect(before.returncode != 0 and "asyncio is not" in before.stderr,
+               "before asyncio is imported: %d %r" % (before.returncode, before.stderr))
+        waiting = subprocess.Popen([ctx.args.tool, pid, "--wait", "30"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        program.send_signal(signal.SIGUSR1)
+        found = json.loads(waiting.communicate(timeout=60)[0])
+        names = [t["name"] for t in found["tasks"]]
+        expect("late" in names and found["scans_before_found"] > 0,
+               "the same reader finds the tasks once asyncio is imported: %s after %d scans" % (
+                   names, found["scans_before_found"]))
+        print("ok: asyncio imported late: '%s' first, then %s" % (before.stderr.strip(), names))
+    finally:
+        harness.kill_quietly(program)
+        program.wait()
+
+
 def test(ctx):
     scenario(ctx, 1)
     scenario(ctx, 2)
     churn(ctx)
+    late_import(ctx)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-// asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters]: the asyncio tasks of a running Python
-// process as JSON, read from outside with AsyncioReader (src/python/asyncio.cpp), for the
-// end-to-end tests and the bench. --repeat scans N times and reports each scan's wall and CPU time
-// (the tasks of the last scan); with --refresh the scans after the first re-read the tasks the
-// first one found (AsyncioReader::read) instead of walking the registry again.
+// asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS]: the asyncio tasks of
+// a running Python process as JSON, read from outside with AsyncioReader (src/python/asyncio.cpp),
+// for the end-to-end tests and the bench. --repeat scans N times and reports each scan's wall and
+// CPU time (the tasks of the last scan); with --refresh the scans after the first re-read the
+// tasks the first one found (AsyncioReader::read) instead of walking the registry again. --wait
+// keeps scanning (every 50 ms, with the same reader) until a scan finds tasks, for up to SECONDS.
 //
 //   {"python": "3.12.1", "registry": "...", "offsets": "...",
 //    "stats": {"entries", "tasks", "torn", "invalid", "truncated", "reads"},
@@ -20,6 +21,8 @@
 #include <set>
 #include <cstdlib>
 #include <ctime>
+
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -51,18 +54,20 @@ int64_t thread_cpu_ns() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters]\n");
+    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS]\n");
     return 2;
   }
   pid_t pid = std::atoi(argv[1]);
   int repeat = 1;
   bool refresh = false;
+  double wait_seconds = 0;
   python::AsyncioScanOptions options;
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-awaiters") options.awaiters = false;
     else if (arg == "--refresh") refresh = true;
+    else if (arg == "--wait" && i + 1 < argc) wait_seconds = std::atof(argv[++i]);
     else {
       std::fprintf(stderr, "asyncio_tasks: unknown argument %s\n", arg.c_str());
       return 2;
@@ -84,6 +89,13 @@ int main(int argc, char** argv) {
     std::vector<int64_t> times, cpu;
     std::vector<uint64_t> reads, known;
     bool ok = false;
+    int64_t give_up = monotonic_us() + static_cast<int64_t>(wait_seconds * 1e6);
+    size_t waited = 0;
+    while (walker.read_threads(threads) && (!reader.scan(threads, tasks, options) || tasks.empty()) &&
+           monotonic_us() < give_up) {
+      ++waited;
+      usleep(50000);
+    }
     for (int i = 0; i < repeat; ++i) {
       int64_t start = monotonic_ns(), cpu_start = thread_cpu_ns();
       if (!walker.read_threads(threads)) throw UserError("cannot read the thread states");
@@ -114,10 +126,10 @@ int main(int argc, char** argv) {
     std::string out = fmt::format(
         "{{\"python\": \"{}\", \"registry\": {}, \"offsets\": {},\n \"stats\": {{\"entries\": {}, \"tasks\": {}, "
         "\"torn\": {}, \"invalid\": {}, \"truncated\": {}, \"reads\": {}}},\n \"scan_us\": [{}], "
-        "\"cpu_us\": [{}], \"reads_per_scan\": [{}],\n \"all_scans\": {{\"tasks\": {}, \"torn\": {}, "
+        "\"cpu_us\": [{}], \"reads_per_scan\": [{}], \"scans_before_found\": {},\n \"all_scans\": {{\"tasks\": {}, \"torn\": {}, "
         "\"invalid\": {}, \"unnamed\": {}, \"unresolved_frames\": {}, \"functions\": [{}]}},\n \"tasks\": [",
         interp.version.text(), quoted(s.registry), quoted(s.offsets), s.registry_entries, s.tasks, s.torn, s.invalid,
-        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(cpu, ", "), fmt::join(reads, ", "), all.tasks, all.torn,
+        s.truncated, s.reads, fmt::join(times, ", "), fmt::join(cpu, ", "), fmt::join(reads, ", "), waited, all.tasks, all.torn,
         all.invalid, all.unnamed, all.unresolved, fmt::join(quoted_all(all.functions), ", "));
     for (size_t i = 0; i < tasks.size(); ++i) {
       const auto& t = tasks[i];
