@@ -410,17 +410,16 @@ bool AsyncioReader::task_fields(Candidate& c, const uint8_t* b) {
 void AsyncioReader::read_tasks(std::vector<Candidate>& candidates) {
   const size_t size = layout_.asyncio.task_size;
   std::vector<target::Memory::Request> requests;
-  for (auto& c : candidates)
-    if (c.bytes.empty()) {
-      c.bytes.resize(size);
-      requests.push_back({c.address, c.bytes.data(), size, false});
+  std::vector<size_t> which;
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (candidates[i].bytes.empty()) {
+      candidates[i].bytes.resize(size);
+      requests.push_back({candidates[i].address, candidates[i].bytes.data(), size, false});
+      which.push_back(i);
     }
   batch(requests);
-  for (const auto& r : requests)
-    if (!r.ok) {
-      for (auto& c : candidates)
-        if (c.bytes.data() == r.out) c.bytes.clear();
-    }
+  for (size_t k = 0; k < requests.size(); ++k)
+    if (!requests[k].ok) candidates[which[k]].bytes.clear();
   std::unordered_set<uint64_t> seen;
   std::vector<Candidate> kept;
   for (auto& c : candidates) {
