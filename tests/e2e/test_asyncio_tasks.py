@@ -69,6 +69,15 @@ def scenario(ctx, threads):
         with open(ctx.path("found-%d.json" % threads), "w", encoding="utf-8") as f:
             f.write(tool.stdout)
         compare(truth, found)
+        if threads == 1:
+            # A chain longer than the reader's limit keeps its outermost coroutines, and says so.
+            cut = subprocess.run([ctx.args.tool, str(program.pid), "--max-depth", "5"], capture_output=True, text=True,
+                                 timeout=60)
+            cut = json.loads(cut.stdout)
+            longest = max(truth["tasks"], key=lambda t: len(t["frames"]))
+            got = [t for t in cut["tasks"] if t["name"] == longest["name"]][0]
+            expect(got["frames"] == list(reversed(longest["frames"][:5])) and cut["stats"]["truncated"] >= 1,
+                   "with --max-depth 5, %s keeps its 5 outermost coroutines: %s" % (longest["name"], got["frames"]))
         program.send_signal(signal.SIGUSR1)
         out, err = program.communicate(timeout=60)
         expect(program.returncode == 0, "the program, released, exits %d: %s" % (program.returncode, err))

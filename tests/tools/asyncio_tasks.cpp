@@ -1,4 +1,4 @@
-// asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS]: the asyncio tasks of
+// asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS] [--max-depth N]: the asyncio tasks of
 // a running Python process as JSON, read from outside with AsyncioReader (src/python/asyncio.cpp),
 // for the end-to-end tests and the bench. --repeat scans N times and reports each scan's wall and
 // CPU time (the tasks of the last scan); with --refresh the scans after the first re-read the
@@ -54,7 +54,8 @@ int64_t thread_cpu_ns() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS]\n");
+    std::fprintf(stderr, "usage: asyncio_tasks PID [--repeat N] [--refresh] [--no-awaiters] [--wait SECONDS] "
+                         "[--max-depth N]\n");
     return 2;
   }
   pid_t pid = std::atoi(argv[1]);
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     if (arg == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (arg == "--no-awaiters") options.awaiters = false;
     else if (arg == "--refresh") refresh = true;
+    else if (arg == "--max-depth" && i + 1 < argc) options.max_depth = std::strtoul(argv[++i], nullptr, 10);
     else if (arg == "--wait" && i + 1 < argc) wait_seconds = std::atof(argv[++i]);
     else {
       std::fprintf(stderr, "asyncio_tasks: unknown argument %s\n", arg.c_str());
