@@ -78,6 +78,7 @@ struct AsyncioReader::Chain {
   std::vector<RawFrame> frames;  // outermost first while building
   Awaitable awaiting;
   bool running = false, truncated = false;
+  bool torn = false;  // an object on the way could not be read, or was not one
   // Each coroutine it went through, to read again: the bytes that were decoded (a generator's
   // head, or a frame object), what they said, and the stack slot holding the awaited object.
   struct Seen {
@@ -586,7 +587,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
       r.offset = c.lasti < 0 ? -1 : (l.lasti_in_code_units ? c.lasti * 2 : c.lasti);
     }
     if (!plausible_pointer(r.code)) {
-      c.awaiting = {frame, "<torn coroutine>", 0};
+      c.torn = true;
       return false;
     }
     c.frames.push_back(r);
@@ -641,7 +642,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
       c.stack_at = c.check_at = 0;
       // A small object near the end of its mapping: read just its header and first field.
       if (!requests[i].ok && !memory_.read(object, h, 24)) {
-        c.awaiting = {object, "<unreadable>", 0};
+        c.torn = true;
         continue;
       }
       const TypeInfo& type = type_info(live_object(h, l.version.minor) ? load<uint64_t>(h + kObType) : 0);
@@ -650,11 +651,18 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
         if (plausible_pointer(future)) {
           c.cursor = future;
           next.push_back(active[i]);
+        } else {
+          c.torn = true;
         }
         continue;
       }
-      if ((type.kind != Kind::kCoroutine && type.kind != Kind::kGenerator) || !requests[i].ok) {
-        c.awaiting = {object, type.name.empty() ? "<unknown>" : type.name, type.kind == Kind::kTask ? object : 0};
+      bool is_coroutine = type.kind == Kind::kCoroutine || type.kind == Kind::kGenerator;
+      if (type.name.empty() || (is_coroutine && !requests[i].ok)) {
+        c.torn = true;  // freed, not an object, or cut short: read the task again
+        continue;
+      }
+      if (!is_coroutine) {
+        c.awaiting = {object, type.name, type.kind == Kind::kTask ? object : 0};
         continue;
       }
       if (depth >= max_depth) {
@@ -682,7 +690,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
         Chain& c = chains[objects[i]];
         const uint8_t* f = frames.data() + i * frame_size;
         if (!requests[i].ok && !memory_.read(c.frame, frames.data() + i * frame_size, frame_fields)) {
-          c.awaiting = {c.frame, "<torn coroutine>", 0};
+          c.torn = true;
           continue;
         }
         uint32_t size = requests[i].ok ? frame_size : frame_fields;
@@ -716,7 +724,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
         Chain& c = chains[suspended[i]];
         if ((stack_request[i] >= 0 && !requests[stack_request[i]].ok) ||
             (check_request[i] >= 0 && !requests[check_request[i]].ok)) {
-          c.awaiting = {c.stack_at, "<torn coroutine>", 0};
+          c.torn = true;
           continue;
         }
         bool yield_from = true;
@@ -783,7 +791,7 @@ std::vector<size_t> AsyncioReader::moved(const std::vector<Chain>& chains, const
     const uint8_t* b = static_cast<const uint8_t*>(requests[r].out) - task_lo;
     bool same = requests[r++].ok && load<int32_t>(b + a.task_state) == static_cast<int32_t>(t.state) &&
                 load<uint64_t>(b + a.task_coro) == t.coro && load<uint64_t>(b + a.task_fut_waiter) == t.fut_waiter &&
-                load<uint64_t>(b + a.task_name) == t.name && !t.name_text.empty();
+                load<uint64_t>(b + a.task_name) == t.name && !t.name_text.empty() && !chains[i].torn;
     for (const auto& seen : chains[i].seen) {
       const auto& object = requests[r++];
       const uint8_t* o = static_cast<const uint8_t*>(object.out);
