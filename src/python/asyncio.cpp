@@ -559,9 +559,8 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
   // fields and the start of its value stack; ≤3.10 the coroutine's head only, and level 2 its
   // frame object with the start of the value stack. The awaited object, on the stack's top, comes
   // with them unless the frame has many locals; then a last read fetches it.
-  const uint32_t frame_fields = std::max({a.frame_stacktop, a.frame_stackdepth, a.frame_executing, a.frame_state,
-                                          a.frame_valuestack, l.frame.instr, l.frame.code},
-                                         [](uint32_t x, uint32_t y) { return (x == kAbsent ? 0 : x) < (y == kAbsent ? 0 : y); }) + 8;
+  const uint32_t frame_fields = end_of_fields({a.frame_stacktop, a.frame_stackdepth, a.frame_executing, a.frame_state,
+                                               a.frame_valuestack, l.frame.instr, l.frame.code});
   const uint32_t head_size = embedded ? a.gen_iframe + l.frame.size + kStackWindow : 32;
   const uint32_t frame_size = embedded ? 0 : std::max(frame_fields, l.frame.localsplus) + kStackWindow;
   std::vector<size_t> active;
