@@ -115,6 +115,61 @@ struct Layout {
     uint32_t used = kAbsent, keys = kAbsent, values = kAbsent;
   } dict;
   uint32_t module_dict = 16;  // PyModuleObject.md_dict
+
+  // asyncio (src/python/asyncio.cpp): where the tasks are, and what a suspended coroutine awaits.
+  // The generic object and frame facts come from each version's headers (checked by
+  // tests/layout/offsets_probe.c); the Task / Future / FutureIter / functools.partial fields are
+  // defined only in Modules/*.c, so tests/layout/asyncio_probe.py checks them against each
+  // running interpreter. 3.14+ publishes the task fields in its "AsyncioDebug" section and the
+  // coroutine fields in _Py_DebugOffsets; both override these tables at run time.
+  struct Asyncio {
+    enum class Registry : uint8_t {
+      kAllTasks,        // 3.8–3.11: asyncio.tasks._all_tasks, a WeakSet (of the _asyncio module)
+      kScheduledEager,  // 3.12–3.13: _scheduled_tasks (WeakSet) + _eager_tasks (set)
+      kThreadLists,     // 3.14+: a linked list per thread state, one per interpreter (dead threads)
+    };
+    static constexpr int8_t kNoState = -128;  // a frame state the version does not have
+
+    Registry registry = Registry::kAllTasks;
+    // TaskObj (FutureObj_HEAD then the task fields).
+    uint32_t task_loop = 16, task_callback0 = 24, task_callbacks = 40;
+    uint32_t task_state = kAbsent, task_fut_waiter = kAbsent, task_coro = kAbsent, task_name = kAbsent;
+    uint32_t task_size = 0;
+    uint32_t task_awaited_by = kAbsent, task_awaited_by_is_set = kAbsent, task_node = kAbsent;  // 3.14+
+    uint32_t future_iter_future = 16;  // futureiterobject.future
+    uint32_t wakeup_task = kAbsent;    // 3.8–3.9 TaskWakeupMethWrapper.ww_task (then a builtin method)
+    uint32_t partial_args = 24;        // functools.partial.args
+    // Generic objects.
+    uint32_t type_base = kAbsent;      // PyTypeObject.tp_base
+    uint32_t set_mask = kAbsent, set_table = kAbsent;  // PySetObject; entries are {key, hash}
+    uint32_t list_size = 16, list_items = kAbsent;     // PyListObject
+    uint32_t weakref_object = kAbsent;                 // PyWeakReference.wr_object (None when dead)
+    uint32_t method_self = kAbsent;                    // PyMethodObject.im_self (a bound method)
+    uint32_t cfunction_self = kAbsent;                 // PyCFunctionObject.m_self
+    // Coroutines and generators (same head). ≤3.10 point at a frame object; 3.11+ embed the frame.
+    uint32_t gen_frame = kAbsent;                      // ≤3.10 gi_frame
+    uint32_t gen_iframe = kAbsent, gen_frame_state = kAbsent;  // 3.11+
+    uint32_t frame_valuestack = kAbsent;               // ≤3.10 PyFrameObject.f_valuestack
+    uint32_t frame_stacktop = kAbsent;                 // 3.8–3.9 f_stacktop (non-NULL while suspended)
+    uint32_t frame_stackdepth = kAbsent;               // 3.10 f_stackdepth
+    uint32_t frame_executing = kAbsent;                // 3.8–3.9 f_executing
+    uint32_t frame_state = kAbsent;                    // 3.10 f_state
+    uint32_t iframe_stacktop = kAbsent;                // 3.11–3.13 _PyInterpreterFrame.stacktop (words)
+    uint32_t iframe_stackpointer = kAbsent;            // 3.14+ _PyInterpreterFrame.stackpointer
+    uint8_t yield_from_depth = 1;  // 3.11+: the awaited object's slot, counted from the stack's top
+                                   // (3.15's SEND keeps one more item above it)
+    int8_t state_created = kNoState, state_suspended = kNoState, state_executing = kNoState;
+    int8_t state_suspended_yield_from = kNoState;      // 3.13+
+    int8_t state_suspended_yield_from_locked = kNoState;  // 3.15+
+    int8_t state_completed = kNoState, state_cleared = kNoState;
+    // Whether a suspended frame sits in an `await` (yield from), when its state does not say.
+    int16_t op_yield_from = -1;                        // ≤3.10: the next instruction is YIELD_FROM
+    int16_t op_resume = -1, op_resume_quick = -1, op_instrumented_resume = -1;  // 3.11–3.12: RESUME, oparg >= 2
+    // 3.14+: _PyThreadStateImpl and PyInterpreterState.
+    uint32_t tstate_tasks_head = kAbsent, tstate_running_loop = kAbsent, tstate_running_task = kAbsent;
+    uint32_t interp_tasks_head = kAbsent;
+    bool from_debug_section = false;  // the task fields came from the target's AsyncioDebug section
+  } asyncio;
 };
 
 // The built-in table for 3.minor, or nullptr when swprof does not know that version.
@@ -172,7 +227,11 @@ class ObjectReader {
   // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
   bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
   bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
-  bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 2 digits)
+  bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 3 digits)
+  // The same from bytes already read at `address` (for batched reads); false when they are not
+  // such an object or do not hold all of it (read_str / read_int then read it whole).
+  bool decode_str(uint64_t address, std::span<const uint8_t> bytes, std::string& out, size_t max_chars) const;
+  bool decode_int(uint64_t address, std::span<const uint8_t> bytes, int64_t& out) const;
   // The type's tp_name (bounded); empty on failure.
   std::string type_name(uint64_t type_address) const;
   uint64_t type_of(uint64_t object) const;
@@ -182,6 +241,9 @@ class ObjectReader {
   bool dict_items(uint64_t dict, std::vector<std::pair<uint64_t, uint64_t>>& out, size_t max_items = 4096) const;
   // obj.__dict__[name] for a plain instance (handles managed / inline dicts); 0 when absent.
   uint64_t instance_attr(uint64_t object, std::string_view name) const;
+  // sys.modules[module].__dict__[name] in the main interpreter of the runtime at `runtime`; 0 when
+  // the module is not imported (yet) or has no such global.
+  uint64_t module_global(uint64_t runtime, std::string_view module, std::string_view name) const;
 
   const target::Memory& memory() const { return memory_; }
 
@@ -422,10 +484,5 @@ class ThreadNames {
   uint64_t active_ = 0;
   int64_t last_search_us_ = -1000000000;
 };
-
-// sys.modules[module].__dict__[name] in the target's main interpreter: a handful of reads, for
-// module globals found by name (threading._active, greenlet's type). 0 when absent or unreadable.
-uint64_t module_global(const Interpreter& interp, const ObjectReader& objects, std::string_view module,
-                       std::string_view name);
 
 }  // namespace swprof::python

@@ -298,17 +298,10 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
 // Before 3.11 the binary does not say its micro version; the running interpreter does, in
 // sys.version ("3.8.18 (default, ...)").
 void refine_version(Interpreter& interp, const target::Memory& memory) {
-  const Layout& l = interp.layout;
   if (!runtime_ready(interp, memory)) return;
-  uint64_t head = 0, modules = 0, sys_dict = 0;
-  if (!memory.read_value(interp.runtime + l.runtime.interpreters_head, head) ||
-      !memory.read_value(head + l.interp.modules, modules) || !modules)
-    return;
-  ObjectReader objects(memory, l);
-  uint64_t sys = objects.dict_get(modules, "sys");
-  if (!sys || !memory.read_value(sys + l.module_dict, sys_dict)) return;
+  ObjectReader objects(memory, interp.layout);
   std::string text;
-  if (!objects.read_str(objects.dict_get(sys_dict, "version"), text, 512)) return;
+  if (!objects.read_str(objects.module_global(interp.runtime, "sys", "version"), text, 512)) return;
   int major = 0, minor = 0, micro = 0;
   if (std::sscanf(text.c_str(), "%d.%d.%d", &major, &minor, &micro) == 3 && major == interp.version.major &&
       minor == interp.version.minor) {

@@ -93,13 +93,13 @@ std::vector<SwitchEntry> GreenletModule::probes() const {
 std::optional<GreenletModule> find_greenlet(const Interpreter& interp, const target::Memory& memory) {
   const Layout& l = interp.layout;
   ObjectReader objects(memory, l);
-  uint64_t type = module_global(interp, objects, "greenlet._greenlet", "greenlet");
-  uint64_t capsule = module_global(interp, objects, "greenlet._greenlet", "_C_API");
+  uint64_t type = objects.module_global(interp.runtime, "greenlet._greenlet", "greenlet");
+  uint64_t capsule = objects.module_global(interp.runtime, "greenlet._greenlet", "_C_API");
   if (!type || !capsule) return std::nullopt;  // not imported, or still initialising
   GreenletModule g;
   g.type = type;
   std::string version_text;
-  if (uint64_t v = module_global(interp, objects, "greenlet", "__version__")) objects.read_str(v, version_text, 32);
+  if (uint64_t v = objects.module_global(interp.runtime, "greenlet", "__version__")) objects.read_str(v, version_text, 32);
   g.version = version_text.empty() ? "(unknown version)" : sanitize_text(version_text);
   auto unusable = [&](const std::string& why) {
     return UserError(fmt::format("greenlet {} in process {} cannot be followed: {}", g.version, memory.pid(), why));

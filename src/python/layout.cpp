@@ -200,11 +200,111 @@ Layout interpreter_frame_layout(int minor) {
   return l;
 }
 
+// asyncio's facts. The generic ones are from each version's headers; the TaskObj fields from
+// Modules/_asynciomodule.c at each version (checked against the interpreters by
+// tests/layout/asyncio_probe.py); 3.14+ reads them from the target's AsyncioDebug section too.
+void set_asyncio(Layout& l, int minor) {
+  auto& a = l.asyncio;
+  using Registry = Layout::Asyncio::Registry;
+  a.registry = minor <= 11 ? Registry::kAllTasks : minor <= 13 ? Registry::kScheduledEager : Registry::kThreadLists;
+  struct TaskFields {
+    uint32_t state, fut_waiter, coro, name, size;
+  };
+  static constexpr TaskFields kTask[] = {
+      {72, 104, 112, 120, 144},   // 3.8
+      {80, 144, 152, 160, 184},   // 3.9: _PyErr_StackItem task_cancelled_exc_state
+      {88, 152, 160, 168, 192},   // 3.10: fut_exception_tb
+      {88, 128, 136, 144, 176},   // 3.11: cancelled_exc is an object again
+      {88, 128, 136, 144, 176},   // 3.12
+      {96, 112, 120, 128, 144},   // 3.13: bit fields
+      {104, 120, 128, 136, 168},  // 3.14: fut_awaited_by, is_task, task_node
+      {104, 120, 128, 136, 168},  // 3.15
+  };
+  const TaskFields& t = kTask[minor - kMinMinor];
+  a.task_state = t.state;
+  a.task_fut_waiter = t.fut_waiter;
+  a.task_coro = t.coro;
+  a.task_name = t.name;
+  a.task_size = t.size;
+  if (minor >= 14) {
+    a.task_awaited_by = 96;
+    a.task_awaited_by_is_set = 109;
+    a.task_node = 152;
+  }
+  if (minor <= 9) a.wakeup_task = 16;
+  a.type_base = 256;
+  a.set_mask = 32;
+  a.set_table = 40;
+  a.list_items = 24;
+  a.weakref_object = 16;
+  a.method_self = 24;
+  a.cfunction_self = 24;
+  if (minor <= 10) {
+    a.gen_frame = 16;
+    a.frame_valuestack = 64;
+    a.op_yield_from = 72;
+    if (minor <= 9) {
+      a.frame_stacktop = 72;
+      a.frame_executing = 116;
+    } else {
+      a.frame_stackdepth = 80;
+      a.frame_state = 108;
+    }
+  } else {
+    a.gen_iframe = minor == 11 ? 80 : 72;
+    a.gen_frame_state = minor == 11 ? 75 : 67;
+    if (minor <= 13) a.iframe_stacktop = 64;
+    else a.iframe_stackpointer = 64;
+    a.yield_from_depth = minor >= 15 ? 2 : 1;
+    if (minor == 11) {
+      a.op_resume = 151;
+      a.op_resume_quick = 150;
+    } else if (minor == 12) {
+      a.op_resume = 151;
+      a.op_instrumented_resume = 240;
+    }
+  }
+  if (minor >= 10 && minor <= 12) {
+    a.state_created = -2;
+    a.state_suspended = -1;
+    a.state_executing = 0;
+    a.state_completed = 1;
+    a.state_cleared = 4;
+  } else if (minor == 13 || minor == 14) {
+    a.state_created = -3;
+    a.state_suspended = -2;
+    a.state_suspended_yield_from = -1;
+    a.state_executing = 0;
+    a.state_completed = 1;
+    a.state_cleared = 4;
+  } else if (minor >= 15) {
+    a.state_created = 0;
+    a.state_suspended = 1;
+    a.state_suspended_yield_from = 2;
+    a.state_suspended_yield_from_locked = 3;
+    a.state_executing = 4;
+    a.state_cleared = 5;
+  }
+  if (minor == 14) {
+    a.tstate_tasks_head = 880;
+    a.tstate_running_loop = 864;
+    a.tstate_running_task = 872;
+    a.interp_tasks_head = 10880;
+  } else if (minor == 15) {
+    a.tstate_tasks_head = 1048;
+    a.tstate_running_loop = 1024;
+    a.tstate_running_task = 1032;
+    a.interp_tasks_head = 10856;
+  }
+}
+
 struct Tables {
   Layout layouts[kMaxMinor - kMinMinor + 1];
   Tables() {
-    for (int minor = kMinMinor; minor <= kMaxMinor; ++minor)
+    for (int minor = kMinMinor; minor <= kMaxMinor; ++minor) {
       layouts[minor - kMinMinor] = minor <= 10 ? frame_object_layout(minor) : interpreter_frame_layout(minor);
+      set_asyncio(layouts[minor - kMinMinor], minor);
+    }
   }
 };
 
@@ -441,6 +541,21 @@ std::optional<std::string> apply_debug_offsets(Layout& l, std::span<const uint8_
     l.type.basicsize = u32(v["type_object.tp_basicsize"]);
     l.type.dictoffset = u32(v["type_object.tp_dictoffset"]);
     l.type.heap_cached_keys = u32(v["heap_type_object.ht_cached_keys"]);
+  }
+  if (v.count("gen_object.gi_iframe")) {
+    // 3.14+: coroutines and the containers asyncio keeps its tasks in.
+    uint64_t gen_size = v["gen_object.size"];
+    if (gen_size == 0 || gen_size > 4096 || v["gen_object.gi_iframe"] >= gen_size ||
+        v["gen_object.gi_frame_state"] >= gen_size || v["interpreter_frame.stackpointer"] >= v["interpreter_frame.size"])
+      return "_Py_DebugOffsets holds implausible generator offsets";
+    auto& a = l.asyncio;
+    a.gen_iframe = u32(v["gen_object.gi_iframe"]);
+    a.gen_frame_state = u32(v["gen_object.gi_frame_state"]);
+    a.iframe_stackpointer = u32(v["interpreter_frame.stackpointer"]);
+    a.set_mask = u32(v["set_object.mask"]);
+    a.set_table = u32(v["set_object.table"]);
+    a.list_items = u32(v["list_object.ob_item"]);
+    a.list_size = u32(v["list_object.ob_size"]);
   }
   l.version.micro = static_cast<int>((hex >> 8) & 0xFF);
   l.from_debug_offsets = true;

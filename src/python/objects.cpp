@@ -52,6 +52,7 @@ bool ObjectReader::read_str(uint64_t address, std::string& out, size_t max_chars
   uint8_t header[128];
   size_t header_size = std::max(u.compact_size, u.ascii_size) + 8;
   if (header_size > sizeof header || !memory_.read(address, header, header_size)) return false;
+  if (decode_str(address, {header, header_size}, out, max_chars)) return true;
   uint64_t type = load<uint64_t>(header + kObTypeOffset);
   if (str_type_ ? type != str_type_ : !is_type(address, "str", str_type_)) return false;
   int64_t length = load<int64_t>(header + u.length);
@@ -76,6 +77,30 @@ bool ObjectReader::read_str(uint64_t address, std::string& out, size_t max_chars
   return true;
 }
 
+bool ObjectReader::decode_str(uint64_t address, std::span<const uint8_t> bytes, std::string& out,
+                              size_t max_chars) const {
+  out.clear();
+  const auto& u = layout_.unicode;
+  if (bytes.size() < u.ascii_size) return false;
+  uint64_t type = load<uint64_t>(bytes.data() + kObTypeOffset);
+  if (str_type_ ? type != str_type_ : !is_type(address, "str", str_type_)) return false;
+  int64_t length = load<int64_t>(bytes.data() + u.length);
+  uint32_t state = load<uint32_t>(bytes.data() + u.state);
+  unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+  if (length < 0 || static_cast<size_t>(length) > max_chars || !compact || (kind != 1 && kind != 2 && kind != 4) ||
+      (ascii && kind != 1))
+    return false;
+  size_t start = ascii ? u.ascii_size : u.compact_size;
+  if (start + static_cast<size_t>(length) * kind > bytes.size()) return false;
+  const uint8_t* data = bytes.data() + start;
+  for (size_t i = 0; i < static_cast<size_t>(length); ++i) {
+    uint32_t cp = kind == 1 ? data[i] : kind == 2 ? load<uint16_t>(data + i * 2) : load<uint32_t>(data + i * 4);
+    if (ascii && cp >= 0x80) return false;
+    append_utf8(out, cp);
+  }
+  return true;
+}
+
 bool ObjectReader::read_bytes(uint64_t address, std::string& out, size_t max_size) const {
   out.clear();
   uint8_t header[48];
@@ -90,9 +115,17 @@ bool ObjectReader::read_bytes(uint64_t address, std::string& out, size_t max_siz
 
 bool ObjectReader::read_int(uint64_t address, int64_t& out) const {
   uint8_t buf[24 + 4 * 3];
-  if (!memory_.read(address, buf, sizeof buf)) {
-    if (!memory_.read(address, buf, 28)) return false;  // a one-digit int may end the block
+  size_t size = sizeof buf;
+  if (!memory_.read(address, buf, size)) {
+    size = 28;  // a one-digit int may end the block
+    if (!memory_.read(address, buf, size)) return false;
   }
+  return decode_int(address, {buf, size}, out);
+}
+
+bool ObjectReader::decode_int(uint64_t address, std::span<const uint8_t> bytes, int64_t& out) const {
+  if (bytes.size() < 24) return false;
+  const uint8_t* buf = bytes.data();
   uint64_t type = load<uint64_t>(buf + kObTypeOffset);
   if (int_type_ ? type != int_type_ : !is_type(address, "int", int_type_)) return false;
   int64_t ndigits;
@@ -106,7 +139,7 @@ bool ObjectReader::read_int(uint64_t address, int64_t& out) const {
     negative = size < 0;
     ndigits = negative ? -size : size;
   }
-  if (ndigits > 3) return false;
+  if (ndigits > 3 || 24 + 4 * static_cast<size_t>(ndigits) > bytes.size()) return false;
   uint64_t value = 0;
   for (int64_t i = ndigits - 1; i >= 0; --i) value = (value << 30) | load<uint32_t>(buf + 24 + 4 * i);
   out = negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
@@ -251,17 +284,14 @@ uint64_t ObjectReader::instance_attr(uint64_t object, std::string_view name) con
   return dict ? dict_get(dict, name) : 0;
 }
 
-uint64_t module_global(const Interpreter& interp, const ObjectReader& objects, std::string_view module,
-                       std::string_view name) {
-  const Layout& l = interp.layout;
-  const target::Memory& memory = objects.memory();
-  uint64_t is = 0, modules = 0, m = 0, dict = 0;
-  if (!memory.read_value(interp.runtime + l.runtime.interpreters_head, is) || !plausible_pointer(is) ||
-      !memory.read_value(is + l.interp.modules, modules) || !plausible_pointer(modules))
+uint64_t ObjectReader::module_global(uint64_t runtime, std::string_view module, std::string_view name) const {
+  uint64_t interp = 0, modules = 0, module_dict = 0;
+  if (!memory_.read_value(runtime + layout_.runtime.interpreters_head, interp) ||
+      !memory_.read_value(interp + layout_.interp.modules, modules) || !modules)
     return 0;
-  m = objects.dict_get(modules, module);
-  if (!m || !memory.read_value(m + l.module_dict, dict) || !plausible_pointer(dict)) return 0;
-  return objects.dict_get(dict, name);
+  uint64_t found = dict_get(modules, module);
+  if (!found || !memory_.read_value(found + layout_.module_dict, module_dict) || !module_dict) return 0;
+  return dict_get(module_dict, name);
 }
 
 }  // namespace swprof::python

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 namespace swprof::python {
 
@@ -11,6 +12,15 @@ T load(const uint8_t* p) {
   T v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+
+// The end of the last of some 8-byte fields (the bytes to read to have them all); absent ones
+// (kAbsent) do not count.
+inline uint32_t end_of_fields(std::initializer_list<uint32_t> offsets) {
+  uint32_t end = 0;
+  for (uint32_t o : offsets)
+    if (o != 0xFFFFFFFFu && o + 8 > end) end = o + 8;
+  return end;
 }
 
 // An aligned user-space address: anything else read where a pointer should be is a torn read.

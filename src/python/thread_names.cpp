@@ -3,7 +3,8 @@
 namespace swprof::python {
 
 bool ThreadNames::find_active_dict() {
-  active_ = module_global(interp_, objects_, "threading", "_active");
+  // threading._active: a handful of reads, done rarely.
+  active_ = objects_.module_global(interp_.runtime, "threading", "_active");
   return active_ != 0;
 }
 

@@ -16,8 +16,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
 import harness  # noqa: E402
 
-NAMES = ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10", "pyenv-3.11", "debian-3.11", "pyenv-3.12", "pyenv-3.13",
-         "sid-3.14", "sid-3.15"]
+NAMES = harness.ALL_PYTHONS
 
 
 def workloads(seconds):

@@ -20,6 +20,9 @@ sys.setrecursionlimit(20000)
 SOURCE_DIR = os.environ.get("SWPROF_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(SOURCE_DIR, "samples")
 SKIP = 77
+# Every interpreter the suite knows by name (tests/CMakeLists.txt lists the same for the e2e tests).
+ALL_PYTHONS = ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10", "pyenv-3.11", "debian-3.11", "pyenv-3.12", "pyenv-3.13",
+               "sid-3.14", "sid-3.15"]
 
 
 def pyenv_root():

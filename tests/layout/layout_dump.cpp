@@ -13,6 +13,64 @@ static void p(const char* name, uint32_t v) {
   if (v != kAbsent) std::printf("%-28s %u\n", name, v);
 }
 
+static void s(const char* name, int v, int absent) {
+  if (v != absent) std::printf("%-28s %d\n", name, v);
+}
+
+static void dump_asyncio(const swprof::python::Layout::Asyncio& a) {
+  constexpr int kNoState = swprof::python::Layout::Asyncio::kNoState;
+  // The task fields (asyncio_probe.py finds them in each running interpreter).
+  p("asyncio.task_loop", a.task_loop);
+  p("asyncio.task_callback0", a.task_callback0);
+  p("asyncio.task_callbacks", a.task_callbacks);
+  p("asyncio.task_state", a.task_state);
+  p("asyncio.task_fut_waiter", a.task_fut_waiter);
+  p("asyncio.task_coro", a.task_coro);
+  p("asyncio.task_name", a.task_name);
+  p("asyncio.task_size", a.task_size);
+  p("asyncio.task_awaited_by", a.task_awaited_by);
+  p("asyncio.task_awaited_by_is_set", a.task_awaited_by_is_set);
+  p("asyncio.task_node", a.task_node);
+  p("asyncio.future_iter_future", a.future_iter_future);
+  p("asyncio.wakeup_task", a.wakeup_task);
+  p("asyncio.partial_args", a.partial_args);
+  if (a.iframe_stackpointer != swprof::python::kAbsent) p("asyncio.yield_from_depth", a.yield_from_depth);
+  // The rest (offsets_probe.c prints them from the headers).
+  p("asyncio.type_base", a.type_base);
+  p("asyncio.set_mask", a.set_mask);
+  p("asyncio.set_table", a.set_table);
+  p("asyncio.list_size", a.list_size);
+  p("asyncio.list_items", a.list_items);
+  p("asyncio.weakref_object", a.weakref_object);
+  p("asyncio.method_self", a.method_self);
+  p("asyncio.cfunction_self", a.cfunction_self);
+  p("asyncio.gen_frame", a.gen_frame);
+  p("asyncio.frame_valuestack", a.frame_valuestack);
+  p("asyncio.frame_stacktop", a.frame_stacktop);
+  p("asyncio.frame_executing", a.frame_executing);
+  p("asyncio.frame_stackdepth", a.frame_stackdepth);
+  p("asyncio.frame_state", a.frame_state);
+  p("asyncio.gen_iframe", a.gen_iframe);
+  p("asyncio.gen_frame_state", a.gen_frame_state);
+  p("asyncio.iframe_stacktop", a.iframe_stacktop);
+  p("asyncio.iframe_stackpointer", a.iframe_stackpointer);
+  s("asyncio.state_created", a.state_created, kNoState);
+  s("asyncio.state_suspended", a.state_suspended, kNoState);
+  s("asyncio.state_executing", a.state_executing, kNoState);
+  s("asyncio.state_cleared", a.state_cleared, kNoState);
+  s("asyncio.state_completed", a.state_completed, kNoState);
+  s("asyncio.state_suspended_yield_from", a.state_suspended_yield_from, kNoState);
+  s("asyncio.state_suspended_yield_from_locked", a.state_suspended_yield_from_locked, kNoState);
+  s("asyncio.op_yield_from", a.op_yield_from, -1);
+  s("asyncio.op_resume", a.op_resume, -1);
+  s("asyncio.op_resume_quick", a.op_resume_quick, -1);
+  s("asyncio.op_instrumented_resume", a.op_instrumented_resume, -1);
+  p("asyncio.tstate_tasks_head", a.tstate_tasks_head);
+  p("asyncio.tstate_running_loop", a.tstate_running_loop);
+  p("asyncio.tstate_running_task", a.tstate_running_task);
+  p("asyncio.interp_tasks_head", a.interp_tasks_head);
+}
+
 int main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "--opcodes") {
     auto text = swprof::python::opcode_table_text(std::atoi(argv[2]));
@@ -89,5 +147,6 @@ int main(int argc, char** argv) {
   p("dict.ma_used", l->dict.used);
   p("dict.ma_keys", l->dict.keys);
   p("dict.ma_values", l->dict.values);
+  dump_asyncio(l->asyncio);
   return 0;
 }

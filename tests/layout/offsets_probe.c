@@ -26,7 +26,11 @@
 #include "internal/pycore_pystate.h"
 #include "frameobject.h"
 #endif
+#if PY_VERSION_HEX < 0x030d0000
+#include "opcode.h"
+#endif
 #define P(name, expr) printf("%-28s %zu\n", name, (size_t)(expr))
+#define S(name, expr) printf("%-28s %d\n", name, (int)(expr))
 int main(void) {
   printf("version %s\n", PY_VERSION);
 #if PY_VERSION_HEX >= 0x030b0000
@@ -145,5 +149,65 @@ int main(void) {
   P("dict.ma_used", offsetof(PyDictObject, ma_used));
   P("dict.ma_keys", offsetof(PyDictObject, ma_keys));
   P("dict.ma_values", offsetof(PyDictObject, ma_values));
+  // asyncio: objects and coroutine frames (src/python/asyncio.cpp). The Task / Future fields live
+  // in Modules/_asynciomodule.c, not in headers: asyncio_probe.py checks those.
+  P("asyncio.type_base", offsetof(PyTypeObject, tp_base));
+  P("asyncio.set_mask", offsetof(PySetObject, mask));
+  P("asyncio.set_table", offsetof(PySetObject, table));
+  P("asyncio.list_size", offsetof(PyVarObject, ob_size));
+  P("asyncio.list_items", offsetof(PyListObject, ob_item));
+  P("asyncio.weakref_object", offsetof(PyWeakReference, wr_object));
+  P("asyncio.method_self", offsetof(PyMethodObject, im_self));
+  P("asyncio.cfunction_self", offsetof(PyCFunctionObject, m_self));
+#if PY_VERSION_HEX < 0x030b0000
+  P("asyncio.gen_frame", offsetof(PyGenObject, gi_frame));
+  P("asyncio.frame_valuestack", offsetof(PyFrameObject, f_valuestack));
+  P("asyncio.op_yield_from", YIELD_FROM);
+#if PY_VERSION_HEX < 0x030a0000
+  P("asyncio.frame_stacktop", offsetof(PyFrameObject, f_stacktop));
+  P("asyncio.frame_executing", offsetof(PyFrameObject, f_executing));
+#else
+  P("asyncio.frame_stackdepth", offsetof(PyFrameObject, f_stackdepth));
+  P("asyncio.frame_state", offsetof(PyFrameObject, f_state));
+#endif
+#endif
+#if PY_VERSION_HEX >= 0x030a0000
+  S("asyncio.state_created", FRAME_CREATED);
+  S("asyncio.state_suspended", FRAME_SUSPENDED);
+  S("asyncio.state_executing", FRAME_EXECUTING);
+  S("asyncio.state_cleared", FRAME_CLEARED);
+#if PY_VERSION_HEX < 0x030b0000
+  S("asyncio.state_completed", FRAME_RETURNED);
+#elif PY_VERSION_HEX < 0x030f0000
+  S("asyncio.state_completed", FRAME_COMPLETED);
+#endif
+#if PY_VERSION_HEX >= 0x030d0000
+  S("asyncio.state_suspended_yield_from", FRAME_SUSPENDED_YIELD_FROM);
+#endif
+#if PY_VERSION_HEX >= 0x030f0000
+  S("asyncio.state_suspended_yield_from_locked", FRAME_SUSPENDED_YIELD_FROM_LOCKED);
+#endif
+#endif
+#if PY_VERSION_HEX >= 0x030b0000
+  P("asyncio.gen_iframe", offsetof(PyGenObject, gi_iframe));
+  P("asyncio.gen_frame_state", offsetof(PyGenObject, gi_frame_state));
+#if PY_VERSION_HEX < 0x030e0000
+  P("asyncio.iframe_stacktop", offsetof(_PyInterpreterFrame, stacktop));
+#else
+  P("asyncio.iframe_stackpointer", offsetof(_PyInterpreterFrame, stackpointer));
+  P("asyncio.tstate_tasks_head", offsetof(_PyThreadStateImpl, asyncio_tasks_head));
+  P("asyncio.tstate_running_loop", offsetof(_PyThreadStateImpl, asyncio_running_loop));
+  P("asyncio.tstate_running_task", offsetof(_PyThreadStateImpl, asyncio_running_task));
+  P("asyncio.interp_tasks_head", offsetof(PyInterpreterState, asyncio_tasks_head));
+#endif
+#if PY_VERSION_HEX < 0x030d0000
+  P("asyncio.op_resume", RESUME);
+#endif
+#if PY_VERSION_HEX < 0x030c0000
+  P("asyncio.op_resume_quick", RESUME_QUICK);
+#elif PY_VERSION_HEX < 0x030d0000
+  P("asyncio.op_instrumented_resume", INSTRUMENTED_RESUME);
+#endif
+#endif
   return 0;
 }
