@@ -310,6 +310,10 @@ struct PyThread {
   uint64_t datastack_chunk = 0, datastack_top = 0;
   uint64_t next = 0;           // the next thread state in the interpreter's list
   bool holds_gil = false;      // its interpreter's GIL was locked by this thread state
+  // A stack kept outside any thread state (a parked greenlet's): tstate is 0, top_frame and the
+  // data stack are as given, and top_source is where the top frame's address is read again to
+  // confirm a walk.
+  uint64_t top_source = 0;
 };
 
 struct RawFrame {

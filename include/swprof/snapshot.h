@@ -42,9 +42,9 @@ struct Segment {
   uint32_t id = 0;
   uint32_t thread = 0;
   int64_t start_us = 0, end_us = -1;  // end -1: never closed (recorder stopped or killed)
-  // When recorded: the call began in (start_us, first_seen_us] and ended in [end_us, gone_us);
-  // 0 when not known (imports, files of older swprof versions).
-  int64_t first_seen_us = 0, gone_us = 0;
+  // When recorded: the call began in (start_bound_us, first_seen_us] and ended in
+  // [end_bound_us, gone_us); 0 when not known (imports, files of older swprof versions).
+  int64_t first_seen_us = 0, start_bound_us = 0, gone_us = 0, end_bound_us = 0;
   uint32_t root_depth = 0;
   std::string name;
   uint64_t greenlet = 0;
@@ -106,7 +106,7 @@ class Writer {
   uint32_t add_thread(int64_t tid, std::string_view name);
   void set_thread_name(uint32_t thread, std::string_view name);
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
-  void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0);
+  void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
   void add_sample(const Sample& s);
 
   // Writes pending data as a chunk when `force`, when enough has piled up, or when a second

@@ -114,14 +114,17 @@ std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::
     r.start_ms = static_cast<double>(seg.start_us) / 1000.0;
     int64_t end = ends[id] >= 0 ? ends[id] : seg.start_us;
     r.duration_ms = static_cast<double>(end - seg.start_us) / 1000.0;
+    // The estimate (sample to sample, as the tree's weights add up) and the bounds sampling
+    // allows: the call began after start_bound and by first_seen, ended after end_bound and by
+    // gone.
     r.duration_min_ms = r.duration_max_ms = r.duration_ms;
-    if (seg.first_seen_us > seg.start_us && seg.first_seen_us <= end)
-      r.duration_min_ms = static_cast<double>(end - seg.first_seen_us) / 1000.0;
-    if (seg.gone_us > end) {
-      // Both bounds known: the middle is the estimate (sampling's error spreads evenly about it).
-      r.duration_max_ms = static_cast<double>(seg.gone_us - seg.start_us) / 1000.0;
-      r.duration_ms = (r.duration_min_ms + r.duration_max_ms) / 2;
-    }
+    int64_t last_seen = seg.end_bound_us > 0 ? std::min(seg.end_bound_us, end) : end;
+    if (seg.first_seen_us > 0 && seg.first_seen_us <= last_seen)
+      r.duration_min_ms = static_cast<double>(last_seen - seg.first_seen_us) / 1000.0;
+    int64_t earliest = seg.start_bound_us > 0 ? std::min(seg.start_bound_us, seg.start_us) : seg.start_us;
+    if (seg.gone_us > end) r.duration_max_ms = static_cast<double>(seg.gone_us - earliest) / 1000.0;
+    r.duration_min_ms = std::min(r.duration_min_ms, r.duration_ms);
+    r.duration_max_ms = std::max(r.duration_max_ms, r.duration_ms);
     r.samples = counts[id];
     r.complete = seg.end_us >= 0;
     rows.push_back(std::move(r));

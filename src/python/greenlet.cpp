@@ -445,12 +445,15 @@ bool GreenletReader::read(uint64_t object, GreenletState& out) {
     out.main_greenlet = object;
   }
   out.top_frame_object = word(buf_, layout_.top_frame);
+  // Walker::walk confirms a walk by reading the top frame's address again where it is kept.
   if (layout_.current_frame != kAbsent) {
     out.frames.top_frame = word(buf_, layout_.current_frame);
     out.frames.datastack_chunk = word(buf_, layout_.current_frame + 8);
     out.frames.datastack_top = word(buf_, layout_.current_frame + 16);
+    out.frames.top_source = impl + layout_.current_frame;
   } else {
     out.frames.top_frame = out.top_frame_object;
+    out.frames.top_source = impl + layout_.top_frame;
   }
   if (stop == 0) {
     out.status = GreenletStatus::kNotStarted;

@@ -292,6 +292,16 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   last_hit_ = last_window_ = 0;
   late_reads_ = 0;
   recheck_.valid = false;
+  if (!listed.tstate) {
+    // A stack kept outside any thread state: as given.
+    t = listed;
+    if (!plausible_pointer(t.top_source)) return false;
+    if (l.frame_model == FrameModel::kInterpreterFrame) {
+      uint64_t chunk = t.datastack_chunk, top = t.datastack_top;
+      if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
+    }
+    return true;
+  }
   if (!plausible_pointer(listed.tstate)) return false;
   Guess& guess = guesses_[listed.tstate];
   guess.last_walk = ++walks_;
@@ -486,7 +496,7 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   // Everything the walk used came with the snapshot: its second reads confirm it. Otherwise read
   // again now.
   WalkError confirmed = recheck_.valid && late_reads_ == 0 ? confirm_from_snapshot(thread, out) : confirm(thread, out);
-  if (confirmed == WalkError::kNone) remember(listed.tstate, thread);
+  if (confirmed == WalkError::kNone && listed.tstate) remember(listed.tstate, thread);
   return confirmed == WalkError::kNone ? e : confirmed;
 }
 
@@ -643,7 +653,12 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
     uint64_t ref = 0, frame = 0;
   } tops[3];
   confirm_reads_.clear();
+  const bool detached = thread.tstate == 0;  // the top is read again from top_source
   auto read_top = [&](Top& t) {
+    if (detached) {
+      confirm_reads_.push_back({thread.top_source, &t.ref, 8, false});
+      return;
+    }
     confirm_reads_.push_back({thread.tstate + l.tstate.frame, &t.ref, 8, false});
     if (l.has_cframe) confirm_reads_.push_back({thread.cframe + l.cframe_current_frame, &t.frame, 8, false});
   };
@@ -665,8 +680,8 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   // In another C-level evaluation now, the top is not known: settle() finds it torn (and how
   // much of it was stable).
   bool same_cframe = true;
-  for (const Top& t : tops) same_cframe &= !l.has_cframe || t.ref == thread.cframe;
-  const uint64_t top_now = !same_cframe ? 0 : l.has_cframe ? tops[2].frame : tops[2].ref;
+  for (const Top& t : tops) same_cframe &= detached || !l.has_cframe || t.ref == thread.cframe;
+  const uint64_t top_now = !same_cframe ? 0 : (l.has_cframe && !detached) ? tops[2].frame : tops[2].ref;
   BytesAt again = [&](uint64_t a) -> const uint8_t* {
     for (size_t i = 0; i < n_ranges; ++i) {
       const Range& r = confirm_ranges_[i];

@@ -102,6 +102,7 @@ bool Trigger::promote(Open& s) {
   seg.thread = s.thread;
   seg.start_us = s.start_us;
   seg.first_seen_us = s.first_seen_us;
+  seg.start_bound_us = s.start_bound_us;
   seg.root_depth = s.identity.root_depth;
   writer_.add_segment(seg);
   for (auto& sample : s.buffered) {
@@ -179,7 +180,8 @@ void Trigger::start(Pending& p) {
   // by this one. Time in a gap counts for the call only when the frames common to both sides of
   // the gap hold its entry frame.
   bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
-  o.start_us = p.reading.previous_from_us;
+  o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.reading.gap.wall_us : 0);
+  o.start_bound_us = p.reading.previous_from_us;
   o.first_seen_us = p.sample.time_us;
   o.skipped = limits_.max_segments && kept_ >= limits_.max_segments;
   if (!o.skipped && sampling() >= limits_.max_parallel) {
@@ -285,7 +287,7 @@ void Trigger::close(Open& s, int64_t gone_us) {
   if (s.skipped) return;
   if (promote(s)) {
     // It certainly ran until the last read that saw it began (a switched-out call, until its probe).
-    writer_.end_segment(s.id, std::max(s.last_from_us, s.last_switched_out_us), gone_us);
+    writer_.end_segment(s.id, s.last_us, gone_us, std::max(s.last_from_us, s.last_switched_out_us));
     ++kept_;
     return;
   }

@@ -114,7 +114,7 @@ class Trigger {
     uint32_t greenlet_index = 0;
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
-    int64_t start_us = 0, first_seen_us = 0, last_us = 0;
+    int64_t start_us = 0, start_bound_us = 0, first_seen_us = 0, last_us = 0;
     int64_t last_from_us = 0;  // when the read that last saw it began
     int64_t last_switched_out_us = 0;  // when the prober last found it parked
     uint64_t last_tick = 0;

@@ -50,6 +50,7 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     seg.thread = s.thread();
     seg.start_us = s.start_us();
     seg.first_seen_us = s.first_seen_us();
+    seg.start_bound_us = s.start_bound_us();
     seg.root_depth = s.root_depth();
     seg.name = s.name();
     seg.greenlet = s.greenlet();
@@ -60,6 +61,7 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     check(e.id() >= 1 && e.id() <= r.segments.size(), "end of an unknown segment");
     r.segments[e.id() - 1].end_us = e.end_us();
     r.segments[e.id() - 1].gone_us = e.gone_us();
+    r.segments[e.id() - 1].end_bound_us = e.end_bound_us();
   }
   const auto& s = c.samples();
   size_t n = static_cast<size_t>(s.thread_size());
