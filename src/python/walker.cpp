@@ -526,9 +526,6 @@ WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& a
     uint64_t instr = objects ? uint64_t(load<uint32_t>(b + l.frame.instr)) : load<uint64_t>(b + l.frame.instr);
     return !compare_instr || instr == v.instr;  // a caller that moved is another call now
   };
-  // How many outer frames of `out` read the same both times (for a sample that stays torn).
-  for (size_t i = visited_.size(); i-- > 0 && matches(visited_[i], again(visited_[i].address), true);)
-    stable_ += visited_[i].out_index >= 0;
   // From the top now, through frames pushed meanwhile, to a frame the walk followed.
   size_t first = visited_.size();
   bool newer_frames = false;
@@ -545,6 +542,16 @@ WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& a
     newer_frames = true;
     frame = load<uint64_t>(b + l.frame.previous);
   }
+  // For a sample that stays torn: how many outer frames of `out`, down to the frame the top leads
+  // to (frames above it may be stale ones the program left), read the same every time.
+  if (first < visited_.size())
+    for (size_t i = visited_.size(); i-- > first;) {
+      const Visited& v = visited_[i];
+      bool compare_instr = i != first;
+      const uint8_t* b2 = again2 ? (*again2)(v.address) : nullptr;
+      if (!matches(v, again(v.address), compare_instr) || (b2 && !matches(v, b2, compare_instr))) break;
+      stable_ += v.out_index >= 0;
+    }
   if (first == visited_.size()) return WalkError::kTorn;
   // The frame met may have moved on (it is the top now, or it called the newer frames): its
   // instruction is not compared, everything else is.
