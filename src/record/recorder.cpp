@@ -2,6 +2,7 @@
 // it to interned frames, weigh it by the time since that thread's previous sample, and hand it to
 // the trigger (entry segments) or straight to the writer.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,13 @@ std::string hostname() {
   char buf[256] = {};
   gethostname(buf, sizeof buf - 1);
   return buf;
+}
+
+// This process's CPU time so far (user + system; not its children's).
+int64_t own_cpu_us() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (int64_t(u.ru_utime.tv_sec) + u.ru_stime.tv_sec) * 1000000 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
 }
 
 int64_t unix_now_us() {
@@ -132,6 +140,13 @@ Launched wait_for_python(target::Child& child, const std::vector<std::string>& c
   }
 }
 
+// A thread's last stack as read (innermost first) and the interned frame id each raw frame gave
+// (Recorder::kSkipped for a frame still being set up, kUnresolved where not looked at).
+struct Resolved {
+  std::vector<python::RawFrame> raw;
+  std::vector<int64_t> ids;
+};
+
 struct ThreadContext {
   uint32_t index = 0;
   int64_t tid = 0;       // as the interpreter knows it (namespace-local in a container)
@@ -147,6 +162,7 @@ struct ThreadContext {
   int64_t first_seen_us = 0;
   int64_t next_name_attempt_us = 0;
   std::vector<uint32_t> last_stack;  // the previous sample's stack, for a late sample's gap
+  Resolved resolved;                 // its frames as read and resolved
   int64_t last_read_from_us = 0;     // when its previous read began
 };
 
@@ -212,7 +228,9 @@ class Recorder {
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
   uint32_t register_thread(ThreadContext& c);
-  bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry);
+  // What a thread's raw frames resolved to at its last sample (see resolve_stack).
+  static constexpr int64_t kUnresolved = -2, kSkipped = -1;
+  bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry, Resolved* last = nullptr);
   uint32_t marker_frame(const std::string& text);
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
   void capture_identity(size_t i, python::CodeInfo& code);
@@ -237,6 +255,7 @@ class Recorder {
   std::unordered_map<pid_t, uint64_t> baseline_cpu_;
   std::vector<python::PyThread> py_threads_;
   std::vector<python::RawFrame> raw_, stable_raw_;
+  std::vector<int64_t> resolved_ids_;
   std::vector<uint32_t> stack_;
   std::vector<uint64_t> code_addresses_;
   std::vector<python::RawFrame> parked_raw_;
@@ -387,18 +406,29 @@ uint32_t Recorder::marker_frame(const std::string& text) {
 // `<N frames cut>` frame between them, so the tree keeps its root and says where it was cut; a
 // walk that never reached the root starts with a marker saying so. False when a frame's code
 // cannot be resolved (the sample is dropped).
-bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry) {
+bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry, Resolved* last) {
   const python::Layout& layout = interp_.layout;
+  const size_t depth = raw_.size(), limit = std::max<size_t>(options_.max_depth, 2);
+  // A deep stack's outer frames rarely move: those that are as they were at the thread's last
+  // sample keep what they resolved to (their code objects are alive: live frames hold them).
+  size_t reuse = 0;
+  if (last) {
+    const size_t n = std::min(depth, last->raw.size());
+    auto same = [](const python::RawFrame& a, const python::RawFrame& b) {
+      return a.address == b.address && a.code == b.code && a.offset == b.offset && a.owner == b.owner;
+    };
+    while (reuse < n && same(raw_[depth - 1 - reuse], last->raw[last->raw.size() - 1 - reuse])) ++reuse;
+  }
   // 3.14+ says when code objects are freed (the generation counter, checked once per tick); older
   // versions get one batched fingerprint read of the stack's code objects.
   if (!code_generation_) {
     code_addresses_.clear();
-    for (const auto& f : raw_) code_addresses_.push_back(f.code);
+    for (size_t i = 0; i + reuse < depth; ++i) code_addresses_.push_back(raw_[i].code);
     codes_.validate(code_addresses_, tick);
   }
+  resolved_ids_.assign(depth, kUnresolved);
   stack_.clear();
   *entry = nullptr;
-  const size_t depth = raw_.size(), limit = std::max<size_t>(options_.max_depth, 2);
   const size_t outer = depth > limit ? limit / 2 : depth;  // raw frames kept from the root side
   const size_t inner = depth > limit ? limit - outer : 0;  // and from the innermost side
   if (!root_reached)
@@ -410,23 +440,34 @@ bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentit
       continue;
     }
     const python::RawFrame& f = raw_[i];
-    python::CodeInfo* code = codes_.get(f.code, tick);
-    if (!code) return false;
-    // 3.11+: a frame that has not reached its first traceable instruction is still being set up.
-    if (layout.frame_model == python::FrameModel::kInterpreterFrame && f.owner != layout.owner_generator &&
-        f.offset >= 0 && f.offset < code->first_traceable)
-      continue;
-    uint32_t frame_id = frame_id_of(*code, f.offset);
+    int64_t id = kUnresolved;
+    if (i >= depth - reuse) id = last->ids[last->raw.size() - (depth - i)];
+    python::CodeInfo* code = nullptr;
+    if (id == kUnresolved) {
+      code = codes_.get(f.code, tick);
+      if (!code) return false;
+      // 3.11+: a frame that has not reached its first traceable instruction is being set up.
+      bool incomplete = layout.frame_model == python::FrameModel::kInterpreterFrame &&
+                        f.owner != layout.owner_generator && f.offset >= 0 && f.offset < code->first_traceable;
+      id = incomplete ? kSkipped : frame_id_of(*code, f.offset);
+    }
+    resolved_ids_[i] = id;
+    if (id == kSkipped) continue;
     if (!entries_.empty() && !*entry) {
+      if (!code && !(code = codes_.get(f.code, tick))) return false;
       if (code->entry_match < 0) code->entry_match = static_cast<int8_t>(match_entry(entries_, *code) + 1);
       if (code->entry_match > 0) {
         capture_identity(i, *code);
         *entry = &identity_;
       }
     }
-    stack_.push_back(frame_id);
+    stack_.push_back(static_cast<uint32_t>(id));
   }
   if (depth > limit) ++cut_stacks;
+  if (last) {
+    last->raw.assign(raw_.begin(), raw_.end());
+    last->ids.swap(resolved_ids_);
+  }
   return true;
 }
 
@@ -456,7 +497,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       break;  // the thread state itself is gone or unreadable: retrying reads the same
     }
     if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
-    else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry))
+    else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
       failure = "unreadable code object";
     if (!failure) break;
     torn |= err == python::WalkError::kTorn;
@@ -691,6 +732,7 @@ int run(const Options& options) {
   Recorder recorder(options, interp, memory, writer, entries);
   Clock clock(options.interval_us);
   const int64_t start_us = epoch_us;
+  const int64_t cpu_at_start_us = own_cpu_us();
   recorder.set_epoch(start_us);
   std::string stop_reason = "program exited";
   for (;;) {
@@ -738,6 +780,7 @@ int run(const Options& options) {
   footer.set_threads(recorder.threads_total);
   footer.set_runtime_unreadable_ticks(recorder.runtime_unreadable);
   footer.set_remote_reads(memory.syscalls());
+  footer.set_recorder_cpu_us(own_cpu_us() - cpu_at_start_us);
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
   footer.set_cut_stacks(recorder.cut_stacks);

@@ -67,8 +67,9 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
     out += fmt::format("  deep      {} samples had more than {} frames: their middle frames are cut "
                        "(<N frames cut>; --max-depth)\n",
                        f.cut_stacks(), h.max_depth());
-  out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most\n", f.cost_mean_us(),
-                     f.cost_max_us());
+  out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most; {:.1f} µs of CPU per sample\n",
+                     f.cost_mean_us(), f.cost_max_us(),
+                     samples ? static_cast<double>(f.recorder_cpu_us()) / static_cast<double>(samples) : 0.0);
   if (h.entry_specs_size() > 0) {
     out += fmt::format("  segments  {} seen, {} kept, {} shorter than {}, {} skipped (over --max-parallel/--max-segments)\n",
                        f.segments_seen(), f.segments_kept(), f.segments_too_short(),
