@@ -331,6 +331,7 @@ enum class WalkError : uint8_t {
   kCode,          // a frame's code is not a code object
   kTooDeep,       // more than kMaxVisit frames: the root was not reached
   kTorn,          // the frames changed while they were read: the copy mixes two moments
+  kThreadGone,    // the listed thread ended: its thread state is freed or holds another thread
 };
 const char* walk_error_name(WalkError e);
 
@@ -418,6 +419,7 @@ class Walker {
     size_t second = 0;           // where the second read starts in `bytes`
   } recheck_;
   size_t late_reads_ = 0;  // reads the walk made after the snapshot
+  bool snapshot_gone_ = false;  // the snapshot found the listed thread ended
   size_t guessed_windows_ = 0;                       // windows_[0..n) are guessed frames
   std::unordered_map<uint64_t, uint32_t> window_at_;  // aligned window base -> index
   mutable int32_t hit_block_ = -1;

@@ -38,6 +38,7 @@ const char* walk_error_name(WalkError e) {
     case WalkError::kCode: return "frame without a code object";
     case WalkError::kTooDeep: return "stack deeper than 65536 frames";
     case WalkError::kTorn: return "torn (frames changed while read)";
+    case WalkError::kThreadGone: return "thread ended";
   }
   return "unknown";
 }
@@ -301,6 +302,7 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   last_hit_ = last_window_ = 0;
   late_reads_ = 0;
   recheck_.valid = false;
+  snapshot_gone_ = false;
   if (!listed.tstate) {
     // A stack kept outside any thread state: as given.
     t = listed;
@@ -379,12 +381,15 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
         snapshot_reads_.push_back({r.start, rc.bytes.data() + pass * bytes + r.buffer_offset, r.end - r.start, false});
   }
   memory_.read_batch(snapshot_reads_);
+  // Unreadable, or no longer this interpreter's: the thread state was freed (its thread ended).
+  snapshot_gone_ = true;
   if (!snapshot_reads_[0].ok || !parse_thread(tstate_buf_.data(), listed.tstate, listed.interp, t)) return false;
   // The thread state must still be the listed thread's: one that ended between the listing and
   // now can have left its memory (and struct pthread) to a new thread, whose stack this would be.
   if (t.thread_id != listed.thread_id) return false;
   if (l.tstate.native_thread_id != kAbsent && t.native_id != listed.native_id) return false;
   if (pthread_checked && !(snapshot_reads_[pthread_read].ok && pthread_tid == listed.native_id)) return false;
+  snapshot_gone_ = false;
   t.native_id = listed.native_id;
   t.holds_gil = listed.holds_gil;
   bool cframe_hit = false;
@@ -511,7 +516,7 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   stable_ = 0;
   bottom_ = bottom_code_ = 0;
   PyThread thread;
-  if (!snapshot(listed, thread)) return WalkError::kThreadState;
+  if (!snapshot(listed, thread)) return snapshot_gone_ ? WalkError::kThreadGone : WalkError::kThreadState;
   WalkError e = layout_.frame_model == FrameModel::kFrameObject ? walk_frame_objects(thread, out)
                                                                  : walk_interpreter_frames(thread, out);
   if (e == WalkError::kTooDeep) {

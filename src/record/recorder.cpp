@@ -492,9 +492,10 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     err = walker_.walk(t, raw_);
     now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
     failure = nullptr;
+    if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
     if (err == python::WalkError::kThreadState) {
       failure = python::walk_error_name(err);
-      break;  // the thread state itself is gone or unreadable: retrying reads the same
+      break;  // the thread state itself is unreadable: retrying reads the same
     }
     if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
     else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
