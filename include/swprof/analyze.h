@@ -24,6 +24,8 @@ struct Selection {
   std::vector<uint32_t> segments;      // segment ids; empty: all
   uint32_t slowest = 0;                // the N longest segments
   bool full_stack = false;             // keep the frames above a segment's entry frame
+  bool by_context = false;             // stacks per greenlet / asyncio task: suspended tasks too,
+                                       // a running task's stack from its coroutine
 };
 
 struct TreeOptions {
@@ -31,7 +33,7 @@ struct TreeOptions {
   Estimator estimator = Estimator::kDefault;
   bool lines = false;        // one node per executing line instead of per function
   bool by_thread = false;    // threads at the root
-  bool by_greenlet = false;  // greenlets at the root
+  bool by_greenlet = false;  // greenlets and asyncio tasks at the root (--by-greenlet, --by-task)
 };
 
 enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap };

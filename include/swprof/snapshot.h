@@ -25,6 +25,8 @@ enum SampleFlags : uint32_t {
   kGilKnown = 1u << 3,     // the GIL bit is meaningful
   kGap = 1u << 4,          // time the recorder was late for: its stack is only the frames that
                            // stayed on the thread's stack across the gap (see record's Gap)
+  // kSwitchedOut also marks a suspended asyncio task's sample: its await chain ending in an
+  // `<awaiting ...>` frame.
 };
 
 struct Frame {
@@ -51,6 +53,16 @@ struct Segment {
   std::string task_id;
 };
 
+enum class ContextKind : uint32_t { kGreenlet = 1, kTask = 2 };
+
+struct Context {
+  uint32_t index = 0;
+  ContextKind kind = ContextKind::kGreenlet;
+  std::string name;
+  uint32_t thread = 0;
+  uint64_t address = 0;
+};
+
 struct Sample {
   int64_t time_us = 0;  // since the recording start
   uint32_t thread = 0;
@@ -61,6 +73,7 @@ struct Sample {
   uint32_t segment = 0;
   uint32_t greenlet = 0;
   int64_t sequence = -1;  // SkyWalking dump sequence when imported; -1: by time within the segment
+  uint32_t context_depth = 0;  // outer frames that are the thread's, not the context's
 };
 
 // A whole file in memory, validated.
@@ -73,6 +86,12 @@ struct Recording {
   std::vector<uint32_t> stack_offsets;  // stack i = [offsets[i], offsets[i+1])
   std::vector<Thread> threads;
   std::vector<Segment> segments;        // by id - 1
+  std::vector<Context> contexts;        // asyncio tasks (and named greenlets), in order of appearance
+  std::unordered_map<uint32_t, uint32_t> context_at;  // index -> position in contexts
+  const Context* context(uint32_t index) const {
+    auto it = context_at.find(index);
+    return it == context_at.end() ? nullptr : &contexts[it->second];
+  }
   std::vector<Sample> samples;
   bool truncated = false;               // stopped at an incomplete record
   uint64_t file_size = 0;
@@ -105,6 +124,7 @@ class Writer {
   uint32_t intern_stack(std::span<const uint32_t> frames);  // root first
   uint32_t add_thread(int64_t tid, std::string_view name);
   void set_thread_name(uint32_t thread, std::string_view name);
+  void add_context(const Context& c);
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
   void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
   void add_sample(const Sample& s);

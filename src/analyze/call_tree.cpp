@@ -50,8 +50,12 @@ class PathBuilder {
       path.push_back(parent);
     } else if (opt.by_greenlet) {
       parent = child(parent, {parent, NodeKind::kGreenlet, s.greenlet, s.thread, 0}, [&](Node& n) {
-        // Named after the outermost frame it runs: the hub's loop, a server's handler, ...
         const auto& t = rec_.threads[s.thread];
+        if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) {
+          n.function = label(fmt::format("task {} (thread {})", c->name, t.tid));
+          return;
+        }
+        // A greenlet is named after the outermost frame it runs: the hub's loop, a handler, ...
         auto frames = rec_.stack(s.stack);
         std::string bottom = frames.empty() ? "" : rec_.str(rec_.frames[frames[0]].function);
         n.function = label(s.greenlet ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
@@ -69,7 +73,9 @@ class PathBuilder {
       });
       path.push_back(parent);
     }
-    if (s.flags & snapshot::kSwitchedOut) {
+    // (A suspended task's stack ends in the `<awaiting ...>` frame that says so.)
+    const auto* task = rec_.context(s.greenlet);
+    if ((s.flags & snapshot::kSwitchedOut) && !(task && task->kind == snapshot::ContextKind::kTask)) {
       parent = child(parent, {parent, NodeKind::kSwitchedOut, 0, 0, 0},
                      [&](Node& n) { n.function = "<switched out>"; });
       path.push_back(parent);

@@ -29,7 +29,11 @@ void add_view_flags(CLI::App* cmd, ViewFlags& v) {
   cmd->add_flag("--lines", v.lines, "one node per executing line instead of per function");
   cmd->add_option("--thread", v.thread, "only this OS thread id");
   auto* by_thread = cmd->add_flag("--by-thread", v.by_thread, "threads at the root of the tree");
-  cmd->add_flag("--by-greenlet", v.by_greenlet, "greenlets (gevent) at the root of the tree")->excludes(by_thread);
+  auto* by_greenlet =
+      cmd->add_flag("--by-greenlet,--by-task", v.by_greenlet,
+                    "greenlets (gevent) and asyncio tasks at the root of the tree, each task's stack from its "
+                    "coroutine (record with --tasks to see suspended tasks)");
+  by_greenlet->excludes(by_thread);
   cmd->add_option("--segment", v.segments, "only this segment (repeatable); default: all segments merged");
   cmd->add_option("--slowest", v.slowest, "only the N longest segments");
   cmd->add_flag("--full-stack", v.full_stack, "keep the frames above each segment's entry function");
@@ -41,6 +45,7 @@ analyze::Selection selection_of(const ViewFlags& v) {
   s.segments = v.segments;
   s.slowest = v.slowest;
   s.full_stack = v.full_stack;
+  s.by_context = v.by_greenlet;
   return s;
 }
 

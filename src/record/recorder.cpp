@@ -17,6 +17,7 @@
 #include "record/clock.h"
 #include "record/status.h"
 #include "record/trigger.h"
+#include "swprof/asyncio.h"
 #include "swprof/common.h"
 #include "swprof/python.h"
 #include "swprof/record.h"
@@ -180,8 +181,10 @@ class Recorder {
         names_(memory, interp),
         stats_(memory.pid()),
         trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
-                 [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }) {
+                 [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }),
+        asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
+    tasks_wanted_ = !entries.empty() || options.tasks;
     raw_.reserve(python::Walker::kMaxVisit);
     stack_.reserve(options.max_depth + 2);
     code_addresses_.reserve(python::Walker::kMaxVisit);
@@ -218,6 +221,7 @@ class Recorder {
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
+  uint64_t task_samples = 0;
   uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0;
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
@@ -261,6 +265,27 @@ class Recorder {
   std::vector<python::RawFrame> parked_raw_;
   std::vector<uint32_t> listed_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> greenlets_;
+  uint32_t next_context_index_ = 1;  // greenlets and tasks share one index space
+  // asyncio: every task, read each tick when calls or tasks are followed (--entry, --tasks).
+  python::AsyncioReader asyncio_;
+  bool tasks_wanted_ = false;
+  bool tasks_read_ = false;  // this tick's scan read every task
+  std::vector<python::AsyncTask> tasks_;
+  struct TaskContext {
+    uint32_t index = 0;
+    uint64_t coro = 0;             // a task object reused for another task has another coroutine
+    int64_t last_sample_us = 0;    // the task's last sample, running or suspended
+    uint64_t last_tick = 0;
+  };
+  std::unordered_map<uint64_t, TaskContext> task_contexts_;
+  // The running task of the thread being sampled: its entry in tasks_, the raw index of its
+  // coroutine's frame, and how many outer frames of the stack are the event loop's.
+  size_t running_task_ = SIZE_MAX, context_root_ = SIZE_MAX;
+  uint32_t context_depth_ = 0;
+  bool entry_in_task_ = false;  // the entry frame captured is inside the running task's frames
+  TaskContext& task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us);
+  void locate_running_task(const python::PyThread& t);
+  void sample_suspended_tasks(int64_t now_us);
   std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
   bool unsteady_sample_ = false;
@@ -320,8 +345,8 @@ uint32_t Recorder::register_thread(ThreadContext& c) {
 // finished greenlet's slot is reused): a thread's first frame, or under gevent each greenlet's
 // own. Indices are small and stable for --by-greenlet.
 uint32_t Recorder::greenlet_index(uint64_t bottom_frame, uint64_t bottom_code) {
-  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(bottom_frame, bottom_code),
-                                               static_cast<uint32_t>(greenlets_.size() + 1));
+  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(bottom_frame, bottom_code), next_context_index_);
+  next_context_index_ += inserted;
   return it->second;
 }
 
@@ -362,11 +387,18 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   identity_.frame = f.address;
   identity_.code = f.code;
   identity_.offset = f.offset;
-  identity_.root_depth = static_cast<uint32_t>(stack_.size());
-  // The callers cannot move while the call runs: their frames and offsets are part of it.
+  // A call in an asyncio task is the task's: its depth and callers count from the task's
+  // coroutine, whether the task runs (under its event loop's frames) or is suspended (alone).
+  const bool in_task = context_root_ != SIZE_MAX && i <= context_root_;
+  entry_in_task_ = in_task;
+  identity_.root_depth = static_cast<uint32_t>(stack_.size() - (in_task ? context_depth_ : 0));
+  // The callers cannot move while the call runs: their frames and offsets are part of it. (In a
+  // task, a coroutine awaiting the call sits at one instruction while the call runs and at
+  // another while the chain is suspended: there only its frame and code count.)
   uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t k = i + 1; k < raw_.size(); ++k)
-    for (uint64_t v : {raw_[k].address, raw_[k].code, uint64_t(uint32_t(raw_[k].offset))}) h = (h ^ v) * 0x100000001b3ull;
+  for (size_t k = i + 1; k < (in_task ? context_root_ + 1 : raw_.size()); ++k)
+    for (uint64_t v : {raw_[k].address, raw_[k].code, in_task ? 0 : uint64_t(uint32_t(raw_[k].offset))})
+      h = (h ^ v) * 0x100000001b3ull;
   identity_.callers = h;
   if (code.loop_free < 0) {
     std::string bytecode;
@@ -387,6 +419,91 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
     for (size_t k = code.arg_count; k < locals; ++k)
       if (slots[k]) identity_.bound_locals |= uint64_t(1) << (k - code.arg_count);
   }
+}
+
+// The task context of an asyncio task: a task object reused for another task is another context.
+Recorder::TaskContext& Recorder::task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us) {
+  auto [it, inserted] = task_contexts_.try_emplace(task.address);
+  TaskContext& c = it->second;
+  if (inserted || c.coro != task.coro) {
+    c = TaskContext{};
+    c.index = next_context_index_++;
+    c.coro = task.coro;
+    c.last_sample_us = previous_tick_us_;
+    snapshot::Context ctx;
+    ctx.index = c.index;
+    ctx.kind = snapshot::ContextKind::kTask;
+    ctx.name = task.name;
+    ctx.thread = thread;
+    ctx.address = task.address;
+    writer_.add_context(ctx);
+  }
+  c.last_tick = ticks;
+  (void)now_us;
+  return c;
+}
+
+// Which task (if any) runs on the thread just walked: the one whose coroutine's frame is on its
+// stack. The frames from that one inward are the task's; those above are its event loop's.
+void Recorder::locate_running_task(const python::PyThread& t) {
+  running_task_ = context_root_ = SIZE_MAX;
+  context_depth_ = 0;
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    const python::AsyncTask& task = tasks_[k];
+    if (!task.running || !task.coro_frame || (task.thread_id && task.thread_id != t.thread_id)) continue;
+    for (size_t i = 0; i < raw_.size(); ++i)
+      if (raw_[i].address == task.coro_frame) {
+        // The outermost task's frame: a task can drive another's coroutine only through await,
+        // which keeps it on the same chain.
+        if (context_root_ == SIZE_MAX || i > context_root_) {
+          running_task_ = k;
+          context_root_ = i;
+        }
+        break;
+      }
+  }
+}
+
+// Each suspended task once per tick: its await chain, innermost first from the reader, resolved
+// like a thread's stack, under an `<awaiting ...>` frame naming what the innermost coroutine awaits.
+void Recorder::sample_suspended_tasks(int64_t now_us) {
+  for (const python::AsyncTask& task : tasks_) {
+    if (task.running || task.state != python::TaskState::kPending || task.frames.empty()) continue;
+    // The event loop's thread, when it is one of the threads sampled.
+    ThreadContext* loop_thread = nullptr;
+    for (auto& [tstate, c] : threads)
+      if (c.registered && c.last_tick == ticks && (c.ident == task.thread_id || (task.native_id && c.tid == task.native_id))) {
+        loop_thread = &c;
+        break;
+      }
+    if (!loop_thread) continue;
+    raw_.assign(task.frames.begin(), task.frames.end());
+    running_task_ = SIZE_MAX;
+    context_root_ = raw_.size() - 1;  // the task's coroutine is its outermost frame
+    context_depth_ = 0;
+    const CallIdentity* entry = nullptr;
+    if (!resolve_stack(ticks, true, &entry)) continue;
+    stack_.push_back(marker_frame(task.awaiting.type_name.empty() ? "<awaiting>"
+                                                                  : "<awaiting " + task.awaiting.type_name + ">"));
+    TaskContext& tc = task_context(task, loop_thread->index, now_us);
+    snapshot::Sample s;
+    s.time_us = now_us;
+    s.thread = loop_thread->index;
+    s.greenlet = tc.index;
+    s.stack = writer_.intern_stack(stack_);
+    s.wall_us = std::max<int64_t>(0, now_us - tc.last_sample_us);
+    s.flags = snapshot::kSwitchedOut;
+    tc.last_sample_us = now_us;
+    ++task_samples;
+    if (!entries_.empty()) {
+      Reading reading{now_us, now_us - s.wall_us, {}, false, task.address};
+      trigger_.route(ticks, &s, loop_thread->index, 0, entry, stack_, &reading);
+    } else if (options_.tasks) {
+      writer_.add_sample(s);
+    }
+  }
+  running_task_ = context_root_ = SIZE_MAX;
+  context_depth_ = 0;
 }
 
 // A synthetic frame (`<N frames cut>`), interned once per text.
@@ -452,6 +569,7 @@ bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentit
       id = incomplete ? kSkipped : frame_id_of(*code, f.offset);
     }
     resolved_ids_[i] = id;
+    if (i == context_root_) context_depth_ = static_cast<uint32_t>(stack_.size());
     if (id == kSkipped) continue;
     if (!entries_.empty() && !*entry) {
       if (!code && !(code = codes_.get(f.code, tick))) return false;
@@ -497,9 +615,13 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       failure = python::walk_error_name(err);
       break;  // the thread state itself is unreadable: retrying reads the same
     }
-    if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
-    else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
-      failure = "unreadable code object";
+    if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) {
+      failure = python::walk_error_name(err);
+    } else {
+      locate_running_task(t);
+      if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
+        failure = "unreadable code object";
+    }
     if (!failure) break;
     torn |= err == python::WalkError::kTorn;
     if (err == python::WalkError::kTorn && walker_.stable_frames() > best_stable) {
@@ -549,6 +671,15 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.time_us = now_us;
   s.thread = register_thread(ctx);
   s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
+  uint64_t task = 0;  // the asyncio task the entry's call runs in
+  if (running_task_ != SIZE_MAX && !partial) {
+    // An asyncio task runs here: the sample is the task's, from its coroutine inward.
+    TaskContext& tc = task_context(tasks_[running_task_], ctx.index, now_us);
+    s.greenlet = tc.index;
+    s.context_depth = context_depth_;
+    tc.last_sample_us = now_us;
+    if (entry && entry_in_task_) task = tasks_[running_task_].address;
+  }
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
@@ -592,7 +723,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++samples;
   ++tick_samples;
   if (!entries_.empty()) {
-    Reading reading{read_from_us, previous_read_from, gap, partial};
+    Reading reading{read_from_us, previous_read_from, gap, partial, task};
     trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &reading);
     return;
   }
@@ -603,6 +734,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     g.cpu_us = gap.cpu_us;
     g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
     g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
+    g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(gap.common));
     writer_.add_sample(g);
   }
   writer_.add_sample(s);
@@ -632,6 +764,16 @@ bool Recorder::tick(int64_t now_us) {
   }
   const bool complete = walker_.threads_complete();
   if (!complete) ++partial_ticks;
+  // asyncio tasks, when calls or tasks are followed: all of them, before the threads are read
+  // (a running task is told by its coroutine's frame on its thread's stack). A program that
+  // imports asyncio later is picked up at the next tick.
+  tasks_read_ = false;
+  if (tasks_wanted_) {
+    python::AsyncioScanOptions scan;
+    scan.awaiters = false;
+    tasks_read_ = asyncio_.scan(py_threads_, tasks_, scan) && asyncio_.stats().torn == 0;
+    if (!asyncio_.stats().tasks && !asyncio_.problem().empty()) tasks_.clear();
+  }
   uint64_t tick_samples = 0;
   listed_.clear();
   for (const auto& t : py_threads_) {
@@ -642,7 +784,8 @@ bool Recorder::tick(int64_t now_us) {
     sample_thread(t, ctx, now_us, tick_samples);
     if (ctx.registered) listed_.push_back(ctx.index);
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete);
+  if (!tasks_.empty()) sample_suspended_tasks(std::max(now_us, monotonic_us() - epoch_us_));
+  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {
@@ -652,6 +795,8 @@ bool Recorder::tick(int64_t now_us) {
       ++it;
     }
   }
+  if (ticks % 64 == 0)
+    std::erase_if(task_contexts_, [&](const auto& c) { return c.second.last_tick + 64 < ticks; });
   previous_tick_us_ = now_us;
   writer_.maybe_flush();
   double cost = static_cast<double>(monotonic_us() - started);

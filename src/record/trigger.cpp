@@ -143,6 +143,7 @@ void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
   g.cpu_us = p.reading.gap.cpu_us;
   g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
   g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
+  g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(depth));
   add(s, g);
 }
 
@@ -161,6 +162,8 @@ void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thre
   if (sample) p.sample = *sample;
   p.thread = thread;
   p.greenlet = greenlet;
+  p.task = reading && reading->task;
+  p.context = p.task ? reading->task : greenlet;
   p.has_entry = entry != nullptr && sample != nullptr;
   if (p.has_entry) p.entry = *entry;
   p.frames.assign(frames.begin(), frames.end());
@@ -172,7 +175,8 @@ void Trigger::start(Pending& p) {
   ++seen_;
   Open o;
   o.thread = p.thread;
-  o.greenlet = p.greenlet;
+  o.context = p.context;
+  o.task = p.task;
   o.greenlet_index = p.sample.greenlet;
   o.identity = p.entry;
   o.last_tick = 0;
@@ -194,13 +198,16 @@ void Trigger::start(Pending& p) {
   else if (p.reading.gap.wall_us > 0) ++outside_;
 }
 
-void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete) {
+void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete,
+                       bool tasks_read) {
   std::span<Pending> pending(pending_.data(), pending_used_);
   // What each sampled thread ran.
   for (const Pending& p : pending) {
     // Only the outer frames of a thread whose stack kept changing: a call not among them may
     // still run deeper. That is no news.
     if (p.reading.partial && !p.has_entry) continue;
+    // A suspended task's sample is no news of its thread.
+    if (p.task && p.has_sample && (p.sample.flags & snapshot::kSwitchedOut)) continue;
     sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : p.reading.from_us ? p.reading.from_us : now_us,
                           !p.has_sample};
   }
@@ -209,8 +216,8 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     if (!p.has_entry) continue;
     for (size_t i = 0; i < open_.size(); ++i) {
       Open& o = open_[i];
-      if (o.closed || o.last_tick == tick || o.thread != p.thread || o.greenlet != p.greenlet ||
-          !o.identity.continues_as(p.entry))
+      if (o.closed || o.last_tick == tick || o.context != p.context || o.task != p.task ||
+          (!o.task && o.thread != p.thread) || !o.identity.continues_as(p.entry))
         continue;
       o.last_tick = tick;
       p.open = i;
@@ -220,6 +227,14 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   // Calls that were not seen this tick: ended, switched out, or no news.
   for (auto& s : open_) {
     if (s.closed || s.last_tick == tick) continue;
+    if (s.task) {
+      // Its task was read without it (the call returned), or all tasks were read and it was not
+      // among them (the task finished). Otherwise: no news.
+      auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.task && p.context == s.context; });
+      if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : now_us);
+      else if (tasks_read) close(s, now_us);
+      continue;
+    }
     bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
     auto seen = sampled_.find(s.thread);
     if ((!thread_exists && complete) || seen == sampled_.end()) {
@@ -227,7 +242,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
-    if (seen->second.greenlet == s.greenlet || seen->second.no_python) {
+    if (seen->second.greenlet == s.context || seen->second.no_python) {
       // Its own greenlet (or thread) ran without it, or the thread runs no Python: it returned.
       close(s, seen->second.time_us);
       continue;

@@ -70,6 +70,10 @@ struct Reading {
   int64_t from_us = 0, previous_from_us = 0;
   Gap gap;
   bool partial = false;  // only the outer frames could be read (the inner ones kept changing)
+  // The asyncio task the call runs in (0: none; the thread or greenlet is the context). Tasks are
+  // found every tick, running or suspended, so a task call not seen on a tick whose tasks were
+  // all read has ended.
+  uint64_t task = 0;
 };
 
 class Trigger {
@@ -95,7 +99,8 @@ class Trigger {
   // is gone; a call whose greenlet is switched out gets a `<switched out>` sample while the
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
-  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true);
+  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true,
+                bool tasks_read = false);
   // Recording stops: decides every open segment. `ended_us`: when the program was found exited
   // (its calls ended by then), 0 when it runs on.
   void finish(int64_t ended_us);
@@ -110,7 +115,8 @@ class Trigger {
  private:
   struct Open {
     uint32_t thread = 0;
-    uint64_t greenlet = 0;       // outermost frame of the stack the call runs on
+    uint64_t context = 0;        // the task it runs in, or the outermost frame of its stack
+    bool task = false;           // the context is an asyncio task
     uint32_t greenlet_index = 0;
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
@@ -127,7 +133,9 @@ class Trigger {
     snapshot::Sample sample;
     bool has_sample = false;
     uint32_t thread = 0;
-    uint64_t greenlet = 0;
+    uint64_t greenlet = 0;  // the outermost frame of the thread's stack
+    uint64_t context = 0;   // the task, or `greenlet`
+    bool task = false;
     bool has_entry = false;
     CallIdentity entry;
     std::vector<uint32_t> frames;

@@ -38,6 +38,13 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     r.stack_offsets.push_back(static_cast<uint32_t>(r.stack_frames.size()));
   }
   for (const auto& t : c.threads()) r.threads.push_back({t.tid(), t.name()});
+  for (const auto& x : c.contexts()) {
+    check(x.thread() < r.threads.size(), "context on an unknown thread");
+    check(x.kind() == 1 || x.kind() == 2, "context of an unknown kind");
+    check(r.contexts.size() < (1u << 24), "too many contexts");
+    r.context_at[x.index()] = static_cast<uint32_t>(r.contexts.size());
+    r.contexts.push_back({x.index(), static_cast<ContextKind>(x.kind()), x.name(), x.thread(), x.address()});
+  }
   for (const auto& n : c.thread_names()) {
     check(n.thread() < r.threads.size(), "thread name for an unknown thread");
     r.threads[n.thread()].name = n.name();
@@ -68,7 +75,8 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
   check(s.time_delta_us_size() == int(n) && s.stack_size() == int(n) && s.wall_us_size() == int(n) &&
             s.cpu_us_size() == int(n) && s.flags_size() == int(n) && s.segment_size() == int(n) &&
             (s.greenlet_size() == int(n) || s.greenlet_size() == 0) &&
-            (s.sequence_size() == int(n) || s.sequence_size() == 0),
+            (s.sequence_size() == int(n) || s.sequence_size() == 0) &&
+            (s.context_depth_size() == int(n) || s.context_depth_size() == 0),
         "sample columns of different lengths");
   int64_t time = 0;
   size_t stacks = r.stack_count();
@@ -89,6 +97,8 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     x.greenlet = s.greenlet_size() ? s.greenlet(int(i)) : 0;
     // Stored as sequence + 1 so that 0 means "none".
     x.sequence = s.sequence_size() ? static_cast<int64_t>(s.sequence(int(i))) - 1 : -1;
+    x.context_depth = s.context_depth_size() ? s.context_depth(int(i)) : 0;
+    check(x.context_depth <= r.stack(x.stack).size(), "sample's context starts beyond its stack");
     r.samples.push_back(x);
   }
 }

@@ -122,6 +122,15 @@ void Writer::set_thread_name(uint32_t thread, std::string_view name) {
   n->set_name(std::string(name));
 }
 
+void Writer::add_context(const Context& c) {
+  auto* pc = pending_.add_contexts();
+  pc->set_index(c.index);
+  pc->set_kind(static_cast<uint32_t>(c.kind));
+  pc->set_name(c.name);
+  pc->set_thread(c.thread);
+  pc->set_address(c.address);
+}
+
 void Writer::add_segment(const Segment& s) {
   auto* ps = pending_.add_segments();
   ps->set_id(s.id);
@@ -154,6 +163,13 @@ void Writer::add_sample(const Sample& s) {
   p->add_flags(s.flags);
   p->add_segment(s.segment);
   p->add_greenlet(s.greenlet);
+  if (s.context_depth) {
+    // The column exists only in chunks that have such samples.
+    while (p->context_depth_size() < p->thread_size() - 1) p->add_context_depth(0);
+    p->add_context_depth(s.context_depth);
+  } else if (p->context_depth_size()) {
+    p->add_context_depth(0);
+  }
   if (s.sequence >= 0) {
     // Imported dumps keep their sequence; the column exists only in chunks that have it.
     while (p->sequence_size() < p->thread_size() - 1) p->add_sequence(0);
