@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "record/clock.h"
+#include "record/greenlets.h"
 #include "record/status.h"
 #include "record/trigger.h"
 #include "swprof/asyncio.h"
@@ -185,6 +186,7 @@ class Recorder {
         asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
     tasks_wanted_ = !entries.empty() || options.tasks;
+    if (tasks_wanted_) greenlets_followed_ = std::make_unique<GreenletTracker>(memory, interp);
     raw_.reserve(python::Walker::kMaxVisit);
     stack_.reserve(options.max_depth + 2);
     code_addresses_.reserve(python::Walker::kMaxVisit);
@@ -199,6 +201,10 @@ class Recorder {
   // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
+  const std::string* greenlets_note() const {
+    return greenlets_followed_ && !greenlets_followed_->note().empty() ? &greenlets_followed_->note() : nullptr;
+  }
+  uint64_t greenlet_probe_hits() const { return greenlets_followed_ ? greenlets_followed_->probe_hits() : 0; }
   // The longest times the recorder was held up, at most kMaxStalls.
   static constexpr size_t kMaxStalls = 1000;
   std::vector<std::pair<int64_t, int64_t>> stalls;
@@ -221,7 +227,7 @@ class Recorder {
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
-  uint64_t task_samples = 0;
+  uint64_t task_samples = 0, greenlet_samples = 0;
   uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0;
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
@@ -286,6 +292,16 @@ class Recorder {
   TaskContext& task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us);
   void locate_running_task(const python::PyThread& t);
   void sample_suspended_tasks(int64_t now_us);
+  // gevent: greenlets followed from their start (uprobes), each parked one sampled every tick.
+  std::unique_ptr<GreenletTracker> greenlets_followed_;
+  std::vector<GreenletTracker::Parked> parked_;
+  struct GreenletContext {
+    uint32_t thread = 0;           // the thread it last ran on
+    int64_t last_sample_us = 0;    // its last sample, running or parked
+    uint64_t last_tick = 0, last_running_tick = 0;
+  };
+  std::unordered_map<uint64_t, GreenletContext> greenlet_contexts_;  // by outermost frame
+  void sample_parked_greenlets(int64_t now_us);
   std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
   bool unsteady_sample_ = false;
@@ -506,6 +522,49 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
   context_depth_ = 0;
 }
 
+// Each parked greenlet once per tick: its frames where it waits, under <switched out>, in the
+// context of its outermost frame (as when it runs).
+void Recorder::sample_parked_greenlets(int64_t now_us) {
+  greenlets_followed_->parked(parked_);
+  uint32_t fallback_thread = UINT32_MAX;  // gevent's hub runs on one thread: the one that ran greenlets
+  for (const auto& [key, c] : greenlet_contexts_)
+    if (c.last_tick == ticks) fallback_thread = c.thread;
+  for (auto& p : parked_) {
+    auto gc = greenlet_contexts_.find(p.bottom_frame);
+    // Sampled running on its thread this tick: read parked since (it switched out meanwhile) is
+    // the same tick's news twice.
+    if (gc != greenlet_contexts_.end() && gc->second.last_running_tick == ticks) continue;
+    uint32_t thread = gc != greenlet_contexts_.end() ? gc->second.thread : fallback_thread;
+    if (thread == UINT32_MAX) continue;  // no thread ran greenlets yet
+    raw_.swap(p.frames);
+    running_task_ = context_root_ = SIZE_MAX;
+    context_depth_ = 0;
+    const CallIdentity* entry = nullptr;
+    bool resolved = resolve_stack(ticks, true, &entry);
+    raw_.swap(p.frames);
+    if (!resolved) continue;
+    GreenletContext& ctx = greenlet_contexts_[p.bottom_frame];
+    if (!ctx.last_sample_us) ctx.last_sample_us = previous_tick_us_;
+    ctx.thread = thread;
+    snapshot::Sample s;
+    s.time_us = now_us;
+    s.thread = thread;
+    s.greenlet = greenlet_index(p.bottom_frame, p.bottom_code);
+    s.stack = writer_.intern_stack(stack_);
+    s.wall_us = std::max<int64_t>(0, now_us - ctx.last_sample_us);
+    s.flags = snapshot::kSwitchedOut;
+    ctx.last_sample_us = now_us;
+    ctx.last_tick = ticks;
+    ++greenlet_samples;
+    if (!entries_.empty()) {
+      Reading reading{now_us, now_us - s.wall_us, {}};
+      trigger_.route(ticks, &s, thread, p.bottom_frame, entry, stack_, &reading);
+    } else if (options_.tasks) {
+      writer_.add_sample(s);
+    }
+  }
+}
+
 // A synthetic frame (`<N frames cut>`), interned once per text.
 uint32_t Recorder::marker_frame(const std::string& text) {
   auto [it, inserted] = markers_.try_emplace(text, 0);
@@ -662,7 +721,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     // No Python frames (a thread starting, ending, or in C code only): whatever call it ran ended.
     if (!entries_.empty() && ctx.registered) {
       Reading reading{now_us, 0, {}};  // (no sample: when the thread was found without Python)
-      trigger_.route(ticks, nullptr, ctx.index, walker_.bottom_frame(), nullptr, {}, &reading);
+      trigger_.route(ticks, nullptr, ctx.index, 0, nullptr, {}, &reading);
     }
     ctx.last_stack.clear();
     return;
@@ -670,7 +729,16 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   snapshot::Sample s;
   s.time_us = now_us;
   s.thread = register_thread(ctx);
-  s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
+  // What runs the stack, as far as the thread is concerned: its outermost Python frame (under
+  // gevent each greenlet's own, parked or running).
+  const uint64_t outermost = raw_.back().address;
+  s.greenlet = greenlet_index(outermost, raw_.back().code);
+  if (greenlets_followed_) {
+    GreenletContext& gc = greenlet_contexts_[outermost];
+    gc.thread = ctx.index;
+    gc.last_sample_us = now_us;
+    gc.last_tick = gc.last_running_tick = ticks;
+  }
   uint64_t task = 0;  // the asyncio task the entry's call runs in
   if (running_task_ != SIZE_MAX && !partial) {
     // An asyncio task runs here: the sample is the task's, from its coroutine inward.
@@ -724,7 +792,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++tick_samples;
   if (!entries_.empty()) {
     Reading reading{read_from_us, previous_read_from, gap, partial, task};
-    trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &reading);
+    trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
     return;
   }
   if (gap.wall_us > 0) {
@@ -785,6 +853,10 @@ bool Recorder::tick(int64_t now_us) {
     if (ctx.registered) listed_.push_back(ctx.index);
   }
   if (!tasks_.empty()) sample_suspended_tasks(std::max(now_us, monotonic_us() - epoch_us_));
+  if (greenlets_followed_) {
+    greenlets_followed_->tick(now_us);
+    if (greenlets_followed_->known()) sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
+  }
   if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
@@ -795,8 +867,10 @@ bool Recorder::tick(int64_t now_us) {
       ++it;
     }
   }
-  if (ticks % 64 == 0)
+  if (ticks % 64 == 0) {
     std::erase_if(task_contexts_, [&](const auto& c) { return c.second.last_tick + 64 < ticks; });
+    std::erase_if(greenlet_contexts_, [&](const auto& c) { return c.second.last_tick + 64 < ticks; });
+  }
   previous_tick_us_ = now_us;
   writer_.maybe_flush();
   double cost = static_cast<double>(monotonic_us() - started);

@@ -169,6 +169,7 @@ void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thre
   p.frames.assign(frames.begin(), frames.end());
   p.reading = reading ? *reading : Reading{sample ? sample->time_us : 0, sample ? sample->time_us - sample->wall_us : 0, {}};
   p.open = SIZE_MAX;
+  p.duplicate = false;
 }
 
 void Trigger::start(Pending& p) {
@@ -206,8 +207,8 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     // Only the outer frames of a thread whose stack kept changing: a call not among them may
     // still run deeper. That is no news.
     if (p.reading.partial && !p.has_entry) continue;
-    // A suspended task's sample is no news of its thread.
-    if (p.task && p.has_sample && (p.sample.flags & snapshot::kSwitchedOut)) continue;
+    // A parked greenlet's or a suspended task's sample is no news of its thread.
+    if (p.has_sample && (p.sample.flags & snapshot::kSwitchedOut)) continue;
     sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : p.reading.from_us ? p.reading.from_us : now_us,
                           !p.has_sample};
   }
@@ -216,9 +217,15 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     if (!p.has_entry) continue;
     for (size_t i = 0; i < open_.size(); ++i) {
       Open& o = open_[i];
-      if (o.closed || o.last_tick == tick || o.context != p.context || o.task != p.task ||
-          (!o.task && o.thread != p.thread) || !o.identity.continues_as(p.entry))
+      if (o.closed || o.context != p.context || o.task != p.task || (!o.task && o.thread != p.thread) ||
+          !o.identity.continues_as(p.entry))
         continue;
+      if (o.last_tick == tick) {
+        // A second look at a call already seen this tick (a greenlet read parked just after it ran
+        // on its thread): the same call, not a new one.
+        p.duplicate = true;
+        break;
+      }
       o.last_tick = tick;
       p.open = i;
       break;
@@ -272,6 +279,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       outside_ += 1 + (p.reading.gap.wall_us > 0);
       continue;
     }
+    if (p.duplicate) continue;
     if (p.open == SIZE_MAX) continue;
     Open& o = open_[p.open];
     o.identity = p.entry;
@@ -284,7 +292,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     add(o, own);
   }
   for (Pending& p : pending) {
-    if (!p.has_entry || p.open != SIZE_MAX) continue;
+    if (!p.has_entry || p.open != SIZE_MAX || p.duplicate) continue;
     start(p);
     Open& o = open_[p.open];
     o.last_tick = tick;

@@ -141,6 +141,7 @@ class Trigger {
     std::vector<uint32_t> frames;
     Reading reading;
     size_t open = SIZE_MAX;  // the open call it continues
+    bool duplicate = false;  // another sample of this tick already continued the same call
   };
   bool promote(Open& s);
   void close(Open& s, int64_t gone_us);  // gone_us: when it was found gone (0: not known)
