@@ -205,6 +205,7 @@ class Recorder {
     return greenlets_followed_ && !greenlets_followed_->note().empty() ? &greenlets_followed_->note() : nullptr;
   }
   uint64_t greenlet_probe_hits() const { return greenlets_followed_ ? greenlets_followed_->probe_hits() : 0; }
+  uint64_t greenlet_probe_lost() const { return greenlets_followed_ ? greenlets_followed_->probe_lost() : 0; }
   // The longest times the recorder was held up, at most kMaxStalls.
   static constexpr size_t kMaxStalls = 1000;
   std::vector<std::pair<int64_t, int64_t>> stalls;
@@ -1001,6 +1002,11 @@ int run(const Options& options) {
   footer.set_runtime_unreadable_ticks(recorder.runtime_unreadable);
   footer.set_remote_reads(memory.syscalls());
   footer.set_recorder_cpu_us(own_cpu_us() - cpu_at_start_us);
+  if (const std::string* note = recorder.greenlets_note()) footer.set_greenlets(*note);
+  footer.set_greenlet_samples(recorder.greenlet_samples);
+  footer.set_task_samples(recorder.task_samples);
+  footer.set_uprobe_hits(recorder.greenlet_probe_hits());
+  footer.set_uprobe_lost(recorder.greenlet_probe_lost());
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
   footer.set_cut_stacks(recorder.cut_stacks);

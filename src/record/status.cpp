@@ -63,6 +63,11 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
     out += fmt::format("  late      {} samples came over two intervals after their thread's previous one: {} of "
                        "their time is shown as <not sampled> under the frames their stacks had in common\n",
                        f.late_samples(), format_duration_us(f.gap_us()));
+  if (!f.greenlets().empty())
+    out += fmt::format("  gevent    {}; {} samples of parked greenlets{}\n", sanitize_text(f.greenlets()), f.greenlet_samples(),
+                       f.uprobe_lost() ? fmt::format(" ({} greenlet starts lost: the kernel's buffer was full)", f.uprobe_lost()) : "");
+  if (f.task_samples())
+    out += fmt::format("  asyncio   {} samples of suspended tasks, each under what it awaits\n", f.task_samples());
   if (f.cut_stacks())
     out += fmt::format("  deep      {} samples had more than {} frames: their middle frames are cut "
                        "(<N frames cut>; --max-depth)\n",
@@ -71,9 +76,12 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
                      f.cost_mean_us(), f.cost_max_us(),
                      samples ? static_cast<double>(f.recorder_cpu_us()) / static_cast<double>(samples) : 0.0);
   if (h.entry_specs_size() > 0) {
-    out += fmt::format("  segments  {} seen, {} kept, {} shorter than {}, {} skipped (over --max-parallel/--max-segments)\n",
-                       f.segments_seen(), f.segments_kept(), f.segments_too_short(),
-                       format_duration_us(h.min_duration_us()), f.segments_skipped());
+    out += fmt::format("  segments  {} seen, {} kept, {}{} skipped (over --max-parallel/--max-segments)\n",
+                       f.segments_seen(), f.segments_kept(),
+                       h.min_duration_us() ? fmt::format("{} shorter than {}, ", f.segments_too_short(),
+                                                         format_duration_us(h.min_duration_us()))
+                                           : "",
+                       f.segments_skipped());
     out += fmt::format("  not written: {} samples outside any kept segment\n", f.outside_segments());
   }
   if (!h.idle_kept()) out += fmt::format("  not written: {} samples of threads asleep for a whole interval (--no-idle)\n", f.idle_dropped());
