@@ -15,14 +15,19 @@ constexpr size_t kMaxGreenlets = 10000;  // read each tick at most this many (th
 }  // namespace
 
 GreenletTracker::GreenletTracker(const target::Memory& memory, const python::Interpreter& interp)
-    : memory_(memory), interp_(interp), walker_(memory, interp) {}
+    : memory_(memory), interp_(interp), walker_(memory, interp) {
+  walker_.set_locals_wanted(64);  // an entry call's identity compares its locals (≤3.10 frame objects)
+}
 
 GreenletTracker::~GreenletTracker() = default;
 
 uint64_t GreenletTracker::probe_hits() const { return session_ ? session_->hits() : 0; }
 uint64_t GreenletTracker::probe_lost() const { return session_ ? session_->lost() : 0; }
 
-void GreenletTracker::tick(int64_t now_us) {
+void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
+  epoch_us_ = epoch_us;
+  alive_.clear();
+  running_.clear();
   if (gave_up_) return;
   if (!module_) {
     // Until the program imports greenlet: a few reads of sys.modules every 50 ms.
@@ -46,6 +51,7 @@ void GreenletTracker::tick(int64_t now_us) {
     // A thread whose events cannot be opened keeps its greenlets to sampling alone.
   }
   take_hits();
+  read_states();
 }
 
 // The probes: UserGreenlet's constructor (a greenlet is made) and g_initialstub (it starts).
@@ -106,30 +112,56 @@ void GreenletTracker::take_hits() {
       return;
     }
   }
-  const int64_t now = monotonic_us();
+  // In time order (each thread's hits come in order, threads one after another).
+  std::stable_sort(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
   for (const auto& h : pending_) {
     if (!h.args_valid) continue;
     const auto& e = entries_[h.site];
-    uint64_t object = e.kind == python::SwitchEntry::Kind::kCreate ? h.args[e.object_arg]
-                                                                    : reader_->object_of_impl(h.args[e.target_arg]);
-    if (object && known_.size() < kMaxGreenlets) known_[object] = now;
+    bool made = e.kind == python::SwitchEntry::Kind::kCreate;
+    uint64_t object = made ? h.args[e.object_arg] : reader_->object_of_impl(h.args[e.target_arg]);
+    if (!object) continue;
+    auto it = known_.find(object);
+    // Made again, or started again, at a known address: the earlier greenlet there is gone.
+    if (it != known_.end() && (made || it->second.started)) {
+      known_.erase(it);
+      it = known_.end();
+    }
+    const int64_t at_us = h.time_ns / 1000 - epoch_us_;
+    if (it == known_.end()) {
+      if (known_.size() >= kMaxGreenlets) continue;
+      it = known_.emplace(object, Known{next_serial_++, at_us, false, {}}).first;
+    }
+    // Its calls begin once it starts (or, not seen starting, once it was made).
+    if (!made) {
+      it->second.born_us = at_us;
+      it->second.started = true;
+    }
   }
   pending_.clear();
 }
 
-void GreenletTracker::parked(std::vector<Parked>& out) {
-  out.clear();
+// Which greenlets live, which are parked and which run, read once per tick before the threads.
+void GreenletTracker::read_states() {
   if (!reader_ || !reader_->calibrated()) return;
-  python::GreenletState state;
   for (auto it = known_.begin(); it != known_.end();) {
-    if (!reader_->read(it->first, state) || state.status == python::GreenletStatus::kDead) {
+    Known& k = it->second;
+    if (!reader_->read(it->first, k.state) || k.state.status == python::GreenletStatus::kDead) {
       it = known_.erase(it);  // it finished, or its memory went (a freed greenlet)
       continue;
     }
-    if (state.status == python::GreenletStatus::kParked && reader_->parked_frames(state, walker_, frames_) &&
-        !frames_.empty())
-      out.push_back({it->first, frames_, frames_.back().address, frames_.back().code});
+    alive_.insert(k.serial);
+    if (k.state.status == python::GreenletStatus::kRunning && k.state.running_known) running_.push_back(&k);
     ++it;
+  }
+}
+
+void GreenletTracker::parked(const std::function<void(const Parked&)>& visit) {
+  if (!reader_ || !reader_->calibrated()) return;
+  for (auto& [object, k] : known_) {
+    if (!alive(k.serial) || k.state.status != python::GreenletStatus::kParked) continue;
+    // Read at the tick's start; parked_frames checks it is still parked.
+    if (reader_->parked_frames(k.state, walker_, frames_) && !frames_.empty())
+      visit({k, frames_, frames_.back().address, frames_.back().code});
   }
 }
 

@@ -12,10 +12,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "swprof/greenlet.h"
@@ -29,19 +31,37 @@ class GreenletTracker {
   GreenletTracker(const target::Memory& memory, const python::Interpreter& interp);
   ~GreenletTracker();
 
-  // Once per tick: looks for greenlet until it is imported, attaches the probes, takes the hits
-  // and drops greenlets that died. `now_us` throttles the search.
-  void tick(int64_t now_us);
-  // The greenlets that are parked now, with their frames (innermost first), read one by one.
-  struct Parked {
-    uint64_t object = 0;
-    std::vector<python::RawFrame> frames;
-    uint64_t bottom_frame = 0, bottom_code = 0;  // its outermost Python frame: its context
+  // Once per tick, before the threads are walked: looks for greenlet until it is imported,
+  // attaches the probes, takes the hits and reads the state of every greenlet known (dropping
+  // those that died). `now_us` (the recorder's clock, `epoch_us` its zero) throttles the search.
+  void tick(int64_t now_us, int64_t epoch_us);
+
+  // A greenlet is known by a serial number, not by its address: a finished greenlet's memory (its
+  // PyGreenlet, its frames, its arguments) is soon reused by the next one, which is a new greenlet
+  // with new calls.
+  struct Known {
+    uint64_t serial = 0;
+    int64_t born_us = 0;  // when it started (its first switch; the recorder's clock)
+    bool started = false;
+    python::GreenletState state;
   };
-  void parked(std::vector<Parked>& out);
+  // Each greenlet parked now, with its frames (innermost first), given to `visit` right after they
+  // were read, while walker() still holds their bytes (the entry's locals are read from them).
+  struct Parked {
+    const Known& greenlet;
+    std::vector<python::RawFrame>& frames;
+    uint64_t bottom_frame = 0, bottom_code = 0;  // its outermost Python frame
+  };
+  void parked(const std::function<void(const Parked&)>& visit);
+  // Whether the greenlet `serial` was alive at this tick's read.
+  bool alive(uint64_t serial) const { return alive_.count(serial) != 0; }
+  // The greenlets that ran (were their thread's current one) at this tick's read.
+  const std::vector<const Known*>& running() const { return running_; }
 
   // A line for the summary when greenlets are in use: how they were followed, or why not.
   const std::string& note() const { return note_; }
+  // The walker that read the parked frames (for their locals).
+  python::Walker& walker() { return walker_; }
   uint64_t probe_hits() const;
   uint64_t probe_lost() const;
   size_t known() const { return known_.size(); }
@@ -49,6 +69,7 @@ class GreenletTracker {
  private:
   void attach();
   void take_hits();
+  void read_states();
 
   const target::Memory& memory_;
   const python::Interpreter& interp_;
@@ -59,7 +80,11 @@ class GreenletTracker {
   python::Walker walker_;  // its own: a parked greenlet's walk must not disturb the threads'
   std::vector<target::UprobeHit> hits_, pending_;
   std::vector<uint64_t> targets_;
-  std::unordered_map<uint64_t, int64_t> known_;  // PyGreenlet -> when last seen alive (µs)
+  std::unordered_map<uint64_t, Known> known_;  // by PyGreenlet
+  std::unordered_set<uint64_t> alive_;         // serials alive at this tick's read
+  std::vector<const Known*> running_;
+  uint64_t next_serial_ = 1;
+  int64_t epoch_us_ = 0;
   std::vector<python::RawFrame> frames_;
   int64_t next_search_us_ = 0;
   bool gave_up_ = false;

@@ -182,7 +182,9 @@ class Recorder {
         names_(memory, interp),
         stats_(memory.pid()),
         trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
-                 [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }),
+                 [this](uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
+                   return probe_parked(context, id, out);
+                 }),
         asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
     tasks_wanted_ = !entries.empty() || options.tasks;
@@ -246,8 +248,8 @@ class Recorder {
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
-  bool probe_parked(const CallIdentity& id, std::vector<uint32_t>& out);
-  uint32_t greenlet_index(uint64_t bottom_frame, uint64_t bottom_code);
+  bool probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
+  uint32_t greenlet_index(uint64_t key, uint64_t bottom_code);
   void count_error(const char* kind) {
     ++errors;
     ++error_kinds[kind];
@@ -291,21 +293,42 @@ class Recorder {
   uint32_t context_depth_ = 0;
   bool entry_in_task_ = false;  // the entry frame captured is inside the running task's frames
   TaskContext& task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us);
+  // The trigger's key for a task's calls: one per task, even when its object's memory is reused.
+  static uint64_t task_key(const TaskContext& c) { return (uint64_t(1) << 63) | c.index; }
   void locate_running_task(const python::PyThread& t);
+  std::vector<size_t> ran_tasks_;  // tasks_ found running on a thread this tick
   void sample_suspended_tasks(int64_t now_us);
   // gevent: greenlets followed from their start (uprobes), each parked one sampled every tick.
   std::unique_ptr<GreenletTracker> greenlets_followed_;
-  std::vector<GreenletTracker::Parked> parked_;
   struct GreenletContext {
     uint32_t thread = 0;           // the thread it last ran on
     int64_t last_sample_us = 0;    // its last sample, running or parked
     uint64_t last_tick = 0, last_running_tick = 0;
+    bool parked_seen = false;      // a greenlet the tracker follows
   };
-  std::unordered_map<uint64_t, GreenletContext> greenlet_contexts_;  // by outermost frame
+  uint32_t greenlet_thread_ = UINT32_MAX;  // the thread followed greenlets were last seen running on
+  // What runs a stack: a followed greenlet's serial (kGreenletSerial | serial), or else the stack's
+  // outermost frame. A greenlet is first seen by its frame; once the tracker reads it parked, the
+  // frame is known to be that greenlet's (frame_owner_), until the greenlet dies.
+  static constexpr uint64_t kGreenletSerial = uint64_t(1) << 62;
+  std::unordered_map<uint64_t, GreenletContext> greenlet_contexts_;  // by greenlet_key
+  std::unordered_map<uint64_t, uint64_t> frame_owner_;               // outermost frame -> serial
+  std::unordered_map<uint64_t, uint64_t> owned_frame_;               // serial -> outermost frame
+  uint64_t greenlet_key(uint64_t outermost);
+  void learn_owner(const GreenletTracker::Known& greenlet, uint64_t outermost, uint64_t outermost_code);
   void sample_parked_greenlets(int64_t now_us);
   std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
   bool unsteady_sample_ = false;
+  python::Walker* locals_walker_ = nullptr;  // the walker that read the frames being resolved
+  bool suspended_task_sample_ = false;
+  bool read_frame_locals(uint64_t frame, size_t count, uint64_t* out) {
+    const python::Layout& l = interp_.layout;
+    if (!memory_.read(frame + l.frame.localsplus, out, count * 8)) return false;
+    if (l.tagged_code_ref)
+      for (size_t k = 0; k < count; ++k) out[k] &= ~uint64_t(3);
+    return true;
+  }
   int64_t previous_tick_us_ = 0;
   int64_t epoch_us_ = 0;
   std::optional<uint64_t> code_generation_;
@@ -358,11 +381,12 @@ uint32_t Recorder::register_thread(ThreadContext& c) {
   return c.index;
 }
 
-// What a thread runs is identified by its stack's outermost frame (and that frame's code, since a
-// finished greenlet's slot is reused): a thread's first frame, or under gevent each greenlet's
-// own. Indices are small and stable for --by-greenlet.
-uint32_t Recorder::greenlet_index(uint64_t bottom_frame, uint64_t bottom_code) {
-  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(bottom_frame, bottom_code), next_context_index_);
+// What a thread runs is identified by its greenlet (see greenlet_key) or its stack's outermost frame
+// (and that frame's code, since a finished greenlet's slot is reused): a thread's first frame, or
+// under gevent each greenlet's own. Indices are small and stable for --by-greenlet.
+uint32_t Recorder::greenlet_index(uint64_t key, uint64_t bottom_code) {
+  if (key & kGreenletSerial) bottom_code = 0;
+  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(key, bottom_code), next_context_index_);
   next_context_index_ += inserted;
   return it->second;
 }
@@ -382,9 +406,62 @@ uint32_t Recorder::frame_id_of(python::CodeInfo& code, int32_t offset) {
   return id;
 }
 
+// What runs a stack whose outermost frame is `outermost`: the followed greenlet that owns that
+// frame while it lives; a greenlet not read parked yet that runs now and was not placed yet (read at
+// the tick's start: a switch since then may mislead this, which its first parked read corrects);
+// or, not knowing, the frame itself.
+uint64_t Recorder::greenlet_key(uint64_t outermost) {
+  if (!greenlets_followed_) return outermost;
+  auto owner = frame_owner_.find(outermost);
+  if (owner != frame_owner_.end()) {
+    if (greenlets_followed_->alive(owner->second)) return kGreenletSerial | owner->second;
+    owned_frame_.erase(owner->second);
+    frame_owner_.erase(owner);  // its greenlet died: the frame is free for the next one
+  }
+  const auto& running = greenlets_followed_->running();
+  if (running.size() == 1 && !owned_frame_.count(running.front()->serial)) {
+    learn_owner(*running.front(), outermost, raw_.back().code);
+    return kGreenletSerial | running.front()->serial;
+  }
+  return outermost;
+}
+
+// `greenlet`'s outermost frame is `outermost`. What was known by that frame since the greenlet
+// started was this greenlet: its calls and context move to its serial.
+void Recorder::learn_owner(const GreenletTracker::Known& greenlet, uint64_t outermost, uint64_t outermost_code) {
+  const uint64_t key = kGreenletSerial | greenlet.serial;
+  if (auto old = owned_frame_.find(greenlet.serial); old != owned_frame_.end()) {
+    if (old->second == outermost) return;
+    frame_owner_.erase(old->second);
+  }
+  if (auto previous = frame_owner_.find(outermost); previous != frame_owner_.end())
+    owned_frame_.erase(previous->second);
+  frame_owner_[outermost] = greenlet.serial;
+  owned_frame_[greenlet.serial] = outermost;
+  auto by_frame = greenlet_contexts_.find(outermost);
+  if (by_frame == greenlet_contexts_.end() || by_frame->second.last_sample_us < greenlet.born_us) return;
+  if (!greenlet_contexts_.count(key)) greenlet_contexts_[key] = by_frame->second;
+  greenlet_contexts_.erase(by_frame);
+  // Its --by-greenlet index too; the frame's is free for whatever runs there next.
+  if (auto index = greenlets_.find({outermost, outermost_code}); index != greenlets_.end()) {
+    greenlets_.try_emplace({key, 0}, index->second);
+    greenlets_.erase(index);
+  }
+  if (!entries_.empty()) trigger_.rename_context(outermost, key);
+}
+
 // A switched-out greenlet's call: its frames from the entry to the one that yielded.
-bool Recorder::probe_parked(const CallIdentity& id, std::vector<uint32_t>& out) {
+bool Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
   out.clear();
+  if (greenlets_followed_) {
+    // A followed greenlet that died took its calls along; a frame now owned by a greenlet that
+    // started after the call was last seen holds that greenlet's calls, not this one.
+    if (context & kGreenletSerial) {
+      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return false;
+    } else if (frame_owner_.count(context)) {
+      return false;
+    }
+  }
   if (!walker_.parked_frames(id.frame, id.code, std::span<const uint64_t>(id.args, id.arg_count), codes_, ticks,
                              parked_raw_))
     return false;
@@ -430,7 +507,13 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   uint64_t slots[CallIdentity::kMaxLocals];
   // (A sample kept from a torn read has no locals of its own: the walker's bytes are another
   // attempt's.)
-  if (locals && !unsteady_sample_ && walker_.read_locals(f.address, locals, slots)) {
+  python::Walker& locals_from = locals_walker_ ? *locals_walker_ : walker_;
+  // A suspended task's frames come from the asyncio reader: their locals, which do not move while
+  // the coroutine waits, are read on their own.
+  bool have_locals = locals && !unsteady_sample_ &&
+                     (suspended_task_sample_ ? read_frame_locals(f.address, locals, slots)
+                                             : locals_from.read_locals(f.address, locals, slots));
+  if (have_locals) {
     identity_.locals_known = true;
     std::copy(slots, slots + identity_.arg_count, identity_.args);
     for (size_t k = code.arg_count; k < locals; ++k)
@@ -465,9 +548,12 @@ Recorder::TaskContext& Recorder::task_context(const python::AsyncTask& task, uin
 void Recorder::locate_running_task(const python::PyThread& t) {
   running_task_ = context_root_ = SIZE_MAX;
   context_depth_ = 0;
+  // Any task, not only the one that ran when the tasks were read: the loop may have switched
+  // tasks since. A suspended task's coroutine frame is the frame it resumes in.
   for (size_t k = 0; k < tasks_.size(); ++k) {
     const python::AsyncTask& task = tasks_[k];
-    if (!task.running || !task.coro_frame || (task.thread_id && task.thread_id != t.thread_id)) continue;
+    if (task.state != python::TaskState::kPending || !task.coro_frame || (task.thread_id && task.thread_id != t.thread_id))
+      continue;
     for (size_t i = 0; i < raw_.size(); ++i)
       if (raw_[i].address == task.coro_frame) {
         // The outermost task's frame: a task can drive another's coroutine only through await,
@@ -484,8 +570,11 @@ void Recorder::locate_running_task(const python::PyThread& t) {
 // Each suspended task once per tick: its await chain, innermost first from the reader, resolved
 // like a thread's stack, under an `<awaiting ...>` frame naming what the innermost coroutine awaits.
 void Recorder::sample_suspended_tasks(int64_t now_us) {
-  for (const python::AsyncTask& task : tasks_) {
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    const python::AsyncTask& task = tasks_[k];
     if (task.running || task.state != python::TaskState::kPending || task.frames.empty()) continue;
+    // Found running on its thread since the tasks were read: its await chain is stale.
+    if (std::find(ran_tasks_.begin(), ran_tasks_.end(), k) != ran_tasks_.end()) continue;
     // The event loop's thread, when it is one of the threads sampled.
     ThreadContext* loop_thread = nullptr;
     for (auto& [tstate, c] : threads)
@@ -499,7 +588,10 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
     context_root_ = raw_.size() - 1;  // the task's coroutine is its outermost frame
     context_depth_ = 0;
     const CallIdentity* entry = nullptr;
-    if (!resolve_stack(ticks, true, &entry)) continue;
+    suspended_task_sample_ = true;
+    bool resolved = resolve_stack(ticks, true, &entry);
+    suspended_task_sample_ = false;
+    if (!resolved) continue;
     stack_.push_back(marker_frame(task.awaiting.type_name.empty() ? "<awaiting>"
                                                                   : "<awaiting " + task.awaiting.type_name + ">"));
     TaskContext& tc = task_context(task, loop_thread->index, now_us);
@@ -513,7 +605,7 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
     tc.last_sample_us = now_us;
     ++task_samples;
     if (!entries_.empty()) {
-      Reading reading{now_us, now_us - s.wall_us, {}, false, task.address};
+      Reading reading{now_us, now_us - s.wall_us, {}, false, task_key(tc)};
       trigger_.route(ticks, &s, loop_thread->index, 0, entry, stack_, &reading);
     } else if (options_.tasks) {
       writer_.add_sample(s);
@@ -526,31 +618,40 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
 // Each parked greenlet once per tick: its frames where it waits, under <switched out>, in the
 // context of its outermost frame (as when it runs).
 void Recorder::sample_parked_greenlets(int64_t now_us) {
-  greenlets_followed_->parked(parked_);
-  uint32_t fallback_thread = UINT32_MAX;  // gevent's hub runs on one thread: the one that ran greenlets
-  for (const auto& [key, c] : greenlet_contexts_)
-    if (c.last_tick == ticks) fallback_thread = c.thread;
-  for (auto& p : parked_) {
-    auto gc = greenlet_contexts_.find(p.bottom_frame);
+  // A greenlet not seen running yet is on the thread known greenlets run on (gevent's hub has one
+  // thread), or, before any ran, the first thread (where gevent's hub usually is).
+  uint32_t fallback_thread = greenlet_thread_;
+  if (fallback_thread == UINT32_MAX)
+    for (const auto& [tstate, c] : threads)
+      if (c.registered && c.last_tick == ticks) fallback_thread = std::min(fallback_thread, c.index);
+  greenlets_followed_->parked([&](const GreenletTracker::Parked& p) {
+    learn_owner(p.greenlet, p.bottom_frame, p.bottom_code);
+    const uint64_t key = kGreenletSerial | p.greenlet.serial;
+    auto gc = greenlet_contexts_.find(key);
     // Sampled running on its thread this tick: read parked since (it switched out meanwhile) is
     // the same tick's news twice.
-    if (gc != greenlet_contexts_.end() && gc->second.last_running_tick == ticks) continue;
+    if (gc != greenlet_contexts_.end() && gc->second.last_running_tick == ticks) return;
     uint32_t thread = gc != greenlet_contexts_.end() ? gc->second.thread : fallback_thread;
-    if (thread == UINT32_MAX) continue;  // no thread ran greenlets yet
+    if (thread == UINT32_MAX) return;  // no thread ran greenlets yet
     raw_.swap(p.frames);
     running_task_ = context_root_ = SIZE_MAX;
     context_depth_ = 0;
     const CallIdentity* entry = nullptr;
+    locals_walker_ = &greenlets_followed_->walker();
     bool resolved = resolve_stack(ticks, true, &entry);
+    locals_walker_ = nullptr;
     raw_.swap(p.frames);
-    if (!resolved) continue;
-    GreenletContext& ctx = greenlet_contexts_[p.bottom_frame];
-    if (!ctx.last_sample_us) ctx.last_sample_us = previous_tick_us_;
+    if (!resolved) return;
+    GreenletContext& ctx = greenlet_contexts_[key];
+    // A greenlet first seen parked waited since it started (or since the last tick, if it started
+    // before the tracker knew it).
+    if (!ctx.last_sample_us) ctx.last_sample_us = p.greenlet.born_us > 0 ? std::min(p.greenlet.born_us, now_us) : previous_tick_us_;
     ctx.thread = thread;
+    ctx.parked_seen = true;
     snapshot::Sample s;
     s.time_us = now_us;
     s.thread = thread;
-    s.greenlet = greenlet_index(p.bottom_frame, p.bottom_code);
+    s.greenlet = greenlet_index(key, p.bottom_code);
     s.stack = writer_.intern_stack(stack_);
     s.wall_us = std::max<int64_t>(0, now_us - ctx.last_sample_us);
     s.flags = snapshot::kSwitchedOut;
@@ -559,11 +660,11 @@ void Recorder::sample_parked_greenlets(int64_t now_us) {
     ++greenlet_samples;
     if (!entries_.empty()) {
       Reading reading{now_us, now_us - s.wall_us, {}};
-      trigger_.route(ticks, &s, thread, p.bottom_frame, entry, stack_, &reading);
+      trigger_.route(ticks, &s, thread, key, entry, stack_, &reading);
     } else if (options_.tasks) {
       writer_.add_sample(s);
     }
-  }
+  });
 }
 
 // A synthetic frame (`<N frames cut>`), interned once per text.
@@ -732,11 +833,12 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.thread = register_thread(ctx);
   // What runs the stack, as far as the thread is concerned: its outermost Python frame (under
   // gevent each greenlet's own, parked or running).
-  const uint64_t outermost = raw_.back().address;
+  const uint64_t outermost = greenlet_key(raw_.back().address);
   s.greenlet = greenlet_index(outermost, raw_.back().code);
   if (greenlets_followed_) {
     GreenletContext& gc = greenlet_contexts_[outermost];
     gc.thread = ctx.index;
+    if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here
     gc.last_sample_us = now_us;
     gc.last_tick = gc.last_running_tick = ticks;
   }
@@ -744,10 +846,11 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   if (running_task_ != SIZE_MAX && !partial) {
     // An asyncio task runs here: the sample is the task's, from its coroutine inward.
     TaskContext& tc = task_context(tasks_[running_task_], ctx.index, now_us);
+    ran_tasks_.push_back(running_task_);
     s.greenlet = tc.index;
     s.context_depth = context_depth_;
     tc.last_sample_us = now_us;
-    if (entry && entry_in_task_) task = tasks_[running_task_].address;
+    if (entry && entry_in_task_) task = task_key(tc);
   }
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
@@ -836,6 +939,8 @@ bool Recorder::tick(int64_t now_us) {
   // asyncio tasks, when calls or tasks are followed: all of them, before the threads are read
   // (a running task is told by its coroutine's frame on its thread's stack). A program that
   // imports asyncio later is picked up at the next tick.
+  // Greenlets: which live, run, or are parked, before the threads are walked.
+  if (greenlets_followed_) greenlets_followed_->tick(now_us, epoch_us_);
   tasks_read_ = false;
   if (tasks_wanted_) {
     python::AsyncioScanOptions scan;
@@ -845,6 +950,7 @@ bool Recorder::tick(int64_t now_us) {
   }
   uint64_t tick_samples = 0;
   listed_.clear();
+  ran_tasks_.clear();
   for (const auto& t : py_threads_) {
     // A thread state not bound to a thread (3.12+: made for a thread not started yet, or left by
     // one that ended) runs nothing; what its frame pointer shows is stale.
@@ -854,9 +960,8 @@ bool Recorder::tick(int64_t now_us) {
     if (ctx.registered) listed_.push_back(ctx.index);
   }
   if (!tasks_.empty()) sample_suspended_tasks(std::max(now_us, monotonic_us() - epoch_us_));
-  if (greenlets_followed_) {
-    greenlets_followed_->tick(now_us);
-    if (greenlets_followed_->known()) sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
+  if (greenlets_followed_ && greenlets_followed_->known()) {
+    sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
   }
   if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
   // Threads that ended: forget them (not on a tick whose list was cut short).

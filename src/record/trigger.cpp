@@ -255,7 +255,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
-    if (!prober_ || !prober_(s.identity, parked_frames_)) {
+    if (!prober_ || !prober_(s.context, s.identity, parked_frames_)) {
       close(s, now_us);
       continue;
     }
@@ -302,6 +302,15 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   }
   std::erase_if(open_, [](const Open& s) { return s.closed; });
   pending_used_ = 0;
+}
+
+void Trigger::rename_context(uint64_t from, uint64_t to) {
+  for (auto& o : open_)
+    if (!o.task && o.context == from) o.context = to;
+  for (size_t i = 0; i < pending_used_; ++i)
+    if (!pending_[i].task && pending_[i].context == from) pending_[i].context = pending_[i].greenlet = to;
+  for (auto& [thread, seen] : sampled_)
+    if (seen.greenlet == from) seen.greenlet = to;
 }
 
 void Trigger::close(Open& s, int64_t gone_us) {
