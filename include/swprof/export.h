@@ -2,7 +2,9 @@
 // (SVG), and SkyWalking's ThreadSnapshot JSON (export and import).
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "swprof/analyze.h"
 #include "swprof/snapshot.h"
@@ -20,9 +22,10 @@ struct FlamegraphOptions {
 // name by code origin, hover details, click to zoom, reset, regex search with "Matched: x%".
 std::string flamegraph_svg(const analyze::Tree& tree, const FlamegraphOptions& options);
 
-// SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto.
-std::string skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
-                              const std::string& task_id);
+// SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto, handed to `sink`
+// piece by piece (an export can be much larger than its snapshot file).
+void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
+                       const std::string& task_id, const std::function<void(std::string_view)>& sink);
 // Reads such JSON into a new snapshot file: one segment per traceSegmentId, one sample per record.
 // Returns the number of records read. Throws UserError on malformed input.
 size_t skywalking_import(const std::string& json_path, const std::string& out_path);

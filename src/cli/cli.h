@@ -39,7 +39,4 @@ void add_view_flags(CLI::App* cmd, ViewFlags& flags);
 analyze::Selection selection_of(const ViewFlags& flags);
 analyze::TreeOptions tree_options_of(const ViewFlags& flags);
 
-// Writes a whole output file (throws UserError when the disk refuses).
-void write_output(const std::string& path, const std::string& data);
-
 }  // namespace swprof::cli

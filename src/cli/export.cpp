@@ -3,7 +3,9 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "swprof/common.h"
 #include "swprof/export.h"
+#include "swprof/output_file.h"
 
 namespace swprof::cli {
 
@@ -27,13 +29,17 @@ Subcommand add_export(CLI::App& parent) {
             analyze::Selection sel;
             sel.segments = st->segments;
             if (st->format == "skywalking") {
-              write_output(st->out,
-                           exporter::skywalking_export(rec, analyze::selected_segments(rec, sel), st->task_id));
+              auto segments = analyze::selected_segments(rec, sel);
+              OutputFile out(st->out, OutputFile::Mode::kReplace);
+              exporter::skywalking_export(rec, segments, st->task_id, [&](std::string_view data) {
+                if (!out.write(data)) throw UserError(out.error_message());
+              });
+              out.commit();
             } else {
               auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, {});
-              write_output(st->out, analyze::collapsed_report(tree));
+              write_whole_file(st->out, analyze::collapsed_report(tree));
             }
-            std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
+            std::fprintf(stderr, "swprof: wrote %s\n", terminal_text(st->out).c_str());
             return 0;
           }};
 }

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "swprof/common.h"
 #include "swprof/export.h"
+#include "swprof/output_file.h"
 
 namespace swprof::cli {
 
@@ -39,8 +41,8 @@ Subcommand add_flamegraph(CLI::App& parent) {
             st->options.subtitle = fmt::format(
                 "{} — Python {} — {} — {} samples", cmdline, rec.header.python_version(),
                 mode == "wall" ? "wall time" : mode == "cpu" ? "on-CPU time" : "off-CPU time", rec.samples.size());
-            write_output(st->out, exporter::flamegraph_svg(tree, st->options));
-            std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
+            write_whole_file(st->out, exporter::flamegraph_svg(tree, st->options));
+            std::fprintf(stderr, "swprof: wrote %s\n", terminal_text(st->out).c_str());
             return 0;
           }};
 }

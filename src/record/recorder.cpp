@@ -516,6 +516,10 @@ int run(const Options& options) {
       stop_reason = "--max-segments reached";
       break;
     }
+    if (writer.failed()) {  // a full disk: stop now, keep what was written
+      stop_reason = writer.error_message();
+      break;
+    }
     status.update(now, recorder.samples, recorder.errors, recorder.threads.size());
   }
   const int64_t duration_us = clock.now_us() - start_us;
@@ -551,7 +555,11 @@ int run(const Options& options) {
   }
   if (child && child->poll_exited()) footer.set_exit_status(child->exit_status());
   // The file is complete before waiting on anything else.
-  writer.finish(footer);
+  const bool written = writer.finish(footer);
+  if (!written) {  // the summary tells what the file holds: the records before the failure
+    footer.set_samples(writer.samples_in_file());
+    footer.set_stop_reason(writer.error_message());
+  }
   print_summary(footer, header, writer.path(), writer.bytes_written());
   int exit_code = 0;
   if (child) {
@@ -559,6 +567,9 @@ int run(const Options& options) {
       std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n", stop_reason.c_str(), pid);
     exit_code = child->wait();
   }
+  if (!written)
+    throw UserError(fmt::format("{}: recording stopped; {} keeps the {} samples written before", writer.error_message(),
+                                writer.path(), writer.samples_in_file()));
   return exit_code;
 }
 
