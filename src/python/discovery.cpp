@@ -47,7 +47,8 @@ struct Scanner {
 
 // "libpython3.11.so.1.0", "libpython3.7m.so", "python3.11", "python2.7" -> version.
 std::optional<Version> version_from_name(const std::string& path) {
-  Scanner sc{basename_of(path)};
+  const std::string base = basename_of(path);
+  Scanner sc{base};
   sc.literal("lib");
   if (!sc.literal("python")) return std::nullopt;
   auto major = sc.digits(1, 1);
