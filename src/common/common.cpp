@@ -102,23 +102,42 @@ size_t decode_utf8(std::string_view text, size_t i, uint32_t& cp) {
 
 bool is_control(uint32_t cp) { return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
 
+// Characters a terminal or a text viewer acts on: bidirectional marks, embeddings, overrides and
+// isolates reorder what follows; the line and paragraph separators break lines.
+bool is_layout_control(uint32_t cp) {
+  return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+// Walks text as UTF-8: on_char(code point, its bytes) for each valid character, on_byte(byte) for
+// each byte that does not start one.
+template <class OnChar, class OnByte>
+void each_utf8(std::string_view text, OnChar on_char, OnByte on_byte) {
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp;
+    size_t len = decode_utf8(text, i, cp);
+    if (len == 0) {
+      on_byte(static_cast<unsigned char>(text[i]));
+      ++i;
+    } else {
+      on_char(cp, text.substr(i, len));
+      i += len;
+    }
+  }
+}
+
 }  // namespace
 
 std::string sanitize_text(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp;
-    size_t len = decode_utf8(text, i, cp);
-    if (len == 0) {
-      append_utf8(out, 0xFFFD);
-      ++i;
-      continue;
-    }
-    if (is_control(cp)) append_utf8(out, 0xFFFD);
-    else out.append(text.substr(i, len));
-    i += len;
-  }
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (is_control(cp)) append_utf8(out, 0xFFFD);
+        else out.append(bytes);
+      },
+      [&](unsigned char) { append_utf8(out, 0xFFFD); });
   return out;
 }
 
@@ -139,64 +158,39 @@ std::string xml_escape(std::string_view text) {
   return out;
 }
 
-namespace {
-
-// Characters a terminal or a text viewer acts on: bidirectional marks, embeddings, overrides and
-// isolates reorder what follows; the line and paragraph separators break lines.
-bool is_layout_control(uint32_t cp) {
-  return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
-         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
-}
-
-}  // namespace
-
 bool is_valid_utf8(std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp;
-    size_t len = decode_utf8(text, i, cp);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
+  bool valid = true;
+  each_utf8(text, [](uint32_t, std::string_view) {}, [&](unsigned char) { valid = false; });
+  return valid;
 }
 
 std::string terminal_text(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp;
-    size_t len = decode_utf8(text, i, cp);
-    if (len == 0) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(text[i]));
-      ++i;
-      continue;
-    }
-    if (cp < 0x20 || cp == 0x7F) out += fmt::format("\\x{:02x}", cp);
-    else if (is_control(cp) || is_layout_control(cp)) out += fmt::format("\\u{:04x}", cp);
-    else out.append(text.substr(i, len));
-    i += len;
-  }
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (cp < 0x20 || cp == 0x7F) out += fmt::format("\\x{:02x}", cp);
+        else if (is_control(cp) || is_layout_control(cp)) out += fmt::format("\\u{:04x}", cp);
+        else out.append(bytes);
+      },
+      [&](unsigned char byte) { out += fmt::format("\\x{:02x}", byte); });
   return out;
 }
 
 std::string json_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 8);
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp;
-    size_t len = decode_utf8(text, i, cp);
-    if (len == 0) {
-      append_utf8(out, 0xFFFD);
-      ++i;
-      continue;
-    }
-    if (cp == '"') out += "\\\"";
-    else if (cp == '\\') out += "\\\\";
-    // U+2028/U+2029 are valid JSON but end a JavaScript string literal that embeds it.
-    else if (is_control(cp) || cp == 0x2028 || cp == 0x2029) out += fmt::format("\\u{:04x}", cp);
-    else out.append(text.substr(i, len));
-    i += len;
-  }
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (cp == '"') out += "\\\"";
+        else if (cp == '\\') out += "\\\\";
+        // U+2028/U+2029 are valid JSON but end a JavaScript string literal that embeds it.
+        else if (is_control(cp) || cp == 0x2028 || cp == 0x2029) out += fmt::format("\\u{:04x}", cp);
+        else out.append(bytes);
+      },
+      [&](unsigned char) { append_utf8(out, 0xFFFD); });
   return out;
 }
 

@@ -368,7 +368,7 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
                                  : "No samples: nothing to draw."),
       fmt::arg("graph_width", kGraphWidth));
 
-  // code_origin runs a regex: once per distinct file, not once per frame.
+  // code_origin scans the path: once per distinct file, not once per frame.
   std::unordered_map<std::string_view, int> origins;
   for (const Placed& p : placed) {
     const Node& n = tree.nodes[p.node];
