@@ -39,7 +39,8 @@ std::string collapsed_report(const Tree& tree) {
     path.resize(t.parent_path);
     if (!path.empty()) path += ';';
     path += collapsed_label(n);
-    if (long long self = std::llround(n.self); self > 0) fmt::format_to(std::back_inserter(out), "{} {}\n", path, self);
+    // An integer count; {:.0f} prints any magnitude (a cast to an integer type would overflow).
+    if (double self = std::round(n.self); self >= 1) fmt::format_to(std::back_inserter(out), "{} {:.0f}\n", path, self);
     for (size_t k = n.children.size(); k-- > 0;) todo.push_back({n.children[k], path.size()});
   }
   return out;
