@@ -564,7 +564,8 @@ int run(const Options& options) {
   int exit_code = 0;
   if (child) {
     if (!child->exited())
-      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n", stop_reason.c_str(), pid);
+      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n",
+                   terminal_text(stop_reason).c_str(), pid);
     exit_code = child->wait();
   }
   if (!written)
