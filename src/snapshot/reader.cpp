@@ -128,6 +128,21 @@ Elements repeated_elements(std::string_view message, uint32_t counted) {
   return n;
 }
 
+// Bytes of memory that parsing a header or footer may take: its repeated fields (argv, entry
+// specs, error kinds) are objects of their own.
+uint64_t header_or_footer_cost(std::string_view message, uint8_t kind) {
+  WireReader r = WireReader::of(message);
+  uint32_t number, type;
+  std::string_view payload;
+  uint64_t cost = 0;
+  while (r.at != r.end) {
+    check(r.field(number, type, payload), kind == format::kHeader ? "header does not parse" : "footer does not parse");
+    bool repeated = kind == format::kHeader ? number == 3 || number == 12 : number == 16;
+    cost += 2 * payload.size() + (repeated ? 64 : 0);
+  }
+  return cost;
+}
+
 // Bytes of memory that parsing a chunk (protobuf's objects) and keeping its items (Recording)
 // may take, from the chunk's wire format: per item a fixed cost for its objects, its payload
 // twice (names are copied into protobuf's objects and again into the Recording), and 8 bytes per
@@ -341,6 +356,12 @@ Recording read_stream(std::istream& in, uint64_t size, const std::string& name) 
       size_t got = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), payload.data(), payload.size());
       check(!ZSTD_isError(got) && got == content, "record fails its checksum or does not decompress");
 
+      if (kind != format::kChunk) {
+        uint64_t cost = header_or_footer_cost(raw, kind);
+        if (reader.held() + content + cost > memory_limit)
+          throw TooLarge(fmt::format("its {} would take {} of memory from {} bytes",
+                                     kind == format::kHeader ? "header" : "footer", format_bytes(cost), record_end));
+      }
       if (kind == format::kHeader) {
         check(!have_header, "second header");
         check(r.header.ParseFromString(raw), "header does not parse");

@@ -21,6 +21,7 @@
 
 using namespace swprof;
 using test::CraftedFile;
+using namespace std::string_literals;
 
 namespace {
 
@@ -238,4 +239,14 @@ TEST_CASE("an output file is replaced by a whole new one or not at all", "[hosti
 TEST_CASE("/dev/full refuses the header: the writer says why", "[hostile]") {
   CHECK_THROWS_WITH(snapshot::Writer("/dev/full", CraftedFile::plain_header()),
                     Catch::Contains("writing /dev/full failed: No space left on device"));
+}
+
+TEST_CASE("a header of millions of empty arguments is refused before it is parsed", "[hostile]") {
+  // 8 million empty argv entries: 16 MB of wire format, 400 MB as protobuf strings.
+  std::string argv;
+  for (int i = 0; i < 8000000; ++i) argv += "\x1a\x00"s;
+  pb::Header h = CraftedFile::plain_header();
+  CraftedFile f;
+  f.record(1, h.SerializeAsString() + argv);
+  CHECK_THAT(error_of(f), Catch::Contains("larger than its size justifies"));
 }
