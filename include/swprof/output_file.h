@@ -3,7 +3,8 @@
 //             renamed over the target only when complete, so an existing file is replaced by a
 //             whole one or not at all;
 //   kStream   (record): written in place as it goes, so a killed or starved recorder leaves the
-//             prefix it managed to write.
+//             prefix it managed to write. A target that is not a regular file (/dev/null,
+//             /dev/stdout, a FIFO) is always written this way: it cannot be renamed over.
 // Either way the first failing write is remembered with its errno, and nothing is written after it.
 #pragma once
 

@@ -36,12 +36,15 @@ mode_t current_umask() {
 }  // namespace
 
 OutputFile::OutputFile(const std::string& path, Mode mode) : path_(path), mode_(mode) {
+  struct stat st;
+  bool exists = stat(path.c_str(), &st) == 0;
+  // A device, pipe or socket (/dev/null, /dev/stdout, a FIFO) is written to, never renamed over.
+  if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) mode_ = mode = Mode::kStream;
   if (mode == Mode::kStream) {
     fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   } else {
     // Refuse a directory up front: the rename would fail only after all the work.
-    struct stat st;
-    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    if (exists && S_ISDIR(st.st_mode))
       throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(EISDIR)));
     std::string dir = directory_of(path);
     temp_ = (dir == "/" ? "" : dir) + "/." + base_of(path) + ".swprof-XXXXXX";

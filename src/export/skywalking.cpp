@@ -37,9 +37,9 @@ void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_
   for (const auto& s : rec.samples)
     if (s.segment) by_segment[s.segment].push_back(&s);
   // Every dump repeats its whole stack, so a small file of many dumps of a deep stack exports to
-  // a lot of text: it is handed to `sink` a megabyte at a time, and refused past 16 times what the
+  // a lot of text: it is handed to `sink` a megabyte at a time, and refused past 4 times what the
   // file may make swprof hold in memory.
-  const uint64_t max_output = rec.memory_limit ? 16 * rec.memory_limit : UINT64_MAX;
+  const uint64_t max_output = rec.memory_limit ? 4 * rec.memory_limit : UINT64_MAX;
   uint64_t written = 0;
   std::string out = "[";
   auto flush = [&] {

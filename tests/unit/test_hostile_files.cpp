@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -230,6 +231,11 @@ TEST_CASE("an output file is replaced by a whole new one or not at all", "[hosti
   CHECK(slurp(path) == "new content");
   CHECK_THROWS_WITH(write_whole_file("/nonexistent-dir/x.svg", "x"), Catch::Contains("cannot write /nonexistent-dir/x.svg"));
   CHECK_THROWS_WITH(write_whole_file("/tmp", "x"), Catch::Contains("cannot write /tmp"));
+  // A device is written to, not replaced by a regular file.
+  write_whole_file("/dev/null", "discarded");
+  struct stat st;
+  REQUIRE(stat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
   std::remove(path.c_str());
   // No temporary is left behind by either attempt.
   for (const auto& entry : std::filesystem::directory_iterator("/tmp"))
