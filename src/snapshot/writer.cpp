@@ -1,7 +1,6 @@
 #include <zstd.h>
 
-
-#include <fmt/format.h>
+#include <algorithm>
 
 #include "snapshot/format.h"
 #include "swprof/common.h"
