@@ -110,6 +110,7 @@ struct Options {
   TreeOptions tree;
   double min_percent = 0.5;
   bool list_segments = false;
+  bool flat = false;             // json: the nodes as one list with parent ids instead of nested
   bool collapse_imports = true;  // text: a chain of importlib frames is one row
   std::optional<bool> color;  // default: stdout is a TTY
 };
@@ -118,7 +119,10 @@ int run(const Options& options);
 // Report writers, one small file each.
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
                         double min_percent, bool color);
-std::string json_report(const snapshot::Recording& rec, const Tree& tree);
+// Nested ("roots" with "children") or flat ("nodes", each with "id", "parent" and "depth").
+std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool flat = false);
+// Frames on the tree's longest path (the root excluded).
+size_t tree_depth(const Tree& tree);
 std::string collapsed_report(const Tree& tree);
 std::string segments_text(const std::vector<SegmentRow>& rows);
 std::string segments_json(const std::vector<SegmentRow>& rows);

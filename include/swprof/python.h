@@ -224,8 +224,10 @@ std::string_view opcode_table_text(int minor);
 class ObjectReader {
  public:
   ObjectReader(const target::Memory& memory, const Layout& layout) : memory_(memory), layout_(layout) {}
-  // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
-  bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
+  // A str object as bytes: UTF-8, except that U+DC80..U+DCFF (Python's surrogateescape of an
+  // undecodable byte) become that byte. Fails on non-str or unreadable; longer than max_chars
+  // fails too, unless `clip`: then the first max_chars are kept, marked "…[+N chars]".
+  bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096, bool clip = false) const;
   bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
   bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 3 digits)
   // The same from bytes already read at `address` (for batched reads); false when they are not

@@ -1,10 +1,4 @@
-// What several subcommands share: durations, the view flags of a call tree, writing a file.
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-
-#include <fmt/format.h>
-
+// What several subcommands share: durations and the view flags of a call tree.
 #include "cli/cli.h"
 #include "swprof/common.h"
 
@@ -57,14 +51,6 @@ analyze::TreeOptions tree_options_of(const ViewFlags& v) {
   t.by_thread = v.by_thread;
   t.by_greenlet = v.by_greenlet;
   return t;
-}
-
-void write_output(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  out << data;
-  out.close();
-  if (!out) throw UserError(fmt::format("writing {} failed: {}", path, std::strerror(errno)));
 }
 
 }  // namespace swprof::cli

@@ -1030,14 +1030,13 @@ int run(const Options& options) {
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);
-  // proto3 strings must be UTF-8, or the header does not parse back: a path of other bytes
-  // (a file name in Latin-1) is kept readable with U+FFFD in place of what is not UTF-8.
-  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(sanitize_text(a));
+  // Header strings are bytes in the file: an argument or path that is not UTF-8 is kept exactly.
+  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(a);
   header.set_pid(pid);
   header.set_attached(!child);
   header.set_python_version(interp.version.text());
   header.set_python_build(interp.shared ? "shared" : "static");
-  header.set_python_binary(sanitize_text(interp.binary));
+  header.set_python_binary(interp.binary);
   header.set_interval_us(options.interval_us);
   header.set_start_unix_us(unix_now_us());
   header.set_hostname(hostname());
@@ -1075,6 +1074,10 @@ int run(const Options& options) {
     }
     if (recorder.segments_done()) {
       stop_reason = "--max-segments reached";
+      break;
+    }
+    if (writer.failed()) {  // a full disk: stop now, keep what was written
+      stop_reason = writer.error_message();
       break;
     }
     status.update(now, recorder.samples, recorder.errors, recorder.threads.size());
@@ -1131,14 +1134,22 @@ int run(const Options& options) {
   }
   if (child && child->poll_exited()) footer.set_exit_status(child->exit_status());
   // The file is complete before waiting on anything else.
-  writer.finish(footer);
+  const bool written = writer.finish(footer);
+  if (!written) {  // the summary tells what the file holds: the records before the failure
+    footer.set_samples(writer.samples_in_file());
+    footer.set_stop_reason(writer.error_message());
+  }
   print_summary(footer, header, writer.path(), writer.bytes_written());
   int exit_code = 0;
   if (child) {
     if (!child->exited())
-      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n", stop_reason.c_str(), pid);
+      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n",
+                   terminal_text(stop_reason).c_str(), pid);
     exit_code = child->wait();
   }
+  if (!written)
+    throw UserError(fmt::format("{}: recording stopped; {} keeps the {} samples written before", writer.error_message(),
+                                writer.path(), writer.samples_in_file()));
   return exit_code;
 }
 

@@ -38,9 +38,10 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   for (const auto& e : f.error_kinds())
     if (e.kind().rfind("torn", 0) == 0) torn_dropped += e.count();
   std::string out;
-  out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", path, format_bytes(bytes), samples,
+  out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", terminal_text(path),
+                     format_bytes(bytes), samples,
                      samples ? fmt::format("{:.1f}", static_cast<double>(bytes) / static_cast<double>(samples)) : "-",
-                     f.stop_reason());
+                     terminal_text(f.stop_reason()));
   out += fmt::format("  recorded  {} of Python {} ({}), {} thread{}, interval {}\n",
                      format_duration_us(f.duration_us()), h.python_version(), h.python_build(), f.threads(),
                      f.threads() == 1 ? "" : "s",
@@ -87,7 +88,7 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   if (!h.idle_kept()) out += fmt::format("  not written: {} samples of threads asleep for a whole interval (--no-idle)\n", f.idle_dropped());
   else out += "  idle threads kept (use --no-idle to drop samples of threads asleep for a whole interval)\n";
   if (h.gil_only()) out += fmt::format("  not written: {} samples of threads without the GIL (--gil)\n", f.not_gil_holder());
-  out += fmt::format("  analyze with: swprof analyze {}\n", path);
+  out += fmt::format("  analyze with: swprof analyze {}\n", terminal_text(path));
   std::fputs(out.c_str(), stderr);
 }
 
