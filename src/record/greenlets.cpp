@@ -30,9 +30,10 @@ void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
   running_.clear();
   if (gave_up_) return;
   if (!module_) {
-    // Until the program imports greenlet: a few reads of sys.modules every 50 ms.
+    // Until the program imports greenlet: a few reads of sys.modules every 10 ms (a server that
+    // handles requests before the probes are on loses their greenlets to sampling alone).
     if (now_us < next_search_us_) return;
-    next_search_us_ = now_us + 50000;
+    next_search_us_ = now_us + 10000;
     try {
       module_ = python::find_greenlet(interp_, memory_);
     } catch (const UserError& e) {
