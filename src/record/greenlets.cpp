@@ -156,6 +156,16 @@ void GreenletTracker::read_states() {
   }
 }
 
+bool GreenletTracker::parked_since_tick(uint64_t serial) {
+  if (!reader_ || !reader_->calibrated() || !alive(serial)) return false;
+  for (const auto& [object, k] : known_) {
+    if (k.serial != serial) continue;
+    python::GreenletState now;
+    return reader_->read(object, now) && now.parked_as(k.state);
+  }
+  return false;
+}
+
 void GreenletTracker::parked(const std::function<void(const Parked&)>& visit) {
   if (!reader_ || !reader_->calibrated()) return;
   for (auto& [object, k] : known_) {

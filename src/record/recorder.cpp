@@ -248,7 +248,7 @@ class Recorder {
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
-  bool probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
+  Probe probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
   uint32_t greenlet_index(uint64_t key, uint64_t bottom_code);
   void count_error(const char* kind) {
     ++errors;
@@ -451,26 +451,34 @@ void Recorder::learn_owner(const GreenletTracker::Known& greenlet, uint64_t oute
 }
 
 // A switched-out greenlet's call: its frames from the entry to the one that yielded.
-bool Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
+Probe Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
   out.clear();
+  const bool followed = greenlets_followed_ && (context & kGreenletSerial);
   if (greenlets_followed_) {
     // A followed greenlet that died took its calls along; a frame now owned by a greenlet that
     // started after the call was last seen holds that greenlet's calls, not this one.
-    if (context & kGreenletSerial) {
-      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return false;
+    if (followed) {
+      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return Probe::kGone;
     } else if (frame_owner_.count(context)) {
-      return false;
+      return Probe::kGone;
     }
   }
+  // A followed greenlet that ran while its call was read may have changed its frames under the
+  // read: only one that stayed parked throughout tells that the call is gone. (On a busy machine
+  // the reads of a tick spread over milliseconds; ending such a call here would split it in two.)
+  auto failed = [&] {
+    return followed && !greenlets_followed_->parked_since_tick(context & ~kGreenletSerial) ? Probe::kNoNews
+                                                                                            : Probe::kGone;
+  };
   if (!walker_.parked_frames(id.frame, id.code, std::span<const uint64_t>(id.args, id.arg_count), codes_, ticks,
                              parked_raw_))
-    return false;
+    return failed();
   for (const auto& f : parked_raw_) {
     python::CodeInfo* code = codes_.get(f.code, ticks);
-    if (!code) return false;
+    if (!code) return failed();
     out.push_back(frame_id_of(*code, f.offset));
   }
-  return true;
+  return Probe::kParked;
 }
 
 // Everything that tells this call of the entry function (raw_[i]) from the next call that reuses

@@ -249,13 +249,17 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
-    if (seen->second.greenlet == s.context || seen->second.no_python) {
-      // Its own greenlet (or thread) ran without it, or the thread runs no Python: it returned.
+    if (seen->second.greenlet == s.context || (seen->second.no_python && !s.context)) {
+      // Its own greenlet (or thread) ran without it, or the thread (no greenlets) runs no Python:
+      // it returned. A thread caught with no Python frame while greenlets switch says nothing of
+      // the parked ones: they are probed below.
       close(s, seen->second.time_us);
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
-    if (!prober_ || !prober_(s.context, s.identity, parked_frames_)) {
+    Probe probe = prober_ ? prober_(s.context, s.identity, parked_frames_) : Probe::kGone;
+    if (probe == Probe::kNoNews) continue;
+    if (probe == Probe::kGone) {
       close(s, now_us);
       continue;
     }
