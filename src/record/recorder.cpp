@@ -287,6 +287,7 @@ class Recorder {
     uint64_t last_tick = 0;
   };
   std::unordered_map<uint64_t, TaskContext> task_contexts_;
+  std::vector<uint64_t> scanned_tasks_;  // this tick's tasks that have a context (task_key)
   // The running task of the thread being sampled: its entry in tasks_, the raw index of its
   // coroutine's frame, and how many outer frames of the stack are the event loop's.
   size_t running_task_ = SIZE_MAX, context_root_ = SIZE_MAX;
@@ -971,7 +972,16 @@ bool Recorder::tick(int64_t now_us) {
   if (greenlets_followed_ && greenlets_followed_->known()) {
     sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
+  if (!entries_.empty()) {
+    // Tasks that still exist: a call in one that this tick saw neither running nor suspended (it
+    // ran when the tasks were read, and no longer when its thread was) is no news, not ended.
+    scanned_tasks_.clear();
+    if (tasks_read_)
+      for (const auto& task : tasks_)
+        if (auto it = task_contexts_.find(task.address); it != task_contexts_.end() && it->second.coro == task.coro)
+          scanned_tasks_.push_back(task_key(it->second));
+    trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_ ? &scanned_tasks_ : nullptr);
+  }
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {

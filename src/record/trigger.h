@@ -104,8 +104,10 @@ class Trigger {
   // is gone; a call whose greenlet is switched out gets a `<switched out>` sample while the
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
+  // `tasks`: when every asyncio task was read this tick, the task contexts among them (a call in
+  // a task not there ended with its task).
   void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true,
-                bool tasks_read = false);
+                const std::vector<uint64_t>* tasks = nullptr);
   // What ran as `from` (a greenlet known so far by its outermost frame) is now known as `to` (its
   // serial): its calls, and this tick's samples, move there.
   void rename_context(uint64_t from, uint64_t to);

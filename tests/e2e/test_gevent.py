@@ -61,7 +61,8 @@ def test(ctx):
         root = doc["roots"][0]
         expect(root["function"] == "handle", "segment %d starts at handle" % seg["id"])
         expect_close(seg["duration_ms"], wall, 2 * INTERVAL + JITTER, "segment %d (job_%d) duration vs measured" % (seg["id"], n))
-        expect_close(root["total_ms"], seg["duration_ms"], 0.01, "segment %d: total = duration" % seg["id"])
+        # (To a tenth of a millisecond: samples within one tick carry slightly different times.)
+        expect_close(root["total_ms"], seg["duration_ms"], 0.1, "segment %d: total = duration" % seg["id"])
         expect_close(root["cpu_ms"], 20.0, INTERVAL + 0.25 * 20.0, "segment %d (job_%d) on-CPU ms" % (seg["id"], n))
         switched = [x for x in harness.all_nodes(doc["roots"]) if x["function"] == "<switched out>"]
         expect(switched, "segment %d has <switched out> time" % seg["id"])
