@@ -40,7 +40,8 @@ constexpr uint64_t kNodeCost = sizeof(Node) + 64;
 class PathBuilder {
  public:
   PathBuilder(const snapshot::Recording& rec, Tree& tree, const Selection& sel)
-      : rec_(rec), tree_(tree), sel_(sel), budget_used_(rec.memory_used) {
+      : rec_(rec), tree_(tree), sel_(sel), budget_used_(rec.memory_used),
+        greenlets_used_(!rec.footer || !rec.footer->greenlets().empty()) {
     depth_.push_back(0);
     jump_.push_back(0);
   }
@@ -49,7 +50,7 @@ class PathBuilder {
   // stack and a context share a path: it is built once, then looked up.
   uint32_t leaf_of(const snapshot::Sample& s) {
     const auto& opt = tree_.options;
-    uint64_t context = opt.by_thread ? s.thread : opt.by_greenlet ? (uint64_t(s.greenlet) << 32 | s.thread) : 0;
+    uint64_t context = opt.by_thread ? s.thread : opt.by_greenlet ? (uint64_t(group_of(s)) << 32 | s.thread) : 0;
     auto frames = rec_.stack(s.stack);
     auto shown = sample_frames(rec_, s, sel_);
     auto from = static_cast<uint32_t>(shown.data() - frames.data());
@@ -93,6 +94,15 @@ class PathBuilder {
     }
   };
 
+  // The context a sample is grouped under with --by-greenlet/--by-task: its greenlet or task, or
+  // 0 for its thread's own stack (also every greenlet index of a program that never used greenlet:
+  // there they only tell the thread's outermost frames apart).
+  uint32_t group_of(const snapshot::Sample& s) const {
+    if (!s.greenlet) return 0;
+    if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) return s.greenlet;
+    return greenlets_used_ ? s.greenlet : 0;
+  }
+
   uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves) {
     uint32_t parent = 0;
     const auto& opt = tree_.options;
@@ -102,7 +112,7 @@ class PathBuilder {
         n.function = label(t.name.empty() ? fmt::format("thread {}", t.tid) : fmt::format("thread {} ({})", t.tid, t.name));
       });
     } else if (opt.by_greenlet) {
-      parent = child(parent, {parent, NodeKind::kGreenlet, s.greenlet, s.thread, 0}, [&](Node& n) {
+      parent = child(parent, {parent, NodeKind::kGreenlet, group_of(s), s.thread, 0}, [&](Node& n) {
         const auto& t = rec_.threads[s.thread];
         if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) {
           n.function = label(fmt::format("task {} (thread {})", c->name, t.tid));
@@ -111,8 +121,9 @@ class PathBuilder {
         // A greenlet is named after the outermost frame it runs: the hub's loop, a handler, ...
         auto frames = rec_.stack(s.stack);
         std::string bottom = frames.empty() ? "" : rec_.str(rec_.frames[frames[0]].function);
-        n.function = label(s.greenlet ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
-                                      : fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
+        n.function = label(group_of(s)
+                               ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
+                               : fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
       });
     }
     for (uint32_t frame : frames) {
@@ -161,6 +172,7 @@ class PathBuilder {
   Tree& tree_;
   const Selection& sel_;
   uint64_t budget_used_;
+  bool greenlets_used_;  // the recording followed greenlets (or cannot say: cut short)
   std::unordered_map<Key, uint32_t, KeyHash> index_;
   std::unordered_map<PathKey, uint32_t, PathKeyHash> leaves_;
   std::vector<uint32_t> depth_, jump_;

@@ -41,3 +41,4 @@ swprof_e2e(asyncio_tasks test_asyncio_tasks.py ARGS --tool $<TARGET_FILE:swprof_
 swprof_e2e(torn test_torn.py)
 swprof_e2e(deep_stacks test_deep_stacks.py)
 swprof_e2e(waiting_requests test_waiting_requests.py TIMEOUT 300)
+swprof_e2e(tasks_view test_tasks_view.py)
