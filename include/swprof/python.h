@@ -170,6 +170,29 @@ struct Layout {
     uint32_t interp_tasks_head = kAbsent;
     bool from_debug_section = false;  // the task fields came from the target's AsyncioDebug section
   } asyncio;
+
+  // swprof dump and top (src/live/): local variables' names and simple values, and the GC's lists
+  // of container objects, where a dump finds greenlets (nothing else keeps a list of them).
+  // From each version's headers (tests/layout/offsets_probe.c); 3.13+ overrides what
+  // _Py_DebugOffsets publishes.
+  struct Live {
+    uint32_t code_varnames = kAbsent;         // ≤3.10 co_varnames (then co_cellvars, co_freevars)
+    uint32_t code_localsplusnames = kAbsent;  // 3.11+ co_localsplusnames: a tuple of str
+    uint32_t code_localspluskinds = kAbsent;  // 3.11+ co_localspluskinds: bytes, one CO_FAST_* per name
+    uint8_t kind_hidden = 0, kind_local = 0, kind_cell = 0, kind_free = 0;  // CO_FAST_* bits (3.11+)
+    uint32_t float_value = 16;  // PyFloatObject.ob_fval
+    uint32_t long_digits = 24;  // PyLongObject's digits (the size, or 3.12+ lv_tag, is at 16)
+    uint32_t cell_ref = 16;     // PyCellObject.ob_ref
+    uint32_t set_used = 24;     // PySetObject.used
+    // struct _gc_runtime_state: in _PyRuntime (3.8) or the interpreter (3.9+); its generations are
+    // gc_generation {PyGC_Head head; int threshold, count}, each head of a circular list of the
+    // PyGC_Heads {_gc_next, _gc_prev} that precede every tracked object.
+    bool gc_in_runtime = false;
+    uint32_t gc_state = kAbsent;
+    uint32_t gc_generations = kAbsent, gc_permanent = kAbsent;  // inside the state
+    uint32_t gc_generation_size = 24;
+    static constexpr uint32_t kGcGenerations = 3;
+  } live;
 };
 
 // The built-in table for 3.minor, or nullptr when swprof does not know that version.
