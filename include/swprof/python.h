@@ -249,6 +249,8 @@ class ObjectReader {
   ObjectReader(const target::Memory& memory, const Layout& layout) : memory_(memory), layout_(layout) {}
   // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
   bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
+  // The first max_chars characters of a str of any length, which `length` gives.
+  bool read_str_prefix(uint64_t address, std::string& out, size_t max_chars, int64_t& length) const;
   bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
   bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 3 digits)
   // The same from bytes already read at `address` (for batched reads); false when they are not
@@ -272,6 +274,8 @@ class ObjectReader {
 
  private:
   bool is_type(uint64_t object, std::string_view name, uint64_t& cache) const;
+  bool str_from_header(uint64_t address, const uint8_t* header, size_t max_chars, bool prefix, std::string& out,
+                       int64_t& length) const;
   const target::Memory& memory_;
   const Layout& layout_;
   mutable uint64_t str_type_ = 0, bytes_type_ = 0, int_type_ = 0, dict_type_ = 0;
@@ -503,9 +507,12 @@ class ThreadNames {
       : objects_(memory, interp.layout), interp_(interp) {}
   // `now_us` throttles the search for threading._active while the module is not imported yet.
   std::optional<std::string> lookup(uint64_t ident, int64_t now_us);
+  // Every thread's name at once (a dump): ident -> name; empty when threading is not imported.
+  void all(std::unordered_map<uint64_t, std::string>& out);
 
  private:
   bool find_active_dict();
+  std::optional<std::string> name_of(uint64_t thread) const;
   ObjectReader objects_;
   const Interpreter& interp_;
   uint64_t active_ = 0;

@@ -204,8 +204,10 @@ GreenletReader::GreenletReader(const target::Memory& memory, const Interpreter& 
     : memory_(memory), interp_(interp), module_(module), objects_(memory, interp.layout) {}
 
 bool GreenletReader::is_greenlet(uint64_t object) {
-  if (!plausible_pointer(object)) return false;
-  uint64_t type = objects_.type_of(object);
+  return plausible_pointer(object) && is_greenlet_type(objects_.type_of(object));
+}
+
+bool GreenletReader::is_greenlet_type(uint64_t type) {
   if (!plausible_pointer(type)) return false;
   auto it = greenlet_types_.find(type);
   if (it != greenlet_types_.end()) return it->second;
