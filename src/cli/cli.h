@@ -15,7 +15,7 @@ namespace swprof::cli {
 
 struct Subcommand {
   CLI::App* app = nullptr;
-  // Runs the subcommand; `command` is what followed "--" on the command line (record only).
+  // Runs the subcommand; `command` is what followed "--" on the command line (record and top).
   std::function<int(const std::vector<std::string>& command)> run;
 };
 
@@ -25,6 +25,8 @@ Subcommand add_flamegraph(CLI::App& parent);
 Subcommand add_export(CLI::App& parent);
 Subcommand add_import(CLI::App& parent);
 Subcommand add_diff(CLI::App& parent);
+Subcommand add_dump(CLI::App& parent);
+Subcommand add_top(CLI::App& parent);
 
 // --- shared by the subcommands that build a call tree ---------------------------------------
 CLI::Validator duration_validator();
