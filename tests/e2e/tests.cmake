@@ -31,3 +31,7 @@ swprof_e2e(greenlet_switches test_greenlet_switches.py PYTHONS debian-3.11 sid-3
 swprof_e2e(containers test_containers.py)
 swprof_e2e(threaded_server test_threaded_server.py TIMEOUT 300)
 swprof_e2e(asyncio_tasks test_asyncio_tasks.py ARGS --tool $<TARGET_FILE:swprof_asyncio_tasks>)
+# swprof dump and top: a live process looked at now.
+swprof_e2e(dump test_dump.py)
+swprof_e2e(dump_greenlets test_dump_greenlets.py PYTHONS debian-3.11 sid-3.14)
+swprof_e2e(top test_top.py)

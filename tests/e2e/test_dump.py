@@ -1,0 +1,264 @@
+"""swprof dump against programs in known states, on every interpreter.
+
+- A deadlock between two threads (samples/deadlock.py): both threads are listed by name, each
+  stopped in its own function at the line of its second `with lock`, in a futex wait, without the
+  GIL; the text names both waits.
+- A stopped process (SIGSTOP): every thread reads as stopped, in one attempt, never torn, at the
+  line it was stopped in; two dumps of it are the same.
+- Known locals (samples/known_locals.py, --locals): each simple value is shown exactly as the
+  program's own repr() of it; containers by their length, a self-referential list as one, a huge
+  int and a 100,000-character str bounded, a cell variable and an argument captured by an inner
+  function with their values, others by their type's name.
+- asyncio (samples/asyncio_handlers.py --threads 2): every task under the thread running its loop,
+  with the await chain, awaited object and awaiting tasks the program reports of itself.
+- 100 threads waiting (samples/many_threads.py): all listed with their stacks; the time the dump
+  took is printed (the bench, tests/bench/dump_bench.py, holds the latency to its bound).
+- Every --format json document is checked against the contract in src/live/dump_json.cpp.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import harness
+from harness import expect
+
+DEADLOCK = os.path.join(harness.SAMPLES, "deadlock.py")
+LOCALS = os.path.join(harness.SAMPLES, "known_locals.py")
+ASYNCIO = os.path.join(harness.SAMPLES, "asyncio_handlers.py")
+MANY = os.path.join(harness.SAMPLES, "many_threads.py")
+
+FRAME = {"function": str, "file": str, "line": int}
+LOCAL = {"name": str, "kind": str, "type": str, "value": str}
+GREENLET = {"address": str, "type": str, "main": bool, "frames_read": bool, "frames": list}
+TASK = {"address": str, "name": str, "state": str, "running": bool, "awaiting": (str, type(None)),
+        "awaiting_task": (str, type(None)), "awaited_by": list, "frames": list}
+SYSCALL = {"name": str, "number": int, "detail": str}
+THREAD = {"native_id": int, "target_id": int, "ident": int, "name": (str, type(None)), "gil": bool, "state": str,
+          "on_cpu": bool, "syscall": (dict, type(None)), "wchan": str, "stack_read": bool, "torn": bool,
+          "attempts": int, "error": (str, type(None)), "frames": list, "greenlets": list, "tasks": list}
+DUMP = {"pid": int, "command": list, "python": str, "build": str, "time_unix_us": int, "read_ms": (int, float),
+        "threads": list, "greenlets": list, "tasks": list, "notes": list}
+
+
+def check_keys(obj, schema, where):
+    expect(isinstance(obj, dict), "%s is an object: %r" % (where, obj))
+    expect(set(schema) <= set(obj), "%s has %s (missing %s)" % (where, sorted(schema), sorted(set(schema) - set(obj))))
+    for key, kind in schema.items():
+        expect(isinstance(obj[key], kind), "%s.%s is %s: %r" % (where, key, kind, obj[key]))
+
+
+def check_frames(frames, where, with_locals):
+    for i, f in enumerate(frames):
+        check_keys(f, FRAME, "%s.frames[%d]" % (where, i))
+        expect(("locals" in f) == with_locals, "%s.frames[%d] has locals only with --locals" % (where, i))
+        for k, l in enumerate(f.get("locals", [])):
+            check_keys(l, LOCAL, "%s.frames[%d].locals[%d]" % (where, i, k))
+            expect(l["kind"] in ("arg", "local", "cell", "free"), "a local's kind: %r" % l["kind"])
+
+
+def check_extras(obj, where, with_locals):
+    for i, g in enumerate(obj["greenlets"]):
+        check_keys(g, GREENLET, "%s.greenlets[%d]" % (where, i))
+        check_frames(g["frames"], "%s.greenlets[%d]" % (where, i), with_locals)
+    for i, t in enumerate(obj["tasks"]):
+        check_keys(t, TASK, "%s.tasks[%d]" % (where, i))
+        check_frames(t["frames"], "%s.tasks[%d]" % (where, i), with_locals)
+
+
+def check_schema(doc, with_locals=False):
+    """The --format json contract (src/live/dump_json.cpp), every key and its type."""
+    check_keys(doc, DUMP, "dump")
+    for i, t in enumerate(doc["threads"]):
+        where = "threads[%d]" % i
+        check_keys(t, THREAD, where)
+        expect(len(t["state"]) == 1, "%s.state is one letter" % where)
+        if t["syscall"] is not None:
+            check_keys(t["syscall"], SYSCALL, where + ".syscall")
+        check_frames(t["frames"], where, with_locals)
+        check_extras(t, where, with_locals)
+    check_extras(doc, "dump", with_locals)
+    expect(all(isinstance(n, str) for n in doc["notes"]), "notes are strings")
+
+
+def dump(ctx, pid, *options):
+    proc = ctx.run_swprof("dump", "--pid", str(pid), *options, timeout=60)
+    expect(proc.returncode == 0, "swprof dump failed (%d): %s" % (proc.returncode, proc.stderr))
+    if "json" in options:
+        doc = json.loads(proc.stdout)
+        check_schema(doc, "--locals" in options)
+        return doc
+    return proc.stdout
+
+
+def start(ctx, argv, ready):
+    program = subprocess.Popen([ctx.python] + argv + ["--ready-file", ready], stdout=subprocess.PIPE, text=True)
+    harness.wait_for_file(ready, 60)
+    return program
+
+
+def thread_named(doc, name):
+    found = [t for t in doc["threads"] if t["name"] == name]
+    expect(len(found) == 1, "one thread named %s: %s" % (name, [t["name"] for t in doc["threads"]]))
+    return found[0]
+
+
+def deadlock(ctx):
+    program = start(ctx, [DEADLOCK], ctx.path("deadlock.ready"))
+    try:
+        doc = dump(ctx, program.pid, "--format", "json")
+        expect(len(doc["threads"]) == 3, "three threads: %s" % [t["name"] for t in doc["threads"]])
+        for name, function, lock in (("a-then-b", "take_a_then_b", "lock_b"), ("b-then-a", "take_b_then_a", "lock_a")):
+            t = thread_named(doc, name)
+            leaf = t["frames"][-1]
+            line = harness.line_of(DEADLOCK, "with %s:  # waits" % lock)
+            expect(leaf["function"] == function and leaf["line"] == line,
+                   "%s waits in %s at line %d: %s" % (name, function, line, leaf))
+            expect(t["syscall"] and t["syscall"]["name"] == "futex" and t["syscall"]["detail"].startswith("wait"),
+                   "%s is in a futex wait: %s" % (name, t["syscall"]))
+            expect(t["state"] == "S" and not t["gil"] and not t["torn"], "%s sleeps without the GIL: %s" % (name, t))
+        main = doc["threads"][0]
+        expect(main["native_id"] == program.pid and main["name"] == "MainThread", "the main thread first: %s" % main)
+        expect([f["function"] for f in main["frames"]][:2] == ["<module>", "main"], "main's stack: %s" % main["frames"])
+        text = dump(ctx, program.pid)
+        waits = [l for l in text.splitlines() if l.startswith("Thread ") and "futex wait" in l]
+        expect(any('"a-then-b"' in l for l in waits) and any('"b-then-a"' in l for l in waits),
+               "the text names both lock waits:\n%s" % text)
+        print("ok: deadlock: both threads in a futex wait at their second `with`; %.1f ms" % doc["read_ms"])
+    finally:
+        program.kill()
+        program.wait()
+
+
+SPIN = r"""
+import sys, threading, time
+def spin():
+    n = 0
+    while True:
+        n += 1
+def nap():
+    while True:
+        time.sleep(0.2)
+threading.Thread(target=spin, name="spinner", daemon=True).start()
+open(sys.argv[1], "w").write("ready\n")
+nap()
+"""
+
+
+def stopped(ctx):
+    ready = ctx.path("spin.ready")
+    program = subprocess.Popen([ctx.python, "-c", SPIN, ready])
+    try:
+        harness.wait_for_file(ready, 60)
+        time.sleep(0.2)
+        os.kill(program.pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        first = dump(ctx, program.pid, "--format", "json")
+        second = dump(ctx, program.pid, "--format", "json")
+        for t in first["threads"]:
+            expect(t["state"] == "T" and t["stack_read"] and t["attempts"] == 1 and not t["torn"],
+                   "a stopped thread reads at once: %s" % t)
+        spinner = thread_named(first, "spinner")
+        expect(spinner["frames"][-1]["function"] == "spin", "the spinner stopped in spin: %s" % spinner["frames"])
+        expect(thread_named(first, "MainThread")["frames"][-1]["function"] == "nap", "main stopped in nap")
+        strip = lambda d: [(t["native_id"], t["frames"], t["state"], t["gil"]) for t in d["threads"]]
+        expect(strip(first) == strip(second), "two dumps of a stopped process are the same")
+        text = dump(ctx, program.pid)
+        expect(text.count("stopped (SIGSTOP)") == 2, "the text says both threads are stopped:\n%s" % text)
+        print("ok: stopped process: every thread read at once, the same twice")
+    finally:
+        program.kill()
+        program.wait()
+
+
+def known_locals(ctx):
+    program = start(ctx, [LOCALS], ctx.path("locals.ready"))
+    try:
+        truth = json.loads(program.stdout.readline())
+        doc = dump(ctx, program.pid, "--format", "json", "--locals")
+        holder = [f for f in doc["threads"][0]["frames"] if f["function"] == "holder"]
+        expect(len(holder) == 1, "holder is on the main thread's stack: %s" % doc["threads"][0]["frames"])
+        shown = {l["name"]: l for l in holder[0]["locals"]}
+        for name, value in truth.items():
+            expect(name in shown and shown[name]["value"] == value,
+                   "%s = %s, the program's repr is %s" % (name, shown.get(name, {}).get("value"), value))
+        expected = {"items": "<list, 3 items>", "table": "<dict, 2 items>", "pair": "<tuple, 2 items>",
+                    "members": "<set, 2 items>", "loop": "<list, 1 item>", "widget": "<Widget>",
+                    "captured": "'by the inner function'", "ready_file": repr(ctx.path("locals.ready"))}
+        for name, value in expected.items():
+            expect(shown.get(name, {}).get("value") == value, "%s = %s, expected %s" % (name, shown.get(name), value))
+        expect(shown["long_text"]["value"] == "'%s'... (100000 characters)" % ("x" * 64), "a long str, bounded")
+        expect(shown["huge"]["value"].startswith("<int of about 2"), "a huge int, bounded: %s" % shown["huge"])
+        expect(shown["ready_file"]["kind"] == "arg" and shown["captured"]["kind"] == "cell",
+               "kinds: %s, %s" % (shown["ready_file"], shown["captured"]))
+        expect(all(l["type"] for l in holder[0]["locals"]), "every local has its type's name")
+        text = dump(ctx, program.pid, "--locals")
+        expect("        answer = 42\n" in text and "        word = 'hello'\n" in text, "the text lists locals:\n%s" % text)
+        print("ok: %d locals of holder shown as the program sees them" % len(shown))
+    finally:
+        program.kill()
+        program.wait()
+
+
+def asyncio_tasks(ctx):
+    truth_path = ctx.path("truth.json")
+    program = subprocess.Popen([ctx.python, ASYNCIO, "--truth", truth_path, "--threads", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        harness.wait_for_file(truth_path, 60)
+        with open(truth_path, encoding="utf-8") as f:
+            truth = json.load(f)
+        doc = dump(ctx, program.pid, "--format", "json")
+        found = {}
+        for t in doc["threads"]:
+            for task in t["tasks"]:
+                found[task["name"]] = (t, task)
+        expect(not doc["tasks"], "every task is under its thread: %s" % [t["name"] for t in doc["tasks"]])
+        expect(sorted(found) == sorted(t["name"] for t in truth["tasks"]),
+               "tasks %s, the program has %s" % (sorted(found), sorted(t["name"] for t in truth["tasks"])))
+        for want in truth["tasks"]:
+            thread, got = found[want["name"]]
+            expect(thread["ident"] == want["thread_id"] and thread["native_id"] == want["native_id"],
+                   "%s is under thread %s, the program says %s" % (want["name"], thread["native_id"], want["native_id"]))
+            expect(got["state"] == want["state"] and got["running"] == want["running"], "%s: %s" % (want["name"], got))
+            if not want["running"]:
+                expect(got["frames"] == want["frames"], "%s: await chain\n  %s\nthe program says\n  %s" % (
+                    want["name"], got["frames"], want["frames"]))
+            if want["awaiting"]:
+                expect(got["awaiting"] == want["awaiting"]["type"] and got["awaiting_task"] == want["awaiting"]["task"],
+                       "%s awaits %s %s, the program says %s" % (want["name"], got["awaiting"], got["awaiting_task"],
+                                                                 want["awaiting"]))
+            expect(sorted(got["awaited_by"]) == want["awaited_by"],
+                   "%s awaited by %s, the program says %s" % (want["name"], got["awaited_by"], want["awaited_by"]))
+        print("ok: %d asyncio tasks under their threads, as the program sees them" % len(found))
+    finally:
+        program.kill()
+        program.wait()
+
+
+def many_threads(ctx):
+    program = start(ctx, [MANY, "100"], ctx.path("many.ready"))
+    try:
+        doc = dump(ctx, program.pid, "--format", "json")
+        waiters = [t for t in doc["threads"] if t["name"] and t["name"].startswith("waiter-")]
+        expect(len(waiters) == 100, "100 waiting threads listed: %d" % len(waiters))
+        for t in waiters:
+            functions = [f["function"].rsplit(".", 1)[-1] for f in t["frames"]]
+            expect(functions[-5:-2] == ["level1", "level2", "level3"], "%s: %s" % (t["name"], functions))
+        print("ok: 101 threads dumped in %.1f ms (read_ms; the bench holds the bound)" % doc["read_ms"])
+    finally:
+        program.kill()
+        program.wait()
+
+
+def test(ctx):
+    deadlock(ctx)
+    stopped(ctx)
+    known_locals(ctx)
+    asyncio_tasks(ctx)
+    many_threads(ctx)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
