@@ -257,6 +257,8 @@ class ObjectReader {
   // such an object or do not hold all of it (read_str / read_int then read it whole).
   bool decode_str(uint64_t address, std::span<const uint8_t> bytes, std::string& out, size_t max_chars) const;
   bool decode_int(uint64_t address, std::span<const uint8_t> bytes, int64_t& out) const;
+  // An int's (or bool's) digit count and sign, from the first 24 bytes of the object.
+  void int_size(const uint8_t* object, int64_t& ndigits, bool& negative) const;
   // The type's tp_name (bounded); empty on failure.
   std::string type_name(uint64_t type_address) const;
   uint64_t type_of(uint64_t object) const;

@@ -32,6 +32,11 @@ Subcommand add_top(CLI::App& parent);
 CLI::Validator duration_validator();
 int64_t duration_of(const std::string& text);  // "" -> 0; otherwise a validated duration
 
+// -p/--pid and -i/--interval, as the subcommands that sample (record, top) take them.
+void add_sampling_options(CLI::App* cmd, pid_t& pid, std::string& interval);
+// Exactly one of --pid and a command after --; `verb` says what the subcommand does to it.
+void check_one_target(const std::string& subcommand, const char* verb, pid_t pid, const std::vector<std::string>& command);
+
 struct ViewFlags {
   std::string mode = "wall", estimator = "default";
   bool lines = false, by_thread = false, by_greenlet = false, full_stack = false;

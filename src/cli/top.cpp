@@ -27,10 +27,8 @@ Subcommand add_top(CLI::App& parent) {
               "terminal a plain table is printed every refresh instead.\n\n"
               "Examples:\n  swprof top --pid 1234\n  swprof top -o busy.swp -- python3 app.py\n"
               "  swprof top --pid 1234 --duration 10s > top.txt");
-  cmd->add_option("-p,--pid", top.pid, "attach to this running Python process");
+  add_sampling_options(cmd, top.pid, st->interval);
   cmd->add_option("-o,--output", top.output, "also write the recording to this snapshot file");
-  cmd->add_option("-i,--interval", st->interval, "time between samples, at least 100us (default 10ms)")
-      ->check(duration_validator());
   cmd->add_option("--refresh", st->refresh, "the window shown and the time between refreshes (default 1s)")
       ->check(duration_validator());
   cmd->add_option("-d,--duration", st->duration, "stop after this long (default: until q, Ctrl-C or the program exits)")
@@ -47,10 +45,7 @@ Subcommand add_top(CLI::App& parent) {
             top.interval_us = duration_of(st->interval);
             top.refresh_us = duration_of(st->refresh);
             top.duration_us = duration_of(st->duration);
-            if (top.pid && !command.empty()) throw UserError("give either --pid PID or a command after --, not both");
-            if (!top.pid && command.empty())
-              throw UserError("nothing to watch: give --pid PID or a command after -- (swprof top -- python3 app.py)");
-            if (top.pid < 0) throw UserError(fmt::format("--pid {} is not a process id", top.pid));
+            check_one_target("top", "watch", top.pid, command);
             if (top.rows == 0) throw UserError("--rows must be at least 1");
             return live::run_top(top);
           }};

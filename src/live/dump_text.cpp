@@ -1,8 +1,10 @@
 // swprof dump's text: per thread a header (id, name, what it does in the kernel, the GIL) and its
 // stack innermost last, as a Python traceback reads; then its parked greenlets and suspended
-// asyncio tasks, each with its own stack.
+// asyncio tasks, each with its own stack. Files are shortened as analyze shortens them (the JSON
+// keeps them whole).
 #include <fmt/format.h>
 
+#include "swprof/analyze.h"
 #include "swprof/common.h"
 #include "swprof/live.h"
 
@@ -12,7 +14,7 @@ namespace {
 
 void frames_text(std::string& out, const std::vector<Frame>& frames, const std::string& indent) {
   for (const auto& f : frames) {
-    out += fmt::format("{}{} ({}:{})\n", indent, f.function, f.file, f.line);
+    out += fmt::format("{}{} ({}:{})\n", indent, f.function, analyze::short_path(f.file), f.line);
     for (const auto& l : f.locals) out += fmt::format("{}    {} = {}\n", indent, l.name, l.value);
     if (f.locals_omitted) out += fmt::format("{}    ... {} more locals\n", indent, f.locals_omitted);
     if (f.locals_unreadable) out += fmt::format("{}    (locals not readable)\n", indent);

@@ -24,37 +24,20 @@ constexpr uint32_t kCoVarargs = 0x4, kCoVarkeywords = 0x8;
 constexpr size_t kStrPrefix = 64, kBytesPrefix = 32, kNameChars = 256;
 constexpr size_t kObjectHead = 64;  // bytes read of an object: enough for every simple value here
 
-std::string quoted_str(std::string_view text) {
+// Python's repr of a str (as UTF-8) or of bytes: quotes chosen as Python chooses them, escapes
+// for the backslash, the quote, control characters and (bytes) everything not ASCII.
+std::string python_quoted(std::string_view text, bool bytes) {
   bool double_quote = text.find('\'') != std::string_view::npos && text.find('"') == std::string_view::npos;
   char quote = double_quote ? '"' : '\'';
-  std::string out(1, quote);
-  for (unsigned char c : text) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c == quote) out += fmt::format("\\{}", static_cast<char>(c));
-        else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
+  std::string out = bytes ? "b" : "";
   out += quote;
-  return out;
-}
-
-std::string quoted_bytes(std::string_view data) {
-  bool double_quote = data.find('\'') != std::string_view::npos && data.find('"') == std::string_view::npos;
-  char quote = double_quote ? '"' : '\'';
-  std::string out = fmt::format("b{}", quote);
-  for (unsigned char c : data) {
+  for (unsigned char c : text) {
     if (c == '\\') out += "\\\\";
     else if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
     else if (c == '\t') out += "\\t";
     else if (c == quote) out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+    else if (c < 0x20 || c == 0x7f || (bytes && c > 0x7f)) out += fmt::format("\\x{:02x}", c);
     else out += static_cast<char>(c);
   }
   out += quote;
@@ -162,15 +145,7 @@ size_t LocalsReader::slots(uint64_t code) { return std::min(names_of(code).names
 std::string LocalsReader::int_repr(const uint8_t* object, size_t size, bool as_bool) {
   int64_t ndigits;
   bool negative;
-  if (layout_.version.minor >= 12) {
-    uint64_t tag = load<uint64_t>(object + 16);  // lv_tag: digit count << 3 | sign (0 +, 1 zero, 2 -)
-    ndigits = static_cast<int64_t>(tag >> 3);
-    negative = (tag & 3) == 2;
-  } else {
-    int64_t ob_size = load<int64_t>(object + 16);
-    negative = ob_size < 0;
-    ndigits = negative ? -ob_size : ob_size;
-  }
+  objects_.int_size(object, ndigits, negative);
   const uint32_t at = layout_.live.long_digits;
   if (as_bool) return ndigits > 0 && at + 4 <= size && load<uint32_t>(object + at) ? "True" : "False";
   if (ndigits < 0 || ndigits > (int64_t(1) << 40)) return "<int>";
@@ -204,7 +179,7 @@ std::string LocalsReader::repr(uint64_t object, std::string& type) {
     std::string text;
     int64_t length = 0;
     if (!objects_.read_str_prefix(object, text, kStrPrefix, length)) return "<str, unreadable>";
-    std::string shown = quoted_str(sanitize_text(text));
+    std::string shown = sanitize_text(python_quoted(text, false));
     return static_cast<size_t>(length) > kStrPrefix ? fmt::format("{}... ({} characters)", shown, length) : shown;
   }
   auto var_size = [&](uint32_t offset) { return offset + 8 <= size ? load<int64_t>(head + offset) : int64_t(-1); };
@@ -213,7 +188,7 @@ std::string LocalsReader::repr(uint64_t object, std::string& type) {
     if (length < 0) return "<bytes, unreadable>";
     std::string data(static_cast<size_t>(std::min<int64_t>(length, kBytesPrefix)), '\0');
     if (!data.empty() && !memory_.read(object + layout_.bytes.data, data.data(), data.size())) return "<bytes, unreadable>";
-    std::string shown = quoted_bytes(data);
+    std::string shown = python_quoted(data, true);
     return length > static_cast<int64_t>(kBytesPrefix) ? fmt::format("{}... ({} bytes)", shown, length) : shown;
   }
   int64_t count = -1;
@@ -254,7 +229,10 @@ void LocalsReader::read(uint64_t frame_address, uint64_t code, const uint64_t* s
       continue;
     Local local;
     local.name = name;
-    local.kind = i < n.args ? "arg" : (n.kinds[i] & kFree) ? "free" : (n.kinds[i] & kCell) ? "cell" : "local";
+    // (≤3.10 keeps an argument that is a cell under its cell's name too, after the locals.)
+    auto args_end = n.names.begin() + static_cast<std::ptrdiff_t>(std::min(n.args, n.names.size()));
+    bool arg = i < n.args || ((n.kinds[i] & kCell) && std::find(n.names.begin(), args_end, name) != args_end);
+    local.kind = arg ? "arg" : (n.kinds[i] & kFree) ? "free" : (n.kinds[i] & kCell) ? "cell" : "local";
     if (n.kinds[i] & (kCell | kFree)) {
       // The slot holds a cell (once MAKE_CELL / COPY_FREE_VARS ran): show what it holds.
       uint64_t type = 0, content = 0;
