@@ -1,6 +1,6 @@
 // swprof dump: every thread's Python stack now. Each stack is one confirmed walk (Walker::walk
 // re-reads what identifies every frame after copying them; a stack that changed meanwhile is read
-// again, and after kAttempts keeps only its steady outer frames, said in the output). The kernel's
+// again, and after several reads keeps only its steady outer frames, said in the output). The kernel's
 // view of each thread (state, system call, what it waits on) comes from /proc; asyncio tasks from
 // asyncio's own registry (AsyncioReader); parked greenlets from the GC's lists (greenlets.cpp).
 // The target runs on: nothing is stopped or written, so a running thread's locals are read a
@@ -22,7 +22,12 @@ namespace swprof::live {
 
 namespace {
 
-constexpr int kAttempts = 5;  // reads of a stack that keeps changing, as record retries a sample
+// Reads of a stack that keeps changing: at least kAttempts (as record retries a sample), then more
+// while the thread's budget lasts. A one-shot dump can afford them: on 3.8–3.10 a deep stack that
+// churns can take dozens of reads to catch whole (its frame objects are read one by one). The
+// extra reads share one budget for the whole dump, so many busy threads keep it well under 100 ms.
+constexpr int kAttempts = 5, kMaxAttempts = 200;
+constexpr int64_t kThreadBudgetUs = 20000, kDumpBudgetUs = 40000;
 
 int64_t unix_now_us() {
   timeval tv{};
@@ -30,11 +35,13 @@ int64_t unix_now_us() {
   return int64_t(tv.tv_sec) * 1000000 + tv.tv_usec;
 }
 
-// One thread's stack: walked until a walk is confirmed, at most kAttempts times.
-void read_stack(Reading& r, const python::PyThread& pt, Thread& t) {
+// One thread's stack: walked until a walk is confirmed (see kAttempts).
+// `extra_us`: what is left of the dump's budget for reads beyond kAttempts (spent here).
+void read_stack(Reading& r, const python::PyThread& pt, Thread& t, int64_t& extra_us) {
   std::vector<python::RawFrame> raw, steady;
   python::WalkError err = python::WalkError::kNone;
-  for (t.attempts = 1; t.attempts <= kAttempts; ++t.attempts) {
+  int64_t started_extra = 0;
+  for (t.attempts = 1;; ++t.attempts) {
     err = r.walker->walk(pt, raw);
     if (err == python::WalkError::kThreadState) break;  // its thread state is gone: reading again reads the same
     if (err == python::WalkError::kNone || err == python::WalkError::kTooDeep) {
@@ -47,8 +54,11 @@ void read_stack(Reading& r, const python::PyThread& pt, Thread& t) {
     }
     if (err == python::WalkError::kTorn && r.walker->stable_frames() > steady.size())
       steady.assign(raw.end() - static_cast<std::ptrdiff_t>(std::min(r.walker->stable_frames(), raw.size())), raw.end());
+    if (t.attempts >= kMaxAttempts) break;
+    if (t.attempts == kAttempts) started_extra = monotonic_us();
+    if (t.attempts >= kAttempts && monotonic_us() - started_extra > std::min(kThreadBudgetUs, extra_us)) break;
   }
-  t.attempts = std::min(t.attempts, kAttempts);
+  if (t.attempts > kAttempts) extra_us -= monotonic_us() - started_extra;
   // Still changing: keep the outer frames that read the same twice (no locals: their bytes are
   // another attempt's).
   if (err == python::WalkError::kTorn && !steady.empty() && r.name_frames(steady, false, t.frames)) {
@@ -57,7 +67,11 @@ void read_stack(Reading& r, const python::PyThread& pt, Thread& t) {
     return;
   }
   t.frames.clear();
-  t.error = fmt::format("its stack could not be read ({}, {} attempts)", python::walk_error_name(err), t.attempts);
+  pid_t host = pt.native_id ? r.walker->thread_ids().to_host(pt.native_id) : 0;
+  if (host > 0 && !target::thread_exists(r.pid, host)) t.error = "it exited while it was read";
+  else if (err == python::WalkError::kTorn || err == python::WalkError::kFrame)
+    t.error = fmt::format("it changed during each of {} reads (a stack this busy may need another dump)", t.attempts);
+  else t.error = fmt::format("its stack could not be read ({}, {} attempts)", python::walk_error_name(err), t.attempts);
 }
 
 Task task_of(Reading& r, const python::AsyncTask& at, const std::unordered_map<uint64_t, std::string>& names) {
@@ -169,6 +183,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
   std::unordered_map<uint64_t, std::string> names;
   thread_names.all(names);
   BlockingReader blocking(pid, r.memory);
+  int64_t extra_us = kDumpBudgetUs;
   for (const auto& pt : threads) {
     Thread t;
     t.target_id = pt.native_id;
@@ -176,7 +191,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
     t.ident = pt.thread_id;
     t.gil = pt.holds_gil;
     if (auto it = names.find(pt.thread_id); it != names.end()) t.name = sanitize_text(it->second);
-    read_stack(r, pt, t);
+    read_stack(r, pt, t, extra_us);
     if (t.native_id > 0) {
       t.state = blocking.state(static_cast<pid_t>(t.native_id));
       t.blocking = blocking.read(static_cast<pid_t>(t.native_id));

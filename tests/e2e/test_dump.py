@@ -11,6 +11,10 @@
   function with their values, others by their type's name.
 - asyncio (samples/asyncio_handlers.py --threads 2): every task under the thread running its loop,
   with the await chain, awaited object and awaiting tasks the program reports of itself.
+- A thread whose stack changes all the time (recursing up and down): dumped 20 times, it is
+  either a confirmed stack of the program's own functions, one marked torn (its steady outer
+  frames only, said in the text), or (rarely, at most 5 of 20) no frames and the error saying it
+  changed during every read; never a frame that is not the program's.
 - 100 threads waiting (samples/many_threads.py): all listed with their stacks; the time the dump
   took is printed (the bench, tests/bench/dump_bench.py, holds the latency to its bound).
 - Every --format json document is checked against the contract in src/live/dump_json.cpp.
@@ -237,6 +241,59 @@ def asyncio_tasks(ctx):
         program.wait()
 
 
+CHURN = r"""
+import sys, threading, time
+def descend(n):
+    if n:
+        return descend(n - 1)
+    return n
+def churn():
+    k = 0
+    while True:
+        descend(k % 60)
+        k += 1
+threading.Thread(target=churn, name="churner", daemon=True).start()
+open(sys.argv[1], "w").write("ready\n")
+time.sleep(3600)
+"""
+
+
+def churning(ctx):
+    ready = ctx.path("churn.ready")
+    program = subprocess.Popen([ctx.python, "-c", CHURN, ready])
+    try:
+        harness.wait_for_file(ready, 60)
+        allowed = {"descend", "churn", "run", "_bootstrap", "_bootstrap_inner"}
+        torn = changing = 0
+        for _ in range(20):
+            proc = ctx.run_swprof("dump", "--pid", str(program.pid), "--format", "json", timeout=60)
+            expect(proc.returncode == 0, "dump of a churning stack: %s" % proc.stderr)
+            doc = json.loads(proc.stdout)
+            check_schema(doc)
+            t = thread_named(doc, "churner")
+            # On a busy machine a read can lose every race with the recursion (3.8–3.10 read frame
+            # objects one by one): then the dump says so, and no frames are made up.
+            if not t["stack_read"]:
+                expect(t["error"].startswith("it changed during each of") and not t["frames"],
+                       "a stack that changed during every read says so: %s" % t)
+                changing += 1
+                continue
+            expect(not t["error"], "a read stack has no error: %s" % t)
+            functions = {f["function"].rsplit(".", 1)[-1] for f in t["frames"]}
+            expect(functions <= allowed, "only the program's functions: %s" % functions)
+            torn += t["torn"]
+            if t["torn"]:
+                expect(t["attempts"] >= 5 and t["frames"], "a torn stack keeps its steady outer frames: %s" % t)
+        text = dump(ctx, program.pid)
+        expect("churner" in text, "the text lists the churner")
+        expect(changing <= 5, "the churning stack is read in most dumps: %d of 20 changed during every read" % changing)
+        print("ok: a churning stack dumped 20 times: %d confirmed, %d torn (kept its outer frames), %d changed during "
+              "every read" % (20 - torn - changing, torn, changing))
+    finally:
+        program.kill()
+        program.wait()
+
+
 def many_threads(ctx):
     program = start(ctx, [MANY, "100"], ctx.path("many.ready"))
     try:
@@ -257,6 +314,7 @@ def test(ctx):
     stopped(ctx)
     known_locals(ctx)
     asyncio_tasks(ctx)
+    churning(ctx)
     many_threads(ctx)
 
 

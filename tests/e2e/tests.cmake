@@ -34,4 +34,5 @@ swprof_e2e(asyncio_tasks test_asyncio_tasks.py ARGS --tool $<TARGET_FILE:swprof_
 # swprof dump and top: a live process looked at now.
 swprof_e2e(dump test_dump.py)
 swprof_e2e(dump_greenlets test_dump_greenlets.py PYTHONS debian-3.11 sid-3.14)
+swprof_e2e(gc_walk test_gc_walk.py ARGS --tool $<TARGET_FILE:swprof_gc_objects>)
 swprof_e2e(top test_top.py)
