@@ -2,7 +2,8 @@
 // each thread waits for in the kernel, its parked greenlets and suspended asyncio tasks, and on
 // request each frame's local variables) and `swprof top` (the busiest functions over the last
 // second and since start, refreshed while the recorder samples). Nothing here writes to the
-// target or stops it.
+// target or stops it. Names and values are kept as the target's bytes (not necessarily UTF-8, may
+// hold control characters): each output escapes them (terminal_text, json_text).
 #pragma once
 
 #include <sys/types.h>

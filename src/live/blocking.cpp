@@ -158,7 +158,7 @@ void BlockingReader::load_sockets() {
     auto f = fields_of(line);
     if (f.size() < 7) continue;
     uint64_t inode = std::strtoull(f[6].c_str(), nullptr, 10);
-    if (inode) sockets_[inode] = f.size() > 7 ? "unix socket " + sanitize_text(f[7]) : "unix socket";
+    if (inode) sockets_[inode] = f.size() > 7 ? "unix socket " + f[7] : "unix socket";
   }
 }
 
@@ -181,7 +181,7 @@ std::string BlockingReader::describe_fd(int64_t fd) {
   } else if (link.rfind("/dev/pts/", 0) == 0 || link.rfind("/dev/tty", 0) == 0) {
     what = "terminal " + link;
   } else {
-    what = "file " + sanitize_text(link);
+    what = "file " + link;
   }
   return fmt::format("fd {} ({})", fd, what);
 }
@@ -236,7 +236,7 @@ std::string BlockingReader::epoll_detail(int64_t epfd) {
 Blocking BlockingReader::read(pid_t tid) {
   Blocking b;
   std::string wchan = target::read_small_file(fmt::format("/proc/{}/task/{}/wchan", pid_, tid));
-  if (wchan != "0") b.wchan = sanitize_text(wchan);
+  if (wchan != "0") b.wchan = wchan;
   // "NR arg1 ... arg6 sp pc" while in a system call; "-1 sp pc" when blocked outside one (a page
   // fault, a stop); "running" on a CPU. Empty when the kernel refuses (no ptrace access).
   auto f = fields_of(target::read_small_file(fmt::format("/proc/{}/task/{}/syscall", pid_, tid)));

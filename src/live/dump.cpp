@@ -77,10 +77,10 @@ void read_stack(Reading& r, const python::PyThread& pt, Thread& t, int64_t& extr
 Task task_of(Reading& r, const python::AsyncTask& at, const std::unordered_map<uint64_t, std::string>& names) {
   Task t;
   t.address = at.address;
-  t.name = sanitize_text(at.name);
+  t.name = at.name;
   t.state = python::task_state_name(at.state);
   t.running = at.running;
-  t.awaiting = sanitize_text(at.awaiting.type_name);
+  t.awaiting = at.awaiting.type_name;
   if (at.awaiting.task) {
     auto it = names.find(at.awaiting.task);
     t.awaiting_task = it != names.end() ? it->second : fmt::format("{:#x}", at.awaiting.task);
@@ -99,7 +99,7 @@ void read_tasks(Reading& r, std::span<const python::PyThread> threads, Dump& dum
   std::vector<python::AsyncTask> tasks;
   if (!reader.scan(threads, tasks)) return;  // asyncio is not imported, or has no registry yet
   std::unordered_map<uint64_t, std::string> names;
-  for (const auto& t : tasks) names.emplace(t.address, sanitize_text(t.name));
+  for (const auto& t : tasks) names.emplace(t.address, t.name);
   for (const auto& at : tasks) {
     Task t = task_of(r, at, names);
     auto thread = std::find_if(dump.threads.begin(), dump.threads.end(), [&](const Thread& th) {
@@ -140,8 +140,8 @@ bool Reading::name_frames(std::span<const python::RawFrame> raw, bool walked_las
         f.offset < code->first_traceable)
       continue;
     Frame frame;
-    frame.function = sanitize_text(code->qualname);
-    frame.file = sanitize_text(code->filename);
+    frame.function = code->qualname;
+    frame.file = code->filename;
     frame.line = python::line_for_offset(code->lines, f.offset, code->first_line);
     if (locals) {
       uint64_t slots[LocalsReader::kMaxLocals];
@@ -162,7 +162,6 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
   dump.locals = options.locals;
   dump.unix_time_us = unix_now_us();
   dump.command = target::read_cmdline(pid);
-  for (auto& a : dump.command) a = sanitize_text(a);
   dump.python = r.interp.version.text();
   dump.build = r.interp.shared ? "shared" : "static";
 
@@ -190,7 +189,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
     t.native_id = pt.native_id ? r.walker->thread_ids().to_host(pt.native_id) : 0;
     t.ident = pt.thread_id;
     t.gil = pt.holds_gil;
-    if (auto it = names.find(pt.thread_id); it != names.end()) t.name = sanitize_text(it->second);
+    if (auto it = names.find(pt.thread_id); it != names.end()) t.name = it->second;
     read_stack(r, pt, t, extra_us);
     if (t.native_id > 0) {
       t.state = blocking.state(static_cast<pid_t>(t.native_id));

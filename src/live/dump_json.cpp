@@ -11,6 +11,8 @@
 //    "greenlets": [...], "tasks": [...], "notes": [...]}
 //
 // "locals" appears only with --locals; top-level greenlets and tasks are those of no known thread.
+// A name or value that is not valid UTF-8 also gets a "<key>_base64" twin with its exact bytes
+// (json_text); the strings of arrays (command, awaited_by, notes) are escaped alone (U+FFFD).
 #include <fmt/format.h>
 
 #include "swprof/common.h"
@@ -24,14 +26,14 @@ std::string frames_json(const std::vector<Frame>& frames, bool with_locals) {
   std::string out = "[";
   for (size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = frames[i];
-    out += fmt::format("{}{{\"function\": {}, \"file\": {}, \"line\": {}", i ? ", " : "", json_quoted(f.function),
-                       json_quoted(f.file), f.line);
+    out += fmt::format("{}{{{}, {}, \"line\": {}", i ? ", " : "", json_text("function", f.function),
+                       json_text("file", f.file), f.line);
     if (with_locals) {
       out += ", \"locals\": [";
       for (size_t k = 0; k < f.locals.size(); ++k) {
         const Local& l = f.locals[k];
-        out += fmt::format("{}{{\"name\": {}, \"kind\": \"{}\", \"type\": {}, \"value\": {}}}", k ? ", " : "",
-                           json_quoted(l.name), l.kind, json_quoted(l.type), json_quoted(l.value));
+        out += fmt::format("{}{{{}, \"kind\": \"{}\", {}, {}}}", k ? ", " : "", json_text("name", l.name), l.kind,
+                           json_text("type", l.type), json_text("value", l.value));
       }
       out += fmt::format("], \"locals_omitted\": {}, \"locals_readable\": {}", f.locals_omitted,
                          f.locals_unreadable ? "false" : "true");
@@ -39,6 +41,11 @@ std::string frames_json(const std::vector<Frame>& frames, bool with_locals) {
     out += "}";
   }
   return out + "]";
+}
+
+// `"key": null` for an empty text (not known), else json_text.
+std::string text_or_null(std::string_view key, const std::string& text) {
+  return text.empty() ? fmt::format("\"{}\": null", key) : json_text(key, text);
 }
 
 std::string strings_json(const std::vector<std::string>& texts) {
@@ -51,19 +58,18 @@ std::string extras_json(const std::vector<Greenlet>& greenlets, const std::vecto
   std::string out = "\"greenlets\": [";
   for (size_t i = 0; i < greenlets.size(); ++i) {
     const Greenlet& g = greenlets[i];
-    out += fmt::format("{}{{\"address\": \"{:#x}\", \"type\": {}, \"main\": {}, \"frames_read\": {}, \"frames\": {}}}",
-                       i ? ", " : "", g.address, json_quoted(g.type), g.main, g.frames_read,
+    out += fmt::format("{}{{\"address\": \"{:#x}\", {}, \"main\": {}, \"frames_read\": {}, \"frames\": {}}}",
+                       i ? ", " : "", g.address, json_text("type", g.type), g.main, g.frames_read,
                        frames_json(g.frames, with_locals));
   }
   out += "], \"tasks\": [";
   for (size_t i = 0; i < tasks.size(); ++i) {
     const Task& t = tasks[i];
     out += fmt::format(
-        "{}{{\"address\": \"{:#x}\", \"name\": {}, \"state\": \"{}\", \"running\": {}, \"awaiting\": {}, "
-        "\"awaiting_task\": {}, \"awaited_by\": {}, \"frames\": {}}}",
-        i ? ", " : "", t.address, json_quoted(t.name), t.state, t.running,
-        t.awaiting.empty() ? "null" : json_quoted(t.awaiting),
-        t.awaiting_task.empty() ? "null" : json_quoted(t.awaiting_task), strings_json(t.awaited_by),
+        "{}{{\"address\": \"{:#x}\", {}, \"state\": \"{}\", \"running\": {}, {}, {}, \"awaited_by\": {}, "
+        "\"frames\": {}}}",
+        i ? ", " : "", t.address, json_text("name", t.name), t.state, t.running, text_or_null("awaiting", t.awaiting),
+        text_or_null("awaiting_task", t.awaiting_task), strings_json(t.awaited_by),
         frames_json(t.frames, with_locals));
   }
   return out + "]";
@@ -81,14 +87,14 @@ std::string dump_json(const Dump& d) {
     const Thread& t = d.threads[i];
     const Blocking& b = t.blocking;
     std::string syscall = b.syscall.empty() ? "null"
-                                            : fmt::format("{{\"name\": {}, \"number\": {}, \"detail\": {}}}",
-                                                          json_quoted(b.syscall), b.number, json_quoted(b.detail));
+                                            : fmt::format("{{\"name\": {}, \"number\": {}, {}}}",
+                                                          json_quoted(b.syscall), b.number, json_text("detail", b.detail));
     out += fmt::format(
-        "{}\n  {{\"native_id\": {}, \"target_id\": {}, \"ident\": {}, \"name\": {}, \"gil\": {}, \"state\": \"{}\", "
-        "\"on_cpu\": {}, \"syscall\": {}, \"wchan\": {}, \"stack_read\": {}, \"torn\": {}, \"attempts\": {}, "
+        "{}\n  {{\"native_id\": {}, \"target_id\": {}, \"ident\": {}, {}, \"gil\": {}, \"state\": \"{}\", "
+        "\"on_cpu\": {}, \"syscall\": {}, {}, \"stack_read\": {}, \"torn\": {}, \"attempts\": {}, "
         "\"error\": {},\n   \"frames\": {},\n   {}}}",
-        i ? "," : "", t.native_id, t.target_id, t.ident, t.name.empty() ? "null" : json_quoted(t.name), t.gil,
-        json_escape(std::string(1, t.state)), t.state == 'R', syscall, json_quoted(b.wchan), t.stack_read, t.torn,
+        i ? "," : "", t.native_id, t.target_id, t.ident, text_or_null("name", t.name), t.gil,
+        json_escape(std::string(1, t.state)), t.state == 'R', syscall, json_text("wchan", b.wchan), t.stack_read, t.torn,
         t.attempts, t.error.empty() ? "null" : json_quoted(t.error), frames_json(t.frames, with_locals),
         extras_json(t.greenlets, t.tasks, with_locals));
   }

@@ -1,7 +1,7 @@
 // swprof dump's text: per thread a header (id, name, what it does in the kernel, the GIL) and its
 // stack innermost last, as a Python traceback reads; then its parked greenlets and suspended
 // asyncio tasks, each with its own stack. Files are shortened as analyze shortens them (the JSON
-// keeps them whole).
+// keeps them whole); every name read from the target is escaped for a terminal (terminal_text).
 #include <fmt/format.h>
 
 #include "swprof/analyze.h"
@@ -14,8 +14,10 @@ namespace {
 
 void frames_text(std::string& out, const std::vector<Frame>& frames, const std::string& indent) {
   for (const auto& f : frames) {
-    out += fmt::format("{}{} ({}:{})\n", indent, f.function, analyze::short_path(f.file), f.line);
-    for (const auto& l : f.locals) out += fmt::format("{}    {} = {}\n", indent, l.name, l.value);
+    out += fmt::format("{}{} ({}:{})\n", indent, terminal_text(f.function), terminal_text(analyze::short_path(f.file)),
+                       f.line);
+    for (const auto& l : f.locals)
+      out += fmt::format("{}    {} = {}\n", indent, terminal_text(l.name), terminal_text(l.value));
     if (f.locals_omitted) out += fmt::format("{}    ... {} more locals\n", indent, f.locals_omitted);
     if (f.locals_unreadable) out += fmt::format("{}    (locals not readable)\n", indent);
   }
@@ -24,7 +26,7 @@ void frames_text(std::string& out, const std::vector<Frame>& frames, const std::
 // "sleeping in futex wait", "on a CPU", "stopped" ...
 std::string activity(const Thread& t) {
   const Blocking& b = t.blocking;
-  std::string call = b.syscall.empty() ? "" : b.detail.empty() ? b.syscall : b.syscall + " " + b.detail;
+  std::string call = b.syscall.empty() ? "" : b.detail.empty() ? b.syscall : b.syscall + " " + terminal_text(b.detail);
   switch (t.state) {
     case 'R': return b.running || call.empty() ? "running" : "running (in " + call + ")";
     case 'S': return call.empty() ? "sleeping" : "sleeping in " + call;
@@ -37,12 +39,13 @@ std::string activity(const Thread& t) {
 }
 
 std::string task_title(const Task& t) {
-  std::string s = fmt::format("asyncio task \"{}\" ({})", t.name, t.running ? "running: its frames are above" : t.state);
-  if (!t.awaiting_task.empty()) s += fmt::format(", awaiting task \"{}\"", t.awaiting_task);
-  else if (!t.awaiting.empty()) s += fmt::format(", awaiting {}", t.awaiting);
+  std::string s = fmt::format("asyncio task \"{}\" ({})", terminal_text(t.name),
+                              t.running ? "running: its frames are above" : t.state);
+  if (!t.awaiting_task.empty()) s += fmt::format(", awaiting task \"{}\"", terminal_text(t.awaiting_task));
+  else if (!t.awaiting.empty()) s += fmt::format(", awaiting {}", terminal_text(t.awaiting));
   if (!t.awaited_by.empty()) {
     s += ", awaited by";
-    for (size_t i = 0; i < t.awaited_by.size(); ++i) s += fmt::format("{} \"{}\"", i ? "," : "", t.awaited_by[i]);
+    for (size_t i = 0; i < t.awaited_by.size(); ++i) s += fmt::format("{} \"{}\"", i ? "," : "", terminal_text(t.awaited_by[i]));
   }
   return s;
 }
@@ -50,7 +53,7 @@ std::string task_title(const Task& t) {
 void extras_text(std::string& out, const std::vector<Greenlet>& greenlets, const std::vector<Task>& tasks,
                  const std::string& indent) {
   for (const auto& g : greenlets) {
-    out += fmt::format("{}{}greenlet {:#x} ({}), parked{}\n", indent, g.main ? "main " : "", g.address, g.type,
+    out += fmt::format("{}{}greenlet {:#x} ({}), parked{}\n", indent, g.main ? "main " : "", g.address, terminal_text(g.type),
                        g.frames_read ? ":" : ", its frames changed while read");
     frames_text(out, g.frames, indent + "    ");
   }
@@ -64,14 +67,14 @@ void extras_text(std::string& out, const std::vector<Greenlet>& greenlets, const
 
 std::string dump_text(const Dump& d) {
   std::string command;
-  for (const auto& a : d.command) command += (command.empty() ? "" : " ") + a;
+  for (const auto& a : d.command) command += (command.empty() ? "" : " ") + terminal_text(a);
   std::string out = fmt::format("Process {}: {}\nPython {} ({}), {} thread{}, read in {:.1f} ms\n", d.pid, command,
                                 d.python, d.build, d.threads.size(), d.threads.size() == 1 ? "" : "s", d.read_ms);
   for (const auto& t : d.threads) {
     std::string id = fmt::format("{}", t.native_id);
     if (t.target_id && t.target_id != t.native_id) id += fmt::format(" ({} in its PID namespace)", t.target_id);
-    out += fmt::format("\nThread {}{}: {}{}{}\n", id, t.name.empty() ? "" : fmt::format(" \"{}\"", t.name), activity(t),
-                       t.blocking.wchan.empty() ? "" : fmt::format(" [{}]", t.blocking.wchan),
+    out += fmt::format("\nThread {}{}: {}{}{}\n", id, t.name.empty() ? "" : fmt::format(" \"{}\"", terminal_text(t.name)), activity(t),
+                       t.blocking.wchan.empty() ? "" : fmt::format(" [{}]", terminal_text(t.blocking.wchan)),
                        t.gil ? ", holds the GIL" : "");
     if (!t.stack_read) out += fmt::format("    ({})\n", t.error);
     if (t.torn)
@@ -87,7 +90,7 @@ std::string dump_text(const Dump& d) {
   }
   if (!d.notes.empty()) {
     out += "\n";
-    for (const auto& n : d.notes) out += "Note: " + n + "\n";
+    for (const auto& n : d.notes) out += "Note: " + terminal_text(n) + "\n";
   }
   return out;
 }

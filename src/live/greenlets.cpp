@@ -81,7 +81,7 @@ void find_parked_greenlets(Reading& r, std::span<const python::PyThread> threads
     if (++parked > kMaxParkedRead) continue;
     FoundGreenlet found;
     found.greenlet.address = object;
-    found.greenlet.type = sanitize_text(objects.type_name(objects.type_of(object)));
+    found.greenlet.type = objects.type_name(objects.type_of(object));
     found.greenlet.main = state.main;
     found.greenlet.frames_read =
         reader.parked_frames(state, *r.walker, raw) && r.name_frames(raw, true, found.greenlet.frames);

@@ -77,7 +77,7 @@ LocalsReader::LocalsReader(const target::Memory& memory, const python::Layout& l
 std::string LocalsReader::type_name(uint64_t type) {
   auto it = type_names_.find(type);
   if (it != type_names_.end()) return it->second;
-  std::string name = sanitize_text(objects_.type_name(type));
+  std::string name = objects_.type_name(type);
   if (type_names_.size() < 4096) type_names_.emplace(type, name);
   return name;
 }
@@ -93,7 +93,7 @@ bool LocalsReader::tuple_strings(uint64_t tuple, std::vector<std::string>& out, 
   for (uint64_t item : items) {
     std::string name;
     if (!objects_.read_str(item, name, kNameChars)) return false;
-    out.push_back(sanitize_text(name));
+    out.push_back(std::move(name));
   }
   return true;
 }
@@ -177,9 +177,12 @@ std::string LocalsReader::repr(uint64_t object, std::string& type) {
   }
   if (type == "str") {
     std::string text;
-    int64_t length = 0;
-    if (!objects_.read_str_prefix(object, text, kStrPrefix, length)) return "<str, unreadable>";
-    std::string shown = sanitize_text(python_quoted(text, false));
+    if (!objects_.read_str(object, text, kStrPrefix, /*clip=*/true)) return "<str, unreadable>";
+    // A cut str ends with read_str's "…[+N chars]": shown as Python's repr and the whole length.
+    int64_t length = layout_.unicode.length + 8 <= size ? load<int64_t>(head + layout_.unicode.length) : 0;
+    if (size_t cut = text.rfind("…[+"); static_cast<size_t>(length) > kStrPrefix && cut != std::string::npos)
+      text.resize(cut);
+    std::string shown = python_quoted(text, false);
     return static_cast<size_t>(length) > kStrPrefix ? fmt::format("{}... ({} characters)", shown, length) : shown;
   }
   auto var_size = [&](uint32_t offset) { return offset + 8 <= size ? load<int64_t>(head + offset) : int64_t(-1); };

@@ -47,7 +47,7 @@ class TopViewer : public record::Observer {
     file_ = &file;
     python_ = header.python_version();
     attached_ = header.attached();
-    for (const auto& a : header.command()) command_ += (command_.empty() ? "" : " ") + sanitize_text(a);
+    for (const auto& a : header.command()) command_ += (command_.empty() ? "" : " ") + terminal_text(a);
     if (!options_.force_plain && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO)) open_screen();
   }
 

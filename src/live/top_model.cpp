@@ -36,7 +36,7 @@ uint32_t TopModel::entity_of(uint32_t frame, bool lines, const snapshot::Writer&
   auto& known = frame_entities_[lines];
   if (frame < known.size() && known[frame]) return known[frame] - 1;
   const snapshot::Frame& f = names.frame(frame);
-  Entity e{sanitize_text(names.string(f.function)), sanitize_text(names.string(f.file)), lines ? f.line : f.first_line};
+  Entity e{terminal_text(names.string(f.function)), terminal_text(names.string(f.file)), lines ? f.line : f.first_line};
   std::string key = fmt::format("{}\n{}\n{}", e.function, e.file, e.line);
   auto [it, inserted] = entity_ids_[lines].try_emplace(key, static_cast<uint32_t>(entities_[lines].size()));
   if (inserted) entities_[lines].push_back(std::move(e));
@@ -48,7 +48,7 @@ uint32_t TopModel::entity_of(uint32_t frame, bool lines, const snapshot::Writer&
 void TopModel::add(const snapshot::Sample& s, std::span<const uint32_t> stack, int64_t tid,
                    std::string_view thread_name, const snapshot::Writer& names) {
   PerThread& t = threads_[tid];
-  if (!thread_name.empty()) t.name = sanitize_text(thread_name);
+  if (!thread_name.empty()) t.name = terminal_text(thread_name);
   ++samples_;
   ++t.window_samples;
   const bool gap = s.flags & snapshot::kGap;

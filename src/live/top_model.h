@@ -61,7 +61,7 @@ class TopModel {
     int64_t own = 0, total = 0, own_cpu = 0, own_gil = 0;  // µs
   };
   struct Entity {
-    std::string function, file;
+    std::string function, file;  // escaped for a terminal (top writes nowhere else)
     int line = 0;
   };
   // [view][idle]: view 0 functions, 1 lines; idle 0 busy samples, 1 idle ones. By entity.

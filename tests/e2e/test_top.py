@@ -120,8 +120,10 @@ def back_at_prompt(screen):
 def terminal_restored(term, how):
     """The shell runs again in a terminal in canonical mode with echo, as before top."""
     term.type("echo rc=$?; stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo END")
-    screen = term.wait_for("the shell's answer after %s" % how, lambda s: "END" in s.split("rc=")[-1])
-    answer = screen.split("rc=")[-1]
+    # The answer's own line (the typed command, also on the screen, holds "rc=" and "END" too).
+    answer_line = re.compile(r"^rc=(\d+)\s*\n(.*)END\s*$", re.M)
+    screen = term.wait_for("the shell's answer after %s" % how, answer_line.search)
+    answer = "%s %s" % answer_line.search(screen).groups()
     expect(answer.startswith("0"), "top exits 0 after %s: %r" % (how, answer))
     expect(re.search(r"(^|\s)icanon\s", answer) and re.search(r"(^|\s)echo\s", answer),
            "the terminal is canonical with echo again after %s: %r" % (how, answer))
