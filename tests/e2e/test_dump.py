@@ -15,10 +15,14 @@
   either a confirmed stack of the program's own functions, one marked torn (its steady outer
   frames only, said in the text), or (rarely, at most 5 of 20) no frames and the error saying it
   changed during every read; never a frame that is not the program's.
+- Hostile names (a function named with a terminal escape, a newline and a bidi override, a file
+  whose name is not UTF-8, a thread named with an escape): visible escapes in the text, no raw
+  control byte; exact in JSON, the file's bytes in file_base64.
 - 100 threads waiting (samples/many_threads.py): all listed with their stacks; the time the dump
   took is printed (the bench, tests/bench/dump_bench.py, holds the latency to its bound).
 - Every --format json document is checked against the contract in src/live/dump_json.cpp.
 """
+import base64
 import json
 import os
 import signal
@@ -294,6 +298,58 @@ def churning(ctx):
         program.wait()
 
 
+# A function named with a terminal escape, a newline and a bidirectional override, in a file
+# whose name is not UTF-8, waiting: the text shows them as visible escapes (no raw control byte
+# reaches the terminal), the JSON carries the name losslessly and the file's exact bytes in
+# "file_base64".
+HOSTILE_NAME = "red\x1b[31m\nline\u202eevil"
+HOSTILE_FILE = b"odd_\xff name.py"
+HOSTILE = r"""
+import sys, threading
+def make(name):
+    def f():
+        threading.Event().wait()
+    kw = {"co_name": name}
+    if hasattr(f.__code__, "co_qualname"):
+        kw["co_qualname"] = name
+    f.__code__ = f.__code__.replace(**kw)
+    return f
+waits = make(%r)
+threading.Thread(target=waits, name="hostile\x1b[2J", daemon=True).start()
+open(sys.argv[1], "w").write("ready\n")
+threading.Event().wait()
+""" % HOSTILE_NAME
+
+
+def hostile_names(ctx):
+    script = os.path.join(os.fsencode(ctx.tmp), HOSTILE_FILE)
+    with open(script, "w") as f:
+        f.write(HOSTILE)
+    ready = ctx.path("hostile.ready")
+    program = subprocess.Popen([os.fsencode(ctx.python), script, os.fsencode(ready)])
+    try:
+        harness.wait_for_file(ready, 60)
+        proc = subprocess.run([ctx.swprof, "dump", "--pid", str(program.pid)], capture_output=True, timeout=60)
+        expect(proc.returncode == 0, "dump of hostile names: %s" % proc.stderr)
+        text = proc.stdout
+        expect(not any(c < 0x20 and c != 0x0A for c in text) and b"\xe2\x80\xae" not in text and b"\xff" not in text,
+               "no raw control character, override or stray byte in the text:\n%r" % text)
+        expect(b"red\\x1b[31m\\x0aline\\u202eevil (" in text, "the function as visible escapes:\n%s" % text.decode())
+        expect(b"odd_\\xff name.py:" in text and b'"hostile\\x1b[2J"' in text,
+               "the file and the thread name as visible escapes:\n%s" % text.decode())
+        doc = dump(ctx, program.pid, "--format", "json")
+        t = thread_named(doc, "hostile\x1b[2J")
+        ours = [f for f in t["frames"] if f["function"] == HOSTILE_NAME]
+        expect(len(ours) == 1, "the JSON name is exact: %r" % [f["function"] for f in t["frames"]])
+        inner = ours[0]
+        expect(base64.b64decode(inner["file_base64"]) == script and "function_base64" not in inner,
+               "the file's exact bytes in file_base64 (and no twin for a UTF-8 name): %r" % inner)
+        print("ok: hostile names: visible escapes in the text, exact in JSON (file_base64)")
+    finally:
+        program.kill()
+        program.wait()
+
+
 def many_threads(ctx):
     program = start(ctx, [MANY, "100"], ctx.path("many.ready"))
     try:
@@ -315,6 +371,7 @@ def test(ctx):
     known_locals(ctx)
     asyncio_tasks(ctx)
     churning(ctx)
+    hostile_names(ctx)
     many_threads(ctx)
 
 
