@@ -304,17 +304,11 @@ def churning(ctx):
 # "file_base64".
 HOSTILE_NAME = "red\x1b[31m\nline\u202eevil"
 HOSTILE_FILE = b"odd_\xff name.py"
-HOSTILE = r"""
+HOSTILE = harness.RENAMED + r"""
 import sys, threading
-def make(name):
-    def f():
-        threading.Event().wait()
-    kw = {"co_name": name}
-    if hasattr(f.__code__, "co_qualname"):
-        kw["co_qualname"] = name
-    f.__code__ = f.__code__.replace(**kw)
-    return f
-waits = make(%r)
+def waits():
+    threading.Event().wait()
+renamed(waits, %r)
 threading.Thread(target=waits, name="hostile\x1b[2J", daemon=True).start()
 open(sys.argv[1], "w").write("ready\n")
 threading.Event().wait()
