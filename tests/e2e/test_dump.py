@@ -15,6 +15,8 @@
   either a confirmed stack of the program's own functions, one marked torn (its steady outer
   frames only, said in the text), or (rarely, at most 5 of 20) no frames and the error saying it
   changed during every read; never a frame that is not the program's.
+- Threads waiting on sockets: one in recvfrom on a TCP connection, shown with the addresses the
+  program reports, one in accept4 on its listening socket.
 - Hostile names (a function named with a terminal escape, a newline and a bidi override, a file
   whose name is not UTF-8, a thread named with an escape): visible escapes in the text, no raw
   control byte; exact in JSON, the file's bytes in file_base64.
@@ -298,6 +300,52 @@ def churning(ctx):
         program.wait()
 
 
+# A thread waiting for data on a TCP connection and one waiting for a connection: the system call
+# each waits in, with the socket's addresses as the program itself sees them.
+SOCKETS = r"""
+import json, socket, sys, threading
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+client = socket.create_connection(server.getsockname())
+accepted, _ = server.accept()
+threading.Thread(target=lambda: client.recv(100), name="reader", daemon=True).start()
+threading.Thread(target=lambda: server.accept(), name="acceptor", daemon=True).start()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    json.dump({"local": "%s:%d" % client.getsockname(), "remote": "%s:%d" % client.getpeername()}, f)
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+threading.Event().wait()
+"""
+
+
+def socket_waits(ctx):
+    ready = ctx.path("sockets.ready")
+    program = subprocess.Popen([ctx.python, "-c", SOCKETS, ready])
+    try:
+        harness.wait_for_file(ready, 60)
+        addresses = json.load(open(ready))
+        deadline = time.monotonic() + 30
+        while True:  # the threads reach their calls a moment after the file is written
+            doc = dump(ctx, program.pid, "--format", "json")
+            reader, acceptor = thread_named(doc, "reader"), thread_named(doc, "acceptor")
+            calls = [(t["syscall"] or {}).get("name") for t in (reader, acceptor)]
+            if calls == ["recvfrom", "accept4"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        expect(calls == ["recvfrom", "accept4"], "reader in recvfrom, acceptor in accept4: %s" % calls)
+        detail = reader["syscall"]["detail"]
+        expect("TCP socket %s -> %s" % (addresses["local"], addresses["remote"]) in detail,
+               "the reader's socket as the program sees it (%s): %s" % (addresses, detail))
+        expect("listening on %s" % addresses["remote"] in acceptor["syscall"]["detail"],
+               "the acceptor's listening socket: %s" % acceptor["syscall"]["detail"])
+        text = dump(ctx, program.pid)
+        expect("sleeping in recvfrom on fd" in text, "the text says the reader waits in recvfrom:\n" + text)
+        print("ok: sockets: recvfrom on %s, accept4 on the listening socket" % detail)
+    finally:
+        program.kill()
+        program.wait()
+
+
 # A function named with a terminal escape, a newline and a bidirectional override, in a file
 # whose name is not UTF-8, waiting: the text shows them as visible escapes (no raw control byte
 # reaches the terminal), the JSON carries the name losslessly and the file's exact bytes in
@@ -365,6 +413,7 @@ def test(ctx):
     known_locals(ctx)
     asyncio_tasks(ctx)
     churning(ctx)
+    socket_waits(ctx)
     hostile_names(ctx)
     many_threads(ctx)
 
