@@ -340,7 +340,7 @@ def socket_waits(ctx):
                "the acceptor's listening socket: %s" % acceptor["syscall"]["detail"])
         text = dump(ctx, program.pid)
         expect("sleeping in recvfrom on fd" in text, "the text says the reader waits in recvfrom:\n" + text)
-        print("ok: sockets: recvfrom on %s, accept4 on the listening socket" % detail)
+        print("ok: sockets: recvfrom %s, accept4 on the listening socket" % detail)
     finally:
         program.kill()
         program.wait()
