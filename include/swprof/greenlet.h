@@ -99,6 +99,14 @@ struct GreenletState {
   // Where a parked greenlet's Python frames are (0: it has none, e.g. parked in C code only).
   uint64_t top_frame_object = 0;  // the PyFrameObject greenlet keeps for its top frame
   PyThread frames;                // top_frame (+ datastack on 3.11+), for Walker::walk
+
+  // Both parked, the same way (same frames, same stack top): it did not run in between, or ran and
+  // came back to exactly where it was, which a read of its frames cannot tell from not running.
+  bool parked_as(const GreenletState& earlier) const {
+    return status == GreenletStatus::kParked && earlier.status == GreenletStatus::kParked && impl == earlier.impl &&
+           top_frame_object == earlier.top_frame_object && frames.top_frame == earlier.frames.top_frame &&
+           frames.datastack_top == earlier.frames.datastack_top;
+  }
 };
 
 // This greenlet build's private layout, learned from live greenlets (see the note on top).

@@ -501,10 +501,7 @@ bool GreenletReader::parked_frames(const GreenletState& state, Walker& walker, s
   }
   // Still parked the same way after the walk: otherwise the frames may mix two moments.
   GreenletState again;
-  if (!read(state.object, again) || again.status != GreenletStatus::kParked || again.impl != state.impl ||
-      again.top_frame_object != state.top_frame_object || again.frames.top_frame != state.frames.top_frame ||
-      again.frames.datastack_top != state.frames.datastack_top)
-    return false;
+  if (!read(state.object, again) || !again.parked_as(state)) return false;
   return true;
 }
 

@@ -30,9 +30,10 @@ void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
   running_.clear();
   if (gave_up_) return;
   if (!module_) {
-    // Until the program imports greenlet: a few reads of sys.modules every 50 ms.
+    // Until the program imports greenlet: a few reads of sys.modules every 10 ms (a server that
+    // handles requests before the probes are on loses their greenlets to sampling alone).
     if (now_us < next_search_us_) return;
-    next_search_us_ = now_us + 50000;
+    next_search_us_ = now_us + 10000;
     try {
       module_ = python::find_greenlet(interp_, memory_);
     } catch (const UserError& e) {
@@ -153,6 +154,16 @@ void GreenletTracker::read_states() {
     if (k.state.status == python::GreenletStatus::kRunning && k.state.running_known) running_.push_back(&k);
     ++it;
   }
+}
+
+bool GreenletTracker::parked_since_tick(uint64_t serial) {
+  if (!reader_ || !reader_->calibrated() || !alive(serial)) return false;
+  for (const auto& [object, k] : known_) {
+    if (k.serial != serial) continue;
+    python::GreenletState now;
+    return reader_->read(object, now) && now.parked_as(k.state);
+  }
+  return false;
 }
 
 void GreenletTracker::parked(const std::function<void(const Parked&)>& visit) {

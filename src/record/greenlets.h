@@ -55,6 +55,8 @@ class GreenletTracker {
   void parked(const std::function<void(const Parked&)>& visit);
   // Whether the greenlet `serial` was alive at this tick's read.
   bool alive(uint64_t serial) const { return alive_.count(serial) != 0; }
+  // Whether it was parked at this tick's read and still is, parked the same way (read again now).
+  bool parked_since_tick(uint64_t serial);
   // The greenlets that ran (were their thread's current one) at this tick's read.
   const std::vector<const Known*>& running() const { return running_; }
 

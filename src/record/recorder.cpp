@@ -249,7 +249,7 @@ class Recorder {
   void write_sample(const snapshot::Sample& s, std::span<const uint32_t> stack, const ThreadContext& ctx);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
-  bool probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
+  Probe probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
   uint32_t greenlet_index(uint64_t key, uint64_t bottom_code);
   void count_error(const char* kind) {
     ++errors;
@@ -288,6 +288,7 @@ class Recorder {
     uint64_t last_tick = 0;
   };
   std::unordered_map<uint64_t, TaskContext> task_contexts_;
+  std::vector<uint64_t> scanned_tasks_;  // this tick's tasks that have a context (task_key)
   // The running task of the thread being sampled: its entry in tasks_, the raw index of its
   // coroutine's frame, and how many outer frames of the stack are the event loop's.
   size_t running_task_ = SIZE_MAX, context_root_ = SIZE_MAX;
@@ -452,26 +453,34 @@ void Recorder::learn_owner(const GreenletTracker::Known& greenlet, uint64_t oute
 }
 
 // A switched-out greenlet's call: its frames from the entry to the one that yielded.
-bool Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
+Probe Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
   out.clear();
+  const bool followed = greenlets_followed_ && (context & kGreenletSerial);
   if (greenlets_followed_) {
     // A followed greenlet that died took its calls along; a frame now owned by a greenlet that
     // started after the call was last seen holds that greenlet's calls, not this one.
-    if (context & kGreenletSerial) {
-      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return false;
+    if (followed) {
+      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return Probe::kGone;
     } else if (frame_owner_.count(context)) {
-      return false;
+      return Probe::kGone;
     }
   }
+  // A followed greenlet that ran while its call was read may have changed its frames under the
+  // read: only one that stayed parked throughout tells that the call is gone. (On a busy machine
+  // the reads of a tick spread over milliseconds; ending such a call here would split it in two.)
+  auto failed = [&] {
+    return followed && !greenlets_followed_->parked_since_tick(context & ~kGreenletSerial) ? Probe::kNoNews
+                                                                                            : Probe::kGone;
+  };
   if (!walker_.parked_frames(id.frame, id.code, std::span<const uint64_t>(id.args, id.arg_count), codes_, ticks,
                              parked_raw_))
-    return false;
+    return failed();
   for (const auto& f : parked_raw_) {
     python::CodeInfo* code = codes_.get(f.code, ticks);
-    if (!code) return false;
+    if (!code) return failed();
     out.push_back(frame_id_of(*code, f.offset));
   }
-  return true;
+  return Probe::kParked;
 }
 
 // Everything that tells this call of the entry function (raw_[i]) from the next call that reuses
@@ -969,7 +978,16 @@ bool Recorder::tick(int64_t now_us) {
   if (greenlets_followed_ && greenlets_followed_->known()) {
     sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
+  if (!entries_.empty()) {
+    // Tasks that still exist: a call in one that this tick saw neither running nor suspended (it
+    // ran when the tasks were read, and no longer when its thread was) is no news, not ended.
+    scanned_tasks_.clear();
+    if (tasks_read_)
+      for (const auto& task : tasks_)
+        if (auto it = task_contexts_.find(task.address); it != task_contexts_.end() && it->second.coro == task.coro)
+          scanned_tasks_.push_back(task_key(it->second));
+    trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_ ? &scanned_tasks_ : nullptr);
+  }
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {

@@ -200,7 +200,7 @@ void Trigger::start(Pending& p) {
 }
 
 void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete,
-                       bool tasks_read) {
+                       const std::vector<uint64_t>* tasks) {
   std::span<Pending> pending(pending_.data(), pending_used_);
   // What each sampled thread ran.
   for (const Pending& p : pending) {
@@ -235,11 +235,12 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   for (auto& s : open_) {
     if (s.closed || s.last_tick == tick) continue;
     if (s.task) {
-      // Its task was read without it (the call returned), or all tasks were read and it was not
-      // among them (the task finished). Otherwise: no news.
+      // Its task was read without it (the call returned), or all tasks were read and its task was
+      // not among them (it finished). Otherwise (a task that ran when the tasks were read, and no
+      // longer when its thread was): no news.
       auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.task && p.context == s.context; });
       if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : now_us);
-      else if (tasks_read) close(s, now_us);
+      else if (tasks && std::find(tasks->begin(), tasks->end(), s.context) == tasks->end()) close(s, now_us);
       continue;
     }
     bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
@@ -249,13 +250,17 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
-    if (seen->second.greenlet == s.context || seen->second.no_python) {
-      // Its own greenlet (or thread) ran without it, or the thread runs no Python: it returned.
+    if (seen->second.greenlet == s.context || (seen->second.no_python && !s.context)) {
+      // Its own greenlet (or thread) ran without it, or the thread (no greenlets) runs no Python:
+      // it returned. A thread caught with no Python frame while greenlets switch says nothing of
+      // the parked ones: they are probed below.
       close(s, seen->second.time_us);
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
-    if (!prober_ || !prober_(s.context, s.identity, parked_frames_)) {
+    Probe probe = prober_ ? prober_(s.context, s.identity, parked_frames_) : Probe::kGone;
+    if (probe == Probe::kNoNews) continue;
+    if (probe == Probe::kGone) {
       close(s, now_us);
       continue;
     }

@@ -52,8 +52,13 @@ struct CallIdentity {
 
 // Under gevent many calls share a thread, one running at a time: a call whose greenlet is switched
 // out stays open. Each tick such a call gets a `<switched out>` sample whose stack is the call's
-// own frames up to the one that yielded, found by the prober (false: the call is gone).
-using ParkedProber = std::function<bool(uint64_t context, const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
+// own frames up to the one that yielded, found by the prober.
+enum class Probe {
+  kParked,  // there, switched out: frames_from_entry holds its frames
+  kGone,    // returned (or its greenlet finished)
+  kNoNews,  // could not be told now (its greenlet ran while it was read): asked again next tick
+};
+using ParkedProber = std::function<Probe(uint64_t context, const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
 
 // Time a late sample does not charge to its own stack: the recorder fell behind, so all that is
 // known of the time before the sample's own interval is that it was spent under the frames its
@@ -99,8 +104,10 @@ class Trigger {
   // is gone; a call whose greenlet is switched out gets a `<switched out>` sample while the
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
+  // `tasks`: when every asyncio task was read this tick, the task contexts among them (a call in
+  // a task not there ended with its task).
   void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true,
-                bool tasks_read = false);
+                const std::vector<uint64_t>* tasks = nullptr);
   // What ran as `from` (a greenlet known so far by its outermost frame) is now known as `to` (its
   // serial): its calls, and this tick's samples, move there.
   void rename_context(uint64_t from, uint64_t to);

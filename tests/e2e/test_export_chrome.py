@@ -65,14 +65,30 @@ def test(ctx):
     tracks = formats.check_trace_format(doc)
     events = [e for t in tracks.values() for e in t]
     analyzed = formats.per_function(ctx.analyze_json(swp)["roots"])
-    b = [e for e in events if e["name"] == "methodB"]
-    expect(len(b) == 1, "methodB stays on every sample of the loop: one event, got %d" % len(b))
+    # A busy machine can hold the recorder up: the time it missed is a <not sampled> event under
+    # the frames known to have been there throughout (methodB's line changed across it, so methodA),
+    # and only there may a frame's run be split or two calls be joined.
+    gaps = [e for e in events if e["name"] == "<not sampled>"]
+    covered = lambda start, end: any(g["ts"] <= end and start <= g["ts"] + g["dur"] for g in gaps)
+    b = sorted((e for e in events if e["name"] == "methodB"), key=lambda e: e["ts"])
+    splits = [(x, y) for x, y in zip(b, b[1:])]
+    expect(b and all(covered(x["ts"] + x["dur"], y["ts"]) for x, y in splits),
+           "methodB stays on every sample of the loop: one event but where the recorder was held up, got %d "
+           "with %d <not sampled>" % (len(b), len(gaps)))
     c = [e for e in events if e["name"] == "methodC"]
-    expect(len(c) == ITERATIONS, "methodC: one event per iteration, got %d" % len(c))
+    expect(abs(len(c) - ITERATIONS) <= len(gaps), "methodC: one event per iteration, got %d (%d <not sampled>)"
+           % (len(c), len(gaps)))
     for name in ("methodB", "methodC", "methodD"):
         expect_close(outermost_time(events, name), analyzed[name][1], 0.05, "%s's event time (ms) vs analyze" % name)
+    # A call's event spans its samples: off by up to a sample's weight at each end.
+    recording = ctx.analyze_json(swp)["recording"]
+    tolerance = 2 * max(recording["interval_ms"], recording["weight_max_ms"]) + 2
     for e in c:
-        expect_close(e["dur"] / 1e3, 40, 12, "one methodC call (ms)")
+        if not covered(e["ts"] - 1, e["ts"] + e["dur"] + 1):
+            expect_close(e["dur"] / 1e3, 40, tolerance, "one methodC call (ms)")
+    if gaps:
+        print("note: the recorder was held up %d times (%.1f ms): frames split or joined only there"
+              % (len(gaps), sum(g["dur"] for g in gaps) / 1e3))
 
     # Segments: a complete event per request, enclosing that request's stacks.
     seg_swp = ctx.path("requests.swp")

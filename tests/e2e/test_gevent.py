@@ -15,6 +15,8 @@ from harness import expect, expect_close
 INTERVAL = 10.0
 JITTER = 0.5
 REQUESTS = 10
+# Where a handler of samples/gevent_server.py yields to the hub: its sleeps, and reading its request.
+YIELDERS = ("sleep", "SocketMixin.recv_into", "recv_into")
 SERVER = os.path.join(harness.SAMPLES, "gevent_server.py")
 CLIENT = os.path.join(harness.SAMPLES, "gevent_client.py")
 
@@ -59,17 +61,19 @@ def test(ctx):
         root = doc["roots"][0]
         expect(root["function"] == "handle", "segment %d starts at handle" % seg["id"])
         expect_close(seg["duration_ms"], wall, 2 * INTERVAL + JITTER, "segment %d (job_%d) duration vs measured" % (seg["id"], n))
-        expect_close(root["total_ms"], seg["duration_ms"], 0.01, "segment %d: total = duration" % seg["id"])
+        # (To a tenth of a millisecond: samples within one tick carry slightly different times.)
+        expect_close(root["total_ms"], seg["duration_ms"], 0.1, "segment %d: total = duration" % seg["id"])
         expect_close(root["cpu_ms"], 20.0, INTERVAL + 0.25 * 20.0, "segment %d (job_%d) on-CPU ms" % (seg["id"], n))
         switched = [x for x in harness.all_nodes(doc["roots"]) if x["function"] == "<switched out>"]
         expect(switched, "segment %d has <switched out> time" % seg["id"])
-        # Under the frame that yielded: gevent's sleep. (A probe can race with the hub resuming the
-        # greenlet between two reads; one sample of a segment may then land a frame off.)
+        # Under the frame that yielded: gevent's sleep, or its socket's recv_into while the handler
+        # reads its request. (A probe can race with the hub resuming the greenlet between two
+        # reads; one sample of a segment may then land a frame off.)
         out_ms = sum(x["total_ms"] for x in switched)
-        under_sleep = sum(c["total_ms"] for x in harness.all_nodes(doc["roots"]) if x["function"] == "sleep"
+        under_sleep = sum(c["total_ms"] for x in harness.all_nodes(doc["roots"]) if x["function"] in YIELDERS
                           for c in x["children"] if c["function"] == "<switched out>")
         expect(out_ms - under_sleep <= INTERVAL + JITTER,
-               "segment %d: %.1f of %.1f ms switched out under gevent's sleep" % (seg["id"], under_sleep, out_ms))
+               "segment %d: %.1f of %.1f ms switched out under gevent's sleep or recv_into" % (seg["id"], under_sleep, out_ms))
         # Running (not switched out): its 20 ms of CPU work at least, and no more than the request's
         # measured wall time less its three 50 ms sleeps. On a quiet machine that is about 20 ms;
         # on a busy one the work waits for a CPU and takes longer, and so does the request.

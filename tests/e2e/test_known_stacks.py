@@ -73,7 +73,9 @@ def test(ctx):
     out = ctx.path("known.swp")
     ctx.record(out, [ctx.python, SOURCE, "--seconds", "1.5"])
     doc = ctx.analyze_json(out, "--by-thread", "--lines")
-    expect(doc["recording"]["errors"] <= 2, "errors: %d" % doc["recording"]["errors"])
+    # Threads start and end while they are read: a few samples of those moments may fail.
+    rec = doc["recording"]
+    expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
     roots = doc["roots"]
     m, u = markers(SOURCE), markers(UNICODE)
     lam = lambda text: harness.line_of(SOURCE, text)
