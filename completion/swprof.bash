@@ -1,5 +1,6 @@
 # bash completion for swprof: subcommands, each one's options, the values of options that take a
-# fixed set, snapshot files (*.swp) where a snapshot is expected, and the command after `record --`.
+# fixed set, snapshot files (*.swp) where a snapshot is expected, and the command after `record --`
+# or `top --`.
 # Installed as share/bash-completion/completions/swprof; works without the bash-completion package.
 # tests/e2e/test_install.py checks these lists against `swprof SUBCOMMAND --help`.
 
@@ -11,6 +12,8 @@ _swprof_options() {
     export) echo "-h --help -f --format -o --output --mode --lines --thread --segment --slowest --full-stack --segments --task-id" ;;
     import) echo "-h --help --from -o --output" ;;
     diff) echo "-h --help -f --format --mode --per-segment --lines --full-stack --limit" ;;
+    dump) echo "-h --help -p --pid --locals -f --format" ;;
+    top) echo "-h --help -p --pid -i --interval -o --output --refresh -d --duration --lines --idle --rows --plain" ;;
   esac
 }
 
@@ -39,7 +42,7 @@ _swprof() {
   local sub="" i
   COMPREPLY=()
   for ((i = 1; i < COMP_CWORD; i++)); do
-    if [[ ${COMP_WORDS[i]} == -- && $sub == record ]]; then
+    if [[ ${COMP_WORDS[i]} == -- && ($sub == record || $sub == top) ]]; then
       # The program to profile: a command first, then its arguments (files).
       if ((COMP_CWORD == i + 1)); then
         _swprof_reply -c -- "$cur"
@@ -54,7 +57,7 @@ _swprof() {
   done
 
   if [[ -z $sub ]]; then
-    _swprof_reply -W "record analyze flamegraph export import diff -h --help --version" -- "$cur"
+    _swprof_reply -W "record analyze flamegraph export import diff dump top -h --help --version" -- "$cur"
     return
   fi
 
@@ -64,7 +67,7 @@ _swprof() {
       case $sub in
         analyze) _swprof_reply -W "text json collapsed" -- "$cur" ;;
         export) _swprof_reply -W "pprof speedscope chrome skywalking collapsed" -- "$cur" ;;
-        diff) _swprof_reply -W "text json" -- "$cur" ;;
+        diff | dump) _swprof_reply -W "text json" -- "$cur" ;;
       esac
       return ;;
     --mode) _swprof_reply -W "wall cpu offcpu" -- "$cur"; return ;;
@@ -74,15 +77,15 @@ _swprof() {
     -o | --output) _swprof_reply -f -- "$cur"; return ;;
     --diff) _swprof_snapshots; return ;;
     -i | --interval | -d | --duration | --min-duration | --entry | --max-segments | --max-parallel | --max-depth | --min-percent | \
-      --thread | --segment | --slowest | --title | --min-width | --task-id | --limit)
+      --thread | --segment | --slowest | --title | --min-width | --task-id | --limit | --refresh | --rows)
       return ;;  # a value of the user's own
   esac
 
   if [[ $cur == -* ]]; then
-    _swprof_reply -W "$(_swprof_options "$sub") $([[ $sub == record ]] && echo --)" -- "$cur"
+    _swprof_reply -W "$(_swprof_options "$sub") $([[ $sub == record || $sub == top ]] && echo --)" -- "$cur"
   elif [[ $sub == import ]]; then
     _swprof_reply -f -- "$cur"
-  elif [[ $sub != record ]]; then
+  elif [[ $sub != record && $sub != top && $sub != dump ]]; then
     _swprof_snapshots
   fi
 }

@@ -28,11 +28,13 @@ int main(int argc, char** argv) {
   }
 
   CLI::App app{"swprof: a sampling profiler for CPython 3.8–3.15 that reads the program from outside.\n"
-               "Record a program or a running process, then analyse the snapshot file."};
+               "Record a program or a running process, then analyse the snapshot file; or look at a process now\n"
+               "(dump, top)."};
   app.set_version_flag("--version", std::string("swprof ") + SWPROF_VERSION);
   app.require_subcommand(1);
   std::vector<cli::Subcommand> subcommands = {cli::add_record(app), cli::add_analyze(app), cli::add_flamegraph(app),
-                                              cli::add_export(app), cli::add_import(app), cli::add_diff(app)};
+                                              cli::add_export(app), cli::add_import(app), cli::add_diff(app),
+                                              cli::add_dump(app),   cli::add_top(app)};
 
   try {
     app.parse(own_argc, argv);
@@ -44,7 +46,8 @@ int main(int argc, char** argv) {
   try {
     for (auto& sub : subcommands) {
       if (!*sub.app) continue;
-      if (!command.empty() && sub.app->get_name() != "record") throw UserError("only record takes a command after --");
+      if (!command.empty() && sub.app->get_name() != "record" && sub.app->get_name() != "top")
+        throw UserError("only record and top take a command after --");
       return sub.run(command);
     }
   } catch (const UserError& e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian bookworm machine, as CI runs it: installs what the tests
-# need (build dependencies, Debian's python3.11 with gevent, xmllint, Chromium for the flame-graph
+# need (build dependencies, ncurses for top, Debian's python3.11 with gevent, tmux for top's
+# terminal test, xmllint, Chromium for the flame-graph
 # and speedscope tests, Go for go tool pprof, npm for speedscope's package, debootstrap and man-db
 # for the .deb test, jq, zstd, clang for fuzzing, and CPython 3.14/3.15 from Debian sid via
 # ../shared/tools/get-python when that tool is present), then runs four steps:
@@ -27,8 +28,8 @@ jobs="$(nproc)"
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 deps=(cmake g++ make pkg-config libcli11-dev libfmt-dev libprotobuf-dev protobuf-compiler libzstd-dev zlib1g-dev catch2
-      python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf
-      golang-go dpkg-dev debootstrap man-db jq zstd util-linux clang libclang-rt-14-dev)
+      libncurses-dev python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf
+      golang-go dpkg-dev debootstrap man-db jq zstd util-linux clang libclang-rt-14-dev tmux)
 missing=()
 for p in "${deps[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -59,6 +59,11 @@ struct Tree {
 
 // The frames of one sample as the call tree sees them, root first: from its segment's entry frame
 // unless the selection keeps the full stack. Exports walk samples through this too.
+// The context a sample is shown under (--by-greenlet/--by-task, exports' greenlet label): its
+// greenlet or asyncio task, or 0 for its thread's own stack. A recording that never followed
+// greenlets has none: its greenlet indices only tell the thread's outermost frames apart.
+uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& sample);
+
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& sample,
                                         const Selection& selection);
 

@@ -140,6 +140,9 @@ class GreenletReader {
   const std::string& calibration_problem() const { return problem_; }
   const GreenletImplLayout& layout() const { return layout_; }
 
+  // Whether objects of this type are greenlets (greenlet.greenlet or a subclass: gevent's
+  // Greenlet, its Hub), remembered per type.
+  bool is_greenlet_type(uint64_t type);
   // The PyGreenlet of a live impl (back-pointers checked), 0 otherwise.
   uint64_t object_of_impl(uint64_t impl);
   // A greenlet's state now. False when `object` is not a live greenlet (freed, torn).

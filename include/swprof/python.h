@@ -170,6 +170,29 @@ struct Layout {
     uint32_t interp_tasks_head = kAbsent;
     bool from_debug_section = false;  // the task fields came from the target's AsyncioDebug section
   } asyncio;
+
+  // swprof dump and top (src/live/): local variables' names and simple values, and the GC's lists
+  // of container objects, where a dump finds greenlets (nothing else keeps a list of them).
+  // From each version's headers (tests/layout/offsets_probe.c); 3.13+ overrides what
+  // _Py_DebugOffsets publishes.
+  struct Live {
+    uint32_t code_varnames = kAbsent;         // ≤3.10 co_varnames (then co_cellvars, co_freevars)
+    uint32_t code_localsplusnames = kAbsent;  // 3.11+ co_localsplusnames: a tuple of str
+    uint32_t code_localspluskinds = kAbsent;  // 3.11+ co_localspluskinds: bytes, one CO_FAST_* per name
+    uint8_t kind_hidden = 0, kind_local = 0, kind_cell = 0, kind_free = 0;  // CO_FAST_* bits (3.11+)
+    uint32_t float_value = 16;  // PyFloatObject.ob_fval
+    uint32_t long_digits = 24;  // PyLongObject's digits (the size, or 3.12+ lv_tag, is at 16)
+    uint32_t cell_ref = 16;     // PyCellObject.ob_ref
+    uint32_t set_used = 24;     // PySetObject.used
+    // struct _gc_runtime_state: in _PyRuntime (3.8) or the interpreter (3.9+); its generations are
+    // gc_generation {PyGC_Head head; int threshold, count}, each head of a circular list of the
+    // PyGC_Heads {_gc_next, _gc_prev} that precede every tracked object.
+    bool gc_in_runtime = false;
+    uint32_t gc_state = kAbsent;
+    uint32_t gc_generations = kAbsent, gc_permanent = kAbsent;  // inside the state
+    uint32_t gc_generation_size = 24;
+    static constexpr uint32_t kGcGenerations = 3;
+  } live;
 };
 
 // The built-in table for 3.minor, or nullptr when swprof does not know that version.
@@ -234,6 +257,8 @@ class ObjectReader {
   // such an object or do not hold all of it (read_str / read_int then read it whole).
   bool decode_str(uint64_t address, std::span<const uint8_t> bytes, std::string& out, size_t max_chars) const;
   bool decode_int(uint64_t address, std::span<const uint8_t> bytes, int64_t& out) const;
+  // An int's (or bool's) digit count and sign, from the first 24 bytes of the object.
+  void int_size(const uint8_t* object, int64_t& ndigits, bool& negative) const;
   // The type's tp_name (bounded); empty on failure.
   std::string type_name(uint64_t type_address) const;
   uint64_t type_of(uint64_t object) const;
@@ -494,9 +519,12 @@ class ThreadNames {
       : objects_(memory, interp.layout), interp_(interp) {}
   // `now_us` throttles the search for threading._active while the module is not imported yet.
   std::optional<std::string> lookup(uint64_t ident, int64_t now_us);
+  // Every thread's name at once (a dump): ident -> name; empty when threading is not imported.
+  void all(std::unordered_map<uint64_t, std::string>& out);
 
  private:
   bool find_active_dict();
+  std::optional<std::string> name_of(uint64_t thread) const;
   ObjectReader objects_;
   const Interpreter& interp_;
   uint64_t active_ = 0;

@@ -144,6 +144,9 @@ class Writer {
   uint32_t add_thread(int64_t tid, std::string_view name);
   void set_thread_name(uint32_t thread, std::string_view name);
   void add_context(const Context& c);
+  // What an id interned so far stands for (a live viewer of the recording names its frames).
+  const Frame& frame(uint32_t id) const { return frame_by_id_.at(id); }
+  std::string_view string(uint32_t id) const { return *string_by_id_.at(id); }
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
   void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
   void add_sample(const Sample& s);
@@ -188,6 +191,8 @@ class Writer {
 
   std::unordered_map<std::string, uint32_t> strings_;
   std::unordered_map<Frame, uint32_t, FrameHash> frames_;
+  std::vector<const std::string*> string_by_id_;  // keys of strings_ (node-based: they stay put)
+  std::vector<Frame> frame_by_id_;
   std::unordered_multimap<uint64_t, uint32_t> stacks_;  // hash -> id
   std::vector<uint32_t> stack_pool_, stack_offsets_{0};
   uint32_t threads_ = 0;

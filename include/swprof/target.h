@@ -86,6 +86,9 @@ class ThreadIds {
   std::vector<std::pair<pid_t, pid_t>> map_;  // (target's id, ours), sorted
 };
 
+// A small file (of /proc) read whole, at most about 1 MiB; empty when it cannot be read.
+std::string read_small_file(const std::string& path);
+
 bool process_exists(pid_t pid);
 bool thread_exists(pid_t pid, pid_t tid);
 std::string read_comm(pid_t pid, pid_t tid);              // /proc/PID/task/TID/comm, trimmed

@@ -40,8 +40,7 @@ constexpr uint64_t kNodeCost = sizeof(Node) + 64;
 class PathBuilder {
  public:
   PathBuilder(const snapshot::Recording& rec, Tree& tree, const Selection& sel)
-      : rec_(rec), tree_(tree), sel_(sel), budget_used_(rec.memory_used),
-        greenlets_used_(!rec.footer || !rec.footer->greenlets().empty()) {
+      : rec_(rec), tree_(tree), sel_(sel), budget_used_(rec.memory_used) {
     depth_.push_back(0);
     jump_.push_back(0);
   }
@@ -94,14 +93,7 @@ class PathBuilder {
     }
   };
 
-  // The context a sample is grouped under with --by-greenlet/--by-task: its greenlet or task, or
-  // 0 for its thread's own stack (also every greenlet index of a program that never used greenlet:
-  // there they only tell the thread's outermost frames apart).
-  uint32_t group_of(const snapshot::Sample& s) const {
-    if (!s.greenlet) return 0;
-    if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) return s.greenlet;
-    return greenlets_used_ ? s.greenlet : 0;
-  }
+  uint32_t group_of(const snapshot::Sample& s) const { return sample_context(rec_, s); }
 
   uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves) {
     uint32_t parent = 0;
@@ -172,7 +164,6 @@ class PathBuilder {
   Tree& tree_;
   const Selection& sel_;
   uint64_t budget_used_;
-  bool greenlets_used_;  // the recording followed greenlets (or cannot say: cut short)
   std::unordered_map<Key, uint32_t, KeyHash> index_;
   std::unordered_map<PathKey, uint32_t, PathKeyHash> leaves_;
   std::vector<uint32_t> depth_, jump_;

@@ -84,6 +84,13 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
   return out;
 }
 
+uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& s) {
+  if (!s.greenlet) return 0;
+  if (const auto* c = rec.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) return s.greenlet;
+  // A recording cut short has no footer to say: keep what it has.
+  return !rec.footer || !rec.footer->greenlets().empty() ? s.greenlet : 0;
+}
+
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& s, const Selection& sel) {
   auto frames = rec.stack(s.stack);
   // A running asyncio task's sample starts with its event loop's frames: a segment's entry, and a

@@ -15,7 +15,7 @@ namespace swprof::cli {
 
 struct Subcommand {
   CLI::App* app = nullptr;
-  // Runs the subcommand; `command` is what followed "--" on the command line (record only).
+  // Runs the subcommand; `command` is what followed "--" on the command line (record and top).
   std::function<int(const std::vector<std::string>& command)> run;
 };
 
@@ -25,10 +25,17 @@ Subcommand add_flamegraph(CLI::App& parent);
 Subcommand add_export(CLI::App& parent);
 Subcommand add_import(CLI::App& parent);
 Subcommand add_diff(CLI::App& parent);
+Subcommand add_dump(CLI::App& parent);
+Subcommand add_top(CLI::App& parent);
 
 // --- shared by the subcommands that build a call tree ---------------------------------------
 CLI::Validator duration_validator();
 int64_t duration_of(const std::string& text);  // "" -> 0; otherwise a validated duration
+
+// -p/--pid and -i/--interval, as the subcommands that sample (record, top) take them.
+void add_sampling_options(CLI::App* cmd, pid_t& pid, std::string& interval);
+// Exactly one of --pid and a command after --; `verb` says what the subcommand does to it.
+void check_one_target(const std::string& subcommand, const char* verb, pid_t pid, const std::vector<std::string>& command);
 
 struct ViewFlags {
   std::string mode = "wall", estimator = "default";

@@ -1,4 +1,6 @@
 // What several subcommands share: durations and the view flags of a call tree.
+#include <fmt/format.h>
+
 #include "cli/cli.h"
 #include "swprof/common.h"
 
@@ -13,6 +15,20 @@ CLI::Validator duration_validator() {
 }
 
 int64_t duration_of(const std::string& s) { return s.empty() ? 0 : *parse_duration_us(s); }
+
+void add_sampling_options(CLI::App* cmd, pid_t& pid, std::string& interval) {
+  cmd->add_option("-p,--pid", pid, "attach to this running Python process");
+  cmd->add_option("-i,--interval", interval, "time between samples, at least 100us (default 10ms)")
+      ->check(duration_validator());
+}
+
+void check_one_target(const std::string& subcommand, const char* verb, pid_t pid, const std::vector<std::string>& command) {
+  if (pid && !command.empty()) throw UserError("give either --pid PID or a command after --, not both");
+  if (!pid && command.empty())
+    throw UserError(fmt::format("nothing to {}: give a command after -- (swprof {} -- python3 app.py) or --pid PID",
+                                verb, subcommand));
+  if (pid < 0) throw UserError(fmt::format("--pid {} is not a process id", pid));
+}
 
 void add_view_flags(CLI::App* cmd, ViewFlags& v) {
   cmd->add_option("--mode", v.mode, "wall (elapsed time, default), cpu (on-CPU time) or offcpu (waiting)")

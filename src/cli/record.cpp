@@ -25,9 +25,7 @@ Subcommand add_record(CLI::App& parent) {
               "  swprof record -o out.swp --pid 1234 --duration 30s\n"
               "  swprof record --entry do_POST --min-duration 200ms -- python3 server.py");
   cmd->add_option("-o,--output", rec.output, "snapshot file to write (default: out.swp)");
-  cmd->add_option("-p,--pid", rec.pid, "attach to this running Python process");
-  cmd->add_option("-i,--interval", st->interval, "time between samples, at least 100us (default 10ms)")
-      ->check(duration_validator());
+  add_sampling_options(cmd, rec.pid, st->interval);
   cmd->add_option("-d,--duration", st->duration, "stop after this long (default: until the program exits)")
       ->check(duration_validator());
   cmd->add_option("--entry", rec.entries,
@@ -55,11 +53,7 @@ Subcommand add_record(CLI::App& parent) {
             rec.duration_us = duration_of(st->duration);
             rec.min_duration_us = duration_of(st->min_duration);
             rec.status = !st->quiet;
-            if (rec.pid && !command.empty()) throw UserError("give either --pid PID or a command after --, not both");
-            if (!rec.pid && command.empty())
-              throw UserError(
-                  "nothing to profile: give a command after -- (swprof record -- python3 app.py) or --pid PID");
-            if (rec.pid < 0) throw UserError(fmt::format("--pid {} is not a process id", rec.pid));
+            check_one_target("record", "profile", rec.pid, command);
             if (rec.max_parallel == 0) throw UserError("--max-parallel must be at least 1");
             if (rec.entries.empty() && (!st->min_duration.empty() || rec.max_segments))
               throw UserError("--min-duration and --max-segments need --entry FUNCTION");

@@ -165,7 +165,7 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   std::vector<uint32_t> entries;
   for (uint32_t i : selected) {
     const auto& s = rec.samples[i];
-    ContextKey key{s.stack, s.thread, s.segment, s.greenlet, (s.flags & snapshot::kSwitchedOut) != 0};
+    ContextKey key{s.stack, s.thread, s.segment, analyze::sample_context(rec, s), (s.flags & snapshot::kSwitchedOut) != 0};
     auto [it, inserted] = sample_of.try_emplace(key, profile.sample_size());
     if (inserted) {
       auto* out = profile.add_sample();

@@ -204,22 +204,30 @@ GreenletReader::GreenletReader(const target::Memory& memory, const Interpreter& 
     : memory_(memory), interp_(interp), module_(module), objects_(memory, interp.layout) {}
 
 bool GreenletReader::is_greenlet(uint64_t object) {
-  if (!plausible_pointer(object)) return false;
-  uint64_t type = objects_.type_of(object);
-  if (!plausible_pointer(type)) return false;
-  auto it = greenlet_types_.find(type);
-  if (it != greenlet_types_.end()) return it->second;
-  // greenlet.greenlet or a subclass (gevent's Greenlet, its Hub): follow tp_base, bounded.
+  return plausible_pointer(object) && is_greenlet_type(objects_.type_of(object));
+}
+
+bool GreenletReader::is_greenlet_type(uint64_t type) {
+  // greenlet.greenlet or a subclass (gevent's Greenlet, its Hub): follow tp_base, bounded, up to
+  // a type already known. Every type on the way gets the same answer (a dump asks for each type
+  // of the heap's objects, and most share their bases).
+  constexpr int kMaxDepth = 16;
+  uint64_t chain[kMaxDepth];
+  int length = 0;
   bool yes = false;
-  uint64_t t = type;
-  for (int depth = 0; depth < 16 && plausible_pointer(t); ++depth) {
+  for (uint64_t t = type; length < kMaxDepth && plausible_pointer(t);) {
     if (t == module_.type) {
       yes = true;
       break;
     }
+    if (auto it = greenlet_types_.find(t); it != greenlet_types_.end()) {
+      yes = it->second;
+      break;
+    }
+    chain[length++] = t;
     if (!memory_.read_value(t + kTpBase, t)) break;
   }
-  if (greenlet_types_.size() < 1024) greenlet_types_.emplace(type, yes);
+  for (int i = 0; i < length && greenlet_types_.size() < (1u << 16); ++i) greenlet_types_.emplace(chain[i], yes);
   return yes;
 }
 

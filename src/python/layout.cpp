@@ -298,12 +298,34 @@ void set_asyncio(Layout& l, int minor) {
   }
 }
 
+// dump's facts (Layout::Live), from each version's headers.
+void set_live(Layout& l, int minor) {
+  auto& v = l.live;
+  if (minor <= 10) {
+    v.code_varnames = 72;
+  } else {
+    v.code_localsplusnames = 96;
+    v.code_localspluskinds = 104;
+    v.kind_local = 0x20;
+    v.kind_cell = 0x40;
+    v.kind_free = 0x80;
+    if (minor >= 12) v.kind_hidden = 0x10;
+  }
+  v.gc_in_runtime = minor == 8;
+  static constexpr uint32_t kGcState[] = {344, 616, 616, 648, 112, 7400, 7408, 7400};
+  v.gc_state = kGcState[minor - kMinMinor];
+  v.gc_generations = minor >= 15 ? 8 : 24;
+  // Up to 3.13 a `generation0` pointer sits between the generations and the permanent one.
+  v.gc_permanent = minor <= 13 ? 104 : minor == 14 ? 96 : 80;
+}
+
 struct Tables {
   Layout layouts[kMaxMinor - kMinMinor + 1];
   Tables() {
     for (int minor = kMinMinor; minor <= kMaxMinor; ++minor) {
       layouts[minor - kMinMinor] = minor <= 10 ? frame_object_layout(minor) : interpreter_frame_layout(minor);
       set_asyncio(layouts[minor - kMinMinor], minor);
+      set_live(layouts[minor - kMinMinor], minor);
     }
   }
 };
@@ -557,6 +579,17 @@ std::optional<std::string> apply_debug_offsets(Layout& l, std::span<const uint8_
     a.list_items = u32(v["list_object.ob_item"]);
     a.list_size = u32(v["list_object.ob_size"]);
   }
+  // dump's fields, where the target publishes them.
+  auto& live = l.live;
+  if (within("interpreter_state.size", {"interpreter_state.gc"})) live.gc_state = u32(v["interpreter_state.gc"]);
+  if (within("code_object.size", {"code_object.localsplusnames", "code_object.localspluskinds"})) {
+    live.code_localsplusnames = u32(v["code_object.localsplusnames"]);
+    live.code_localspluskinds = u32(v["code_object.localspluskinds"]);
+  }
+  if (within("float_object.size", {"float_object.ob_fval"})) live.float_value = u32(v["float_object.ob_fval"]);
+  if (within("long_object.size", {"long_object.ob_digit"})) live.long_digits = u32(v["long_object.ob_digit"]);
+  if (v.count("set_object.used") && within("set_object.size", {"set_object.used"}))
+    live.set_used = u32(v["set_object.used"]);
   l.version.micro = static_cast<int>((hex >> 8) & 0xFF);
   l.from_debug_offsets = true;
   return std::nullopt;

@@ -138,20 +138,24 @@ bool ObjectReader::decode_int(uint64_t address, std::span<const uint8_t> bytes, 
   if (int_type_ ? type != int_type_ : !is_type(address, "int", int_type_)) return false;
   int64_t ndigits;
   bool negative;
-  if (layout_.version.minor >= 12) {
-    uint64_t tag = load<uint64_t>(buf + 16);
-    ndigits = static_cast<int64_t>(tag >> 3);
-    negative = (tag & 3) == 2;
-  } else {
-    int64_t size = load<int64_t>(buf + 16);
-    negative = size < 0;
-    ndigits = negative ? -size : size;
-  }
+  int_size(buf, ndigits, negative);
   if (ndigits > 3 || 24 + 4 * static_cast<size_t>(ndigits) > bytes.size()) return false;
   uint64_t value = 0;
   for (int64_t i = ndigits - 1; i >= 0; --i) value = (value << 30) | load<uint32_t>(buf + 24 + 4 * i);
   out = negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
   return true;
+}
+
+void ObjectReader::int_size(const uint8_t* object, int64_t& ndigits, bool& negative) const {
+  if (layout_.version.minor >= 12) {
+    uint64_t tag = load<uint64_t>(object + 16);  // lv_tag: digit count << 3 | sign (0 +, 1 zero, 2 -)
+    ndigits = static_cast<int64_t>(tag >> 3);
+    negative = (tag & 3) == 2;
+  } else {
+    int64_t size = load<int64_t>(object + 16);  // ob_size: the digit count, negative for a negative int
+    negative = size < 0;
+    ndigits = negative ? -size : size;
+  }
 }
 
 // Dict layouts: 3.8–3.10 keys {refcnt, size, lookup, usable, nentries, indices}; 3.11+

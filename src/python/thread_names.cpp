@@ -26,11 +26,27 @@ std::optional<std::string> ThreadNames::lookup(uint64_t ident, int64_t now_us) {
   for (auto [key, thread] : items) {
     int64_t value = 0;
     if (!objects_.read_int(key, value) || static_cast<uint64_t>(value) != ident) continue;
-    std::string name;
-    uint64_t name_obj = objects_.instance_attr(thread, "_name");
-    if (name_obj && objects_.read_str(name_obj, name, 256)) return name;
+    return name_of(thread);
   }
   return std::nullopt;
+}
+
+std::optional<std::string> ThreadNames::name_of(uint64_t thread) const {
+  std::string name;
+  uint64_t name_obj = objects_.instance_attr(thread, "_name");
+  if (name_obj && objects_.read_str(name_obj, name, 256)) return name;
+  return std::nullopt;
+}
+
+void ThreadNames::all(std::unordered_map<uint64_t, std::string>& out) {
+  out.clear();
+  std::vector<std::pair<uint64_t, uint64_t>> items;
+  if ((!active_ && !find_active_dict()) || !objects_.dict_items(active_, items)) return;
+  for (auto [key, thread] : items) {
+    int64_t ident = 0;
+    if (!objects_.read_int(key, ident)) continue;
+    if (auto name = name_of(thread)) out.emplace(static_cast<uint64_t>(ident), std::move(*name));
+  }
 }
 
 }  // namespace swprof::python

@@ -246,6 +246,7 @@ class Recorder {
   bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry, Resolved* last = nullptr);
   uint32_t marker_frame(const std::string& text);
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
+  void write_sample(const snapshot::Sample& s, std::span<const uint32_t> stack, const ThreadContext& ctx);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
   Probe probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
@@ -916,9 +917,14 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
     g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
     g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(gap.common));
-    writer_.add_sample(g);
+    write_sample(g, std::span<const uint32_t>(stack_.data(), gap.common), ctx);
   }
+  write_sample(s, stack_, ctx);
+}
+
+void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t> stack, const ThreadContext& ctx) {
   writer_.add_sample(s);
+  if (options_.observer) options_.observer->sample(s, stack, ctx.host_tid ? ctx.host_tid : ctx.tid, ctx.name);
 }
 
 bool Recorder::tick(int64_t now_us) {
@@ -1073,6 +1079,7 @@ int run(const Options& options) {
 
   Status status(options.status, pid, interp.version.text());
   Recorder recorder(options, interp, memory, writer, entries);
+  if (options.observer) options.observer->begin(pid, header, writer);
   Clock clock(options.interval_us);
   const int64_t start_us = epoch_us;
   const int64_t cpu_at_start_us = own_cpu_us();
@@ -1086,6 +1093,11 @@ int run(const Options& options) {
     int64_t now = clock.now_us() - start_us;
     if (child && child->poll_exited()) break;
     if (!recorder.tick(now)) break;
+    if (options.observer &&
+        !options.observer->tick({now, recorder.samples, recorder.errors, recorder.threads.size()})) {
+      stop_reason = "stopped by the viewer";
+      break;
+    }
     if (options.duration_us && now >= options.duration_us) {
       stop_reason = "duration reached";
       break;
@@ -1107,6 +1119,8 @@ int run(const Options& options) {
 
   // In launch mode the program gets the signal too, unless the terminal already sent it.
   if (child && g_stop && !g_signal_from_terminal) child->signal(g_signal);
+  // A viewer that quits (top's q) ends a launched program as Ctrl-C would.
+  if (child && stop_reason == "stopped by the viewer") child->signal(SIGINT);
 
   pb::Footer footer;
   footer.set_duration_us(duration_us);
@@ -1157,7 +1171,8 @@ int run(const Options& options) {
     footer.set_samples(writer.samples_in_file());
     footer.set_stop_reason(writer.error_message());
   }
-  print_summary(footer, header, writer.path(), writer.bytes_written());
+  if (options.observer) options.observer->end(footer);
+  if (options.summary) print_summary(footer, header, writer.path(), writer.bytes_written());
   int exit_code = 0;
   if (child) {
     if (!child->exited())

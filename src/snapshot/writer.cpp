@@ -67,7 +67,7 @@ uint32_t Writer::intern_string(std::string_view s) {
   auto it = strings_.find(std::string(s));
   if (it != strings_.end()) return it->second;
   uint32_t id = static_cast<uint32_t>(strings_.size());
-  strings_.emplace(std::string(s), id);
+  string_by_id_.push_back(&strings_.emplace(std::string(s), id).first->first);
   pending_.add_strings(std::string(s));
   return id;
 }
@@ -75,6 +75,7 @@ uint32_t Writer::intern_string(std::string_view s) {
 uint32_t Writer::intern_frame(const Frame& f) {
   auto [it, inserted] = frames_.try_emplace(f, static_cast<uint32_t>(frames_.size()));
   if (inserted) {
+    frame_by_id_.push_back(f);
     auto* pf = pending_.add_frames();
     pf->set_function(f.function);
     pf->set_file(f.file);

@@ -17,8 +17,6 @@
 
 namespace swprof::target {
 
-namespace {
-
 std::string read_small_file(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
@@ -33,8 +31,6 @@ std::string read_small_file(const std::string& path) {
   close(fd);
   return out;
 }
-
-}  // namespace
 
 std::vector<Mapping> read_maps(pid_t pid) {
   std::vector<Mapping> maps;

@@ -20,6 +20,17 @@ sys.setrecursionlimit(20000)
 SOURCE_DIR = os.environ.get("SWPROF_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(SOURCE_DIR, "samples")
 SKIP = 77
+
+# Python source defining renamed(f, name): gives function f any name (co_name, and co_qualname on
+# 3.11+), even one no def could spell, for tests of hostile names.
+RENAMED = r"""
+def renamed(f, name):
+    kw = {"co_name": name}
+    if hasattr(f.__code__, "co_qualname"):
+        kw["co_qualname"] = name
+    f.__code__ = f.__code__.replace(**kw)
+    return f
+"""
 # Every interpreter the suite knows by name (tests/CMakeLists.txt lists the same for the e2e tests).
 ALL_PYTHONS = ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10", "pyenv-3.11", "debian-3.11", "pyenv-3.12", "pyenv-3.13",
                "sid-3.14", "sid-3.15"]

@@ -1,6 +1,7 @@
 """Bad input gets one clear line and a non-zero exit, never a crash: a non-Python process, a pid
 that does not exist, an unwritable output, a launched command that is not Python, a file that is
-not a snapshot, a corrupt snapshot, malformed options."""
+not a snapshot, a corrupt snapshot, malformed options. dump and top answer a pid that is gone,
+not Python or not ours with record's very line."""
 import os
 import shutil
 import subprocess
@@ -19,6 +20,15 @@ def one_line_error(proc, *needles):
     print("ok: %s" % lines[0])
 
 
+def same_line_as_record(ctx, record, args, prefix=()):
+    """dump and top say what record said (`record`, its finished process) for the same target."""
+    for sub in ("dump", "top"):
+        proc = subprocess.run(list(prefix) + [ctx.swprof, sub] + args, capture_output=True, text=True, timeout=30)
+        expect(proc.stderr == record.stderr and proc.returncode == record.returncode,
+               "%s says %r (%d), record %r (%d)" % (sub, proc.stderr, proc.returncode, record.stderr, record.returncode))
+    print("ok: dump and top say the same")
+
+
 def test(ctx):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
@@ -26,9 +36,12 @@ def test(ctx):
         proc = ctx.run_swprof("record", "-o", ctx.path("x.swp"), "--pid", str(sleeper.pid))
         one_line_error(proc, "not a Python process", str(sleeper.pid))
         expect(not os.path.exists(ctx.path("x.swp")), "no empty file left behind")
+        same_line_as_record(ctx, proc, ["--pid", str(sleeper.pid)])
     finally:
         sleeper.kill()
-    one_line_error(ctx.run_swprof("record", "-o", ctx.path("y.swp"), "--pid", "999999"), "no process with pid 999999")
+    proc = ctx.run_swprof("record", "-o", ctx.path("y.swp"), "--pid", "999999")
+    one_line_error(proc, "no process with pid 999999")
+    same_line_as_record(ctx, proc, ["--pid", "999999"])
 
     # An existing file is never removed or truncated by a recording that could not start.
     keep = ctx.path("keep.swp")
@@ -46,6 +59,8 @@ def test(ctx):
                                    "-o", "/tmp/swprof-perm-%d.swp" % target.pid, "--pid", str(target.pid)],
                                   capture_output=True, text=True, timeout=30)
             one_line_error(proc, "permission denied", "CAP_SYS_PTRACE", "ptrace_scope")
+            same_line_as_record(ctx, proc, ["--pid", str(target.pid)],
+                                prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
         finally:
             target.kill()
     else:

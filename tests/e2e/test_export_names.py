@@ -28,16 +28,10 @@ TERMINAL_SHOWN = 'a<b>&c"d\'e;f\\x0ag\\xffh'  # analyze's text: control and non-
 FILE_BYTES = b"odd_\xff\xfe names;&<x>'q\".py"
 FILE_SHOWN = "odd_\ufffd\ufffd names;&<x>'q\".py"
 
-PROGRAM = r'''import time
-def make(name):
-    def f():
-        time.sleep(0.05)
-    kw = {"co_name": name}
-    if hasattr(f.__code__, "co_qualname"):
-        kw["co_qualname"] = name
-    f.__code__ = f.__code__.replace(**kw)
-    return f
-weird = make(%r)
+PROGRAM = harness.RENAMED + r'''import time
+def weird():
+    time.sleep(0.05)
+renamed(weird, %r)
 def never_called():
     pass
 def run():

@@ -25,7 +25,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SKIP, expect  # noqa: E402
 
-SUBCOMMANDS = ["record", "analyze", "flamegraph", "export", "import", "diff"]
+SUBCOMMANDS = ["record", "analyze", "flamegraph", "export", "import", "diff", "dump", "top"]
 
 
 def run(argv, timeout=600, check=True, **kwargs):

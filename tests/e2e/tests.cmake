@@ -42,3 +42,8 @@ swprof_e2e(torn test_torn.py)
 swprof_e2e(deep_stacks test_deep_stacks.py)
 swprof_e2e(waiting_requests test_waiting_requests.py TIMEOUT 300)
 swprof_e2e(tasks_view test_tasks_view.py)
+# swprof dump and top: a live process looked at now.
+swprof_e2e(dump test_dump.py LOAD pyenv-3.8 pyenv-3.12)
+swprof_e2e(dump_greenlets test_dump_greenlets.py PYTHONS debian-3.11 sid-3.14)
+swprof_e2e(gc_walk test_gc_walk.py ARGS --tool $<TARGET_FILE:swprof_gc_objects>)
+swprof_e2e(top test_top.py LOAD pyenv-3.11)

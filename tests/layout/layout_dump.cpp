@@ -148,5 +148,23 @@ int main(int argc, char** argv) {
   p("dict.ma_keys", l->dict.keys);
   p("dict.ma_values", l->dict.values);
   dump_asyncio(l->asyncio);
+  const auto& v = l->live;
+  p("live.code_varnames", v.code_varnames);
+  p("live.code_localsplusnames", v.code_localsplusnames);
+  p("live.code_localspluskinds", v.code_localspluskinds);
+  if (v.kind_local) {
+    p("live.kind_local", v.kind_local);
+    p("live.kind_cell", v.kind_cell);
+    p("live.kind_free", v.kind_free);
+  }
+  if (v.kind_hidden) p("live.kind_hidden", v.kind_hidden);
+  p("live.float_value", v.float_value);
+  p("live.long_digits", v.long_digits);
+  p("live.cell_ref", v.cell_ref);
+  p("live.set_used", v.set_used);
+  p(v.gc_in_runtime ? "live.gc_state_in_runtime" : "live.gc_state", v.gc_state);
+  p("live.gc_generations", v.gc_generations);
+  p("live.gc_permanent", v.gc_permanent);
+  p("live.gc_generation_size", v.gc_generation_size);
   return 0;
 }

@@ -209,5 +209,35 @@ int main(void) {
   P("asyncio.op_instrumented_resume", INSTRUMENTED_RESUME);
 #endif
 #endif
+  // swprof dump (src/live/): local variables' names and simple values, and the GC's lists of
+  // container objects (where a dump looks for greenlets).
+#if PY_VERSION_HEX >= 0x030b0000
+  P("live.code_localsplusnames", offsetof(PyCodeObject, co_localsplusnames));
+  P("live.code_localspluskinds", offsetof(PyCodeObject, co_localspluskinds));
+  P("live.kind_local", CO_FAST_LOCAL);
+  P("live.kind_cell", CO_FAST_CELL);
+  P("live.kind_free", CO_FAST_FREE);
+#if PY_VERSION_HEX >= 0x030c0000
+  P("live.kind_hidden", CO_FAST_HIDDEN);
+#endif
+#else
+  P("live.code_varnames", offsetof(PyCodeObject, co_varnames));
+#endif
+  P("live.float_value", offsetof(PyFloatObject, ob_fval));
+#if PY_VERSION_HEX >= 0x030c0000
+  P("live.long_digits", offsetof(PyLongObject, long_value.ob_digit));
+#else
+  P("live.long_digits", offsetof(PyLongObject, ob_digit));
+#endif
+  P("live.cell_ref", offsetof(PyCellObject, ob_ref));
+  P("live.set_used", offsetof(PySetObject, used));
+#if PY_VERSION_HEX >= 0x03090000
+  P("live.gc_state", offsetof(PyInterpreterState, gc));
+#else
+  P("live.gc_state_in_runtime", offsetof(_PyRuntimeState, gc));
+#endif
+  P("live.gc_generations", offsetof(struct _gc_runtime_state, generations));
+  P("live.gc_permanent", offsetof(struct _gc_runtime_state, permanent_generation));
+  P("live.gc_generation_size", sizeof(struct gc_generation));
   return 0;
 }
