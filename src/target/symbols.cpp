@@ -1,0 +1,360 @@
+// Naming native code addresses with elfutils' libdwfl: the target's mapped files are reported as
+// modules; libdwfl loads each once (symbol tables, .gnu_debugdata through liblzma, a separate
+// debug file by build-id or debuglink, DWARF) and we cache every address we named.
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "swprof/common.h"
+#include "target/native_internal.h"
+
+namespace swprof::native::detail {
+
+namespace {
+
+constexpr int64_t kRefreshIntervalNs = 100 * 1000 * 1000;  // maps read again at most every 100 ms
+constexpr size_t kMaxCachedAddresses = 1 << 18;
+constexpr size_t kMaxNameLength = 1024;
+
+std::string demangle(const char* name) {
+  std::string out;
+  if (name[0] == '_' && name[1] == 'Z') {
+    int status = 0;
+    char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+    if (d && status == 0) out = d;
+    std::free(d);
+  }
+  if (out.empty()) out = name;
+  if (out.size() > kMaxNameLength) out = out.substr(0, kMaxNameLength) + "...";
+  return out;
+}
+
+// GCC moves a function's rarely run blocks into `name.cold`: the same function.
+std::string without_cold_suffix(std::string name) {
+  constexpr std::string_view cold = ".cold";
+  if (name.size() > cold.size() && name.compare(name.size() - cold.size(), cold.size(), cold) == 0)
+    name.resize(name.size() - cold.size());
+  return name;
+}
+
+std::string basename_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The name of a DWARF subprogram or inlined call: its linkage name demangled (C++: qualified,
+// with parameters), else its name, following abstract origins and specifications.
+std::string die_name(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) || dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr)) {
+    if (const char* s = dwarf_formstring(&attr)) return demangle(s);
+  }
+  if (dwarf_attr_integrate(die, DW_AT_name, &attr)) {
+    if (const char* s = dwarf_formstring(&attr)) return demangle(s);
+  }
+  return {};
+}
+
+int find_elf(Dwfl_Module* module, void** userdata, const char* name, Dwarf_Addr base, char** file_name, Elf** elfp) {
+  auto* file = static_cast<const Symbolizer::ModuleFile*>(*userdata);
+  if (!file) return -1;
+  // The vDSO has no file: libdwfl reads its image from /proc/PID/mem.
+  if (file->vdso) return dwfl_linux_proc_find_elf(module, userdata, name, base, file_name, elfp);
+  // The file the target mapped, seen from here: through the target's root (another mount
+  // namespace: a container) under its own name, so that debuglink files next to it are found too;
+  // then our own path; then the mapping itself (/proc/PID/map_files: also a deleted file).
+  const std::string candidates[] = {fmt::format("/proc/{}/root{}", file->pid, file->path), file->path,
+                                    fmt::format("/proc/{}/map_files/{:x}-{:x}", file->pid, file->start, file->end)};
+  for (const auto& path : candidates) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == file->inode) {
+      *file_name = strdup(path.c_str());
+      return fd;
+    }
+    close(fd);
+  }
+  return -1;
+}
+
+int find_debuginfo(Dwfl_Module* module, void** userdata, const char* name, Dwarf_Addr base, const char* file_name,
+                   const char* debuglink_file, GElf_Word debuglink_crc, char** debuginfo_file_name) {
+  // libdwfl's standard search ends with a download from debuginfod servers when DEBUGINFOD_URLS is
+  // set: a profiler must not stall its sampling on the network, so then look up by build-id only.
+  const char* urls = std::getenv("DEBUGINFOD_URLS");
+  if (urls && *urls)
+    return dwfl_build_id_find_debuginfo(module, userdata, name, base, file_name, debuglink_file, debuglink_crc,
+                                        debuginfo_file_name);
+  return dwfl_standard_find_debuginfo(module, userdata, name, base, file_name, debuglink_file, debuglink_crc,
+                                      debuginfo_file_name);
+}
+
+// module+offset for code without a name; the offset is an ELF address (what addr2line -e takes).
+std::string unnamed(Dwfl_Module* module, const std::string& module_path, uint64_t address) {
+  Dwarf_Addr bias = 0;
+  dwfl_module_getelf(module, &bias);
+  return fmt::format("{}+{:#x}", basename_of(module_path), address - bias);
+}
+
+}  // namespace
+
+bool is_eval_function(std::string_view name) {
+  constexpr std::string_view eval = "_PyEval_EvalFrameDefault";
+  return name.substr(0, eval.size()) == eval && (name.size() == eval.size() || name[eval.size()] == '.');
+}
+
+Symbolizer::Symbolizer(pid_t pid, const Options& options, Stats& stats) : pid_(pid), options_(options), stats_(stats) {
+  // ":.debug" searches next to the file and in its .debug/ directory (debuglink); every absolute
+  // directory is searched by build-id (.build-id/xx/yyyy.debug) and by debuglink name.
+  debuginfo_path_ = ":.debug";
+  for (const auto& d : options.debug_dirs) debuginfo_path_ += ":" + d;
+  debuginfo_path_ += fmt::format(":/usr/lib/debug:/proc/{}/root/usr/lib/debug", pid);
+  debuginfo_path_ptr_ = debuginfo_path_.data();
+  callbacks_ = std::make_unique<Dwfl_Callbacks>();
+  callbacks_->find_elf = find_elf;
+  callbacks_->find_debuginfo = find_debuginfo;
+  callbacks_->section_address = nullptr;
+  callbacks_->debuginfo_path = &debuginfo_path_ptr_;
+  dwfl_ = dwfl_begin(callbacks_.get());
+  if (!dwfl_) throw std::runtime_error("libdw: cannot start a session");
+  refresh(true);
+}
+
+Symbolizer::~Symbolizer() {
+  if (dwfl_) dwfl_end(dwfl_);
+}
+
+void Symbolizer::refresh(bool force) {
+  const int64_t now = monotonic_ns();
+  if (!force && now - last_refresh_ns_ < kRefreshIntervalNs) return;
+  last_refresh_ns_ = now;
+  ++stats_.map_reloads;
+  std::vector<target::Mapping> maps = target::read_maps(pid_);
+  if (maps.empty()) return;  // gone: keep what we know
+
+  // A file's consecutive mappings are one module; only files with code are reported.
+  struct Group {
+    size_t first, last;
+    bool code;
+  };
+  std::vector<Group> groups;
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const auto& m = maps[i];
+    bool file = !m.path.empty() && m.path[0] == '/' && m.inode != 0;
+    bool vdso = m.path == "[vdso]";
+    if (!file && !vdso) continue;
+    if (!groups.empty() && file && groups.back().last + 1 == i && maps[groups.back().first].path == m.path &&
+        maps[groups.back().first].inode == m.inode) {
+      groups.back().last = i;
+      groups.back().code |= m.executable;
+      continue;
+    }
+    groups.push_back({i, i, m.executable});
+  }
+
+  std::deque<ModuleFile> files;
+  dwfl_report_begin(dwfl_);
+  for (const auto& g : groups) {
+    if (!g.code) continue;
+    const auto& first = maps[g.first];
+    // libdwfl reads the vDSO's image from the process when its module is named "[vdso: PID]".
+    const std::string name = first.path == "[vdso]" ? fmt::format("[vdso: {}]", pid_) : first.path;
+    Dwfl_Module* module = dwfl_report_module(dwfl_, name.c_str(), first.start, maps[g.last].end);
+    if (!module) continue;
+    ModuleFile f;
+    f.pid = pid_;
+    f.path = first.path;
+    f.inode = first.inode;
+    f.start = first.start;
+    f.end = first.end;
+    f.vdso = first.path == "[vdso]";
+    files.push_back(std::move(f));
+    // libdwfl hands this to find_elf when it first needs the file.
+    void** userdata = nullptr;
+    dwfl_module_info(module, &userdata, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    if (userdata) *userdata = &files.back();
+  }
+  dwfl_report_end(dwfl_, nullptr, nullptr);
+  // Modules that are gone (dlclose) were dropped by dwfl_report_end, and the addresses cached
+  // for them may now hold another file's code: forget all cached addresses then (rare).
+  auto same = [](const ModuleFile& a, const ModuleFile& b) { return a.start == b.start && a.path == b.path; };
+  bool lost = std::any_of(files_.begin(), files_.end(), [&](const ModuleFile& old) {
+    return std::none_of(files.begin(), files.end(), [&](const ModuleFile& f) { return same(old, f); });
+  });
+  files_.swap(files);
+  stats_.modules = files_.size();
+  if (lost) {
+    by_pc_.clear();
+    chains_.clear();
+  }
+}
+
+uint32_t Symbolizer::intern(Symbol symbol) {
+  std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}", symbol.function, symbol.module, symbol.source, symbol.line);
+  auto [it, inserted] = symbol_ids_.try_emplace(std::move(key), static_cast<uint32_t>(symbols_.size()));
+  if (inserted) symbols_.push_back(std::move(symbol));
+  return it->second;
+}
+
+void Symbolizer::name(uint64_t pc, std::vector<uint32_t>& out) {
+  ++stats_.symbol_lookups;
+  auto it = by_pc_.find(pc);
+  if (it != by_pc_.end()) {
+    ++stats_.symbol_cache_hits;
+    out.insert(out.end(), chains_.begin() + it->second.first, chains_.begin() + it->second.first + it->second.second);
+    return;
+  }
+  if (by_pc_.size() >= kMaxCachedAddresses) {
+    by_pc_.clear();
+    chains_.clear();
+  }
+  size_t from = out.size();
+  resolve(pc, out);
+  by_pc_[pc] = {static_cast<uint32_t>(chains_.size()), static_cast<uint32_t>(out.size() - from)};
+  chains_.insert(chains_.end(), out.begin() + static_cast<long>(from), out.end());
+}
+
+std::optional<std::string> Symbolizer::symbol_name(Dwfl_Module* module, uint64_t pc, uint64_t function_start) {
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = dwfl_module_addrinfo(module, pc, &offset, &sym, nullptr, nullptr, nullptr);
+  if (!name || !*name) return std::nullopt;
+  // A stripped file keeps only its exported symbols: the nearest one before an address in a
+  // static function is another function. Trust a symbol that covers the address, or one without
+  // a size that starts where the address's CFI says its function starts.
+  bool covers = sym.st_size > 0 ? offset < sym.st_size : (function_start != 0 && pc - offset == function_start);
+  if (!covers) return std::nullopt;
+  // .dynsym names carry their symbol version (clock_nanosleep@GLIBC_2.2.5): not part of the name.
+  std::string plain = name;
+  size_t at = plain.find('@');
+  if (at != std::string::npos && at > 0) plain.resize(at);
+  return without_cold_suffix(demangle(plain.c_str()));
+}
+
+void Symbolizer::inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Located>& chain) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(module, pc, &bias);
+  if (!cu) return;
+  // dwarf_getscopes gives the scopes at pc up to the innermost inlined call, then continues in
+  // that call's abstract definition; the concrete chain of calls around it (up to the real
+  // function) comes from dwarf_getscopes_die on that innermost call.
+  Dwarf_Die* at_pc = nullptr;
+  int n = dwarf_getscopes(cu, pc - bias, &at_pc);
+  if (n <= 0) return;
+  std::unique_ptr<Dwarf_Die, decltype(&std::free)> owned_at_pc(at_pc, &std::free);
+  int innermost = -1;
+  for (int i = 0; i < n && innermost < 0; ++i) {
+    int tag = dwarf_tag(&at_pc[i]);
+    if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) innermost = i;
+  }
+  if (innermost < 0) return;
+  Dwarf_Die* scopes = nullptr;
+  n = dwarf_getscopes_die(&at_pc[innermost], &scopes);
+  if (n <= 0) return;
+  std::unique_ptr<Dwarf_Die, decltype(&std::free)> owned(scopes, &std::free);
+  // Where the innermost call is: the line table. Each inlined call's caller is where that call
+  // was written (DW_AT_call_file / DW_AT_call_line).
+  std::string source;
+  int line = 0;
+  if (Dwfl_Line* l = dwfl_module_getsrc(module, pc)) {
+    const char* file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+    if (file) source = file;
+  }
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  bool have_files = dwarf_getsrcfiles(cu, &files, &file_count) == 0;
+  for (int i = 0; i < n && chain.size() < 64; ++i) {
+    int tag = dwarf_tag(&scopes[i]);
+    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+    chain.push_back({die_name(&scopes[i]), source, line});
+    if (tag == DW_TAG_subprogram) break;
+    Dwarf_Attribute attr;
+    Dwarf_Word value = 0;
+    line = dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &value) == 0 ? static_cast<int>(value) : 0;
+    source.clear();
+    if (have_files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &value) == 0 && value < file_count) {
+      if (const char* f = dwarf_filesrc(files, value, nullptr, nullptr)) source = f;
+    }
+  }
+}
+
+void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
+  Dwfl_Module* module = dwfl_addrmodule(dwfl_, pc);
+  if (!module) {
+    refresh();  // a library loaded since (dlopen): read the maps again (throttled)
+    module = dwfl_addrmodule(dwfl_, pc);
+  }
+  if (!module) {
+    Symbol s;
+    s.function = "[unknown]";
+    out.push_back(intern(std::move(s)));
+    return;
+  }
+  const char* module_name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  std::string module_path = module_name ? module_name : "";
+  if (module_path.rfind("[vdso", 0) == 0) module_path = "[vdso]";
+
+  // The start of the function holding pc, from its CFI: what names a function without a symbol.
+  uint64_t function_start = 0;
+  Dwarf_Addr cfi_bias = 0;
+  Dwarf_CFI* cfi = dwfl_module_eh_cfi(module, &cfi_bias);
+  if (!cfi) cfi = dwfl_module_dwarf_cfi(module, &cfi_bias);
+  if (cfi) {
+    Dwarf_Frame* frame = nullptr;
+    if (dwarf_cfi_addrframe(cfi, pc - cfi_bias, &frame) == 0) {
+      Dwarf_Addr start = 0, end = 0;
+      if (dwarf_frame_info(frame, &start, &end, nullptr) >= 0) function_start = start + cfi_bias;
+      std::free(frame);
+    }
+  }
+
+  std::vector<Located> chain;
+  if (options_.inline_frames) inline_chain(module, pc, chain);
+  std::optional<std::string> sym = symbol_name(module, pc, function_start);
+
+  if (chain.empty()) {
+    Symbol s;
+    s.module = module_path;
+    if (sym) {
+      s.function = *sym;
+      s.named = true;
+      if (Dwfl_Line* l = dwfl_module_getsrc(module, pc)) {
+        const char* file = dwfl_lineinfo(l, nullptr, &s.line, nullptr, nullptr, nullptr);
+        if (file) s.source = file;
+      }
+    } else {
+      s.function = unnamed(module, module_path, function_start ? function_start : pc);
+    }
+    s.eval = is_eval_function(s.function);
+    out.push_back(intern(std::move(s)));
+    return;
+  }
+  for (size_t i = 0; i < chain.size(); ++i) {
+    Symbol s;
+    s.module = module_path;
+    s.source = std::move(chain[i].source);
+    s.line = chain[i].line;
+    const bool physical = i + 1 == chain.size();
+    // The function itself as the symbol table names it (one name for its hot and cold parts,
+    // C++ qualified), its inlined calls as DWARF does.
+    s.function = physical && sym ? *sym : std::move(chain[i].function);
+    s.named = !s.function.empty();
+    if (!s.named) s.function = unnamed(module, module_path, function_start ? function_start : pc);
+    s.eval = physical && is_eval_function(s.function);
+    out.push_back(intern(std::move(s)));
+  }
+}
+
+}  // namespace swprof::native::detail
