@@ -2,7 +2,9 @@
 # The whole test suite on a fresh Debian bookworm machine: installs what the tests need (build
 # dependencies, Debian's python3.11 with gevent, xmllint, Chromium for the flame-graph and
 # speedscope tests, Go for go tool pprof, npm for speedscope's package, debootstrap and man-db for
-# the .deb test, and CPython 3.14/3.15 from Debian sid via ../shared/tools/get-python when that
+# the .deb test, libdw for native frames and for their tests python3.11-dev (a C extension built
+# against Debian's 3.11), python3-numpy (BLAS frames), binutils and xz-utils (stripped builds, mini
+# debuginfo), and CPython 3.14/3.15 from Debian sid via ../shared/tools/get-python when that
 # tool is present, with sid's gevent for 3.14),
 # builds from scratch in build-tests/, and runs every test with ctest. Interpreters that cannot be
 # had are skipped by their tests with a message naming them.
@@ -13,7 +15,7 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 deps=(cmake g++ make pkg-config libcli11-dev libfmt-dev libprotobuf-dev protobuf-compiler libzstd-dev zlib1g-dev catch2
       python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf
-      golang-go dpkg-dev debootstrap man-db)
+      golang-go dpkg-dev debootstrap man-db libdw-dev python3.11-dev python3-numpy binutils xz-utils)
 missing=()
 for p in "${deps[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,11 +1,11 @@
 /* chainmod: a C extension with a known call chain, for `record --native` and its tests.
  *
- *   chainmod.run_chain(callback)  ->  chain_a -> chain_b -> chain_c -> callback()   (back into Python)
- *   chainmod.spin(ms)             ->  spin_leaf (busy for `ms` of thread CPU time), its loop body
+ *   chainmod.run_chain(callback)  ->  run_chain -> chain_a -> chain_b -> chain_c -> callback()   (back into Python)
+ *   chainmod.spin(ms)             ->  spin -> spin_leaf (busy for `ms` of thread CPU time), its loop body
  *                                     spin_step inlined into it
  *
- * chain_a/b/c are kept as real calls (noinline, and work after each call so none is a tail call),
- * so a native unwind must show each of them once, in that order. Build:
+ * Each is kept as a real call (noinline, and work after each call so none is a tail call), so a
+ * native unwind must show each of them once, in that order. Build:
  *   gcc -shared -fPIC -O2 -g -I$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])') \
  *       chainmod.c -o chainmod$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
  */
@@ -50,7 +50,9 @@ __attribute__((noinline)) static PyObject* chain_a(PyObject* callback) {
 
 static PyObject* run_chain(PyObject* self, PyObject* callback) {
   (void)self;
-  return chain_a(callback);
+  PyObject* result = chain_a(callback);
+  chain_calls++;
+  return result;
 }
 
 static PyObject* spin(PyObject* self, PyObject* arg) {

@@ -87,6 +87,8 @@ class Symbolizer {
   void resolve(uint64_t pc, std::vector<uint32_t>& out);
   std::optional<std::string> symbol_name(Dwfl_Module* module, uint64_t pc, uint64_t function_start);
   void inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Located>& chain);
+  uint64_t cfi_function_start(Dwfl_Module* module, uint64_t pc);
+  const std::vector<uint64_t>& fde_starts(Dwfl_Module* module);
 
   pid_t pid_;
   const Options& options_;
@@ -103,6 +105,7 @@ class Symbolizer {
   // pc -> [offset, offset + count) in chains_
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> by_pc_;
   std::vector<uint32_t> chains_;
+  std::unordered_map<Dwfl_Module*, std::vector<uint64_t>> fde_starts_;  // per module, sorted
 };
 
 // True for the names CPython's evaluation loop has in symbol tables and DWARF (GCC may split it

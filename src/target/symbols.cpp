@@ -6,6 +6,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <gelf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -198,6 +199,7 @@ void Symbolizer::refresh(bool force) {
   if (lost) {
     by_pc_.clear();
     chains_.clear();
+    fde_starts_.clear();
   }
 }
 
@@ -290,6 +292,53 @@ void Symbolizer::inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Loca
   }
 }
 
+const std::vector<uint64_t>& Symbolizer::fde_starts(Dwfl_Module* module) {
+  auto [it, inserted] = fde_starts_.try_emplace(module);
+  if (!inserted) return it->second;
+  // .eh_frame_hdr's binary search table (found through PT_GNU_EH_FRAME, which stripping keeps):
+  // the start address of every function that has CFI, sorted. Only its usual encoding is read:
+  // signed 4-byte offsets from the header's own address.
+  Dwarf_Addr bias = 0;
+  Elf* elf = dwfl_module_getelf(module, &bias);
+  size_t count = 0;
+  if (!elf || elf_getphdrnum(elf, &count) != 0) return it->second;
+  for (size_t i = 0; i < count; ++i) {
+    GElf_Phdr phdr;
+    if (!gelf_getphdr(elf, static_cast<int>(i), &phdr) || phdr.p_type != PT_GNU_EH_FRAME) continue;
+    Elf_Data* data = elf_getdata_rawchunk(elf, static_cast<int64_t>(phdr.p_offset), phdr.p_filesz, ELF_T_BYTE);
+    if (!data || data->d_size < 12) break;
+    const auto* b = static_cast<const uint8_t*>(data->d_buf);
+    constexpr uint8_t kUdata4 = 0x03, kSdata4 = 0x0b, kDatarelSdata4 = 0x3b;
+    if (b[0] != 1 || (b[2] != kUdata4 && b[2] != kSdata4) || b[3] != kDatarelSdata4) break;
+    // b[1] encodes the pointer to .eh_frame (4 bytes in every encoding we accept here).
+    uint32_t n = 0;
+    std::memcpy(&n, b + 8, 4);
+    if (12 + uint64_t(n) * 8 > data->d_size) break;
+    it->second.reserve(n);
+    for (uint32_t k = 0; k < n; ++k) {
+      int32_t rel = 0;
+      std::memcpy(&rel, b + 12 + uint64_t(k) * 8, 4);
+      it->second.push_back(phdr.p_vaddr + static_cast<int64_t>(rel) + bias);
+    }
+    std::sort(it->second.begin(), it->second.end());
+    break;
+  }
+  return it->second;
+}
+
+uint64_t Symbolizer::cfi_function_start(Dwfl_Module* module, uint64_t pc) {
+  // The table says where functions start, not where they end: only an address that has CFI of
+  // its own (dwarf_cfi_addrframe) belongs to the last function that starts before it.
+  Dwarf_Addr cfi_bias = 0;
+  Dwarf_CFI* cfi = dwfl_module_eh_cfi(module, &cfi_bias);
+  Dwarf_Frame* frame = nullptr;
+  if (!cfi || dwarf_cfi_addrframe(cfi, pc - cfi_bias, &frame) != 0) return 0;
+  std::free(frame);
+  const auto& starts = fde_starts(module);
+  auto at = std::upper_bound(starts.begin(), starts.end(), pc);
+  return at == starts.begin() ? 0 : *(at - 1);
+}
+
 void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
   Dwfl_Module* module = dwfl_addrmodule(dwfl_, pc);
   if (!module) {
@@ -307,18 +356,7 @@ void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
   if (module_path.rfind("[vdso", 0) == 0) module_path = "[vdso]";
 
   // The start of the function holding pc, from its CFI: what names a function without a symbol.
-  uint64_t function_start = 0;
-  Dwarf_Addr cfi_bias = 0;
-  Dwarf_CFI* cfi = dwfl_module_eh_cfi(module, &cfi_bias);
-  if (!cfi) cfi = dwfl_module_dwarf_cfi(module, &cfi_bias);
-  if (cfi) {
-    Dwarf_Frame* frame = nullptr;
-    if (dwarf_cfi_addrframe(cfi, pc - cfi_bias, &frame) == 0) {
-      Dwarf_Addr start = 0, end = 0;
-      if (dwarf_frame_info(frame, &start, &end, nullptr) >= 0) function_start = start + cfi_bias;
-      std::free(frame);
-    }
-  }
+  const uint64_t function_start = cfi_function_start(module, pc);
 
   std::vector<Located> chain;
   if (options_.inline_frames) inline_chain(module, pc, chain);

@@ -1,17 +1,20 @@
 // native_stacks: the native-frame components alone (src/target/native_*.cpp, symbols.cpp,
 // src/python/native_merge.cpp), for the end-to-end tests and the figures. Attaches to a Python
 // process and, every interval, for each Python thread: stops it, copies its stack, walks its
-// Python frames while it is stopped, resumes it, unwinds the copy and merges both. Prints
+// Python frames while it is stopped, resumes it, unwinds the copy and merges both. Prints one
+// JSON object per line:
 //
-//   python <version> <binary>
-//   stack <tid> <merged|native-only|python-only|mismatch|error:<kind>> <frame> | <frame> | ...
-//   summary samples=N merged=N mismatch=N ... pause_p50_us=.. pause_p99_us=.. ...
+//   {"type":"python","version":"3.11.7","binary":"..."}
+//   {"type":"stack","tid":N,"result":"merged|native-only|python-only|mismatch|error:<kind>","frames":[...]}
+//   {"type":"summary","samples":N,"merged":N,...,"pause_p50_us":..,"pause_p99_us":..,...}
 //
-// frames innermost first: "py <qualname> <file>:<line>" or "c <function> <module>[ <source>:<line>][ inlined]".
-// --raw prints the native frames as they were unwound ("native <tid> <frame> | ..."), before merging.
-// On SIGINT/SIGTERM it stops after the sample in progress (the recorder's way); with
-// --exit-in-handler the handler resumes any stopped thread (release_stopped_threads) and exits
-// at once. Exit 0; 2 for bad usage; 1 for other errors.
+// frames innermost first: {"kind":"py","name","file","line"} or
+// {"kind":"c","name","module","source","line","inlined","named"}. A thread that could not be
+// stopped keeps its Python frames ("error:<kind>"). --raw also prints each unwind before merging
+// ({"type":"native",...}); --hold-ms keeps each thread stopped that much longer (so that a signal
+// lands while one is). On SIGINT/SIGTERM it stops after the sample in progress (the recorder's
+// way); with --exit-in-handler the handler resumes any stopped thread (release_stopped_threads)
+// and exits at once. Exit 0; 2 for bad usage; 1 for other errors.
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,6 +26,8 @@
 #include <ctime>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "swprof/common.h"
 #include "swprof/native.h"
@@ -51,13 +56,14 @@ struct Args {
   double interval_ms = 10.0;
   bool quiet = false, raw = false;
   int samples = 0;  // stop after this many samples (0: duration)
+  double hold_ms = 0;  // stay stopped this long per sample (the signal tests: a kill lands mid-stop)
   std::vector<std::string> debug_dirs;
 };
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: native_stacks --pid PID [--duration S] [--interval-ms MS] [--samples N] [--debug-dir DIR]\n"
-               "                     [--quiet] [--raw] [--exit-in-handler]\n");
+               "                     [--hold-ms MS] [--quiet] [--raw] [--exit-in-handler]\n");
   std::exit(2);
 }
 
@@ -73,6 +79,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--duration") a.duration = std::atof(value().c_str());
     else if (k == "--interval-ms") a.interval_ms = std::atof(value().c_str());
     else if (k == "--samples") a.samples = std::atoi(value().c_str());
+    else if (k == "--hold-ms") a.hold_ms = std::atof(value().c_str());
     else if (k == "--debug-dir") a.debug_dirs.push_back(value());
     else if (k == "--quiet") a.quiet = true;
     else if (k == "--raw") a.raw = true;
@@ -96,19 +103,19 @@ int64_t cpu_ns() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string native_text(const native::Unwinder& unwinder, const native::Frame& f) {
+std::string native_json(const native::Unwinder& unwinder, const native::Frame& f) {
   const native::Symbol& s = unwinder.symbol(f.symbol);
-  std::string t = "c " + sanitize_text(s.function) + " " + (s.module.empty() ? "-" : sanitize_text(s.module));
-  if (!s.source.empty()) t += " " + sanitize_text(s.source) + ":" + std::to_string(s.line);
-  if (f.inlined) t += " inlined";
-  return t;
+  return fmt::format(R"({{"kind":"c","name":{},"module":{},"source":{},"line":{},"inlined":{},"named":{}}})",
+                     json_quoted(s.function), json_quoted(s.module), json_quoted(s.source), s.line, f.inlined,
+                     s.named);
 }
 
-std::string python_text(python::CodeCache& codes, const python::RawFrame& f, uint64_t tick) {
+std::string python_json(python::CodeCache& codes, const python::RawFrame& f, uint64_t tick) {
   python::CodeInfo* info = codes.get(f.code, tick);
-  if (!info) return "py ? ?:0";
+  if (!info) return R"({"kind":"py","name":"?","file":"?","line":0})";
   int line = python::line_for_offset(info->lines, f.offset, info->first_line);
-  return "py " + sanitize_text(info->qualname) + " " + sanitize_text(info->filename) + ":" + std::to_string(line);
+  return fmt::format(R"({{"kind":"py","name":{},"file":{},"line":{}}})", json_quoted(info->qualname),
+                     json_quoted(info->filename), line);
 }
 
 int run(const Args& args) {
@@ -120,7 +127,8 @@ int run(const Args& args) {
   native::Options options;
   options.debug_dirs = args.debug_dirs;
   native::Unwinder unwinder(args.pid, options);
-  std::printf("python %s %s\n", interp.version.text().c_str(), interp.binary.c_str());
+  std::printf("{\"type\":\"python\",\"version\":\"%s\",\"binary\":%s}\n", interp.version.text().c_str(),
+              json_quoted(interp.binary).c_str());
   std::fflush(stdout);
 
   std::vector<python::PyThread> threads;
@@ -153,15 +161,20 @@ int run(const Args& args) {
         batches_ok = walk_error == python::WalkError::kNone &&
                      read_eval_batches(memory, interp.layout, frames, capture.stack_start, capture.stack_limit, batches);
         walk_ns = monotonic_ns() - w0;
+        if (args.hold_ms > 0) {
+          const int64_t hold = static_cast<int64_t>(args.hold_ms * 1e6);
+          timespec ts{static_cast<time_t>(hold / 1000000000), static_cast<long>(hold % 1000000000)};
+          nanosleep(&ts, nullptr);
+        }
       });
       ++samples;
       if (walk_error != python::WalkError::kNone) ++walk_errors;
       else if (!batches_ok) ++batch_errors;
-      std::string line;
+      std::string result, text;
       if (e != native::Error::kNone) {
         ++errors[static_cast<int>(e)];
-        line = std::string("error:") + native::error_name(e);
-        for (size_t i = 0; i < frames.size(); ++i) line += (i ? " | " : " ") + python_text(codes, frames[i], tick);
+        result = std::string("error:") + native::error_name(e);
+        for (size_t i = 0; i < frames.size(); ++i) text += (i ? "," : "") + python_json(codes, frames[i], tick);
       } else {
         pauses.push_back(capture.held_ns);
         walks.push_back(walk_ns);
@@ -173,23 +186,25 @@ int run(const Args& args) {
         if (!u.complete) ++incomplete;
         if (u.error != native::Error::kNone) ++errors[static_cast<int>(u.error)];
         if (args.raw && !args.quiet) {
-          std::string text;
-          for (size_t i = 0; i < native_frames.size(); ++i)
-            text += (i ? " | " : "") + native_text(unwinder, native_frames[i]);
-          std::printf("native %d %s\n", tid, text.c_str());
+          std::string raw;
+          for (size_t i = 0; i < native_frames.size(); ++i) raw += (i ? "," : "") + native_json(unwinder, native_frames[i]);
+          std::printf("{\"type\":\"native\",\"tid\":%d,\"complete\":%s,\"frames\":[%s]}\n", tid,
+                      u.complete ? "true" : "false", raw.c_str());
         }
         if (!batches_ok) frames.clear(), batches = {};
         native::MergeResult r = native::merge_stacks(native_frames, frames, batches, merged);
         ++results[static_cast<int>(r)];
-        line = native::merge_result_name(r);
+        result = native::merge_result_name(r);
         for (size_t i = 0; i < merged.size(); ++i) {
           const auto& m = merged[i];
-          line += i ? " | " : " ";
-          line += m.kind == native::MergedFrame::Kind::kPython ? python_text(codes, frames[m.index], tick)
-                                                               : native_text(unwinder, native_frames[m.index]);
+          text += i ? "," : "";
+          text += m.kind == native::MergedFrame::Kind::kPython ? python_json(codes, frames[m.index], tick)
+                                                               : native_json(unwinder, native_frames[m.index]);
         }
       }
-      if (!args.quiet) std::printf("stack %d %s\n", tid, line.c_str());
+      if (!args.quiet)
+        std::printf("{\"type\":\"stack\",\"tid\":%d,\"result\":\"%s\",\"frames\":[%s]}\n", tid, result.c_str(),
+                    text.c_str());
     }
     std::fflush(stdout);
     next += interval;
@@ -206,21 +221,23 @@ int run(const Args& args) {
   std::string error_text;
   for (int i = 1; i < 8; ++i)
     if (errors[i])
-      error_text += std::string(error_text.empty() ? "" : ",") + native::error_name(static_cast<native::Error>(i)) + ":" +
-                    std::to_string(errors[i]);
-  std::printf("summary samples=%llu merged=%llu native_only=%llu python_only=%llu mismatch=%llu walk_errors=%llu "
-              "batch_errors=%llu incomplete=%llu errors=%s pause_p50_us=%.1f pause_p99_us=%.1f pause_max_us=%.1f "
-              "walk_p50_us=%.1f walk_p99_us=%.1f wait_p50_us=%.1f wait_p99_us=%.1f unwind_p50_us=%.1f unwind_p99_us=%.1f stack_p50_bytes=%.0f "
-              "stack_max_bytes=%.0f live_reads=%llu symbols_cached=%llu/%llu modules=%llu cpu_ms=%.1f wall_ms=%.1f "
-              "signal=%d\n",
-              (unsigned long long)samples, (unsigned long long)results[0], (unsigned long long)results[1],
-              (unsigned long long)results[2], (unsigned long long)results[3], (unsigned long long)walk_errors,
-              (unsigned long long)batch_errors, (unsigned long long)incomplete, error_text.empty() ? "-" : error_text.c_str(),
-              percentile(pauses, 0.5), percentile(pauses, 0.99), percentile(pauses, 1.0), percentile(walks, 0.5), percentile(walks, 0.99), percentile(waits, 0.5),
-              percentile(waits, 0.99), percentile(unwinds, 0.5), percentile(unwinds, 0.99),
-              percentile(stack_bytes, 0.5) * 1000, percentile(stack_bytes, 1.0) * 1000, (unsigned long long)st.live_reads,
-              (unsigned long long)st.symbol_cache_hits, (unsigned long long)st.symbol_lookups, (unsigned long long)st.modules,
-              cpu / 1e6, wall / 1e6, static_cast<int>(g_stop));
+      error_text += fmt::format("{}\"{}\":{}", error_text.empty() ? "" : ",",
+                                native::error_name(static_cast<native::Error>(i)), errors[i]);
+  std::printf(
+      "{\"type\":\"summary\",\"samples\":%llu,\"merged\":%llu,\"native_only\":%llu,\"python_only\":%llu,"
+      "\"mismatch\":%llu,\"walk_errors\":%llu,\"batch_errors\":%llu,\"incomplete\":%llu,\"errors\":{%s},"
+      "\"pause_p50_us\":%.1f,\"pause_p99_us\":%.1f,\"pause_max_us\":%.1f,\"walk_p50_us\":%.1f,\"walk_p99_us\":%.1f,"
+      "\"wait_p50_us\":%.1f,\"wait_p99_us\":%.1f,\"unwind_p50_us\":%.1f,\"unwind_p99_us\":%.1f,"
+      "\"stack_p50_bytes\":%.0f,\"stack_max_bytes\":%.0f,\"live_reads\":%llu,\"symbol_lookups\":%llu,"
+      "\"symbol_cache_hits\":%llu,\"modules\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"signal\":%d}\n",
+      (unsigned long long)samples, (unsigned long long)results[0], (unsigned long long)results[1],
+      (unsigned long long)results[2], (unsigned long long)results[3], (unsigned long long)walk_errors,
+      (unsigned long long)batch_errors, (unsigned long long)incomplete, error_text.c_str(), percentile(pauses, 0.5),
+      percentile(pauses, 0.99), percentile(pauses, 1.0), percentile(walks, 0.5), percentile(walks, 0.99),
+      percentile(waits, 0.5), percentile(waits, 0.99), percentile(unwinds, 0.5), percentile(unwinds, 0.99),
+      percentile(stack_bytes, 0.5) * 1000, percentile(stack_bytes, 1.0) * 1000, (unsigned long long)st.live_reads,
+      (unsigned long long)st.symbol_lookups, (unsigned long long)st.symbol_cache_hits, (unsigned long long)st.modules,
+      cpu / 1e6, wall / 1e6, static_cast<int>(g_stop));
   return 0;
 }
 
