@@ -38,3 +38,7 @@ swprof_e2e(native_chain test_native_frames.py ARGS --tool $<TARGET_FILE:swprof_n
 swprof_e2e(native_numpy test_native_frames.py PYTHONS debian-3.11 ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part numpy)
 swprof_e2e(native_faults test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
            ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part faults)
+# Off-CPU reasons (tests/tools/offcpu_reasons.cpp): threads waiting on known sockets, locks,
+# sleeps, pipes, select and epoll; interpreter-independent, so on three that wait differently.
+swprof_e2e(offcpu_reasons test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_offcpu_reasons>)
