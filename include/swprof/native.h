@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace swprof::native {
@@ -39,9 +40,19 @@ enum class Error : uint8_t {
 };
 const char* error_name(Error e);
 
+// Whether stopping a thread blocked in this system call makes the call fail with EINTR instead
+// of carrying on: the kernel does not restart these after a stop (epoll_wait and its variants,
+// semop, sigtimedwait, msgrcv, msgsnd: signal(7)); read, poll, select, futex and nanosleep carry
+// on. Python retries such calls (PEP 475); C code may not. With the system call from the thread's
+// off-CPU reason, a recorder can leave such threads unstopped.
+bool stopping_interrupts(std::string_view syscall_name);
+
 struct Options {
   size_t max_stack_bytes = 512 * 1024;         // stack copied per stop, at most
-  int64_t stop_timeout_ns = 20 * 1000 * 1000;  // give up on a thread that does not stop by then
+  // Give up on a thread that has not stopped by then (it waits for a CPU on a busy machine, or
+  // sleeps uninterruptibly). It stays interrupted: it stops when it next runs and is let go at
+  // the next capture() or release_pending() call.
+  int64_t stop_timeout_ns = 50 * 1000 * 1000;
   size_t max_frames = 512;                     // physical frames per unwind
   bool inline_frames = true;                   // expand inlined calls where DWARF says so
   // More directories to look for separate debug files in (each as /usr/lib/debug is used:
@@ -96,6 +107,7 @@ struct Stats {
   uint64_t stack_bytes = 0;        // copied, in total
   uint64_t live_reads = 0;         // words the unwinder read from the running target (not the stack copy)
   uint64_t symbol_lookups = 0, symbol_cache_hits = 0;
+  int64_t symbol_ns = 0;           // naming addresses not seen before (part of unwind_ns)
   uint64_t map_reloads = 0, modules = 0;
   int64_t unwind_ns = 0;           // time spent unwinding and naming (the thread runs meanwhile)
 };
@@ -119,6 +131,10 @@ class Unwinder {
   // Unwinds a capture into `out`, innermost first, inlined calls expanded. Runs after the thread
   // was resumed; reads nothing of the stack but the copy.
   UnwindResult unwind(const Capture& capture, std::vector<Frame>& out);
+
+  // Lets go of threads whose stop timed out and that have stopped since (without waiting).
+  // capture() does it too; call it when no capture follows soon (between sampling rounds).
+  void release_pending();
 
   const Symbol& symbol(uint32_t id) const;
   Symbol& symbol(uint32_t id);

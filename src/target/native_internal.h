@@ -2,6 +2,7 @@
 // (symbols.cpp); native_unwind.cpp joins them with libdw's unwinder.
 #pragma once
 
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <sys/types.h>
 
@@ -27,6 +28,9 @@ class ThreadStopper {
   ~ThreadStopper();  // resumes threads that had not stopped yet when their stop timed out
 
   Error capture(pid_t tid, Capture& out, const std::function<void()>& while_stopped);
+  void release_pending() {
+    if (!pending_.empty()) settle_pending(0);
+  }
   bool reaped_exit(int& status) const {
     status = reaped_status_;
     return reaped_;
@@ -87,6 +91,22 @@ class Symbolizer {
   void resolve(uint64_t pc, std::vector<uint32_t>& out);
   std::optional<std::string> symbol_name(Dwfl_Module* module, uint64_t pc, uint64_t function_start);
   void inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Located>& chain);
+  struct FunctionRange {
+    uint64_t low, high;  // DWARF addresses
+    Dwarf_Off die;
+  };
+  struct InlinedCall {
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    int32_t parent = -1;  // the inlined call it is in; -1: the function itself
+    std::string name, call_file;
+    int call_line = 0;
+  };
+  struct InlinedCalls {
+    std::string name;  // the function's
+    std::vector<InlinedCall> calls;
+  };
+  const std::vector<FunctionRange>& functions_of(Dwarf_Die* cu);
+  const InlinedCalls& inlined_calls(Dwarf_Die* cu, Dwarf_Die* function);
   uint64_t cfi_function_start(Dwfl_Module* module, uint64_t pc);
   const std::vector<uint64_t>& fde_starts(Dwfl_Module* module);
 
@@ -106,6 +126,18 @@ class Symbolizer {
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> by_pc_;
   std::vector<uint32_t> chains_;
   std::unordered_map<Dwfl_Module*, std::vector<uint64_t>> fde_starts_;  // per module, sorted
+  struct NamedRange {
+    uint64_t start, end;
+    std::string name;
+  };
+  std::unordered_map<Dwfl_Module*, std::vector<NamedRange>> named_ranges_;  // per module, by start
+  struct DieKey {
+    size_t operator()(const std::pair<Dwarf*, Dwarf_Off>& k) const {
+      return std::hash<const void*>()(k.first) ^ std::hash<Dwarf_Off>()(k.second);
+    }
+  };
+  std::unordered_map<std::pair<Dwarf*, Dwarf_Off>, std::vector<FunctionRange>, DieKey> functions_;  // per CU
+  std::unordered_map<std::pair<Dwarf*, Dwarf_Off>, InlinedCalls, DieKey> inlined_;  // per function
 };
 
 // True for the names CPython's evaluation loop has in symbol tables and DWARF (GCC may split it

@@ -59,6 +59,13 @@ int release_stopped_threads() {
   return released;
 }
 
+bool stopping_interrupts(std::string_view name) {
+  // Measured here for epoll_wait (returns EINTR on PTRACE_INTERRUPT) against read, poll, select,
+  // nanosleep and futex (restarted); the others as signal(7) lists them.
+  return name == "epoll_wait" || name == "epoll_pwait" || name == "epoll_pwait2" || name == "semop" ||
+         name == "semtimedop" || name == "rt_sigtimedwait" || name == "msgrcv" || name == "msgsnd";
+}
+
 const char* error_name(Error e) {
   switch (e) {
     case Error::kNone: return "none";
@@ -193,6 +200,7 @@ Error ThreadStopper::capture(pid_t tid, Capture& out, const std::function<void()
   };
   Error e = stop_and_copy(tid, out, run);
   run();
+  release_pending();
   return e;
 }
 
@@ -211,7 +219,7 @@ Error ThreadStopper::stop_and_copy(pid_t tid, Capture& out, const std::function<
   (void)while_stopped;
   return fail(Error::kUnsupported);
 #else
-  if (!pending_.empty()) settle_pending(0);
+  release_pending();
   if (std::find(pending_.begin(), pending_.end(), tid) != pending_.end()) return fail(Error::kTimeout);
   // Remember it before it can stop, so that a signal handler never misses a stopped thread.
   if (!remember(tid)) return fail(Error::kPermission);
@@ -235,9 +243,11 @@ Error ThreadStopper::stop_and_copy(pid_t tid, Capture& out, const std::function<
     Capture& out;
     int64_t stopped_at;
     ~Resume() {
+      // Taken before the detach: the thread runs again inside that call, which may then keep us
+      // off the CPU (the woken thread preempting us) for a time that is no pause of its.
+      out.held_ns = monotonic_ns() - stopped_at;
       ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(out.pending_signal)));
       forget(tid);
-      out.held_ns = monotonic_ns() - stopped_at;
     }
   } resume{tid, out, stopped_at};
 

@@ -95,6 +95,8 @@ Error Unwinder::capture(pid_t tid, Capture& out, const std::function<void()>& wh
   return impl_->stopper.capture(tid, out, while_stopped);
 }
 
+void Unwinder::release_pending() { impl_->stopper.release_pending(); }
+
 UnwindResult Unwinder::unwind(const Capture& capture, std::vector<Frame>& out) {
   Impl& s = *impl_;
   const int64_t start = monotonic_ns();

@@ -200,6 +200,9 @@ void Symbolizer::refresh(bool force) {
     by_pc_.clear();
     chains_.clear();
     fde_starts_.clear();
+    named_ranges_.clear();
+    functions_.clear();
+    inlined_.clear();
   }
 }
 
@@ -223,12 +226,19 @@ void Symbolizer::name(uint64_t pc, std::vector<uint32_t>& out) {
     chains_.clear();
   }
   size_t from = out.size();
+  const int64_t start = monotonic_ns();
   resolve(pc, out);
+  stats_.symbol_ns += monotonic_ns() - start;
   by_pc_[pc] = {static_cast<uint32_t>(chains_.size()), static_cast<uint32_t>(out.size() - from)};
   chains_.insert(chains_.end(), out.begin() + static_cast<long>(from), out.end());
 }
 
 std::optional<std::string> Symbolizer::symbol_name(Dwfl_Module* module, uint64_t pc, uint64_t function_start) {
+  // libdwfl searches the symbol table linearly (tens of microseconds in libpython): functions
+  // already named are looked up here first.
+  auto& known = named_ranges_[module];
+  auto next = std::upper_bound(known.begin(), known.end(), pc, [](uint64_t a, const NamedRange& r) { return a < r.start; });
+  if (next != known.begin() && pc < (next - 1)->end) return (next - 1)->name;
   GElf_Off offset = 0;
   GElf_Sym sym;
   const char* name = dwfl_module_addrinfo(module, pc, &offset, &sym, nullptr, nullptr, nullptr);
@@ -242,30 +252,117 @@ std::optional<std::string> Symbolizer::symbol_name(Dwfl_Module* module, uint64_t
   std::string plain = name;
   size_t at = plain.find('@');
   if (at != std::string::npos && at > 0) plain.resize(at);
-  return without_cold_suffix(demangle(plain.c_str()));
+  std::string result = without_cold_suffix(demangle(plain.c_str()));
+  if (sym.st_size > 0 && known.size() < kMaxCachedAddresses) known.insert(next, {pc - offset, pc - offset + sym.st_size, result});
+  return result;
+}
+
+namespace {
+
+// Calls a function for each [low, high) address range of a DIE (DW_AT_low_pc/high_pc or DW_AT_ranges).
+template <class F>
+void for_each_range(Dwarf_Die* die, F&& f) {
+  Dwarf_Addr base = 0, low = 0, high = 0;
+  ptrdiff_t offset = 0;
+  int guard = 0;
+  while ((offset = dwarf_ranges(die, offset, &base, &low, &high)) > 0 && ++guard < 4096) f(low, high);
+}
+
+}  // namespace
+
+// The functions of a compilation unit with code, by address: found by walking its top level (and
+// namespaces and classes, where C++ puts definitions), once per unit.
+const std::vector<Symbolizer::FunctionRange>& Symbolizer::functions_of(Dwarf_Die* cu) {
+  auto [it, inserted] = functions_.try_emplace(std::make_pair(dwarf_cu_getdwarf(cu->cu), dwarf_dieoffset(cu)));
+  if (!inserted) return it->second;
+  auto& out = it->second;
+  std::vector<Dwarf_Die> pending;
+  Dwarf_Die child;
+  if (dwarf_child(cu, &child) == 0) pending.push_back(child);
+  while (!pending.empty() && out.size() < (1u << 20)) {
+    Dwarf_Die die = pending.back();
+    pending.pop_back();
+    Dwarf_Die sibling;
+    if (dwarf_siblingof(&die, &sibling) == 0) pending.push_back(sibling);
+    int tag = dwarf_tag(&die);
+    if (tag == DW_TAG_subprogram) {
+      for_each_range(&die, [&](uint64_t low, uint64_t high) { out.push_back({low, high, dwarf_dieoffset(&die)}); });
+    } else if (tag == DW_TAG_namespace || tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+               tag == DW_TAG_union_type) {
+      if (dwarf_child(&die, &child) == 0) pending.push_back(child);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.low < b.low; });
+  return out;
+}
+
+// The calls inlined into one function, walked once: each with its address ranges, the call it
+// sits in, its name and where it was called. Listed parents first (a depth-first walk), so the
+// last call holding an address is the innermost one there.
+const Symbolizer::InlinedCalls& Symbolizer::inlined_calls(Dwarf_Die* cu, Dwarf_Die* function) {
+  auto [it, inserted] = inlined_.try_emplace(std::make_pair(dwarf_cu_getdwarf(cu->cu), dwarf_dieoffset(function)));
+  if (!inserted) return it->second;
+  InlinedCalls& out = it->second;
+  out.name = die_name(function);
+  Dwarf_Files* files = nullptr;
+  size_t file_count = 0;
+  bool have_files = dwarf_getsrcfiles(cu, &files, &file_count) == 0;
+  struct Pending {
+    Dwarf_Die die;
+    int32_t parent;
+  };
+  std::vector<Pending> pending;
+  Dwarf_Die child;
+  if (dwarf_child(function, &child) == 0) pending.push_back({child, -1});
+  while (!pending.empty() && out.calls.size() < (1u << 16)) {
+    Pending p = pending.back();
+    pending.pop_back();
+    // The sibling waits below the children pushed next: a depth-first walk, parents first.
+    Dwarf_Die sibling;
+    if (dwarf_siblingof(&p.die, &sibling) == 0) pending.push_back({sibling, p.parent});
+    int tag = dwarf_tag(&p.die);
+    if (tag == DW_TAG_inlined_subroutine) {
+      InlinedCall call;
+      call.parent = p.parent;
+      call.name = die_name(&p.die);
+      Dwarf_Attribute attr;
+      Dwarf_Word value = 0;
+      if (dwarf_formudata(dwarf_attr(&p.die, DW_AT_call_line, &attr), &value) == 0) call.call_line = static_cast<int>(value);
+      if (have_files && dwarf_formudata(dwarf_attr(&p.die, DW_AT_call_file, &attr), &value) == 0 && value < file_count) {
+        if (const char* f = dwarf_filesrc(files, value, nullptr, nullptr)) call.call_file = f;
+      }
+      for_each_range(&p.die, [&](uint64_t low, uint64_t high) { call.ranges.push_back({low, high}); });
+      out.calls.push_back(std::move(call));
+      if (dwarf_child(&p.die, &child) == 0) pending.push_back({child, static_cast<int32_t>(out.calls.size() - 1)});
+    } else if (tag == DW_TAG_lexical_block) {
+      if (dwarf_child(&p.die, &child) == 0) pending.push_back({child, p.parent});
+    }
+  }
+  return out;
 }
 
 void Symbolizer::inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Located>& chain) {
   Dwarf_Addr bias = 0;
   Dwarf_Die* cu = dwfl_module_addrdie(module, pc, &bias);
   if (!cu) return;
-  // dwarf_getscopes gives the scopes at pc up to the innermost inlined call, then continues in
-  // that call's abstract definition; the concrete chain of calls around it (up to the real
-  // function) comes from dwarf_getscopes_die on that innermost call.
-  Dwarf_Die* at_pc = nullptr;
-  int n = dwarf_getscopes(cu, pc - bias, &at_pc);
-  if (n <= 0) return;
-  std::unique_ptr<Dwarf_Die, decltype(&std::free)> owned_at_pc(at_pc, &std::free);
-  int innermost = -1;
-  for (int i = 0; i < n && innermost < 0; ++i) {
-    int tag = dwarf_tag(&at_pc[i]);
-    if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) innermost = i;
+  const uint64_t at = pc - bias;
+  const auto& functions = functions_of(cu);
+  auto next = std::upper_bound(functions.begin(), functions.end(), at, [](uint64_t a, const FunctionRange& f) { return a < f.low; });
+  // Ranges may nest (a function's split-off part inside another's span): the nearest that holds pc.
+  const FunctionRange* found = nullptr;
+  for (auto f = next; f != functions.begin() && !found;) {
+    --f;
+    if (at >= f->low && at < f->high) found = &*f;
+    if (next - f > 64) break;
   }
-  if (innermost < 0) return;
-  Dwarf_Die* scopes = nullptr;
-  n = dwarf_getscopes_die(&at_pc[innermost], &scopes);
-  if (n <= 0) return;
-  std::unique_ptr<Dwarf_Die, decltype(&std::free)> owned(scopes, &std::free);
+  if (!found) return;
+  Dwarf_Die function;
+  if (!dwarf_offdie(dwarf_cu_getdwarf(cu->cu), found->die, &function)) return;
+  const InlinedCalls& calls = inlined_calls(cu, &function);
+  int32_t innermost = -1;
+  for (int32_t i = 0; i < static_cast<int32_t>(calls.calls.size()); ++i)
+    for (const auto& [low, high] : calls.calls[i].ranges)
+      if (at >= low && at < high) innermost = i;
   // Where the innermost call is: the line table. Each inlined call's caller is where that call
   // was written (DW_AT_call_file / DW_AT_call_line).
   std::string source;
@@ -274,22 +371,13 @@ void Symbolizer::inline_chain(Dwfl_Module* module, uint64_t pc, std::vector<Loca
     const char* file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
     if (file) source = file;
   }
-  Dwarf_Files* files = nullptr;
-  size_t file_count = 0;
-  bool have_files = dwarf_getsrcfiles(cu, &files, &file_count) == 0;
-  for (int i = 0; i < n && chain.size() < 64; ++i) {
-    int tag = dwarf_tag(&scopes[i]);
-    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
-    chain.push_back({die_name(&scopes[i]), source, line});
-    if (tag == DW_TAG_subprogram) break;
-    Dwarf_Attribute attr;
-    Dwarf_Word value = 0;
-    line = dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &value) == 0 ? static_cast<int>(value) : 0;
-    source.clear();
-    if (have_files && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &value) == 0 && value < file_count) {
-      if (const char* f = dwarf_filesrc(files, value, nullptr, nullptr)) source = f;
-    }
+  for (int32_t i = innermost; i >= 0 && chain.size() < 64; i = calls.calls[i].parent) {
+    const InlinedCall& call = calls.calls[i];
+    chain.push_back({call.name, source, line});
+    source = call.call_file;
+    line = call.call_line;
   }
+  chain.push_back({calls.name, source, line});
 }
 
 const std::vector<uint64_t>& Symbolizer::fde_starts(Dwfl_Module* module) {
@@ -358,9 +446,11 @@ void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
   // The start of the function holding pc, from its CFI: what names a function without a symbol.
   const uint64_t function_start = cfi_function_start(module, pc);
 
-  std::vector<Located> chain;
-  if (options_.inline_frames) inline_chain(module, pc, chain);
   std::optional<std::string> sym = symbol_name(module, pc, function_start);
+  // The evaluation loop's frames are replaced by the Python frames it ran: the calls inlined into
+  // it (the largest function of all, at every bytecode's address) are not worth their lookup.
+  std::vector<Located> chain;
+  if (options_.inline_frames && !(sym && is_eval_function(*sym))) inline_chain(module, pc, chain);
 
   if (chain.empty()) {
     Symbol s;

@@ -8,6 +8,10 @@
 //   {"type":"stack","tid":N,"result":"merged|native-only|python-only|mismatch|error:<kind>","frames":[...]}
 //   {"type":"summary","samples":N,"merged":N,...,"pause_p50_us":..,"pause_p99_us":..,...}
 //
+// pause: from the thread's stop to the request to resume it (walk included); wait: from the
+// request to stop to the stop; unwind: unwinding and naming, the thread running meanwhile;
+// steady_cpu_us_per_sample: this tool's CPU time per sample after its first round (files loaded).
+//
 // frames innermost first: {"kind":"py","name","file","line"} or
 // {"kind":"c","name","module","source","line","inlined","named"}. A thread that could not be
 // stopped keeps its Python frames ("error:<kind>"). --raw also prints each unwind before merging
@@ -141,6 +145,8 @@ int run(const Args& args) {
   uint64_t samples = 0, results[4] = {}, walk_errors = 0, batch_errors = 0, incomplete = 0, tick = 0;
   uint64_t errors[8] = {};
   const int64_t start = monotonic_ns(), cpu_start = cpu_ns();
+  int64_t steady_cpu_start = cpu_start, steady_wall_start = start;
+  uint64_t steady_samples_start = 0;
   const int64_t deadline = start + static_cast<int64_t>(args.duration * 1e9);
   const int64_t interval = static_cast<int64_t>(args.interval_ms * 1e6);
   int64_t next = start;
@@ -148,6 +154,11 @@ int run(const Args& args) {
   while (!g_stop && monotonic_ns() < deadline && target::process_exists(args.pid)) {
     if (args.samples && samples >= static_cast<uint64_t>(args.samples)) break;
     ++tick;
+    if (tick == 2) {  // from here on: the cost per sample once the files are loaded
+      steady_cpu_start = cpu_ns();
+      steady_wall_start = monotonic_ns();
+      steady_samples_start = samples;
+    }
     if (!walker.read_threads(threads)) break;
     for (const auto& t : threads) {
       pid_t tid = walker.thread_ids().to_host(t.native_id);
@@ -174,7 +185,7 @@ int run(const Args& args) {
       if (e != native::Error::kNone) {
         ++errors[static_cast<int>(e)];
         result = std::string("error:") + native::error_name(e);
-        for (size_t i = 0; i < frames.size(); ++i) text += (i ? "," : "") + python_json(codes, frames[i], tick);
+        for (size_t i = 0; i < frames.size() && !args.quiet; ++i) text += (i ? "," : "") + python_json(codes, frames[i], tick);
       } else {
         pauses.push_back(capture.held_ns);
         walks.push_back(walk_ns);
@@ -195,7 +206,7 @@ int run(const Args& args) {
         native::MergeResult r = native::merge_stacks(native_frames, frames, batches, merged);
         ++results[static_cast<int>(r)];
         result = native::merge_result_name(r);
-        for (size_t i = 0; i < merged.size(); ++i) {
+        for (size_t i = 0; i < merged.size() && !args.quiet; ++i) {
           const auto& m = merged[i];
           text += i ? "," : "";
           text += m.kind == native::MergedFrame::Kind::kPython ? python_json(codes, frames[m.index], tick)
@@ -206,6 +217,7 @@ int run(const Args& args) {
         std::printf("{\"type\":\"stack\",\"tid\":%d,\"result\":\"%s\",\"frames\":[%s]}\n", tid, result.c_str(),
                     text.c_str());
     }
+    unwinder.release_pending();
     std::fflush(stdout);
     next += interval;
     int64_t now = monotonic_ns();
@@ -217,6 +229,8 @@ int run(const Args& args) {
     }
   }
   const int64_t wall = monotonic_ns() - start, cpu = cpu_ns() - cpu_start;
+  const int64_t steady_cpu = cpu_ns() - steady_cpu_start, steady_wall = monotonic_ns() - steady_wall_start;
+  const uint64_t steady_samples = samples - steady_samples_start;
   const native::Stats& st = unwinder.stats();
   std::string error_text;
   for (int i = 1; i < 8; ++i)
@@ -229,15 +243,18 @@ int run(const Args& args) {
       "\"pause_p50_us\":%.1f,\"pause_p99_us\":%.1f,\"pause_max_us\":%.1f,\"walk_p50_us\":%.1f,\"walk_p99_us\":%.1f,"
       "\"wait_p50_us\":%.1f,\"wait_p99_us\":%.1f,\"unwind_p50_us\":%.1f,\"unwind_p99_us\":%.1f,"
       "\"stack_p50_bytes\":%.0f,\"stack_max_bytes\":%.0f,\"live_reads\":%llu,\"symbol_lookups\":%llu,"
-      "\"symbol_cache_hits\":%llu,\"modules\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"signal\":%d}\n",
+      "\"symbol_cache_hits\":%llu,\"symbol_ms\":%.1f,\"modules\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"steady_cpu_us_per_sample\":%.1f,"
+      "\"steady_samples_per_s\":%.1f,\"signal\":%d}\n",
       (unsigned long long)samples, (unsigned long long)results[0], (unsigned long long)results[1],
       (unsigned long long)results[2], (unsigned long long)results[3], (unsigned long long)walk_errors,
       (unsigned long long)batch_errors, (unsigned long long)incomplete, error_text.c_str(), percentile(pauses, 0.5),
       percentile(pauses, 0.99), percentile(pauses, 1.0), percentile(walks, 0.5), percentile(walks, 0.99),
       percentile(waits, 0.5), percentile(waits, 0.99), percentile(unwinds, 0.5), percentile(unwinds, 0.99),
       percentile(stack_bytes, 0.5) * 1000, percentile(stack_bytes, 1.0) * 1000, (unsigned long long)st.live_reads,
-      (unsigned long long)st.symbol_lookups, (unsigned long long)st.symbol_cache_hits, (unsigned long long)st.modules,
-      cpu / 1e6, wall / 1e6, static_cast<int>(g_stop));
+      (unsigned long long)st.symbol_lookups, (unsigned long long)st.symbol_cache_hits, st.symbol_ns / 1e6, (unsigned long long)st.modules,
+      cpu / 1e6, wall / 1e6, steady_samples ? steady_cpu / 1e3 / static_cast<double>(steady_samples) : 0.0,
+      steady_wall > 0 ? static_cast<double>(steady_samples) * 1e9 / static_cast<double>(steady_wall) : 0.0,
+      static_cast<int>(g_stop));
   return 0;
 }
 

@@ -4,9 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <thread>
 
 #include <atomic>
 #include <string>
@@ -117,6 +121,60 @@ TEST_CASE("a thread that is gone is an error, and while_stopped still runs once"
   CHECK(unwinder.capture(pid, capture, [&]() { ++runs; }) == Error::kGone);
   CHECK(runs == 1);
   CHECK(swprof::native::release_stopped_threads() == 0);
+}
+
+TEST_CASE("stopping a thread in epoll_wait makes the call fail with EINTR; one in read carries on") {
+  struct Shared {
+    std::atomic<pid_t> epoll_tid{0}, read_tid{0};
+    std::atomic<int> epoll_eintr{0}, read_eintr{0};
+  };
+  void* memory = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(memory != MAP_FAILED);
+  auto* shared = new (memory) Shared;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::thread reader([&] {
+      shared->read_tid = gettid();
+      char c;
+      for (;;)
+        if (::read(fds[0], &c, 1) < 0 && errno == EINTR) ++shared->read_eintr;
+    });
+    int ep = epoll_create1(0);
+    epoll_event e{};
+    e.events = EPOLLIN;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &e);
+    shared->epoll_tid = gettid();
+    for (;;) {
+      epoll_event out;
+      if (epoll_wait(ep, &out, 1, -1) < 0 && errno == EINTR) ++shared->epoll_eintr;
+    }
+  }
+  while (!shared->epoll_tid || !shared->read_tid) usleep(1000);
+  usleep(50000);
+  swprof::native::Unwinder unwinder(pid);
+  swprof::native::Capture capture;
+  Error e = Error::kNone;
+  for (int i = 0; i < 3 && e == Error::kNone; ++i) {
+    e = unwinder.capture(shared->epoll_tid, capture);
+    if (e == Error::kNone) e = unwinder.capture(shared->read_tid, capture);
+    usleep(20000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  if (e == Error::kPermission) {
+    WARN("cannot trace a child here (ptrace refused)");
+    return;
+  }
+  REQUIRE(e == Error::kNone);
+  CHECK(shared->epoll_eintr > 0);
+  CHECK(swprof::native::stopping_interrupts("epoll_wait"));
+  CHECK(shared->read_eintr == 0);
+  CHECK_FALSE(swprof::native::stopping_interrupts("read"));
+  close(fds[0]);
+  close(fds[1]);
 }
 
 // ---- merging, on made-up stacks -------------------------------------------------------------
