@@ -8,6 +8,8 @@ src/target/native_*.cpp, symbols.cpp and src/python/native_merge.cpp), against r
   thread_seconds, inlined into spin_leaf, are named as inlined calls), stripped (static functions named `file+0x...`, the offset their address in
   the unstripped build), stripped with a .gnu_debugdata mini debuginfo (names), and stripped with
   its debug file in a separate directory found by build-id (names, lines, inlined calls).
+--part places: the same chain with the extension where the host cannot open it by name: at a
+  path that exists only in the target's mount namespace, and deleted after it was loaded.
 --part numpy: numpy's matmul (Debian's python3-numpy) shows the BLAS frames under the Python line
   that called it, with numpy's own C frames between.
 --part faults: a thread that another tracer holds keeps its Python frames and counts an error
@@ -128,49 +130,100 @@ def chain_of(frames, module_file, names_by_address):
     return out
 
 
+def sample_chain(ctx, argv, options, after_start=None):
+    prog = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        expect(prog.stdout.readline().startswith("ready"), "the chain program starts")
+        if after_start:
+            after_start(prog.pid)
+        return run_tool(ctx, prog.pid, "--samples", "60", "--interval-ms", "5", *options)
+    finally:
+        harness.kill_quietly(prog)
+        prog.wait()
+
+
+def check_chain(variant, stacks, summary, module_file, names_by_address):
+    """Every sample in spin_leaf shows the chain; the extension's frames named as the variant allows."""
+    in_spin = 0
+    inlined_seen = False
+    for s in stacks:
+        # On a busy machine a thread may wait for a CPU past the stop's timeout: counted, kept.
+        expect(s["result"] in ("merged", "mismatch", "error:timeout"), "the thread is unwound: %s" % s["result"])
+        if s["result"] != "merged":
+            continue
+        chain = chain_of(s["frames"], module_file, names_by_address)
+        names = [n for n, _ in chain]
+        if not names:
+            continue
+        if names[0] in INLINED:
+            # Inlined into spin_leaf: named as such only where DWARF says so.
+            expect(variant in ("dwarf", "buildid") and chain[0][1]["inlined"] and names[1] == "spin_leaf",
+                   "%s: %s appears only as a call inlined into spin_leaf, from DWARF: %s" % (variant, names[0], names))
+            inlined_seen |= names[0] == "spin_step"
+            names = names[1:]
+        if names[0] != "spin_leaf":
+            continue  # between two spins
+        in_spin += 1
+        expect(names == CHAIN, "%s: the chain in call order:\n  got      %s\n  expected %s" % (variant, names, CHAIN))
+        for name, f in chain:
+            if f["kind"] != "c":
+                continue
+            expect(f["named"] == (variant != "stripped"), "%s: %s named from the file: %s" % (variant, name, f))
+            if variant in ("dwarf", "buildid"):
+                expect(f["source"].endswith("chainmod.c") and f["line"] > 0, "%s: %s has its source line" % (variant, name))
+    merged = summary["merged"]
+    expect(summary["mismatch"] + summary["errors"].get("timeout", 0) <= max(2, summary["samples"] // 10),
+           "%s: few stacks do not merge: %s" % (variant, summary))
+    expect(in_spin >= merged // 2, "%s: most samples are in spin_leaf: %d of %d" % (variant, in_spin, merged))
+    if variant == "dwarf":
+        expect(inlined_seen, "dwarf: spin_step, inlined into spin_leaf, is seen")
+    print("ok: %s: %d samples in spin_leaf show the chain %s" % (variant, in_spin, " <- ".join(CHAIN)))
+
+
 def part_chain(ctx):
     variants, addresses, module_file = build_variants(ctx)
     names_by_address = {a: n for n, a in addresses.items()}
     for variant, (module_dir, options) in variants.items():
-        prog = subprocess.Popen([ctx.python, CHAIN_PROGRAM, "--module-dir", module_dir], stdout=subprocess.PIPE, text=True)
-        try:
-            expect(prog.stdout.readline().startswith("ready"), "the chain program starts")
-            stacks, summary = run_tool(ctx, prog.pid, "--samples", "60", "--interval-ms", "5", *options)
-        finally:
-            harness.kill_quietly(prog)
-            prog.wait()
-        in_spin = 0
-        inlined_seen = False
-        for s in stacks:
-            # On a busy machine a thread may wait for a CPU past the stop's timeout: counted, kept.
-            expect(s["result"] in ("merged", "mismatch", "error:timeout"), "the thread is unwound: %s" % s["result"])
-            if s["result"] != "merged":
-                continue
-            chain = chain_of(s["frames"], module_file, names_by_address)
-            names = [n for n, _ in chain]
-            if names[0] in INLINED:
-                # Inlined into spin_leaf: named as such only where DWARF says so.
-                expect(variant in ("dwarf", "buildid") and chain[0][1]["inlined"] and names[1] == "spin_leaf",
-                       "%s: %s appears only as a call inlined into spin_leaf, from DWARF: %s" % (variant, names[0], names))
-                inlined_seen |= names[0] == "spin_step"
-                names = names[1:]
-            if names[0] != "spin_leaf":
-                continue  # between two spins
-            in_spin += 1
-            expect(names == CHAIN, "%s: the chain in call order:\n  got      %s\n  expected %s" % (variant, names, CHAIN))
-            for name, f in chain:
-                if f["kind"] != "c":
-                    continue
-                expect(f["named"] == (variant != "stripped"), "%s: %s named from the file: %s" % (variant, name, f))
-                if variant in ("dwarf", "buildid"):
-                    expect(f["source"].endswith("chainmod.c") and f["line"] > 0, "%s: %s has its source line" % (variant, name))
-        merged = summary["merged"]
-        expect(summary["mismatch"] + summary["errors"].get("timeout", 0) <= max(2, summary["samples"] // 10),
-               "%s: few stacks do not merge: %s" % (variant, summary))
-        expect(in_spin >= merged // 2, "%s: most samples are in spin_leaf: %d of %d" % (variant, in_spin, merged))
-        if variant == "dwarf":
-            expect(inlined_seen, "dwarf: spin_step, inlined into spin_leaf, is seen")
-        print("ok: %s: %d samples in spin_leaf show the chain %s" % (variant, in_spin, " <- ".join(CHAIN)))
+        stacks, summary = sample_chain(ctx, [ctx.python, CHAIN_PROGRAM, "--module-dir", module_dir], options)
+        check_chain(variant, stacks, summary, module_file, names_by_address)
+
+
+def part_places(ctx):
+    """The extension where only the target can open it by name: inside a mount namespace, at a
+    path the host does not have (read through /proc/PID/root), and deleted once loaded (read
+    through /proc/PID/map_files)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("SKIP: mount namespaces need root and unshare")
+        sys.exit(harness.SKIP)
+    variants, addresses, module_file = build_variants(ctx)
+    names_by_address = {a: n for n, a in addresses.items()}
+    module_dir = variants["dwarf"][0]
+    expect(not os.path.exists("/opt/hidden-native"), "/opt/hidden-native must not exist on the host")
+    root = ctx.path("root")
+    os.makedirs(root)
+    script = ('mount --make-rprivate / && mount --rbind / "$1" && mount -t tmpfs none "$1/opt" && '
+              'mkdir "$1/opt/hidden-native" && mount --bind "$2" "$1/opt/hidden-native" && '
+              'exec chroot "$1" "$3" "$4" --module-dir /opt/hidden-native')
+
+    def hidden(pid):
+        expect("/opt/hidden-native/" + module_file in open("/proc/%d/maps" % pid).read(),
+               "the process maps the extension at a path only it can see")
+
+    stacks, summary = sample_chain(ctx, ["unshare", "--mount", "sh", "-c", script, "sh", root, module_dir, ctx.python,
+                                         CHAIN_PROGRAM], [], hidden)
+    check_chain("dwarf", stacks, summary, module_file, names_by_address)
+    print("ok: in a mount namespace, at /opt/hidden-native")
+
+    deleted_dir = ctx.path("deleted")
+    shutil.copytree(module_dir, deleted_dir)
+
+    def delete(pid):
+        os.unlink(os.path.join(deleted_dir, module_file))
+        expect("(deleted)" in open("/proc/%d/maps" % pid).read(), "the extension is mapped deleted")
+
+    stacks, summary = sample_chain(ctx, [ctx.python, CHAIN_PROGRAM, "--module-dir", deleted_dir], [], delete)
+    check_chain("dwarf", stacks, summary, module_file, names_by_address)
+    print("ok: deleted once loaded")
 
 
 NUMPY_PROGRAM = """
@@ -342,9 +395,9 @@ def part_faults(ctx):
 
 
 def test(ctx):
-    {"chain": part_chain, "numpy": part_numpy, "faults": part_faults}[ctx.args.part](ctx)
+    {"chain": part_chain, "places": part_places, "numpy": part_numpy, "faults": part_faults}[ctx.args.part](ctx)
 
 
 if __name__ == "__main__":
     harness.main(test, __doc__, extra_args=[(("--tool",), {"required": True}),
-                                            (("--part",), {"required": True, "choices": ["chain", "numpy", "faults"]})])
+                                            (("--part",), {"required": True, "choices": ["chain", "places", "numpy", "faults"]})])

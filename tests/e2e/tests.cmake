@@ -35,6 +35,8 @@ swprof_e2e(asyncio_tasks test_asyncio_tasks.py ARGS --tool $<TARGET_FILE:swprof_
 # chain on every interpreter, numpy's BLAS frames (Debian's python3-numpy), and threads that
 # cannot be stopped or whose observer is killed.
 swprof_e2e(native_chain test_native_frames.py ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part chain)
+swprof_e2e(native_places test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part places)
 swprof_e2e(native_numpy test_native_frames.py PYTHONS debian-3.11 ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part numpy)
 swprof_e2e(native_faults test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
            ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part faults)
