@@ -10,6 +10,7 @@
 // when swprof dies.
 //
 // ptrace's rule: every Unwinder::capture of a process must come from the same thread of swprof.
+// An Unwinder is not thread-safe; use one per target process.
 #pragma once
 
 #include <sys/types.h>
@@ -32,7 +33,7 @@ enum class Error : uint8_t {
   kNone,
   kGone,          // the thread (or process) ended
   kPermission,    // not allowed to trace it (CAP_SYS_PTRACE, ptrace_scope), or another tracer has it
-  kTimeout,       // it did not stop within Options::stop_timeout_ns (uninterruptible sleep...)
+  kTimeout,       // it did not stop within Options::stop_timeout_ns (no CPU for it, uninterruptible sleep)
   kRegisters,     // its registers could not be read
   kStack,         // its stack pointer is in no mapping, or the stack could not be copied
   kUnsupported,   // not an architecture swprof unwinds (x86-64 only)
@@ -57,7 +58,8 @@ struct Options {
   bool inline_frames = true;                   // expand inlined calls where DWARF says so
   // More directories to look for separate debug files in (each as /usr/lib/debug is used:
   // .build-id/xx/yyyy.debug, and debuglink names). The target's own /usr/lib/debug (through
-  // /proc/PID/root) is always searched after ours.
+  // /proc/PID/root) is always searched after ours. Nothing is downloaded: with DEBUGINFOD_URLS
+  // set, only build-id lookups are made (libdw's debuglink search would end in debuginfod).
   std::vector<std::string> debug_dirs;
 };
 
@@ -72,7 +74,7 @@ struct Capture {
   bool stack_cut = false;        // the copy ends before stack_limit (max_stack_bytes)
   int pending_signal = 0;        // a signal that arrived during the stop; redelivered on resume
   int64_t wait_ns = 0;           // from the request to stop until the thread had stopped
-  int64_t held_ns = 0;           // from then until it was resumed: the pause, as swprof sees it
+  int64_t held_ns = 0;           // from then until the request to resume it: the pause
 };
 
 // One named location. Symbols are interned per Unwinder: the same function at the same line of

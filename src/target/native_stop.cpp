@@ -125,6 +125,7 @@ Error ThreadStopper::wait_for_stop(pid_t tid, Capture& out) {
   for (int round = 0;; ++round) {
     pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
     if (r == tid) break;
+    if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       forget(tid);  // not ours to wait for any more: it is gone
       return Error::kGone;

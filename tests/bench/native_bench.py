@@ -1,8 +1,10 @@
 """What native frames and off-CPU reasons cost, measured with their test tools: the pause of a
-thread per native unwind (p50/p99), the unwinder's own time, the sampled program's slowdown at
-100 Hz (its work done with and without sampling, alternated), and the cost of one off-CPU reason
-(a thread still in the same call, and a thread's first look). Not part of ctest: the machine's
-load moves these figures; run it twice on a quiet machine.
+thread per native unwind (p50/p99) as the tool measures it and as the thread itself sees it (a
+loop that notes every gap in its own progress: the gap around each stop), the unwinder's own
+time, the sampled program's slowdown at 100 Hz (its work done with and without sampling,
+alternated), and the cost of one off-CPU reason (a thread still in the same call, and a thread's
+first look). Not part of ctest: the machine's load moves these figures; run it twice on a quiet
+machine.
 
     python3 tests/bench/native_bench.py --tools build/tests [--seconds 5] [--python pyenv-3.11 ...]
 """
@@ -74,6 +76,48 @@ def native_figures(tools, python, seconds, threads):
             "slowdown_pct": round(100 * (1 - statistics.median(sampled) / statistics.median(base)), 1)}
 
 
+GAPS = """
+import json, sys, time
+end = time.monotonic_ns() + int(float(sys.argv[1]) * 1e9)
+print("ready", flush=True)
+last = time.monotonic_ns()
+gaps = []
+while last < end:
+    t = time.monotonic_ns()
+    if t - last > 5000:
+        gaps.append((last, t))
+    last = t
+print(json.dumps(gaps))
+"""
+
+
+def target_view(tools, python, seconds):
+    """The gaps in a spinning thread's own progress that hold a stop, against those that do not
+    (the machine's other work preempting it), in microseconds."""
+    prog = subprocess.Popen([python, "-c", GAPS, str(seconds)], stdout=subprocess.PIPE, text=True)
+    prog.stdout.readline()
+    out = subprocess.run([os.path.join(tools, "swprof_native_stacks"), "--pid", str(prog.pid), "--interval-ms", "10",
+                          "--duration", str(seconds - 0.5)], capture_output=True, text=True)
+    gaps = json.loads(prog.stdout.readline())
+    prog.wait()
+    captures = [json.loads(l)["capture"] for l in out.stdout.splitlines() if '"type":"stack"' in l and '"merged"' in l]
+    import bisect
+    gap_starts = [g[0] for g in gaps]
+    during, seen = [], set()
+    for start, end in captures:
+        # The thread stops after the request (capture start) and before the capture returns.
+        i = bisect.bisect_left(gap_starts, start)
+        inside = [k for k in range(i, len(gaps)) if gaps[k][0] <= end]
+        if inside:
+            k = max(inside, key=lambda k: gaps[k][1] - gaps[k][0])
+            seen.add(k)
+            during.append((gaps[k][1] - gaps[k][0]) / 1000)
+    other = [(b - a) / 1000 for k, (a, b) in enumerate(gaps) if k not in seen]
+    q = lambda v, p: sorted(v)[min(len(v) - 1, int(p * len(v)))] if v else 0
+    return {"stops": len(captures), "gaps_with_a_stop": len(during), "gap_p50_us": round(q(during, 0.5), 1),
+            "gap_p99_us": round(q(during, 0.99), 1), "other_gaps": len(other), "other_gap_p50_us": round(q(other, 0.5), 1)}
+
+
 def offcpu_figures(tools, python):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -111,6 +155,7 @@ def main():
         if not python:
             print("%s: not installed" % name)
             continue
+        print("%s target-view %s" % (name, json.dumps(target_view(args.tools, python, args.seconds))), flush=True)
         for threads in (1, 4):
             print("%s native %s" % (name, json.dumps(native_figures(args.tools, python, args.seconds, threads))), flush=True)
         print("%s offcpu %s" % (name, json.dumps(offcpu_figures(args.tools, python))), flush=True)

@@ -5,7 +5,8 @@
 // JSON object per line:
 //
 //   {"type":"python","version":"3.11.7","binary":"..."}
-//   {"type":"stack","tid":N,"result":"merged|native-only|python-only|mismatch|error:<kind>","frames":[...]}
+//   {"type":"stack","tid":N,"result":"merged|native-only|python-only|mismatch|error:<kind>",
+//    "capture":[start_ns,end_ns],"frames":[...]}          (capture: CLOCK_MONOTONIC around the stop)
 //   {"type":"summary","samples":N,"merged":N,...,"pause_p50_us":..,"pause_p99_us":..,...}
 //
 // pause: from the thread's stop to the request to resume it (walk included); wait: from the
@@ -166,6 +167,7 @@ int run(const Args& args) {
       python::WalkError walk_error = python::WalkError::kNone;
       bool batches_ok = false;
       int64_t walk_ns = 0;
+      const int64_t capture_start = monotonic_ns();
       native::Error e = unwinder.capture(tid, capture, [&]() {
         const int64_t w0 = monotonic_ns();
         walk_error = walker.walk(t, frames);
@@ -179,6 +181,7 @@ int run(const Args& args) {
         }
       });
       ++samples;
+      const int64_t capture_end = monotonic_ns();
       if (walk_error != python::WalkError::kNone) ++walk_errors;
       else if (!batches_ok) ++batch_errors;
       std::string result, text;
@@ -214,8 +217,8 @@ int run(const Args& args) {
         }
       }
       if (!args.quiet)
-        std::printf("{\"type\":\"stack\",\"tid\":%d,\"result\":\"%s\",\"frames\":[%s]}\n", tid, result.c_str(),
-                    text.c_str());
+        std::printf("{\"type\":\"stack\",\"tid\":%d,\"result\":\"%s\",\"capture\":[%lld,%lld],\"frames\":[%s]}\n",
+                    tid, result.c_str(), (long long)capture_start, (long long)capture_end, text.c_str());
     }
     unwinder.release_pending();
     std::fflush(stdout);
