@@ -279,8 +279,9 @@ def part_numpy(ctx):
 FAULTS_PROGRAM = """
 import os, sys, threading, time
 progress = [0]
+held = []
 def held_thread():
-    print("held", threading.get_native_id(), flush=True)
+    held.append(threading.get_native_id())
     while True:
         time.sleep(0.001)
 def spinner():
@@ -290,7 +291,9 @@ def spinner():
         progress[0] += 1
 threading.Thread(target=held_thread, daemon=True).start()
 threading.Thread(target=spinner, daemon=True).start()
-print("ready", os.getpid(), flush=True)
+while not held:
+    time.sleep(0.001)
+print("ready", os.getpid(), held[0], flush=True)
 while True:
     time.sleep(0.05)
     with open(sys.argv[1] + ".new", "w") as f:
@@ -337,9 +340,9 @@ def part_faults(ctx):
     prog = subprocess.Popen([ctx.python, path, progress], stdout=subprocess.PIPE, text=True)
     holder = None
     try:
-        first = dict(prog.stdout.readline().split() for _ in range(2))  # "held TID" and "ready PID", either order
-        expect("ready" in first and "held" in first, "the program starts: %s" % first)
-        held = int(first["held"])
+        first = prog.stdout.readline().split()  # "ready PID HELD_TID"
+        expect(first[:1] == ["ready"], "the program starts: %s" % first)
+        held = int(first[2])
         harness.wait_for_file(progress)
         # Another tracer holds one thread (seized, left running): it cannot be stopped by us.
         holder = subprocess.Popen([sys.executable, "-c", "import ctypes, sys, time\n"
