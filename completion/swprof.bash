@@ -5,9 +5,9 @@
 
 _swprof_options() {
   case $1 in
-    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --idle --no-idle --gil -q --quiet" ;;
-    analyze) echo "-h --help -f --format --min-percent --segments --color --no-color --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --segment --slowest --full-stack" ;;
-    flamegraph) echo "-h --help -o --output --title --inverted --min-width --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --segment --slowest --full-stack --diff --per-segment" ;;
+    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --max-depth --tasks --idle --no-idle --gil -q --quiet" ;;
+    analyze) echo "-h --help -f --format --min-percent --segments --color --no-color --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --by-task --flat --segment --slowest --full-stack" ;;
+    flamegraph) echo "-h --help -o --output --title --inverted --min-width --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --by-task --segment --slowest --full-stack --diff --per-segment" ;;
     export) echo "-h --help -f --format -o --output --mode --lines --thread --segment --slowest --full-stack --segments --task-id" ;;
     import) echo "-h --help --from -o --output" ;;
     diff) echo "-h --help -f --format --mode --per-segment --lines --full-stack --limit" ;;
@@ -73,7 +73,7 @@ _swprof() {
     -p | --pid) _swprof_reply -W "$(command ps -eo pid= 2>/dev/null)" -- "$cur"; return ;;
     -o | --output) _swprof_reply -f -- "$cur"; return ;;
     --diff) _swprof_snapshots; return ;;
-    -i | --interval | -d | --duration | --min-duration | --entry | --max-segments | --max-parallel | --min-percent | \
+    -i | --interval | -d | --duration | --min-duration | --entry | --max-segments | --max-parallel | --max-depth | --min-percent | \
       --thread | --segment | --slowest | --title | --min-width | --task-id | --limit)
       return ;;  # a value of the user's own
   esac

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <CLI/CLI.hpp>
+#include <google/protobuf/stubs/logging.h>
 
 #include "cli/cli.h"
 #include "swprof/common.h"
@@ -11,6 +12,10 @@
 using namespace swprof;
 
 int main(int argc, char** argv) {
+  // libprotobuf prints its own "[libprotobuf ERROR ...]" lines about bad input; swprof says what
+  // went wrong itself, in one line.
+  google::protobuf::SetLogHandler(nullptr);
+
   // Everything after "--" is the command to profile, untouched by option parsing.
   std::vector<std::string> command;
   int own_argc = argc;
@@ -43,13 +48,14 @@ int main(int argc, char** argv) {
       return sub.run(command);
     }
   } catch (const UserError& e) {
-    std::fprintf(stderr, "swprof: %s\n", e.what());
+    // Messages quote file names, commands and names from files: one line, no terminal escapes.
+    std::fprintf(stderr, "swprof: %s\n", terminal_text(e.what()).c_str());
     return e.exit_code();
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "swprof: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "swprof: internal error: %s\n", e.what());
+    std::fprintf(stderr, "swprof: internal error: %s\n", terminal_text(e.what()).c_str());
     return 70;
   }
   return 0;

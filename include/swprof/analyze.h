@@ -24,6 +24,8 @@ struct Selection {
   std::vector<uint32_t> segments;      // segment ids; empty: all
   uint32_t slowest = 0;                // the N longest segments
   bool full_stack = false;             // keep the frames above a segment's entry frame
+  bool by_context = false;             // stacks per greenlet / asyncio task: suspended tasks too,
+                                       // a running task's stack from its coroutine
 };
 
 struct TreeOptions {
@@ -31,7 +33,7 @@ struct TreeOptions {
   Estimator estimator = Estimator::kDefault;
   bool lines = false;        // one node per executing line instead of per function
   bool by_thread = false;    // threads at the root
-  bool by_greenlet = false;  // greenlets at the root
+  bool by_greenlet = false;  // greenlets and asyncio tasks at the root (--by-greenlet, --by-task)
 };
 
 enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap };
@@ -108,6 +110,7 @@ struct Options {
   TreeOptions tree;
   double min_percent = 0.5;
   bool list_segments = false;
+  bool flat = false;             // json: the nodes as one list with parent ids instead of nested
   bool collapse_imports = true;  // text: a chain of importlib frames is one row
   std::optional<bool> color;  // default: stdout is a TTY
 };
@@ -116,7 +119,10 @@ int run(const Options& options);
 // Report writers, one small file each.
 std::string text_report(const snapshot::Recording& rec, const Tree& tree, const std::vector<uint32_t>& segments,
                         double min_percent, bool color);
-std::string json_report(const snapshot::Recording& rec, const Tree& tree);
+// Nested ("roots" with "children") or flat ("nodes", each with "id", "parent" and "depth").
+std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool flat = false);
+// Frames on the tree's longest path (the root excluded).
+size_t tree_depth(const Tree& tree);
 std::string collapsed_report(const Tree& tree);
 std::string segments_text(const std::vector<SegmentRow>& rows);
 std::string segments_json(const std::vector<SegmentRow>& rows);

@@ -36,10 +36,30 @@ int64_t monotonic_ns();
 // Valid UTF-8 with no control characters: invalid sequences and C0/C1 controls become U+FFFD.
 std::string sanitize_text(std::string_view text);
 
-// Escaping for the output formats. Both sanitise first.
-std::string xml_escape(std::string_view text);
-std::string json_escape(std::string_view text);  // without the surrounding quotes
-std::string json_quoted(std::string_view text);  // with them
+// For a terminal: valid UTF-8 is kept, and every byte or character that could move the cursor,
+// change colors, retitle the window, forge a line or reorder text (C0 and C1 controls, DEL,
+// bidirectional overrides and isolates, line/paragraph separators) and every byte that is not
+// valid UTF-8 becomes a visible escape: "\x1b", "\xff", "\u202e". A backslash is kept as is.
+std::string terminal_text(std::string_view text);
+
+// Whether text is valid UTF-8 (no overlongs, no surrogates).
+bool is_valid_utf8(std::string_view text);
+
+// Escaping for the output formats.
+std::string xml_escape(std::string_view text);  // sanitises first (U+FFFD)
+// JSON string contents without the quotes: control characters escaped (\u001b, lossless), and
+// U+2028/U+2029 too (JavaScript); bytes that are not valid UTF-8 become U+FFFD, so the result is
+// valid JSON for every reader (see json_text for keeping such bytes).
+std::string json_escape(std::string_view text);
+std::string json_quoted(std::string_view text);  // json_escape with the surrounding quotes
+// `"key": "value"`, and when value is not valid UTF-8 also `, "key_base64": "..."` with its exact
+// bytes, so JSON output stays valid for every reader and loses nothing.
+std::string json_text(std::string_view key, std::string_view value);
+std::string base64(std::string_view bytes);
+
+// `text` cut to at most `max_bytes` at a character boundary, with a visible mark saying how much
+// was left out: "name…[+1234 bytes]". Unchanged when it fits.
+std::string clip_text(std::string_view text, size_t max_bytes);
 
 // Latin-1 (UCS-1), UCS-2 or UCS-4 code units to UTF-8; code points that are not valid scalar
 // values (lone surrogates, > 0x10FFFF) become U+FFFD.

@@ -3,8 +3,10 @@
 // ThreadSnapshot JSON (export and import).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
+#include <string_view>
 
 #include "swprof/analyze.h"
 #include "swprof/diff.h"
@@ -60,9 +62,10 @@ std::string speedscope_json(const snapshot::Recording& rec, const ExportView& vi
 // complete events, a frame present on consecutive samples being one event.
 std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& view);
 
-// SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto.
-std::string skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
-                              const std::string& task_id);
+// SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto, handed to `sink`
+// piece by piece (an export can be much larger than its snapshot file).
+void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
+                       const std::string& task_id, const std::function<void(std::string_view)>& sink);
 // Reads such JSON into a new snapshot file: one segment per traceSegmentId, one sample per record.
 // Returns the number of records read. Throws UserError on malformed input.
 size_t skywalking_import(const std::string& json_path, const std::string& out_path);

@@ -225,8 +225,10 @@ std::string_view opcode_table_text(int minor);
 class ObjectReader {
  public:
   ObjectReader(const target::Memory& memory, const Layout& layout) : memory_(memory), layout_(layout) {}
-  // A str object as UTF-8. Fails on non-str, too long (> max_chars), or unreadable.
-  bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096) const;
+  // A str object as bytes: UTF-8, except that U+DC80..U+DCFF (Python's surrogateescape of an
+  // undecodable byte) become that byte. Fails on non-str or unreadable; longer than max_chars
+  // fails too, unless `clip`: then the first max_chars are kept, marked "…[+N chars]".
+  bool read_str(uint64_t address, std::string& out, size_t max_chars = 4096, bool clip = false) const;
   bool read_bytes(uint64_t address, std::string& out, size_t max_size = 1 << 20) const;
   bool read_int(uint64_t address, int64_t& out) const;  // small PyLong (≤ 3 digits)
   // The same from bytes already read at `address` (for batched reads); false when they are not
@@ -332,6 +334,7 @@ enum class WalkError : uint8_t {
   kCode,          // a frame's code is not a code object
   kTooDeep,       // more than kMaxVisit frames: the root was not reached
   kTorn,          // the frames changed while they were read: the copy mixes two moments
+  kThreadGone,    // the listed thread ended: its thread state is freed or holds another thread
 };
 const char* walk_error_name(WalkError e);
 
@@ -394,19 +397,21 @@ class Walker {
   WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
   using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
   WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
-                   std::vector<RawFrame>& out);
+                   std::vector<RawFrame>& out, const std::vector<uint8_t>* verified = nullptr);
+  std::vector<uint8_t> verified_;
 
   // What identified each frame the walk followed (skipped ones too), innermost first, as read.
   struct Visited {
     uint64_t address, code, previous, instr;
     int32_t out_index;  // index in the walk's output, -1 for a skipped frame
+    int32_t block;      // where its bytes came from (see cached()), -1 when read alone
   };
   std::vector<Visited> visited_;
   struct Range {
     uint64_t start, end;
     size_t buffer_offset;
   };
-  std::vector<Range> confirm_ranges_, confirm_slices_;
+  std::vector<Range> confirm_ranges_, confirm_slices_, block_span_;
   // The snapshot's second reads: the top, then the stack again (see snapshot()).
   struct Recheck {
     bool valid = false;
@@ -417,14 +422,29 @@ class Walker {
     size_t second = 0;           // where the second read starts in `bytes`
   } recheck_;
   size_t late_reads_ = 0;  // reads the walk made after the snapshot
+  bool snapshot_gone_ = false;  // the snapshot found the listed thread ended
+  size_t guessed_windows_ = 0;                       // windows_[0..n) are guessed frames
+  std::unordered_map<uint64_t, uint32_t> window_at_;  // aligned window base -> index
+  mutable int32_t hit_block_ = -1;
   size_t locals_wanted_ = 0;
   size_t stable_ = 0;
+  // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
+  // stack spills into them) when the walk reaches them.
+  struct CachedChunk {
+    uint64_t base = 0, end = 0;
+    std::vector<uint8_t> bytes;
+  };
   // Where each thread's stack was at its last walk (by thread state), read again with it.
   struct Guess {
     static constexpr size_t kCFrames = 3;
     uint64_t cframes[kCFrames] = {};  // 3.11–3.12: recent CFrames, most recent first
     uint64_t chunk = 0, chunk_end = 0;
     std::vector<uint64_t> frames;  // ≤3.10: frame objects
+    // 3.11+: a deep stack's older data-stack chunks as the last walk read them, in order. The
+    // outer frames of a deep stack rarely move: the next walk uses them as they were, and its
+    // confirmation (which reads them again anyway) tells whether they still are.
+    std::vector<CachedChunk> older;
+    size_t older_count = 0;  // how many of `older` hold the last walk's chunks
     uint64_t last_walk = 0;
   };
   std::unordered_map<uint64_t, Guess> guesses_;
@@ -446,12 +466,6 @@ class Walker {
   const Layout& layout_;
   target::ThreadIds thread_ids_;
   std::vector<uint8_t> tstate_buf_, frame_buf_, interp_buf_;
-  // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
-  // stack spills into them) when the walk reaches them.
-  struct CachedChunk {
-    uint64_t base = 0, end = 0;
-    std::vector<uint8_t> bytes;
-  };
   std::vector<CachedChunk> chunks_;
   size_t chunks_used_ = 0;
   uint64_t next_chunk_ = 0;  // the older chunk to load next, 0 when the chain is exhausted

@@ -21,6 +21,7 @@ struct Options {
   uint32_t max_parallel = 5;
   bool idle = true;                   // keep samples of threads asleep for the whole interval
   bool gil_only = false;              // keep only the GIL holder's samples
+  bool tasks = false;                 // also sample suspended asyncio tasks (always with --entry)
   bool status = true;                 // one-line status on a TTY
   uint32_t max_depth = 2048;          // deeper stacks keep their outer and inner halves
 };

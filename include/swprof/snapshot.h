@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "swprof.pb.h"
+#include "swprof/output_file.h"
 
 namespace swprof::snapshot {
 
@@ -25,6 +27,8 @@ enum SampleFlags : uint32_t {
   kGilKnown = 1u << 3,     // the GIL bit is meaningful
   kGap = 1u << 4,          // time the recorder was late for: its stack is only the frames that
                            // stayed on the thread's stack across the gap (see record's Gap)
+  // kSwitchedOut also marks a suspended asyncio task's sample: its await chain ending in an
+  // `<awaiting ...>` frame.
 };
 
 struct Frame {
@@ -51,6 +55,16 @@ struct Segment {
   std::string task_id;
 };
 
+enum class ContextKind : uint32_t { kGreenlet = 1, kTask = 2 };
+
+struct Context {
+  uint32_t index = 0;
+  ContextKind kind = ContextKind::kGreenlet;
+  std::string name;
+  uint32_t thread = 0;
+  uint64_t address = 0;
+};
+
 struct Sample {
   int64_t time_us = 0;  // since the recording start
   uint32_t thread = 0;
@@ -61,6 +75,7 @@ struct Sample {
   uint32_t segment = 0;
   uint32_t greenlet = 0;
   int64_t sequence = -1;  // SkyWalking dump sequence when imported; -1: by time within the segment
+  uint32_t context_depth = 0;  // outer frames that are the thread's, not the context's
 };
 
 // A whole file in memory, validated.
@@ -73,9 +88,18 @@ struct Recording {
   std::vector<uint32_t> stack_offsets;  // stack i = [offsets[i], offsets[i+1])
   std::vector<Thread> threads;
   std::vector<Segment> segments;        // by id - 1
+  std::vector<Context> contexts;        // asyncio tasks (and named greenlets), in order of appearance
+  std::unordered_map<uint32_t, uint32_t> context_at;  // index -> position in contexts
+  const Context* context(uint32_t index) const {
+    auto it = context_at.find(index);
+    return it == context_at.end() ? nullptr : &contexts[it->second];
+  }
   std::vector<Sample> samples;
   bool truncated = false;               // stopped at an incomplete record
   uint64_t file_size = 0;
+  // What the file's size allows it to make this process hold (see read_file); 0: no limit (a
+  // recording built in memory). Analysis charges what it builds from the recording to it too.
+  uint64_t memory_limit = 0, memory_used = 0;
 
   std::span<const uint32_t> stack(uint32_t id) const {
     return {stack_frames.data() + stack_offsets[id], stack_frames.data() + stack_offsets[id + 1]};
@@ -87,15 +111,29 @@ struct Recording {
   }
 };
 
+// Bounds on what a file may contain. Times and weights are microseconds; every time a reader
+// accepts is within ±kMaxTimeUs (35 years) so that sums and differences of them cannot overflow.
+constexpr int64_t kMaxTimeUs = int64_t(1) << 50;
+constexpr size_t kMaxStackDepth = 1 << 16;      // frames in one stack (the recorder writes ≤ 2048)
+constexpr size_t kMaxStringBytes = 64 << 10;   // one name (the recorder writes ≤ ~16 KiB)
+
 // Reads and validates a file. Throws UserError with one line on a missing, non-swprof, corrupt or
 // unsupported file. A file cut short (recorder killed) reads up to its last complete record and
-// sets `truncated`.
+// sets `truncated`. A file may not decompress to more than kMaxExpansion times its compressed
+// records plus 1 MiB, nor make the reader hold more than kMemoryPerFileByte bytes of memory per
+// byte read plus 64 MiB (it fails with "... larger than its size justifies") — the limits and
+// their reasons are in src/snapshot/reader.cpp.
 Recording read_file(const std::string& path);
+// The same for a file already in memory; `name` is what error messages call it.
+Recording read_bytes(std::string_view data, const std::string& name);
 
 class Writer {
  public:
-  // Creates (truncates) the file and writes the header. Throws UserError if it cannot.
-  Writer(const std::string& path, const pb::Header& header);
+  // Creates the file and writes the header. Throws UserError if it cannot. kStream (record) writes
+  // in place, so a killed recorder leaves a readable prefix; kReplace (import) writes a temporary
+  // file renamed over `path` by a successful finish().
+  Writer(const std::string& path, const pb::Header& header,
+         OutputFile::Mode mode = OutputFile::Mode::kStream);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -105,6 +143,7 @@ class Writer {
   uint32_t intern_stack(std::span<const uint32_t> frames);  // root first
   uint32_t add_thread(int64_t tid, std::string_view name);
   void set_thread_name(uint32_t thread, std::string_view name);
+  void add_context(const Context& c);
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
   void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
   void add_sample(const Sample& s);
@@ -112,15 +151,24 @@ class Writer {
   // Writes pending data as a chunk when `force`, when enough has piled up, or when a second
   // passed since the last chunk.
   void maybe_flush(bool force = false);
-  // Flushes and writes the footer. Throws UserError when the disk refuses.
-  void finish(const pb::Footer& footer);
+  // Flushes, writes the footer and closes (kReplace: renames into place). False when the disk
+  // refused, now or earlier: failed() and error_message() say why, and the file holds every
+  // record written before the failure (kReplace: the target is left as it was).
+  // `verify` may read the complete file before a kReplace rename (see OutputFile::commit).
+  bool finish(const pb::Footer& footer, const std::function<void(const std::string& written)>& verify = {});
 
-  uint64_t bytes_written() const { return bytes_written_; }
-  uint64_t samples_written() const { return samples_written_; }
-  const std::string& path() const { return path_; }
+  // The first write that failed stops all writing; a record cut short by it is removed, so the
+  // file stays a sequence of whole records.
+  bool failed() const { return out_.failed(); }
+  std::string error_message() const { return out_.error_message(); }  // "writing PATH failed: why"
+
+  uint64_t bytes_written() const { return bytes_written_; }      // whole records on disk
+  uint64_t samples_written() const { return samples_written_; }  // samples added
+  uint64_t samples_in_file() const { return samples_in_file_; }  // samples in whole chunks on disk
+  const std::string& path() const { return out_.path(); }
 
  private:
-  void write_record(uint8_t kind, const google::protobuf::Message& message);
+  bool write_record(uint8_t kind, const google::protobuf::Message& message);
 
   struct FrameHash {
     size_t operator()(const Frame& f) const {
@@ -128,16 +176,13 @@ class Writer {
              (size_t(f.first_line) << 40);
     }
   };
-  struct StackKey {
-    uint64_t hash;
-    uint32_t id;
+  struct ZstdFree {
+    void operator()(void* context) const;
   };
 
-  std::string path_;
-  FILE* file_ = nullptr;
-  bool failed_ = false;
+  OutputFile out_;
   uint64_t bytes_written_ = 0;
-  uint64_t samples_written_ = 0;
+  uint64_t samples_written_ = 0, samples_in_file_ = 0;
   int64_t last_flush_us_ = 0;
   int64_t last_sample_time_us_ = 0;
 
@@ -148,8 +193,8 @@ class Writer {
   uint32_t threads_ = 0;
   pb::Chunk pending_;
   size_t pending_samples_ = 0;
-  void* zstd_ = nullptr;
-  std::string serialized_, compressed_;
+  std::unique_ptr<void, ZstdFree> zstd_;
+  std::string serialized_, record_;
 };
 
 }  // namespace swprof::snapshot

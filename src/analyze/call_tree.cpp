@@ -5,6 +5,7 @@
 // segment's entry frame unless --full-stack), under a thread or greenlet root when asked, with a
 // `<switched out>` leaf for a greenlet segment that was not running.
 #include <algorithm>
+#include <span>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -32,14 +33,67 @@ struct KeyHash {
   }
 };
 
+// Each node's memory in the tree (the node, its slot in its parent's children and the index) plus
+// its label: charged to the recording's budget so that a small file cannot build a huge tree.
+constexpr uint64_t kNodeCost = sizeof(Node) + 64;
+
 class PathBuilder {
  public:
   PathBuilder(const snapshot::Recording& rec, Tree& tree, const Selection& sel)
-      : rec_(rec), tree_(tree), sel_(sel) {}
+      : rec_(rec), tree_(tree), sel_(sel), budget_used_(rec.memory_used) {
+    depth_.push_back(0);
+    jump_.push_back(0);
+  }
 
-  // Node indices from the outermost to the innermost for one sample (the root excluded).
-  void path_of(const snapshot::Sample& s, std::vector<uint32_t>& path) {
-    path.clear();
+  // The innermost node of a sample's path (0, the root, for an empty path). Samples that share a
+  // stack and a context share a path: it is built once, then looked up.
+  uint32_t leaf_of(const snapshot::Sample& s) {
+    const auto& opt = tree_.options;
+    uint64_t context = opt.by_thread ? s.thread : opt.by_greenlet ? (uint64_t(s.greenlet) << 32 | s.thread) : 0;
+    auto frames = rec_.stack(s.stack);
+    auto shown = sample_frames(rec_, s, sel_);
+    auto from = static_cast<uint32_t>(shown.data() - frames.data());
+    // (A suspended task's stack ends in the `<awaiting ...>` frame that says so.)
+    const auto* task = rec_.context(s.greenlet);
+    uint8_t leaves = ((s.flags & snapshot::kSwitchedOut) && !(task && task->kind == snapshot::ContextKind::kTask) ? 1 : 0) |
+                     ((s.flags & snapshot::kGap) ? 2 : 0);
+    PathKey key{context, s.stack, from, leaves};
+    auto [it, inserted] = leaves_.try_emplace(key, 0);
+    if (inserted) it->second = build_path(s, shown, leaves);
+    return it->second;
+  }
+
+  // The deepest node on both paths to a and b (Myers' skew-binary jump pointers: O(log depth)).
+  uint32_t common_ancestor(uint32_t a, uint32_t b) const {
+    if (depth_[a] < depth_[b]) std::swap(a, b);
+    while (depth_[a] > depth_[b]) a = depth_[jump_[a]] >= depth_[b] ? jump_[a] : tree_.nodes[a].parent;
+    while (a != b) {
+      if (jump_[a] != jump_[b]) {
+        a = jump_[a];
+        b = jump_[b];
+      } else {
+        a = tree_.nodes[a].parent;
+        b = tree_.nodes[b].parent;
+      }
+    }
+    return a;
+  }
+
+ private:
+  struct PathKey {
+    uint64_t context;
+    uint32_t stack, from;
+    uint8_t leaves;  // 1: a `<switched out>` leaf, 2: a `<not sampled>` one
+    bool operator==(const PathKey&) const = default;
+  };
+  struct PathKeyHash {
+    size_t operator()(const PathKey& k) const {
+      uint64_t h = k.context * 0x9E3779B97F4A7C15ull ^ (uint64_t(k.stack) << 32 | k.from) * 0xC2B2AE3D27D4EB4Full;
+      return static_cast<size_t>(h ^ (h >> 29) ^ k.leaves);
+    }
+  };
+
+  uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves) {
     uint32_t parent = 0;
     const auto& opt = tree_.options;
     if (opt.by_thread) {
@@ -47,19 +101,21 @@ class PathBuilder {
       parent = child(parent, {parent, NodeKind::kThread, s.thread, 0, 0}, [&](Node& n) {
         n.function = label(t.name.empty() ? fmt::format("thread {}", t.tid) : fmt::format("thread {} ({})", t.tid, t.name));
       });
-      path.push_back(parent);
     } else if (opt.by_greenlet) {
       parent = child(parent, {parent, NodeKind::kGreenlet, s.greenlet, s.thread, 0}, [&](Node& n) {
-        // Named after the outermost frame it runs: the hub's loop, a server's handler, ...
         const auto& t = rec_.threads[s.thread];
+        if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) {
+          n.function = label(fmt::format("task {} (thread {})", c->name, t.tid));
+          return;
+        }
+        // A greenlet is named after the outermost frame it runs: the hub's loop, a handler, ...
         auto frames = rec_.stack(s.stack);
         std::string bottom = frames.empty() ? "" : rec_.str(rec_.frames[frames[0]].function);
         n.function = label(s.greenlet ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
                                       : fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
       });
-      path.push_back(parent);
     }
-    for (uint32_t frame : sample_frames(rec_, s, sel_)) {
+    for (uint32_t frame : frames) {
       const auto& f = rec_.frames[frame];
       int32_t line = opt.lines ? f.line : f.first_line;
       parent = child(parent, {parent, NodeKind::kFrame, f.function, f.file, line}, [&](Node& n) {
@@ -67,21 +123,14 @@ class PathBuilder {
         n.file = rec_.str(f.file);
         n.line = line;
       });
-      path.push_back(parent);
     }
-    if (s.flags & snapshot::kSwitchedOut) {
-      parent = child(parent, {parent, NodeKind::kSwitchedOut, 0, 0, 0},
-                     [&](Node& n) { n.function = "<switched out>"; });
-      path.push_back(parent);
-    }
-    if (s.flags & snapshot::kGap) {
-      // The recorder was late: this time is known to be under the frames above, no deeper.
+    if (leaves & 1)
+      parent = child(parent, {parent, NodeKind::kSwitchedOut, 0, 0, 0}, [&](Node& n) { n.function = "<switched out>"; });
+    if (leaves & 2)  // the recorder was late: this time is known to be under the frames above, no deeper
       parent = child(parent, {parent, NodeKind::kGap, 0, 0, 0}, [&](Node& n) { n.function = "<not sampled>"; });
-      path.push_back(parent);
-    }
+    return parent;
   }
 
- private:
   template <class Init>
   uint32_t child(uint32_t parent, const Key& key, Init init) {
     auto [it, inserted] = index_.try_emplace(key, static_cast<uint32_t>(tree_.nodes.size()));
@@ -90,8 +139,19 @@ class PathBuilder {
       n.kind = key.kind;
       n.parent = parent;
       init(n);
+      budget_used_ += kNodeCost + n.function.size() + n.file.size();
+      if (rec_.memory_limit && budget_used_ > rec_.memory_limit)
+        throw UserError(fmt::format("the call tree of this recording would take more memory than its file size "
+                                    "justifies ({} nodes so far): a corrupt or hostile file",
+                                    tree_.nodes.size()));
       tree_.nodes.push_back(std::move(n));
       tree_.nodes[parent].children.push_back(it->second);
+      // Skew-binary jump pointer: to the grandparent's jump when the parent's two jumps are of
+      // equal length, else to the parent; any ancestor is then O(log depth) jumps away.
+      uint32_t pj = jump_[parent];
+      bool skip = parent != 0 && depth_[parent] - depth_[pj] == depth_[pj] - depth_[jump_[pj]];
+      depth_.push_back(depth_[parent] + 1);
+      jump_.push_back(skip ? jump_[pj] : parent);
     }
     return it->second;
   }
@@ -100,7 +160,10 @@ class PathBuilder {
   const snapshot::Recording& rec_;
   Tree& tree_;
   const Selection& sel_;
+  uint64_t budget_used_;
   std::unordered_map<Key, uint32_t, KeyHash> index_;
+  std::unordered_map<PathKey, uint32_t, PathKeyHash> leaves_;
+  std::vector<uint32_t> depth_, jump_;
 };
 
 // Per-sample CPU time is not capped at the sample's wall time: the kernel advances a running
@@ -124,22 +187,32 @@ void add_observations(Node& n, const snapshot::Sample& s) {
   ++n.samples;
 }
 
-// Default: a node's total is the sum of the weights of the samples whose path contains it.
+// Every sample was added to its leaf only; a node's observations are those of its whole subtree.
+// Children come after their parent in `nodes`, so one backward pass sums them up.
+void sum_subtrees(Tree& tree) {
+  for (size_t i = tree.nodes.size(); i-- > 1;) {
+    const Node& n = tree.nodes[i];
+    Node& p = tree.nodes[n.parent];
+    p.wall += n.wall;
+    p.cpu += n.cpu;
+    p.gil += n.gil;
+    p.samples += n.samples;
+  }
+}
+
+// Default: a node's total is the sum of the weights of the samples whose path contains it, i.e.
+// the self weights of its subtree.
 void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, PathBuilder& paths,
                       Tree& tree) {
-  std::vector<uint32_t> path;
   for (uint32_t i : samples) {
     const auto& s = rec.samples[i];
-    double w = weight_of(s, tree.options.mode);
-    paths.path_of(s, path);
-    tree.nodes[0].total += w;
-    add_observations(tree.nodes[0], s);
-    for (uint32_t n : path) {
-      tree.nodes[n].total += w;
-      add_observations(tree.nodes[n], s);
-    }
-    (path.empty() ? tree.nodes[0] : tree.nodes[path.back()]).self += w;
+    Node& leaf = tree.nodes[paths.leaf_of(s)];
+    leaf.self += weight_of(s, tree.options.mode);
+    add_observations(leaf, s);
   }
+  for (auto& n : tree.nodes) n.total = n.self;
+  for (size_t i = tree.nodes.size(); i-- > 1;) tree.nodes[tree.nodes[i].parent].total += tree.nodes[i].total;
+  sum_subtrees(tree);
   // Off-CPU totals are differences of sums: floor the results, not the samples.
   if (tree.options.mode == Mode::kOffCpu)
     for (auto& n : tree.nodes) {
@@ -153,6 +226,12 @@ void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t
 // (last snapshot time - first snapshot time); count is the number of snapshots containing it.
 // Several segments are analysed one by one into the same merged tree. A recording without
 // segments treats each thread as one sequence.
+//
+// A run of a node opens at one snapshot's time and closes at a later one's; its duration is
+// close - open. From one snapshot to the next only the nodes below the two paths' common ancestor
+// open or close, and they do so together at the same time, so "add t to every node on the path
+// from a leaf up to an ancestor" is recorded at the two ends (+t at the leaf, -t at the ancestor)
+// and summed over subtrees at the end: each snapshot costs O(log depth), not O(depth).
 void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, PathBuilder& paths,
                          Tree& tree) {
   std::vector<uint32_t> order(samples);
@@ -169,45 +248,41 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
     if (x.sequence >= 0 && y.sequence >= 0) return x.sequence < y.sequence;
     return x.time_us < y.time_us;
   });
-  struct Run {
-    uint64_t group = ~uint64_t(0);
-    int64_t last_seq = -2;
-    int64_t first_time = 0, last_time = 0;
+  // Exact: times are within ±2^50 µs, so 128 bits hold any sum of them.
+  std::vector<__int128> delta;
+  // +t on every node from `leaf` up to, not including, `stop`.
+  auto add_path = [&](uint32_t leaf, uint32_t stop, int64_t t) {
+    if (leaf == stop) return;
+    delta.resize(tree.nodes.size(), 0);
+    delta[leaf] += t;
+    delta[stop] -= t;
   };
-  std::vector<Run> runs;
-  std::vector<double> duration;
-  auto close_run = [&](uint32_t n) {
-    if (runs[n].last_seq >= 0) duration[n] += static_cast<double>(runs[n].last_time - runs[n].first_time);
-  };
-  std::vector<uint32_t> path;
   uint64_t group = ~uint64_t(0);
   int64_t seq = 0;
+  uint32_t previous = 0;
+  int64_t previous_time = 0;
   for (uint32_t i : order) {
     const auto& s = rec.samples[i];
     uint64_t g = group_of(i);
-    seq = s.sequence >= 0 ? s.sequence : (g == group ? seq + 1 : 0);
+    int64_t next_seq = s.sequence >= 0 ? s.sequence : (g == group ? seq + 1 : 0);
+    bool consecutive = g == group && next_seq == seq + 1;
+    seq = next_seq;
     group = g;
-    paths.path_of(s, path);
-    runs.resize(tree.nodes.size());
-    duration.resize(tree.nodes.size(), 0.0);
-    add_observations(tree.nodes[0], s);
-    for (uint32_t n : path) {
-      add_observations(tree.nodes[n], s);
-      Run& r = runs[n];
-      if (r.group == g && r.last_seq == seq - 1) {
-        r.last_time = s.time_us;
-      } else {
-        close_run(n);
-        r.first_time = r.last_time = s.time_us;
-      }
-      r.group = g;
-      r.last_seq = seq;
-    }
+    uint32_t leaf = paths.leaf_of(s);
+    int64_t time = s.time_us;
+    uint32_t common = consecutive ? paths.common_ancestor(previous, leaf) : 0;
+    add_path(previous, common, previous_time);  // runs that end: closed at the previous snapshot
+    add_path(leaf, common, -time);              // runs that start here
+    add_observations(tree.nodes[leaf], s);
+    previous = leaf;
+    previous_time = time;
   }
-  for (uint32_t n = 0; n < runs.size(); ++n) close_run(n);
-  duration.resize(tree.nodes.size(), 0.0);
-  for (uint32_t n = 1; n < tree.nodes.size(); ++n) tree.nodes[n].total = duration[n];
-  for (uint32_t c : tree.nodes[0].children) tree.nodes[0].total += duration[c];
+  add_path(previous, 0, previous_time);
+  delta.resize(tree.nodes.size(), 0);
+  for (size_t i = tree.nodes.size(); i-- > 1;) delta[tree.nodes[i].parent] += delta[i];
+  sum_subtrees(tree);
+  for (uint32_t n = 1; n < tree.nodes.size(); ++n) tree.nodes[n].total = static_cast<double>(delta[n]);
+  for (uint32_t c : tree.nodes[0].children) tree.nodes[0].total += static_cast<double>(delta[c]);
   for (auto& n : tree.nodes) {
     double children = 0;
     for (uint32_t c : n.children) children += tree.nodes[c].total;

@@ -19,24 +19,30 @@ std::string collapsed_label(const Node& n) {
   return label;
 }
 
-void walk(const Tree& tree, uint32_t i, std::string& path, std::string& out) {
-  const Node& n = tree.nodes[i];
-  size_t mark = path.size();
-  if (i != 0) {
-    if (!path.empty()) path += ';';
-    path += collapsed_label(n);
-    long long self = std::llround(n.self);
-    if (self > 0) out += fmt::format("{} {}\n", path, self);
-  }
-  for (uint32_t c : n.children) walk(tree, c, path, out);
-  path.resize(mark);
-}
-
 }  // namespace
 
+// Depth-first with an explicit stack (recursive Python code makes trees thousands of frames
+// deep). One path string is shared: a node's path is its parent's, whose length it remembers.
 std::string collapsed_report(const Tree& tree) {
+  struct Todo {
+    uint32_t node;
+    size_t parent_path;
+  };
   std::string out, path;
-  walk(tree, 0, path, out);
+  std::vector<Todo> todo;
+  const auto& roots = tree.root().children;
+  for (size_t k = roots.size(); k-- > 0;) todo.push_back({roots[k], 0});
+  while (!todo.empty()) {
+    Todo t = todo.back();
+    todo.pop_back();
+    const Node& n = tree.nodes[t.node];
+    path.resize(t.parent_path);
+    if (!path.empty()) path += ';';
+    path += collapsed_label(n);
+    // An integer count; {:.0f} prints any magnitude (a cast to an integer type would overflow).
+    if (double self = std::round(n.self); self >= 1) fmt::format_to(std::back_inserter(out), "{} {:.0f}\n", path, self);
+    for (size_t k = n.children.size(); k-- > 0;) todo.push_back({n.children[k], path.size()});
+  }
   return out;
 }
 

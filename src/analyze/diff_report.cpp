@@ -24,9 +24,9 @@ std::vector<uint32_t> path_of(const Result& r, uint32_t i) {
 }
 
 std::string leaf_label(const Node& n) {
-  std::string name = sanitize_text(n.function);
+  std::string name = terminal_text(n.function);
   if (n.kind != analyze::NodeKind::kFrame || n.file.empty()) return name;
-  return fmt::format("{} ({}:{})", name, sanitize_text(analyze::short_path(n.file)), n.line);
+  return fmt::format("{} ({}:{})", name, terminal_text(analyze::short_path(n.file)), n.line);
 }
 
 // "main › handle › render (app.py:12)": the callers by name, the last four at most.
@@ -34,7 +34,7 @@ std::string path_label(const Result& r, uint32_t i) {
   auto path = path_of(r, i);
   std::string out = path.size() > 5 ? "… › " : "";
   for (size_t k = path.size() > 5 ? path.size() - 5 : 0; k + 1 < path.size(); ++k)
-    out += sanitize_text(r.nodes[path[k]].function) + " › ";
+    out += terminal_text(r.nodes[path[k]].function) + " › ";
   return out + leaf_label(r.nodes[i]);
 }
 
@@ -50,9 +50,9 @@ std::string percent(double base, double now) {
 std::string side_line(const Side& s) {
   std::string python = s.python.empty() ? "" : fmt::format(" (Python {})", s.python);
   std::string segments = s.segments ? fmt::format(", {} segment{}", s.segments, s.segments == 1 ? "" : "s") : "";
-  return fmt::format("{}{}: {}, {} samples{} [{}]", sanitize_text(s.command), python,
+  return fmt::format("{}{}: {}, {} samples{} [{}]", terminal_text(s.command), python,
                      format_duration_us(static_cast<int64_t>(s.duration_ms * 1e3)), s.samples, segments,
-                     sanitize_text(s.path));
+                     terminal_text(s.path));
 }
 
 std::string number_or_null(double base, double now) {

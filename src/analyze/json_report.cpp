@@ -1,4 +1,11 @@
 // analyze --format json: the DESIGN.md contract. Keys may be added, never renamed.
+//
+// Two shapes of the same tree: nested ("roots", each node with its "children"; two levels of JSON
+// nesting per frame, which JSON readers with a nesting limit refuse for deep stacks) and flat
+// (--flat: "nodes", one list in depth-first order, each node naming its parent's id), which any
+// reader loads at any depth. Both are written without recursion.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "swprof/analyze.h"
@@ -23,18 +30,62 @@ const char* kind_name(NodeKind k) {
   return "frame";
 }
 
-void node_json(const Tree& tree, uint32_t i, std::string& out) {
-  const Node& n = tree.nodes[i];
-  out += fmt::format(
-      "{{\"function\": {}, \"file\": {}, \"line\": {}, \"total_ms\": {}, \"self_ms\": {}, \"samples\": {}, "
-      "\"wall_ms\": {}, \"cpu_ms\": {}, \"gil_ms\": {}, \"kind\": \"{}\", \"children\": [",
-      quoted(n.function), quoted(n.file), n.line, number(n.total / 1e3), number(n.self / 1e3), n.samples,
-      number(n.wall / 1e3), number(n.cpu / 1e3), number(n.gil / 1e3), kind_name(n.kind));
-  for (size_t k = 0; k < n.children.size(); ++k) {
-    if (k) out += ", ";
-    node_json(tree, n.children[k], out);
+// A node's own keys, without the braces.
+std::string node_fields(const Node& n) {
+  return fmt::format(
+      "{}, {}, \"line\": {}, \"total_ms\": {}, \"self_ms\": {}, \"samples\": {}, \"wall_ms\": {}, \"cpu_ms\": {}, "
+      "\"gil_ms\": {}, \"kind\": \"{}\"",
+      json_text("function", n.function), json_text("file", n.file), n.line, number(n.total / 1e3),
+      number(n.self / 1e3), n.samples, number(n.wall / 1e3), number(n.cpu / 1e3), number(n.gil / 1e3),
+      kind_name(n.kind));
+}
+
+void nested_nodes(const Tree& tree, std::string& out) {
+  struct Open {
+    uint32_t node;
+    size_t next_child;
+  };
+  out += "\"roots\": [";
+  std::vector<Open> open{{0, 0}};
+  while (!open.empty()) {
+    Open& o = open.back();
+    const auto& kids = tree.nodes[o.node].children;
+    if (o.next_child == kids.size()) {
+      out += "]";
+      open.pop_back();
+      if (!open.empty()) out += "}";
+      continue;
+    }
+    uint32_t c = kids[o.next_child];
+    if (open.size() == 1) out += o.next_child ? ",\n  " : "\n  ";  // one root per line
+    else if (o.next_child) out += ", ";
+    ++o.next_child;
+    out += "{" + node_fields(tree.nodes[c]) + ", \"children\": [";
+    open.push_back({c, 0});
   }
-  out += "]}";
+}
+
+void flat_nodes(const Tree& tree, std::string& out) {
+  struct Todo {
+    uint32_t node;
+    int64_t parent_id;
+    uint32_t depth;
+  };
+  out += "\"nodes\": [";
+  std::vector<Todo> todo;
+  const auto& roots = tree.root().children;
+  for (size_t k = roots.size(); k-- > 0;) todo.push_back({roots[k], -1, 0});
+  int64_t id = 0;
+  while (!todo.empty()) {
+    Todo t = todo.back();
+    todo.pop_back();
+    const Node& n = tree.nodes[t.node];
+    out += fmt::format("{}\n  {{\"id\": {}, \"parent\": {}, \"depth\": {}, {}}}", id ? "," : "", id,
+                       t.parent_id < 0 ? std::string("null") : std::to_string(t.parent_id), t.depth, node_fields(n));
+    for (size_t k = n.children.size(); k-- > 0;) todo.push_back({n.children[k], id, t.depth + 1});
+    ++id;
+  }
+  out += "]";
 }
 
 }  // namespace
@@ -55,30 +106,46 @@ std::string recording_quality_json(const snapshot::Recording& rec) {
       number(f.gap_us() / 1e3), f.cut_stacks(), stalls);
 }
 
-std::string json_report(const snapshot::Recording& rec, const Tree& tree) {
+size_t tree_depth(const Tree& tree) {
+  std::vector<uint32_t> depth(tree.nodes.size(), 0);
+  size_t deepest = 0;
+  for (size_t i = 1; i < tree.nodes.size(); ++i) {
+    depth[i] = depth[tree.nodes[i].parent] + 1;  // a parent comes before its children
+    deepest = std::max<size_t>(deepest, depth[i]);
+  }
+  return deepest;
+}
+
+std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool flat) {
   const auto& h = rec.header;
   std::string command;
   for (const auto& a : h.command()) command += (command.empty() ? "" : " ") + a;
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
   int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
   const char* mode = tree.options.mode == Mode::kWall ? "wall" : tree.options.mode == Mode::kCpu ? "cpu" : "offcpu";
+  // How regular the sampling was: a sample weighs the time since its thread's previous one, so
+  // late ticks (a busy machine) show as heavier samples.
+  double weight_sum = 0;
+  int64_t weight_max = 0;
+  for (const auto& s : rec.samples) {
+    weight_sum += static_cast<double>(s.wall_us);
+    weight_max = std::max(weight_max, s.wall_us);
+  }
   std::string out = fmt::format(
-      "{{\"recording\": {{\"command\": {}, \"pid\": {}, \"python\": {}, \"interval_ms\": {}, \"duration_ms\": {}, "
+      "{{\"recording\": {{{}, \"pid\": {}, \"python\": {}, \"interval_ms\": {}, \"duration_ms\": {}, "
       "\"samples\": {}, \"errors\": {}, \"threads\": {}, \"truncated\": {}, \"mode\": \"{}\", \"estimator\": \"{}\", "
       "\"lines\": {}, \"file_bytes\": {}, \"cost_mean_us\": {}, \"cost_max_us\": {}, \"late_ticks\": {}, "
-      "\"remote_reads\": {}{}}},\n \"roots\": [",
-      quoted(command), h.pid(), quoted(h.python_version()), number(h.interval_us() / 1e3), number(duration / 1e3),
-      rec.samples.size(), errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
+      "\"remote_reads\": {}, \"weight_mean_ms\": {}, \"weight_max_ms\": {}{}}},\n ",
+      json_text("command", command), h.pid(), quoted(h.python_version()), number(h.interval_us() / 1e3),
+      number(duration / 1e3), rec.samples.size(), errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
       tree.options.estimator == Estimator::kSkyWalking ? "skywalking" : "default",
       tree.options.lines ? "true" : "false", rec.file_size, number(rec.footer ? rec.footer->cost_mean_us() : 0),
       number(rec.footer ? rec.footer->cost_max_us() : 0), rec.footer ? rec.footer->late_ticks() : 0,
-      rec.footer ? rec.footer->remote_reads() : 0, recording_quality_json(rec));
-  const auto& roots = tree.root().children;
-  for (size_t k = 0; k < roots.size(); ++k) {
-    out += k ? ",\n  " : "\n  ";
-    node_json(tree, roots[k], out);
-  }
-  out += "]}\n";
+      rec.footer ? rec.footer->remote_reads() : 0, number(weight_sum / 1e3 / std::max<size_t>(1, rec.samples.size())),
+      number(weight_max / 1e3), recording_quality_json(rec));
+  if (flat) flat_nodes(tree, out);
+  else nested_nodes(tree, out);
+  out += "}\n";
   return out;
 }
 
@@ -87,9 +154,9 @@ std::string segments_json(const std::vector<SegmentRow>& rows) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
     out += fmt::format(
-        "{}\n  {{\"id\": {}, \"thread\": {}, \"thread_name\": {}, \"start_ms\": {}, \"duration_ms\": {}, "
+        "{}\n  {{\"id\": {}, \"thread\": {}, {}, \"start_ms\": {}, \"duration_ms\": {}, "
         "\"duration_min_ms\": {}, \"duration_max_ms\": {}, \"samples\": {}, \"complete\": {}}}",
-        i ? "," : "", r.id, r.tid, quoted(r.thread_name), number(r.start_ms), number(r.duration_ms),
+        i ? "," : "", r.id, r.tid, json_text("thread_name", r.thread_name), number(r.start_ms), number(r.duration_ms),
         number(r.duration_min_ms), number(r.duration_max_ms), r.samples, r.complete ? "true" : "false");
   }
   out += "]}\n";

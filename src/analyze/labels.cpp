@@ -1,8 +1,6 @@
 // How frames are named in the reports: Python-aware short paths and code origins.
 #include <unistd.h>
 
-#include <regex>
-
 #include <fmt/format.h>
 
 #include "swprof/analyze.h"
@@ -27,11 +25,23 @@ size_t find_packages(std::string_view file) {
   return std::string_view::npos;
 }
 
-// "/usr/lib/python3.11/json/decoder.py" -> position of "python3.11/".
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// "/usr/lib/python3.11/json/decoder.py" -> position of "python3.11/": the first "python" that
+// follows "/lib/" or "/lib64/" and is followed by "D.D+/". A hand-written scan, linear in the
+// length of the name (file names come from the profiled program or from a file someone sent).
 size_t find_stdlib(std::string_view file) {
-  static const std::regex re(R"(/lib(64)?/python\d\.\d+/)");
-  std::match_results<std::string_view::const_iterator> m;
-  if (std::regex_search(file.begin(), file.end(), m, re)) return static_cast<size_t>(m.position(0)) + m.length(1) + 5;
+  constexpr std::string_view kPython = "python";
+  for (size_t at = file.find(kPython); at != std::string_view::npos; at = file.find(kPython, at + 1)) {
+    std::string_view before = file.substr(0, at);
+    if (!before.ends_with("/lib/") && !before.ends_with("/lib64/")) continue;
+    size_t i = at + kPython.size();
+    if (i + 1 >= file.size() || !is_digit(file[i]) || file[i + 1] != '.') continue;
+    i += 2;
+    size_t digits = i;
+    while (i < file.size() && is_digit(file[i])) ++i;
+    if (i > digits && i < file.size() && file[i] == '/') return at;
+  }
   return std::string_view::npos;
 }
 

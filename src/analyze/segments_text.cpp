@@ -14,7 +14,7 @@ std::string segments_text(const std::vector<SegmentRow>& rows) {
   size_t width = 6;
   for (const auto& r : rows) {
     threads.push_back(r.thread_name.empty() ? fmt::format("{}", r.tid)
-                                            : fmt::format("{} ({})", r.tid, sanitize_text(r.thread_name)));
+                                            : fmt::format("{} ({})", r.tid, terminal_text(r.thread_name)));
     width = std::max(width, threads.back().size());
   }
   // "±" is how far sampling lets the real duration be from the one shown: the call began

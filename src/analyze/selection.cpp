@@ -77,6 +77,8 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
     const auto& s = rec.samples[i];
     if (sel.thread && !threads.count(s.thread)) continue;
     if (segmented && !segment_on[s.segment]) continue;
+    // A suspended task's time is its own, not its thread's: shown in segments and by context.
+    if (!segmented && !sel.by_context && (s.flags & snapshot::kSwitchedOut)) continue;
     out.push_back(i);
   }
   return out;
@@ -84,8 +86,11 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
 
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& s, const Selection& sel) {
   auto frames = rec.stack(s.stack);
+  // A running asyncio task's sample starts with its event loop's frames: a segment's entry, and a
+  // view by context, count from the task's coroutine.
   if (const auto* seg = rec.segment(s.segment); seg && !sel.full_stack)
-    return frames.subspan(std::min<size_t>(seg->root_depth, frames.size()));
+    return frames.subspan(std::min<size_t>(size_t(s.context_depth) + seg->root_depth, frames.size()));
+  if (sel.by_context && !sel.full_stack) return frames.subspan(std::min<size_t>(s.context_depth, frames.size()));
   return frames;
 }
 

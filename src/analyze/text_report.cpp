@@ -52,58 +52,91 @@ class Printer {
     bool sw = tree_.options.estimator == Estimator::kSkyWalking;
     out_ += fmt::format("{:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>7}  {}\n", "Total", "Self", "%", "Wall", "CPU",
                         "GIL", sw ? "Dumps" : "Samples", "Call tree");
-    emit_children(0, "");
+    // Depth-first with an explicit stack: recursive Python code makes trees thousands of frames
+    // deep. One prefix string is shared; each row remembers how much of it is its parent's.
+    push_children(0, 0, 0);
+    while (!todo_.empty()) {
+      Row r = todo_.back();
+      todo_.pop_back();
+      prefix_.resize(r.prefix);
+      if (r.folded) emit_folded(r);
+      else emit(r);
+    }
     return std::move(out_);
   }
 
  private:
-  void emit_children(uint32_t parent, const std::string& prefix) {
+  // Rows still to print: a node, or the "… N more" line that ends a list of children.
+  struct Row {
+    uint32_t node;       // the node, or (folded) the parent
+    size_t prefix;       // length of the tree-drawing prefix in prefix_
+    uint32_t depth;      // 0 for the root's children
+    bool last = false;   // the last row of its parent
+    bool folded = false;
+    size_t folded_count = 0;
+    double folded_total = 0;
+  };
+
+  // Deeper than this, rows stop moving right (a 10 000-frame recursion would otherwise print
+  // lines of 30 000 columns and 150 MB in all); they say their depth instead.
+  static constexpr uint32_t kMaxIndent = 100;
+
+  void push_children(uint32_t parent, size_t prefix, uint32_t depth) {
     const auto& kids = tree_.nodes[parent].children;
     std::vector<uint32_t> shown;
-    double folded_total = 0;
-    size_t folded = 0;
+    Row folded{parent, prefix, depth};
+    folded.folded = true;
     for (uint32_t c : kids) {
       if (tree_.nodes[c].total < threshold_ && threshold_ > 0) {
-        folded_total += tree_.nodes[c].total;
-        ++folded;
+        folded.folded_total += tree_.nodes[c].total;
+        ++folded.folded_count;
       } else {
         shown.push_back(c);
       }
     }
-    for (size_t i = 0; i < shown.size(); ++i) {
-      bool last = i + 1 == shown.size() && folded == 0;
-      emit(shown[i], prefix, last, parent == 0);
-    }
-    if (folded) {
-      std::string glyph = parent == 0 ? "" : "└─ ";
-      out_ += fmt::format("{:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>7}  {}{}{}… {} more under {:.1f}%{}\n",
-                          ms(folded_total), "", "", "", "", "", "", color_ ? kDim : "", prefix, glyph, folded,
-                          grand_ > 0 ? 100.0 * threshold_ / grand_ : 0.0, color_ ? kReset : "");
+    if (folded.folded_count) todo_.push_back(folded);
+    for (size_t k = shown.size(); k-- > 0;) {
+      Row r{shown[k], prefix, depth};
+      r.last = k + 1 == shown.size() && folded.folded_count == 0;
+      todo_.push_back(r);
     }
   }
 
-  void emit(uint32_t i, const std::string& prefix, bool last, bool top) {
+  void emit_folded(const Row& r) {
+    std::string glyph = r.node == 0 ? "" : "└─ ";
+    out_ += fmt::format("{:>10} {:>10} {:>6} {:>10} {:>10} {:>10} {:>7}  {}{}{}… {} more under {:.1f}%{}\n",
+                        ms(r.folded_total), "", "", "", "", "", "", color_ ? kDim : "", prefix_, glyph,
+                        r.folded_count, grand_ > 0 ? 100.0 * threshold_ / grand_ : 0.0, color_ ? kReset : "");
+  }
+
+  void emit(const Row& r) {
+    uint32_t i = r.node;
     const Node& n = tree_.nodes[i];
+    bool top = r.depth == 0;
     double pct = grand_ > 0 ? 100.0 * n.total / grand_ : 0;
     std::string self = ms(n.self);
-    std::string label = sanitize_text(frame_label(n, true));  // a newline in a name must not break the tree
+    // Names come from the profiled program or a file someone sent: no control character in them
+    // reaches the terminal.
+    std::string label = terminal_text(frame_label(n, true));
+    if (r.depth > kMaxIndent) label = fmt::format("[depth {}] {}", r.depth + 1, label);
     if (color_) {
       int origin = n.kind == NodeKind::kFrame ? code_origin(n.file) : 3;
       label = fmt::format("{}{}{}{}", hot_[i] ? kBold : "", kOrigin[origin], label, kReset);
       if (hot_[i]) self = fmt::format("{}{:>10}{}", kHot, self, kReset);
     }
-    std::string glyph = top ? "" : (last ? "└─ " : "├─ ");
+    std::string glyph = top ? "" : (r.last ? "└─ " : "├─ ");
     out_ += fmt::format("{:>10} {:>10} {:>5.1f}% {:>10} {:>10} {:>10} {:>7}  {}{}{}\n", ms(n.total), self, pct,
-                        ms(n.wall), ms(n.cpu), ms(n.gil), n.samples, prefix, glyph, label);
-    std::string child_prefix = top ? prefix : prefix + (last ? "   " : "│  ");
-    emit_children(i, child_prefix);
+                        ms(n.wall), ms(n.cpu), ms(n.gil), n.samples, prefix_, glyph, label);
+    if (!top && r.depth <= kMaxIndent) prefix_ += r.last ? "   " : "│  ";
+    push_children(i, prefix_.size(), r.depth + 1);
   }
 
   const Tree& tree_;
   bool color_;
   double grand_ = 0, threshold_ = 0;
   std::vector<bool> hot_;
-  std::string out_;
+  std::string out_, prefix_;
+  std::vector<Row> todo_;
 };
 
 }  // namespace
@@ -119,12 +152,14 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
   if (tm lt; localtime_r(&t, &lt)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &lt);
   auto title = [&](const char* name) { return color ? fmt::format("{}{:<9}{}", kBold, name, kReset) : fmt::format("{:<9}", name); };
   if (h.source().rfind("import:", 0) == 0) {
-    out += fmt::format("{} {} ({}), first dump at {}\n", title("Imported"), sanitize_text(h.command(h.command_size() - 1)),
-                       h.source().substr(7), when);
+    std::string input = h.command_size() ? h.command(h.command_size() - 1) : std::string();
+    out += fmt::format("{} {} ({}), first dump at {}\n", title("Imported"), terminal_text(input),
+                       terminal_text(h.source().substr(7)), when);
   } else {
-    out += fmt::format("{} {}\n", title("Command"), sanitize_text(command));
-    out += fmt::format("{} {} ({}), pid {}{}, recorded {} on {}\n", title("Python"), h.python_version(),
-                       h.python_build(), h.pid(), h.attached() ? " (attached)" : "", when, sanitize_text(h.hostname()));
+    out += fmt::format("{} {}\n", title("Command"), terminal_text(command));
+    out += fmt::format("{} {} ({}), pid {}{}, recorded {} on {}\n", title("Python"), terminal_text(h.python_version()),
+                       terminal_text(h.python_build()), h.pid(), h.attached() ? " (attached)" : "", when,
+                       terminal_text(h.hostname()));
   }
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
   uint64_t samples = rec.samples.size();
@@ -146,7 +181,7 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
                        segments.size() > 1 ? ", merged" : "");
   }
   if (rec.truncated)
-    out += fmt::format("{} the file ends early (the recorder was killed?): analysing what it holds\n",
+    out += fmt::format("{} the file ends early (the recorder was killed or its disk was full?): analysing what it holds\n",
                        title("Warning"));
   out += "\n";
   if (tree.root().children.empty()) {

@@ -18,6 +18,9 @@ Subcommand add_analyze(CLI::App& parent) {
   cmd->add_option("file", st->options.path, "snapshot file")->required();
   cmd->add_option("-f,--format", st->format, "text (default), json or collapsed")
       ->check(CLI::IsMember({"text", "json", "collapsed"}));
+  cmd->add_flag("--flat", st->options.flat,
+                "json: the nodes as one list with parent ids (any JSON reader loads it at any depth) "
+                "instead of nested children");
   cmd->add_option("--min-percent", st->options.min_percent, "fold nodes under this share of the total (default 0.5)");
   cmd->add_flag("--segments", st->options.list_segments, "list the segments instead of the tree");
   cmd->add_flag("--color", st->color, "colors even when stdout is not a terminal");
@@ -36,7 +39,8 @@ Subcommand add_analyze(CLI::App& parent) {
             if (st->color) an.color = true;
             if (st->no_color) an.color = false;
             an.collapse_imports = !st->show_importlib;
-            if (an.min_percent < 0 || an.min_percent > 100) throw UserError("--min-percent must be between 0 and 100");
+            if (!(an.min_percent >= 0 && an.min_percent <= 100)) throw UserError("--min-percent must be between 0 and 100");
+            if (an.flat && an.format != analyze::Format::kJson) throw UserError("--flat goes with --format json");
             return analyze::run(an);
           }};
 }

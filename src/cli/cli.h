@@ -49,7 +49,4 @@ diff::Result compare_recordings(const std::string& base_path, const snapshot::Re
                                 const analyze::Selection& now_selection, const std::string& now_path,
                                 bool per_segment, bool collapse_imports);
 
-// Writes a whole output file (throws UserError when the disk refuses).
-void write_output(const std::string& path, const std::string& data);
-
 }  // namespace swprof::cli

@@ -1,10 +1,4 @@
-// What several subcommands share: durations, the view flags of a call tree, writing a file.
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-
-#include <fmt/format.h>
-
+// What several subcommands share: durations and the view flags of a call tree.
 #include "cli/cli.h"
 #include "swprof/common.h"
 
@@ -29,7 +23,11 @@ void add_view_flags(CLI::App* cmd, ViewFlags& v) {
   cmd->add_flag("--lines", v.lines, "one node per executing line instead of per function");
   cmd->add_option("--thread", v.thread, "only this OS thread id");
   auto* by_thread = cmd->add_flag("--by-thread", v.by_thread, "threads at the root of the tree");
-  cmd->add_flag("--by-greenlet", v.by_greenlet, "greenlets (gevent) at the root of the tree")->excludes(by_thread);
+  auto* by_greenlet =
+      cmd->add_flag("--by-greenlet,--by-task", v.by_greenlet,
+                    "greenlets (gevent) and asyncio tasks at the root of the tree, each task's stack from its "
+                    "coroutine (record with --tasks to see suspended tasks)");
+  by_greenlet->excludes(by_thread);
   cmd->add_option("--segment", v.segments, "only this segment (repeatable); default: all segments merged");
   cmd->add_option("--slowest", v.slowest, "only the N longest segments");
   cmd->add_flag("--full-stack", v.full_stack, "keep the frames above each segment's entry function");
@@ -41,6 +39,7 @@ analyze::Selection selection_of(const ViewFlags& v) {
   s.segments = v.segments;
   s.slowest = v.slowest;
   s.full_stack = v.full_stack;
+  s.by_context = v.by_greenlet;
   return s;
 }
 
@@ -52,14 +51,6 @@ analyze::TreeOptions tree_options_of(const ViewFlags& v) {
   t.by_thread = v.by_thread;
   t.by_greenlet = v.by_greenlet;
   return t;
-}
-
-void write_output(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  out << data;
-  out.close();
-  if (!out) throw UserError(fmt::format("writing {} failed: {}", path, std::strerror(errno)));
 }
 
 }  // namespace swprof::cli

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "swprof/common.h"
 #include "swprof/export.h"
+#include "swprof/output_file.h"
 
 namespace swprof::cli {
 
@@ -57,17 +58,22 @@ Subcommand add_export(CLI::App& parent) {
             } else if (st->format == "chrome") {
               data = exporter::chrome_trace_json(rec, view);
             } else if (st->format == "skywalking") {
-              data = exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id);
+              OutputFile out(st->out, OutputFile::Mode::kReplace);
+              exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id,
+                                          [&](std::string_view piece) {
+                                            if (!out.write(piece)) throw UserError(out.error_message());
+                                          });
+              out.commit();
             } else {
               auto tree = analyze::build_tree(rec, analyze::select_samples(rec, view.selection), view.selection,
                                               tree_options_of(flags));
               data = analyze::collapsed_report(tree);
             }
-            write_output(st->out, data);
+            if (st->format != "skywalking") write_whole_file(st->out, data);
             if (rec.truncated)
               std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): exported what it holds\n",
-                           st->in.c_str());
-            std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
+                           terminal_text(st->in).c_str());
+            std::fprintf(stderr, "swprof: wrote %s\n", terminal_text(st->out).c_str());
             return 0;
           }};
 }

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "swprof/common.h"
 #include "swprof/export.h"
+#include "swprof/output_file.h"
 
 namespace swprof::cli {
 
@@ -59,8 +60,8 @@ Subcommand add_flamegraph(CLI::App& parent) {
                                                  analyze::command_line(rec), analyze::command_line(base), mode_name,
                                                  st->per_segment ? "segment" : "second");
             }
-            write_output(st->out, exporter::flamegraph_svg(tree, st->options));
-            std::fprintf(stderr, "swprof: wrote %s\n", st->out.c_str());
+            write_whole_file(st->out, exporter::flamegraph_svg(tree, st->options));
+            std::fprintf(stderr, "swprof: wrote %s\n", terminal_text(st->out).c_str());
             return 0;
           }};
 }

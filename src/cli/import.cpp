@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "swprof/common.h"
 #include "swprof/export.h"
 
 namespace swprof::cli {
@@ -19,7 +20,7 @@ Subcommand add_import(CLI::App& parent) {
 
   return {cmd, [st](const std::vector<std::string>&) {
             size_t n = exporter::skywalking_import(st->in, st->out);
-            std::fprintf(stderr, "swprof: imported %zu snapshots into %s\n", n, st->out.c_str());
+            std::fprintf(stderr, "swprof: imported %zu snapshots into %s\n", n, terminal_text(st->out).c_str());
             return 0;
           }};
 }

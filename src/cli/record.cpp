@@ -40,6 +40,9 @@ Subcommand add_record(CLI::App& parent) {
                   "with --entry: sample at most N segments at once; others are skipped (default 5)");
   cmd->add_flag("--idle,!--no-idle", rec.idle, "keep (default) or drop samples of threads asleep for a whole interval");
   cmd->add_flag("--gil", rec.gil_only, "keep only samples of the thread holding the GIL");
+  cmd->add_flag("--tasks", rec.tasks,
+                "also sample every suspended asyncio task each tick, with what it awaits (analyze --by-task); "
+                "always on with --entry");
   cmd->add_option("--max-depth", rec.max_depth,
                   "keep at most N frames of a stack: deeper ones keep their outermost and innermost N/2 "
                   "with a <K frames cut> frame between (default 2048)");

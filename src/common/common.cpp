@@ -102,23 +102,42 @@ size_t decode_utf8(std::string_view text, size_t i, uint32_t& cp) {
 
 bool is_control(uint32_t cp) { return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0); }
 
+// Characters a terminal or a text viewer acts on: bidirectional marks, embeddings, overrides and
+// isolates reorder what follows; the line and paragraph separators break lines.
+bool is_layout_control(uint32_t cp) {
+  return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+// Walks text as UTF-8: on_char(code point, its bytes) for each valid character, on_byte(byte) for
+// each byte that does not start one.
+template <class OnChar, class OnByte>
+void each_utf8(std::string_view text, OnChar on_char, OnByte on_byte) {
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp;
+    size_t len = decode_utf8(text, i, cp);
+    if (len == 0) {
+      on_byte(static_cast<unsigned char>(text[i]));
+      ++i;
+    } else {
+      on_char(cp, text.substr(i, len));
+      i += len;
+    }
+  }
+}
+
 }  // namespace
 
 std::string sanitize_text(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp;
-    size_t len = decode_utf8(text, i, cp);
-    if (len == 0) {
-      append_utf8(out, 0xFFFD);
-      ++i;
-      continue;
-    }
-    if (is_control(cp)) append_utf8(out, 0xFFFD);
-    else out.append(text.substr(i, len));
-    i += len;
-  }
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (is_control(cp)) append_utf8(out, 0xFFFD);
+        else out.append(bytes);
+      },
+      [&](unsigned char) { append_utf8(out, 0xFFFD); });
   return out;
 }
 
@@ -139,25 +158,71 @@ std::string xml_escape(std::string_view text) {
   return out;
 }
 
-std::string json_escape(std::string_view text) {
-  std::string clean = sanitize_text(text);
+bool is_valid_utf8(std::string_view text) {
+  bool valid = true;
+  each_utf8(text, [](uint32_t, std::string_view) {}, [&](unsigned char) { valid = false; });
+  return valid;
+}
+
+std::string terminal_text(std::string_view text) {
   std::string out;
-  out.reserve(clean.size() + 8);
-  for (char c : clean) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      // sanitize_text removed every other control character; these cannot occur but stay safe.
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        // U+2028/U+2029 are valid JSON but break JavaScript string literals embedding it.
-        out.push_back(c);
-    }
+  out.reserve(text.size());
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (cp < 0x20 || cp == 0x7F) out += fmt::format("\\x{:02x}", cp);
+        else if (is_control(cp) || is_layout_control(cp)) out += fmt::format("\\u{:04x}", cp);
+        else out.append(bytes);
+      },
+      [&](unsigned char byte) { out += fmt::format("\\x{:02x}", byte); });
+  return out;
+}
+
+std::string json_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  each_utf8(
+      text,
+      [&](uint32_t cp, std::string_view bytes) {
+        if (cp == '"') out += "\\\"";
+        else if (cp == '\\') out += "\\\\";
+        // U+2028/U+2029 are valid JSON but end a JavaScript string literal that embeds it.
+        else if (is_control(cp) || cp == 0x2028 || cp == 0x2029) out += fmt::format("\\u{:04x}", cp);
+        else out.append(bytes);
+      },
+      [&](unsigned char) { append_utf8(out, 0xFFFD); });
+  return out;
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
+    if (i + 1 < bytes.size()) n |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    if (i + 2 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 2]);
+    out += kDigits[(n >> 18) & 63];
+    out += kDigits[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kDigits[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kDigits[n & 63] : '=';
   }
   return out;
 }
 
 std::string json_quoted(std::string_view text) { return "\"" + json_escape(text) + "\""; }
+
+std::string json_text(std::string_view key, std::string_view value) {
+  std::string out = fmt::format("\"{}\": \"{}\"", key, json_escape(value));
+  if (!is_valid_utf8(value)) out += fmt::format(", \"{}_base64\": \"{}\"", key, base64(value));
+  return out;
+}
+
+std::string clip_text(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return fmt::format("{}…[+{} bytes]", text.substr(0, cut), text.size() - cut);
+}
 
 }  // namespace swprof

@@ -126,7 +126,8 @@ struct Placed {
 // rounded to whole µs once, so a child's interval never leaves its parent's and the script can
 // test containment exactly.
 std::vector<Placed> layout(const Tree& tree, double min_width_pct, size_t& omitted, int& max_depth) {
-  const double total = std::max(0.0, tree.root().total);
+  // A file's times are bounded, their sums are not quite: clamp so that positions fit an int64.
+  const double total = std::clamp(tree.root().total, 0.0, 4e18);
   const double min_us = std::max(0.0, std::isfinite(min_width_pct) ? min_width_pct : 0.0) / 100 * total;
   struct Todo {
     uint32_t node;
@@ -374,7 +375,7 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
                                  : "No samples: nothing to draw."),
       fmt::arg("graph_width", kGraphWidth));
 
-  // code_origin runs a regex: once per distinct file, not once per frame.
+  // code_origin scans the path: once per distinct file, not once per frame.
   std::unordered_map<std::string_view, int> origins;
   for (const Placed& p : placed) {
     const Node& n = tree.nodes[p.node];

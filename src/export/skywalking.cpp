@@ -1,32 +1,18 @@
-// SkyWalking ThreadSnapshot JSON (protobuf's JSON mapping of Profile.proto), both ways.
-//
-// Export: one traceSegmentId per segment, its dumps numbered from 0 in time order, each stack root
-// first with code signatures in the Python agent's form "filename.function: line" (the full
-// co_filename, co_name, the executing line). Import: one segment per traceSegmentId, one sample
-// per record, signatures kept verbatim as function names; times, sequences and task ids are kept
-// so that exporting an import gives the same records back.
-#include <google/protobuf/util/json_util.h>
-
+// swprof export --format skywalking: ThreadSnapshot JSON as protobuf's JSON mapping of
+// SkyWalking's Profile.proto prints it (camelCase keys, the int64 time as a string, every field
+// present): one traceSegmentId per segment, its dumps numbered from 0 in time order, each stack
+// root first with code signatures in the Python agent's form "filename.function: line" (the full
+// co_filename, co_name, the executing line). Import is in skywalking_import.cpp.
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 
-#include "skywalking_profile.pb.h"
 #include "swprof/common.h"
 #include "swprof/export.h"
 
 namespace swprof::exporter {
 
 namespace {
-
-namespace pbj = google::protobuf::util;
-
-constexpr size_t kMaxImportBytes = 2ull << 30;
 
 // The Python agent writes f'{frame.filename}.{frame.name}: {frame.lineno}' with the code's name
 // (not its qualified name). A frame without a file came from an import: its name is the signature.
@@ -40,25 +26,30 @@ std::string signature(const snapshot::Recording& rec, const snapshot::Frame& f) 
   return fmt::format("{}.{}: {}", file, short_name, f.line);
 }
 
-int64_t median_gap_us(std::vector<int64_t> gaps, int64_t fallback) {
-  if (gaps.empty()) return fallback;
-  std::nth_element(gaps.begin(), gaps.begin() + gaps.size() / 2, gaps.end());
-  return gaps[gaps.size() / 2];
-}
-
 }  // namespace
 
-std::string skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segment_ids,
-                              const std::string& task_id) {
+void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segment_ids,
+                       const std::string& task_id, const std::function<void(std::string_view)>& sink) {
   if (rec.segments.empty())
     throw UserError("SkyWalking snapshots belong to trace segments: record with --entry FUNCTION "
                     "(one segment per call) or import SkyWalking data");
   std::vector<std::vector<const snapshot::Sample*>> by_segment(rec.segments.size() + 1);
   for (const auto& s : rec.samples)
     if (s.segment) by_segment[s.segment].push_back(&s);
-  pbj::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;  // sequence 0 is written, not left out
+  // Every dump repeats its whole stack, so a small file of many dumps of a deep stack exports to
+  // a lot of text: it is handed to `sink` a megabyte at a time, and refused past 4 times what the
+  // file may make swprof hold in memory.
+  const uint64_t max_output = rec.memory_limit ? 4 * rec.memory_limit : UINT64_MAX;
+  uint64_t written = 0;
   std::string out = "[";
+  auto flush = [&] {
+    written += out.size();
+    if (written > max_output)
+      throw UserError(fmt::format("this recording would export to more than {}: a corrupt or hostile file",
+                                  format_bytes(max_output)));
+    sink(out);
+    out.clear();
+  };
   bool first = true;
   for (uint32_t id : segment_ids) {
     const auto& seg = rec.segments[id - 1];
@@ -68,132 +59,31 @@ std::string skywalking_export(const snapshot::Recording& rec, const std::vector<
       return a->time_us < b->time_us;
     });
     std::string segment_name = seg.name.empty() ? fmt::format("swprof-{}-{}", rec.header.pid(), id) : seg.name;
+    // Names that are not valid UTF-8 (a file name's bytes) get U+FFFD: JSON strings are Unicode.
+    std::string head = fmt::format("{{\"taskId\":\"{}\",\"traceSegmentId\":\"{}\",",
+                                   json_escape(seg.task_id.empty() ? task_id : seg.task_id), json_escape(segment_name));
     for (size_t i = 0; i < samples.size(); ++i) {
       const auto& s = *samples[i];
-      skywalking::ThreadSnapshot snap;
-      snap.set_task_id(seg.task_id.empty() ? task_id : seg.task_id);
-      snap.set_trace_segment_id(segment_name);
-      snap.set_time((rec.header.start_unix_us() + s.time_us + 500) / 1000);
-      snap.set_sequence(static_cast<int32_t>(s.sequence >= 0 ? s.sequence : static_cast<int64_t>(i)));
-      for (uint32_t frame : rec.stack(s.stack))
-        snap.mutable_stack()->add_code_signatures(signature(rec, rec.frames[frame]));
-      std::string json;
-      auto status = pbj::MessageToJsonString(snap, &json, options);
-      if (!status.ok()) throw UserError(fmt::format("cannot write SkyWalking JSON: {}", status.ToString()));
+      int64_t sequence = s.sequence >= 0 ? s.sequence : std::min<int64_t>(static_cast<int64_t>(i), INT32_MAX);
       out += first ? "\n  " : ",\n  ";
-      out += json;
       first = false;
+      out += head;
+      // Times are bounded by the reader (±2^50 µs, start under 2^60): this cannot overflow.
+      out += fmt::format("\"time\":\"{}\",\"sequence\":{},\"stack\":{{\"codeSignatures\":[",
+                         (rec.header.start_unix_us() + s.time_us + 500) / 1000, sequence);
+      bool first_frame = true;
+      for (uint32_t frame : rec.stack(s.stack)) {
+        out += first_frame ? "\"" : ",\"";
+        out += json_escape(signature(rec, rec.frames[frame]));
+        out += '"';
+        first_frame = false;
+      }
+      out += "]}}";
+      if (out.size() >= (1 << 20)) flush();
     }
   }
   out += "\n]\n";
-  return out;
-}
-
-size_t skywalking_import(const std::string& json_path, const std::string& out_path) {
-  std::ifstream in(json_path, std::ios::binary);
-  if (!in) throw UserError(fmt::format("cannot open {}: {}", json_path, std::strerror(errno)));
-  std::string text;
-  {
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    text = buf.str();
-  }
-  if (text.size() > kMaxImportBytes) throw UserError(fmt::format("{} is larger than 2 GiB", json_path));
-  size_t start = text.find_first_not_of(" \t\r\n");
-  if (start == std::string::npos || (text[start] != '[' && text[start] != '{'))
-    throw UserError(fmt::format("{} is not SkyWalking ThreadSnapshot JSON: expected an array of "
-                                "{{\"taskId\", \"traceSegmentId\", \"time\", \"sequence\", \"stack\"}} records",
-                                json_path));
-  // An array of snapshots, or an object already shaped {"snapshots": [...]}.
-  std::string wrapped = text[start] == '[' ? "{\"snapshots\": " + text + "}" : text;
-  skywalking::ThreadSnapshotList list;
-  pbj::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  auto status = pbj::JsonStringToMessage(wrapped, &list, options);
-  if (!status.ok())
-    throw UserError(fmt::format("{} is not SkyWalking ThreadSnapshot JSON: {}", json_path,
-                                std::string(status.message().substr(0, 200))));
-  if (list.snapshots().empty()) throw UserError(fmt::format("{} holds no snapshots", json_path));
-
-  // Segments in order of first appearance; each one's dumps by sequence.
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<const skywalking::ThreadSnapshot*>> segments;
-  int64_t min_time = INT64_MAX;
-  for (int i = 0; i < list.snapshots_size(); ++i) {
-    const auto& s = list.snapshots(i);
-    if (s.trace_segment_id().empty())
-      throw UserError(fmt::format("{}: snapshot {} has no traceSegmentId", json_path, i));
-    if (s.sequence() < 0 || s.time() <= 0)
-      throw UserError(fmt::format("{}: snapshot {} has a negative sequence or no time", json_path, i));
-    auto [it, inserted] = segments.try_emplace(s.trace_segment_id());
-    if (inserted) order.push_back(s.trace_segment_id());
-    it->second.push_back(&s);
-    min_time = std::min<int64_t>(min_time, s.time());
-  }
-  std::vector<int64_t> all_gaps;
-  for (auto& [name, snaps] : segments) {
-    std::stable_sort(snaps.begin(), snaps.end(), [](auto* a, auto* b) { return a->sequence() < b->sequence(); });
-    for (size_t i = 1; i < snaps.size(); ++i) {
-      if (snaps[i]->sequence() == snaps[i - 1]->sequence())
-        throw UserError(fmt::format("{}: segment {} has two snapshots with sequence {}", json_path, name,
-                                    snaps[i]->sequence()));
-      all_gaps.push_back((snaps[i]->time() - snaps[i - 1]->time()) * 1000);
-    }
-  }
-  int64_t interval_us = median_gap_us(all_gaps, 10000);
-  int64_t max_time = min_time;
-  for (const auto& s : list.snapshots()) max_time = std::max<int64_t>(max_time, s.time());
-
-  pb::Header header;
-  header.set_format_version(snapshot::kFormatVersion);
-  header.set_swprof_version(SWPROF_VERSION);
-  header.add_command("swprof");
-  header.add_command("import");
-  header.add_command(sanitize_text(json_path));  // a header string must be UTF-8
-  header.set_interval_us(interval_us);
-  header.set_start_unix_us(min_time * 1000);
-  header.set_source("import:skywalking");
-  snapshot::Writer writer(out_path, header);
-  uint32_t file = writer.intern_string("");
-  std::vector<uint32_t> frames;
-  uint32_t next_id = 1;
-  for (const auto& name : order) {
-    const auto& snaps = segments[name];
-    uint32_t thread = writer.add_thread(0, name);
-    std::vector<int64_t> gaps;
-    for (size_t i = 1; i < snaps.size(); ++i) gaps.push_back((snaps[i]->time() - snaps[i - 1]->time()) * 1000);
-    int64_t first_weight = median_gap_us(gaps, interval_us);
-    snapshot::Segment seg;
-    seg.id = next_id++;
-    seg.thread = thread;
-    seg.start_us = (snaps.front()->time() - min_time) * 1000 - first_weight;
-    seg.name = name;
-    seg.task_id = snaps.front()->task_id();
-    writer.add_segment(seg);
-    for (size_t i = 0; i < snaps.size(); ++i) {
-      const auto& s = *snaps[i];
-      frames.clear();
-      for (const auto& sig : s.stack().code_signatures())
-        frames.push_back(writer.intern_frame({writer.intern_string(sig), file, 0, 0}));
-      snapshot::Sample sample;
-      sample.time_us = (s.time() - min_time) * 1000;
-      sample.wall_us = i ? (s.time() - snaps[i - 1]->time()) * 1000 : first_weight;
-      sample.thread = thread;
-      sample.stack = writer.intern_stack(frames);
-      sample.segment = seg.id;
-      sample.sequence = s.sequence();
-      writer.add_sample(sample);
-    }
-    writer.end_segment(seg.id, (snaps.back()->time() - min_time) * 1000);
-  }
-  pb::Footer footer;
-  footer.set_duration_us((max_time - min_time) * 1000 + interval_us);
-  footer.set_samples(writer.samples_written());
-  footer.set_segments_seen(segments.size());
-  footer.set_segments_kept(segments.size());
-  footer.set_stop_reason("imported");
-  writer.finish(footer);
-  return static_cast<size_t>(list.snapshots_size());
+  flush();
 }
 
 }  // namespace swprof::exporter

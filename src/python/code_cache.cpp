@@ -47,8 +47,9 @@ bool CodeCache::resolve(uint64_t address, CodeInfo& info) {
   info = CodeInfo{};
   info.address = address;
   uint64_t name_ptr = load<uint64_t>(buf + (c.qualname != kAbsent ? c.qualname : c.name));
-  if (!objects_.read_str(name_ptr, info.qualname, 1024)) return false;
-  if (!objects_.read_str(load<uint64_t>(buf + c.filename), info.filename, 4096)) return false;
+  // Over-long names (generated code can make them) are clipped with a mark: the samples count.
+  if (!objects_.read_str(name_ptr, info.qualname, 1024, /*clip=*/true)) return false;
+  if (!objects_.read_str(load<uint64_t>(buf + c.filename), info.filename, 4096, /*clip=*/true)) return false;
   info.first_line = load<int32_t>(buf + c.firstlineno);
   int32_t argcount = load<int32_t>(buf + c.argcount);
   int32_t kwonly = load<int32_t>(buf + c.kwonlyargcount);

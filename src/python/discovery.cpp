@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -26,33 +25,72 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// A cursor over a short string for the two version parsers below (hand-written and linear: the
+// names come from the target's mappings and sections).
+struct Scanner {
+  std::string_view s;
+  bool literal(std::string_view word) {
+    if (!s.starts_with(word)) return false;
+    s.remove_prefix(word.size());
+    return true;
+  }
+  // Between `min` and `max` decimal digits as a number.
+  std::optional<int> digits(size_t min, size_t max) {
+    size_t n = 0;
+    int value = 0;
+    while (n < s.size() && n < max && s[n] >= '0' && s[n] <= '9') value = value * 10 + (s[n++] - '0');
+    if (n < min || (n < s.size() && s[n] >= '0' && s[n] <= '9')) return std::nullopt;
+    s.remove_prefix(n);
+    return value;
+  }
+};
+
 // "libpython3.11.so.1.0", "libpython3.7m.so", "python3.11", "python2.7" -> version.
 std::optional<Version> version_from_name(const std::string& path) {
-  static const std::regex re(R"(^(?:lib)?python(\d)\.(\d+))");
-  std::smatch m;
-  std::string base = basename_of(path);
-  if (!std::regex_search(base, m, re)) return std::nullopt;
-  return Version{std::stoi(m[1]), std::stoi(m[2]), 0};
+  const std::string base = basename_of(path);
+  Scanner sc{base};
+  sc.literal("lib");
+  if (!sc.literal("python")) return std::nullopt;
+  auto major = sc.digits(1, 1);
+  if (!major || !sc.literal(".")) return std::nullopt;
+  auto minor = sc.digits(1, 3);
+  if (!minor) return std::nullopt;
+  return Version{*major, *minor, 0};
 }
 
-// PY_VERSION ("3.10.13") is a string literal in .rodata of every build.
+// PY_VERSION ("3.10.13", "3.14.0rc2", "3.12.1+") is a string literal in .rodata of every build.
+std::optional<Version> parse_py_version(std::string_view text) {
+  Scanner sc{text};
+  auto major = sc.digits(1, 1);
+  if (!major || (*major != 2 && *major != 3) || !sc.literal(".")) return std::nullopt;
+  auto minor = sc.digits(1, 2);
+  if (!minor || !sc.literal(".")) return std::nullopt;
+  auto micro = sc.digits(1, 2);
+  if (!micro) return std::nullopt;
+  // A pre-release tag with its number, and the "+" of a build between releases.
+  for (std::string_view tag : {"rc", "a", "b", "c"})
+    if (sc.literal(tag)) {
+      sc.digits(0, 9);
+      break;
+    }
+  sc.literal("+");
+  if (!sc.s.empty()) return std::nullopt;
+  return Version{*major, *minor, *micro};
+}
+
 std::optional<Version> version_from_rodata(const target::ElfFile& elf) {
   auto rodata = elf.section(".rodata");
   if (!rodata) return std::nullopt;
   std::string_view bytes = elf.section_bytes(*rodata);
-  static const std::regex re(R"(^([23])\.(\d{1,2})\.(\d{1,2})([abc]|rc)?\d*\+?$)");
   std::optional<Version> best;
   size_t start = 0;
   for (size_t i = 0; i < bytes.size(); ++i) {
     if (bytes[i] != '\0') continue;
     size_t len = i - start;
-    if (len >= 5 && len <= 12 && (bytes[start] == '3' || bytes[start] == '2') && bytes[start + 1] == '.') {
-      std::string s(bytes.substr(start, len));
-      std::smatch m;
-      if (std::regex_match(s, m, re)) {
-        Version v{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    if (len >= 5 && len <= 12) {
+      if (auto v = parse_py_version(bytes.substr(start, len))) {
         // Libraries linked in carry version strings too; the interpreter's is the newest 3.x.
-        if (!best || v.major > best->major || (v.major == best->major && v.minor > best->minor)) best = v;
+        if (!best || v->major > best->major || (v->major == best->major && v->minor > best->minor)) best = v;
       }
     }
     start = i + 1;

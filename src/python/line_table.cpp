@@ -109,9 +109,10 @@ int line_for_offset(const std::vector<LineRange>& ranges, int32_t offset, int fi
   if (it == ranges.begin()) return first_line;
   --it;
   if (offset >= it->end) return first_line;
-  // An instruction without a line (compiler-generated): report the closest line before it.
+  // An instruction without a line (compiler-generated), or on the artificial line 0 (3.12+ puts
+  // a module's first RESUME there): report the closest real line before it.
   for (;; --it) {
-    if (it->line >= 0) return it->line;
+    if (it->line > 0) return it->line;
     if (it == ranges.begin()) return first_line;
   }
 }

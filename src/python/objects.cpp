@@ -4,8 +4,10 @@
 #include <array>
 #include <cstring>
 
-#include "swprof/common.h"
+#include <fmt/format.h>
+
 #include "python/raw.h"
+#include "swprof/common.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -46,7 +48,7 @@ bool ObjectReader::is_type(uint64_t object, std::string_view name, uint64_t& cac
   return true;
 }
 
-bool ObjectReader::read_str(uint64_t address, std::string& out, size_t max_chars) const {
+bool ObjectReader::read_str(uint64_t address, std::string& out, size_t max_chars, bool clip) const {
   out.clear();
   const auto& u = layout_.unicode;
   uint8_t header[128];
@@ -58,22 +60,28 @@ bool ObjectReader::read_str(uint64_t address, std::string& out, size_t max_chars
   int64_t length = load<int64_t>(header + u.length);
   uint32_t state = load<uint32_t>(header + u.state);
   unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-  if (length < 0 || static_cast<size_t>(length) > max_chars) return false;
+  if (length < 0 || (static_cast<size_t>(length) > max_chars && !clip)) return false;
   if (kind != 1 && kind != 2 && kind != 4) return false;
+  size_t chars = std::min(static_cast<size_t>(length), max_chars);
   if (ascii && kind != 1) return false;
   uint64_t data;
   if (compact) data = address + (ascii ? u.ascii_size : u.compact_size);
   else data = load<uint64_t>(header + u.compact_size);  // legacy string: PyUnicodeObject.data
-  size_t bytes = static_cast<size_t>(length) * kind;
+  size_t bytes = chars * kind;
   if (bytes == 0) return true;
   std::array<uint8_t, 16384> buf;
   if (bytes > buf.size() || !memory_.read(data, buf.data(), bytes)) return false;
   out.reserve(bytes);
-  for (size_t i = 0; i < static_cast<size_t>(length); ++i) {
+  for (size_t i = 0; i < chars; ++i) {
     uint32_t cp = kind == 1 ? buf[i] : kind == 2 ? load<uint16_t>(&buf[i * 2]) : load<uint32_t>(&buf[i * 4]);
     if (ascii && cp >= 0x80) return false;
-    append_utf8(out, cp);
+    // Python decodes a file name's undecodable bytes to U+DC80..U+DCFF (surrogateescape, as
+    // os.fsdecode does): they become those bytes again, so the file's real name round-trips.
+    if (cp >= 0xDC80 && cp <= 0xDCFF) out.push_back(static_cast<char>(cp - 0xDC00));
+    else append_utf8(out, cp);
   }
+  // A name too long to keep stays recognisable and says so, rather than losing its samples.
+  if (chars < static_cast<size_t>(length)) out += fmt::format("…[+{} chars]", static_cast<size_t>(length) - chars);
   return true;
 }
 

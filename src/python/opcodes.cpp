@@ -4,8 +4,8 @@
 //
 // The tables are the exact output of tests/layout/opcode_tables.py run with each interpreter; the
 // opcode test re-runs it wherever an interpreter is installed and compares.
+#include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <map>
 #include <vector>
 
@@ -159,7 +159,7 @@ const OpcodeTable* table_for(int minor) {
   return it == tables.end() ? nullptr : &it->second;
 }
 
-bool contains(const std::vector<uint8_t>& v, uint8_t op) { return std::memchr(v.data(), op, v.size()) != nullptr; }
+bool contains(const std::vector<uint8_t>& v, uint8_t op) { return std::find(v.begin(), v.end(), op) != v.end(); }
 
 }  // namespace
 

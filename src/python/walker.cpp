@@ -15,6 +15,7 @@ constexpr size_t kMaxInterpreters = 64;
 constexpr size_t kMaxThreads = 8192;
 constexpr uint64_t kMaxChunkBytes = 8u << 20;
 constexpr size_t kMaxChunks = 64;
+constexpr size_t kMaxWindows = 1024;
 constexpr uint64_t kFrameWindow = 16384;  // ≤3.10: frame objects are read this many bytes at a time
 constexpr int64_t kGlibcTidOffset = 0x2d0;  // struct pthread.tid on x86-64 glibc 2.x
 
@@ -37,6 +38,7 @@ const char* walk_error_name(WalkError e) {
     case WalkError::kCode: return "frame without a code object";
     case WalkError::kTooDeep: return "stack deeper than 65536 frames";
     case WalkError::kTorn: return "torn (frames changed while read)";
+    case WalkError::kThreadGone: return "thread ended";
   }
   return "unknown";
 }
@@ -190,27 +192,31 @@ std::optional<uint64_t> Walker::code_generation() {
 }
 
 // Bytes the last walk already read: its data-stack chunks (3.11+) or frame windows (≤3.10).
+// hit_block_ says which: chunk i is block i, window j is block kMaxChunks + j.
 const uint8_t* Walker::cached(uint64_t address, size_t size) const {
   // Frames walked one after another sit in the same chunk or window: try the last hit first.
   auto in = [&](uint64_t base, uint64_t end) { return address >= base && address + size <= end && address + size > address; };
-  if (last_hit_ < chunks_used_ && in(chunks_[last_hit_].base, chunks_[last_hit_].end))
-    return chunks_[last_hit_].bytes.data() + (address - chunks_[last_hit_].base);
-  for (size_t i = 0; i < chunks_used_; ++i) {
-    const CachedChunk& c = chunks_[i];
-    if (in(c.base, c.end)) {
-      last_hit_ = i;
-      return c.bytes.data() + (address - c.base);
-    }
-  }
-  if (last_window_ < windows_used_ && in(windows_[last_window_].base, windows_[last_window_].base + windows_[last_window_].bytes.size()))
-    return windows_[last_window_].bytes.data() + (address - windows_[last_window_].base);
-  for (size_t i = 0; i < windows_used_; ++i) {
-    const Window& w = windows_[i];
-    if (in(w.base, w.base + w.bytes.size())) {
-      last_window_ = i;
-      return w.bytes.data() + (address - w.base);
-    }
-  }
+  auto chunk_hit = [&](size_t i) {
+    last_hit_ = i;
+    hit_block_ = static_cast<int32_t>(i);
+    return chunks_[i].bytes.data() + (address - chunks_[i].base);
+  };
+  auto window_hit = [&](size_t i) {
+    last_window_ = i;
+    hit_block_ = static_cast<int32_t>(kMaxChunks + i);
+    return windows_[i].bytes.data() + (address - windows_[i].base);
+  };
+  hit_block_ = -1;
+  if (last_hit_ < chunks_used_ && in(chunks_[last_hit_].base, chunks_[last_hit_].end)) return chunk_hit(last_hit_);
+  for (size_t i = 0; i < chunks_used_; ++i)
+    if (in(chunks_[i].base, chunks_[i].end)) return chunk_hit(i);
+  auto in_window = [&](size_t i) { return in(windows_[i].base, windows_[i].base + windows_[i].bytes.size()); };
+  if (last_window_ < windows_used_ && in_window(last_window_)) return window_hit(last_window_);
+  // The guessed frame objects (each its own small window), then the aligned windows by base.
+  for (size_t i = 0; i < guessed_windows_ && i < windows_used_; ++i)
+    if (in_window(i)) return window_hit(i);
+  auto it = window_at_.find(address & ~(kFrameWindow - 1));
+  if (it != window_at_.end() && it->second < windows_used_ && in_window(it->second)) return window_hit(it->second);
   return nullptr;
 }
 
@@ -248,6 +254,7 @@ const uint8_t* Walker::frame_bytes(uint64_t address, size_t size) {
   if (const uint8_t* p = cached(address, size)) return p;
   if (frame_buf_.size() < size) frame_buf_.resize(size);
   ++late_reads_;
+  hit_block_ = -1;  // read alone
   if (!memory_.read(address, frame_buf_.data(), size)) return nullptr;
   return frame_buf_.data();
 }
@@ -256,13 +263,15 @@ const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
   constexpr uint64_t kWindow = kFrameWindow;
   if (const uint8_t* p = cached(address, size)) return p;
   uint64_t base = address & ~(kWindow - 1);
-  if (address + size <= base + kWindow && windows_used_ < 256) {
+  if (address + size <= base + kWindow && windows_used_ < kMaxWindows) {
     if (windows_.size() <= windows_used_) windows_.emplace_back();
     Window& w = windows_[windows_used_];
     w.bytes.resize(kWindow);
     ++late_reads_;
     if (memory_.read(base, w.bytes.data(), kWindow)) {
       w.base = base;
+      window_at_[base] = static_cast<uint32_t>(windows_used_);
+      hit_block_ = static_cast<int32_t>(kMaxChunks + windows_used_);
       ++windows_used_;
       return w.bytes.data() + (address - base);
     }
@@ -287,11 +296,13 @@ static std::pair<uint32_t, uint32_t> identity_slice(const Layout& l) {
 // reads, the less the program moves under them. What the guess got wrong is read the usual way.
 bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   const auto& l = layout_;
-  chunks_used_ = windows_used_ = 0;
+  chunks_used_ = windows_used_ = guessed_windows_ = 0;
+  window_at_.clear();
   next_chunk_ = 0;
   last_hit_ = last_window_ = 0;
   late_reads_ = 0;
   recheck_.valid = false;
+  snapshot_gone_ = false;
   if (!listed.tstate) {
     // A stack kept outside any thread state: as given.
     t = listed;
@@ -370,12 +381,15 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
         snapshot_reads_.push_back({r.start, rc.bytes.data() + pass * bytes + r.buffer_offset, r.end - r.start, false});
   }
   memory_.read_batch(snapshot_reads_);
+  // Unreadable, or no longer this interpreter's: the thread state was freed (its thread ended).
+  snapshot_gone_ = true;
   if (!snapshot_reads_[0].ok || !parse_thread(tstate_buf_.data(), listed.tstate, listed.interp, t)) return false;
   // The thread state must still be the listed thread's: one that ended between the listing and
   // now can have left its memory (and struct pthread) to a new thread, whose stack this would be.
   if (t.thread_id != listed.thread_id) return false;
   if (l.tstate.native_thread_id != kAbsent && t.native_id != listed.native_id) return false;
   if (pthread_checked && !(snapshot_reads_[pthread_read].ok && pthread_tid == listed.native_id)) return false;
+  snapshot_gone_ = false;
   t.native_id = listed.native_id;
   t.holds_gil = listed.holds_gil;
   bool cframe_hit = false;
@@ -407,11 +421,24 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   size_t kept = 0;
   for (size_t i = 0; i < windows_used_; ++i)
     if (snapshot_reads_[stack_reads + i].ok) std::swap(windows_[kept++], windows_[i]);
-  windows_used_ = kept;
+  windows_used_ = guessed_windows_ = kept;
   if (chunks_used_ == 0 && !objects) {
     uint64_t chunk = t.datastack_chunk, top = t.datastack_top;
     if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
   }
+  // A deep stack's older chunks as the last walk read them, when the current one still leads to
+  // them: not read now (confirm() reads them once, and tells whether they are still so).
+  if (chunks_used_ == 1 && guess.older_count > 0 && guess.older.front().base == next_chunk_) {
+    for (size_t k = 0; k < guess.older_count && chunks_used_ < kMaxChunks; ++k) {
+      if (chunks_.size() <= chunks_used_) chunks_.emplace_back();
+      CachedChunk& c = chunks_[chunks_used_++];
+      c.base = guess.older[k].base;
+      c.end = guess.older[k].end;
+      c.bytes.swap(guess.older[k].bytes);  // lent: remember() gives them back if the walk stands
+    }
+    next_chunk_ = load<uint64_t>(chunks_[chunks_used_ - 1].bytes.data());  // the oldest one's previous
+  }
+  guess.older_count = 0;
   // The second reads are usable when the top could be read again through the same CFrame.
   // The second reads are usable when the top could be read again, through a CFrame read then.
   bool top_again_known = stack_hit && snapshot_reads_[top_again].ok;
@@ -451,6 +478,15 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
     guess.chunk = t.datastack_chunk;
     guess.chunk_end = std::min(t.datastack_top + 2048, t.datastack_chunk + size);
   }
+  // The older chunks of a deep stack, for the next walk (see snapshot()).
+  guess.older_count = chunks_used_ > 1 && chunks_[0].base == t.datastack_chunk ? chunks_used_ - 1 : 0;
+  if (guess.older.size() < guess.older_count) guess.older.resize(guess.older_count);
+  for (size_t k = 0; k < guess.older_count; ++k) {
+    CachedChunk& c = chunks_[k + 1];
+    guess.older[k].base = c.base;
+    guess.older[k].end = c.end;
+    guess.older[k].bytes.swap(c.bytes);
+  }
   {
     // Frames that live outside the data stack: ≤3.10's frame objects, reused at the same
     // addresses (each code object keeps a spare frame), and 3.11+'s generator and coroutine
@@ -460,10 +496,8 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
     const bool objects = l.frame_model == FrameModel::kFrameObject;
     guess_scratch_.clear();
     for (size_t i = 0; i < visited_.size() && guess_scratch_.size() < kMaxGuessedFrames; ++i) {
-      uint64_t a = visited_[i].address;
-      bool in_chunk = false;
-      for (size_t c = 0; c < chunks_used_ && !in_chunk; ++c) in_chunk = a >= chunks_[c].base && a < chunks_[c].end;
-      if (objects || !in_chunk) guess_scratch_.push_back(a);
+      bool in_chunk = visited_[i].block >= 0 && visited_[i].block < static_cast<int32_t>(kMaxChunks);
+      if (objects || !in_chunk) guess_scratch_.push_back(visited_[i].address);
     }
     for (uint64_t f : guess.frames) {
       if (guess_scratch_.size() >= kMaxGuessedFrames) break;
@@ -482,7 +516,7 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   stable_ = 0;
   bottom_ = bottom_code_ = 0;
   PyThread thread;
-  if (!snapshot(listed, thread)) return WalkError::kThreadState;
+  if (!snapshot(listed, thread)) return snapshot_gone_ ? WalkError::kThreadGone : WalkError::kThreadState;
   WalkError e = layout_.frame_model == FrameModel::kFrameObject ? walk_frame_objects(thread, out)
                                                                  : walk_interpreter_frames(thread, out);
   if (e == WalkError::kTooDeep) {
@@ -516,9 +550,13 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
 // `copy` gives a frame's bytes where newer frames may be found; `again` (and `again2`, when there
 // is a second re-read) the identifying bytes as read after the top.
 WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
-                         std::vector<RawFrame>& out) {
+                         std::vector<RawFrame>& out, const std::vector<uint8_t>* verified) {
   const auto& l = layout_;
   const bool objects = l.frame_model == FrameModel::kFrameObject;
+  // Frames of a block read again byte for byte as the walk read it need no comparing one by one.
+  auto verified_frame = [&](const Visited& v) {
+    return verified && v.block >= 0 && static_cast<size_t>(v.block) < verified->size() && (*verified)[v.block];
+  };
   auto matches = [&](const Visited& v, const uint8_t* b, bool compare_instr) {
     if (!b || load<uint64_t>(b + l.frame.code) != v.code || load<uint64_t>(b + l.frame.previous) != v.previous)
       return false;
@@ -526,9 +564,6 @@ WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& a
     uint64_t instr = objects ? uint64_t(load<uint32_t>(b + l.frame.instr)) : load<uint64_t>(b + l.frame.instr);
     return !compare_instr || instr == v.instr;  // a caller that moved is another call now
   };
-  // How many outer frames of `out` read the same both times (for a sample that stays torn).
-  for (size_t i = visited_.size(); i-- > 0 && matches(visited_[i], again(visited_[i].address), true);)
-    stable_ += visited_[i].out_index >= 0;
   // From the top now, through frames pushed meanwhile, to a frame the walk followed.
   size_t first = visited_.size();
   bool newer_frames = false;
@@ -545,11 +580,26 @@ WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& a
     newer_frames = true;
     frame = load<uint64_t>(b + l.frame.previous);
   }
+  // For a sample that stays torn: how many outer frames of `out`, down to the frame the top leads
+  // to (frames above it may be stale ones the program left), read the same every time.
+  if (first < visited_.size())
+    for (size_t i = visited_.size(); i-- > first;) {
+      const Visited& v = visited_[i];
+      if (verified_frame(v)) {
+        stable_ += v.out_index >= 0;
+        continue;
+      }
+      bool compare_instr = i != first;
+      const uint8_t* b2 = again2 ? (*again2)(v.address) : nullptr;
+      if (!matches(v, again(v.address), compare_instr) || (b2 && !matches(v, b2, compare_instr))) break;
+      stable_ += v.out_index >= 0;
+    }
   if (first == visited_.size()) return WalkError::kTorn;
   // The frame met may have moved on (it is the top now, or it called the newer frames): its
   // instruction is not compared, everything else is.
   for (size_t i = first; i < visited_.size(); ++i) {
     const Visited& v = visited_[i];
+    if (verified_frame(v)) continue;
     if (!matches(v, again(v.address), i != first)) return WalkError::kTorn;
     if (again2) {
       const uint8_t* b = (*again2)(v.address);
@@ -618,8 +668,22 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   if (visited_.empty()) return WalkError::kNone;
   const bool objects = l.frame_model == FrameModel::kFrameObject;
   const auto [lo, hi] = identity_slice(l);
+  // Slices of target memory to read again: the walked frames, and where newer frames would be.
+  // Frames that came from one chunk or window make one slice from the lowest to the highest (a
+  // data-stack chunk holds a stack's frames side by side; a window, frame objects made together).
   confirm_slices_.clear();
-  for (const auto& v : visited_) confirm_slices_.push_back({v.address + lo, v.address + hi, 0});
+  block_span_.assign(kMaxChunks + kMaxWindows, Range{~uint64_t(0), 0, 0});
+  for (const auto& v : visited_) {
+    if (v.block < 0) {
+      confirm_slices_.push_back({v.address + lo, v.address + hi, 0});
+      continue;
+    }
+    Range& b = block_span_[static_cast<size_t>(v.block)];
+    b.start = std::min(b.start, v.address + lo);
+    b.end = std::max(b.end, v.address + hi);
+  }
+  for (const Range& b : block_span_)
+    if (b.end > b.start) confirm_slices_.push_back(b);
   if (objects) {
     auto it = guesses_.find(thread.tstate);
     if (it != guesses_.end())
@@ -636,7 +700,7 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   size_t bytes = 0;
   for (const Range& r : confirm_slices_) {
     if (!confirm_ranges_.empty() && r.start <= confirm_ranges_.back().end + 256 &&
-        std::max(r.end, confirm_ranges_.back().end) - confirm_ranges_.back().start <= (1u << 16)) {
+        std::max(r.end, confirm_ranges_.back().end) - confirm_ranges_.back().start <= kMaxChunkBytes) {
       Range& c = confirm_ranges_.back();
       bytes += std::max(r.end, c.end) - c.end;
       c.end = std::max(r.end, c.end);
@@ -683,12 +747,14 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   for (const Top& t : tops) same_cframe &= detached || !l.has_cframe || t.ref == thread.cframe;
   const uint64_t top_now = !same_cframe ? 0 : (l.has_cframe && !detached) ? tops[2].frame : tops[2].ref;
   BytesAt again = [&](uint64_t a) -> const uint8_t* {
-    for (size_t i = 0; i < n_ranges; ++i) {
-      const Range& r = confirm_ranges_[i];
-      if (confirm_reads_[first_range + i].ok && a + lo >= r.start && a + hi <= r.end)
-        return confirm_buf_.data() + r.buffer_offset + (a + lo - r.start) - lo;
-    }
-    return nullptr;
+    // The ranges are in address order: the last one starting at or before the slice.
+    auto it = std::upper_bound(confirm_ranges_.begin(), confirm_ranges_.end(), a + lo,
+                               [](uint64_t x, const Range& r) { return x < r.start; });
+    if (it == confirm_ranges_.begin()) return nullptr;
+    size_t i = static_cast<size_t>(it - confirm_ranges_.begin()) - 1;
+    const Range& r = confirm_ranges_[i];
+    if (!confirm_reads_[first_range + i].ok || a + hi > r.end) return nullptr;
+    return confirm_buf_.data() + r.buffer_offset + (a + lo - r.start) - lo;
   };
   BytesAt again2 = [&](uint64_t a) -> const uint8_t* {
     if (repeat_read >= confirm_reads_.size() || !confirm_reads_[repeat_read].ok || a + lo < repeat.start ||
@@ -697,7 +763,19 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
     return confirm_buf_.data() + bytes + (a + lo - repeat.start) - lo;
   };
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
-  return settle(top_now, copy, again, &again2, out);
+  // Data-stack chunks whose frames read again exactly as the walk read them (a deep stack's outer
+  // chunks, typically as the last walk left them).
+  verified_.assign(kMaxChunks, 0);
+  for (size_t b = 0; b < chunks_used_; ++b) {
+    const Range& span = block_span_[b];
+    if (span.end <= span.start || span.start < chunks_[b].base || span.end > chunks_[b].end) continue;
+    const uint8_t* now = again(span.start - lo);
+    const uint8_t* last = again(span.end - hi);
+    if (now && last && last - now == static_cast<std::ptrdiff_t>(span.end - hi - (span.start - lo)) &&
+        std::memcmp(now + lo, chunks_[b].bytes.data() + (span.start - chunks_[b].base), span.end - span.start) == 0)
+      verified_[b] = 1;
+  }
+  return settle(top_now, copy, again, &again2, out, &verified_);
 }
 
 WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out) {
@@ -716,7 +794,7 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
     if (load<int64_t>(b) <= 0) {
       if (!out.empty() || visited_.size() >= 8) return WalkError::kFrame;
       visited_.push_back({frame, load<uint64_t>(b + f.code), load<uint64_t>(b + f.previous),
-                          uint64_t(uint32_t(load<int32_t>(b + f.instr))), -1});
+                          uint64_t(uint32_t(load<int32_t>(b + f.instr))), -1, hit_block_});
       frame = load<uint64_t>(b + f.previous);
       continue;
     }
@@ -729,7 +807,7 @@ WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFram
     r.offset = lasti < 0 ? -1 : (layout_.lasti_in_code_units ? lasti * 2 : lasti);
     if (!plausible_pointer(r.code)) return WalkError::kCode;
     uint64_t previous = load<uint64_t>(b + f.previous);
-    visited_.push_back({frame, r.code, previous, uint64_t(uint32_t(lasti)), static_cast<int32_t>(out.size())});
+    visited_.push_back({frame, r.code, previous, uint64_t(uint32_t(lasti)), static_cast<int32_t>(out.size()), hit_block_});
     out.push_back(r);
     frame = previous;
   }
@@ -752,7 +830,7 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
     uint64_t instr = load<uint64_t>(b + f.instr);
     bottom_ = frame;
     bottom_code_ = code_ref;
-    visited_.push_back({frame, code_ref, previous, instr, -1});
+    visited_.push_back({frame, code_ref, previous, instr, -1, hit_block_});
     bool interpreter_owned = (l.owner_cstack >= 0 && owner == l.owner_cstack) ||
                              (l.owner_interpreter >= 0 && owner == l.owner_interpreter);
     if (!interpreter_owned) {

@@ -2,6 +2,7 @@
 // it to interned frames, weigh it by the time since that thread's previous sample, and hand it to
 // the trigger (entry segments) or straight to the writer.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,8 +15,10 @@
 #include <fmt/format.h>
 
 #include "record/clock.h"
+#include "record/greenlets.h"
 #include "record/status.h"
 #include "record/trigger.h"
+#include "swprof/asyncio.h"
 #include "swprof/common.h"
 #include "swprof/python.h"
 #include "swprof/record.h"
@@ -51,6 +54,13 @@ std::string hostname() {
   char buf[256] = {};
   gethostname(buf, sizeof buf - 1);
   return buf;
+}
+
+// This process's CPU time so far (user + system; not its children's).
+int64_t own_cpu_us() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (int64_t(u.ru_utime.tv_sec) + u.ru_stime.tv_sec) * 1000000 + u.ru_utime.tv_usec + u.ru_stime.tv_usec;
 }
 
 int64_t unix_now_us() {
@@ -132,6 +142,13 @@ Launched wait_for_python(target::Child& child, const std::vector<std::string>& c
   }
 }
 
+// A thread's last stack as read (innermost first) and the interned frame id each raw frame gave
+// (Recorder::kSkipped for a frame still being set up, kUnresolved where not looked at).
+struct Resolved {
+  std::vector<python::RawFrame> raw;
+  std::vector<int64_t> ids;
+};
+
 struct ThreadContext {
   uint32_t index = 0;
   int64_t tid = 0;       // as the interpreter knows it (namespace-local in a container)
@@ -147,6 +164,7 @@ struct ThreadContext {
   int64_t first_seen_us = 0;
   int64_t next_name_attempt_us = 0;
   std::vector<uint32_t> last_stack;  // the previous sample's stack, for a late sample's gap
+  Resolved resolved;                 // its frames as read and resolved
   int64_t last_read_from_us = 0;     // when its previous read began
 };
 
@@ -164,8 +182,13 @@ class Recorder {
         names_(memory, interp),
         stats_(memory.pid()),
         trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
-                 [this](const CallIdentity& id, std::vector<uint32_t>& out) { return probe_parked(id, out); }) {
+                 [this](uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
+                   return probe_parked(context, id, out);
+                 }),
+        asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
+    tasks_wanted_ = !entries.empty() || options.tasks;
+    if (tasks_wanted_) greenlets_followed_ = std::make_unique<GreenletTracker>(memory, interp);
     raw_.reserve(python::Walker::kMaxVisit);
     stack_.reserve(options.max_depth + 2);
     code_addresses_.reserve(python::Walker::kMaxVisit);
@@ -180,6 +203,11 @@ class Recorder {
   // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
+  const std::string* greenlets_note() const {
+    return greenlets_followed_ && !greenlets_followed_->note().empty() ? &greenlets_followed_->note() : nullptr;
+  }
+  uint64_t greenlet_probe_hits() const { return greenlets_followed_ ? greenlets_followed_->probe_hits() : 0; }
+  uint64_t greenlet_probe_lost() const { return greenlets_followed_ ? greenlets_followed_->probe_lost() : 0; }
   // The longest times the recorder was held up, at most kMaxStalls.
   static constexpr size_t kMaxStalls = 1000;
   std::vector<std::pair<int64_t, int64_t>> stalls;
@@ -202,6 +230,7 @@ class Recorder {
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
+  uint64_t task_samples = 0, greenlet_samples = 0;
   uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0;
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
@@ -212,13 +241,15 @@ class Recorder {
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
   uint32_t register_thread(ThreadContext& c);
-  bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry);
+  // What a thread's raw frames resolved to at its last sample (see resolve_stack).
+  static constexpr int64_t kUnresolved = -2, kSkipped = -1;
+  bool resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry, Resolved* last = nullptr);
   uint32_t marker_frame(const std::string& text);
   void sample_thread(const python::PyThread& t, ThreadContext& ctx, int64_t now_us, uint64_t& tick_samples);
   void capture_identity(size_t i, python::CodeInfo& code);
   uint32_t frame_id_of(python::CodeInfo& code, int32_t offset);
-  bool probe_parked(const CallIdentity& id, std::vector<uint32_t>& out);
-  uint32_t greenlet_index(uint64_t bottom_frame, uint64_t bottom_code);
+  bool probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out);
+  uint32_t greenlet_index(uint64_t key, uint64_t bottom_code);
   void count_error(const char* kind) {
     ++errors;
     ++error_kinds[kind];
@@ -237,14 +268,67 @@ class Recorder {
   std::unordered_map<pid_t, uint64_t> baseline_cpu_;
   std::vector<python::PyThread> py_threads_;
   std::vector<python::RawFrame> raw_, stable_raw_;
+  std::vector<int64_t> resolved_ids_;
   std::vector<uint32_t> stack_;
   std::vector<uint64_t> code_addresses_;
   std::vector<python::RawFrame> parked_raw_;
   std::vector<uint32_t> listed_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> greenlets_;
+  uint32_t next_context_index_ = 1;  // greenlets and tasks share one index space
+  // asyncio: every task, read each tick when calls or tasks are followed (--entry, --tasks).
+  python::AsyncioReader asyncio_;
+  bool tasks_wanted_ = false;
+  bool tasks_read_ = false;  // this tick's scan read every task
+  std::vector<python::AsyncTask> tasks_;
+  struct TaskContext {
+    uint32_t index = 0;
+    uint64_t coro = 0;             // a task object reused for another task has another coroutine
+    int64_t last_sample_us = 0;    // the task's last sample, running or suspended
+    uint64_t last_tick = 0;
+  };
+  std::unordered_map<uint64_t, TaskContext> task_contexts_;
+  // The running task of the thread being sampled: its entry in tasks_, the raw index of its
+  // coroutine's frame, and how many outer frames of the stack are the event loop's.
+  size_t running_task_ = SIZE_MAX, context_root_ = SIZE_MAX;
+  uint32_t context_depth_ = 0;
+  bool entry_in_task_ = false;  // the entry frame captured is inside the running task's frames
+  TaskContext& task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us);
+  // The trigger's key for a task's calls: one per task, even when its object's memory is reused.
+  static uint64_t task_key(const TaskContext& c) { return (uint64_t(1) << 63) | c.index; }
+  void locate_running_task(const python::PyThread& t);
+  std::vector<size_t> ran_tasks_;  // tasks_ found running on a thread this tick
+  void sample_suspended_tasks(int64_t now_us);
+  // gevent: greenlets followed from their start (uprobes), each parked one sampled every tick.
+  std::unique_ptr<GreenletTracker> greenlets_followed_;
+  struct GreenletContext {
+    uint32_t thread = 0;           // the thread it last ran on
+    int64_t last_sample_us = 0;    // its last sample, running or parked
+    uint64_t last_tick = 0, last_running_tick = 0;
+    bool parked_seen = false;      // a greenlet the tracker follows
+  };
+  uint32_t greenlet_thread_ = UINT32_MAX;  // the thread followed greenlets were last seen running on
+  // What runs a stack: a followed greenlet's serial (kGreenletSerial | serial), or else the stack's
+  // outermost frame. A greenlet is first seen by its frame; once the tracker reads it parked, the
+  // frame is known to be that greenlet's (frame_owner_), until the greenlet dies.
+  static constexpr uint64_t kGreenletSerial = uint64_t(1) << 62;
+  std::unordered_map<uint64_t, GreenletContext> greenlet_contexts_;  // by greenlet_key
+  std::unordered_map<uint64_t, uint64_t> frame_owner_;               // outermost frame -> serial
+  std::unordered_map<uint64_t, uint64_t> owned_frame_;               // serial -> outermost frame
+  uint64_t greenlet_key(uint64_t outermost);
+  void learn_owner(const GreenletTracker::Known& greenlet, uint64_t outermost, uint64_t outermost_code);
+  void sample_parked_greenlets(int64_t now_us);
   std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
   bool unsteady_sample_ = false;
+  python::Walker* locals_walker_ = nullptr;  // the walker that read the frames being resolved
+  bool suspended_task_sample_ = false;
+  bool read_frame_locals(uint64_t frame, size_t count, uint64_t* out) {
+    const python::Layout& l = interp_.layout;
+    if (!memory_.read(frame + l.frame.localsplus, out, count * 8)) return false;
+    if (l.tagged_code_ref)
+      for (size_t k = 0; k < count; ++k) out[k] &= ~uint64_t(3);
+    return true;
+  }
   int64_t previous_tick_us_ = 0;
   int64_t epoch_us_ = 0;
   std::optional<uint64_t> code_generation_;
@@ -297,12 +381,13 @@ uint32_t Recorder::register_thread(ThreadContext& c) {
   return c.index;
 }
 
-// What a thread runs is identified by its stack's outermost frame (and that frame's code, since a
-// finished greenlet's slot is reused): a thread's first frame, or under gevent each greenlet's
-// own. Indices are small and stable for --by-greenlet.
-uint32_t Recorder::greenlet_index(uint64_t bottom_frame, uint64_t bottom_code) {
-  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(bottom_frame, bottom_code),
-                                               static_cast<uint32_t>(greenlets_.size() + 1));
+// What a thread runs is identified by its greenlet (see greenlet_key) or its stack's outermost frame
+// (and that frame's code, since a finished greenlet's slot is reused): a thread's first frame, or
+// under gevent each greenlet's own. Indices are small and stable for --by-greenlet.
+uint32_t Recorder::greenlet_index(uint64_t key, uint64_t bottom_code) {
+  if (key & kGreenletSerial) bottom_code = 0;
+  auto [it, inserted] = greenlets_.try_emplace(std::make_pair(key, bottom_code), next_context_index_);
+  next_context_index_ += inserted;
   return it->second;
 }
 
@@ -321,9 +406,62 @@ uint32_t Recorder::frame_id_of(python::CodeInfo& code, int32_t offset) {
   return id;
 }
 
+// What runs a stack whose outermost frame is `outermost`: the followed greenlet that owns that
+// frame while it lives; a greenlet not read parked yet that runs now and was not placed yet (read at
+// the tick's start: a switch since then may mislead this, which its first parked read corrects);
+// or, not knowing, the frame itself.
+uint64_t Recorder::greenlet_key(uint64_t outermost) {
+  if (!greenlets_followed_) return outermost;
+  auto owner = frame_owner_.find(outermost);
+  if (owner != frame_owner_.end()) {
+    if (greenlets_followed_->alive(owner->second)) return kGreenletSerial | owner->second;
+    owned_frame_.erase(owner->second);
+    frame_owner_.erase(owner);  // its greenlet died: the frame is free for the next one
+  }
+  const auto& running = greenlets_followed_->running();
+  if (running.size() == 1 && !owned_frame_.count(running.front()->serial)) {
+    learn_owner(*running.front(), outermost, raw_.back().code);
+    return kGreenletSerial | running.front()->serial;
+  }
+  return outermost;
+}
+
+// `greenlet`'s outermost frame is `outermost`. What was known by that frame since the greenlet
+// started was this greenlet: its calls and context move to its serial.
+void Recorder::learn_owner(const GreenletTracker::Known& greenlet, uint64_t outermost, uint64_t outermost_code) {
+  const uint64_t key = kGreenletSerial | greenlet.serial;
+  if (auto old = owned_frame_.find(greenlet.serial); old != owned_frame_.end()) {
+    if (old->second == outermost) return;
+    frame_owner_.erase(old->second);
+  }
+  if (auto previous = frame_owner_.find(outermost); previous != frame_owner_.end())
+    owned_frame_.erase(previous->second);
+  frame_owner_[outermost] = greenlet.serial;
+  owned_frame_[greenlet.serial] = outermost;
+  auto by_frame = greenlet_contexts_.find(outermost);
+  if (by_frame == greenlet_contexts_.end() || by_frame->second.last_sample_us < greenlet.born_us) return;
+  if (!greenlet_contexts_.count(key)) greenlet_contexts_[key] = by_frame->second;
+  greenlet_contexts_.erase(by_frame);
+  // Its --by-greenlet index too; the frame's is free for whatever runs there next.
+  if (auto index = greenlets_.find({outermost, outermost_code}); index != greenlets_.end()) {
+    greenlets_.try_emplace({key, 0}, index->second);
+    greenlets_.erase(index);
+  }
+  if (!entries_.empty()) trigger_.rename_context(outermost, key);
+}
+
 // A switched-out greenlet's call: its frames from the entry to the one that yielded.
-bool Recorder::probe_parked(const CallIdentity& id, std::vector<uint32_t>& out) {
+bool Recorder::probe_parked(uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
   out.clear();
+  if (greenlets_followed_) {
+    // A followed greenlet that died took its calls along; a frame now owned by a greenlet that
+    // started after the call was last seen holds that greenlet's calls, not this one.
+    if (context & kGreenletSerial) {
+      if (!greenlets_followed_->alive(context & ~kGreenletSerial)) return false;
+    } else if (frame_owner_.count(context)) {
+      return false;
+    }
+  }
   if (!walker_.parked_frames(id.frame, id.code, std::span<const uint64_t>(id.args, id.arg_count), codes_, ticks,
                              parked_raw_))
     return false;
@@ -343,11 +481,18 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   identity_.frame = f.address;
   identity_.code = f.code;
   identity_.offset = f.offset;
-  identity_.root_depth = static_cast<uint32_t>(stack_.size());
-  // The callers cannot move while the call runs: their frames and offsets are part of it.
+  // A call in an asyncio task is the task's: its depth and callers count from the task's
+  // coroutine, whether the task runs (under its event loop's frames) or is suspended (alone).
+  const bool in_task = context_root_ != SIZE_MAX && i <= context_root_;
+  entry_in_task_ = in_task;
+  identity_.root_depth = static_cast<uint32_t>(stack_.size() - (in_task ? context_depth_ : 0));
+  // The callers cannot move while the call runs: their frames and offsets are part of it. (In a
+  // task, a coroutine awaiting the call sits at one instruction while the call runs and at
+  // another while the chain is suspended: there only its frame and code count.)
   uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t k = i + 1; k < raw_.size(); ++k)
-    for (uint64_t v : {raw_[k].address, raw_[k].code, uint64_t(uint32_t(raw_[k].offset))}) h = (h ^ v) * 0x100000001b3ull;
+  for (size_t k = i + 1; k < (in_task ? context_root_ + 1 : raw_.size()); ++k)
+    for (uint64_t v : {raw_[k].address, raw_[k].code, in_task ? 0 : uint64_t(uint32_t(raw_[k].offset))})
+      h = (h ^ v) * 0x100000001b3ull;
   identity_.callers = h;
   if (code.loop_free < 0) {
     std::string bytecode;
@@ -362,12 +507,164 @@ void Recorder::capture_identity(size_t i, python::CodeInfo& code) {
   uint64_t slots[CallIdentity::kMaxLocals];
   // (A sample kept from a torn read has no locals of its own: the walker's bytes are another
   // attempt's.)
-  if (locals && !unsteady_sample_ && walker_.read_locals(f.address, locals, slots)) {
+  python::Walker& locals_from = locals_walker_ ? *locals_walker_ : walker_;
+  // A suspended task's frames come from the asyncio reader: their locals, which do not move while
+  // the coroutine waits, are read on their own.
+  bool have_locals = locals && !unsteady_sample_ &&
+                     (suspended_task_sample_ ? read_frame_locals(f.address, locals, slots)
+                                             : locals_from.read_locals(f.address, locals, slots));
+  if (have_locals) {
     identity_.locals_known = true;
     std::copy(slots, slots + identity_.arg_count, identity_.args);
     for (size_t k = code.arg_count; k < locals; ++k)
       if (slots[k]) identity_.bound_locals |= uint64_t(1) << (k - code.arg_count);
   }
+}
+
+// The task context of an asyncio task: a task object reused for another task is another context.
+Recorder::TaskContext& Recorder::task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us) {
+  auto [it, inserted] = task_contexts_.try_emplace(task.address);
+  TaskContext& c = it->second;
+  if (inserted || c.coro != task.coro) {
+    c = TaskContext{};
+    c.index = next_context_index_++;
+    c.coro = task.coro;
+    c.last_sample_us = previous_tick_us_;
+    snapshot::Context ctx;
+    ctx.index = c.index;
+    ctx.kind = snapshot::ContextKind::kTask;
+    ctx.name = task.name;
+    ctx.thread = thread;
+    ctx.address = task.address;
+    writer_.add_context(ctx);
+  }
+  c.last_tick = ticks;
+  (void)now_us;
+  return c;
+}
+
+// Which task (if any) runs on the thread just walked: the one whose coroutine's frame is on its
+// stack. The frames from that one inward are the task's; those above are its event loop's.
+void Recorder::locate_running_task(const python::PyThread& t) {
+  running_task_ = context_root_ = SIZE_MAX;
+  context_depth_ = 0;
+  // Any task, not only the one that ran when the tasks were read: the loop may have switched
+  // tasks since. A suspended task's coroutine frame is the frame it resumes in.
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    const python::AsyncTask& task = tasks_[k];
+    if (task.state != python::TaskState::kPending || !task.coro_frame || (task.thread_id && task.thread_id != t.thread_id))
+      continue;
+    for (size_t i = 0; i < raw_.size(); ++i)
+      if (raw_[i].address == task.coro_frame) {
+        // The outermost task's frame: a task can drive another's coroutine only through await,
+        // which keeps it on the same chain.
+        if (context_root_ == SIZE_MAX || i > context_root_) {
+          running_task_ = k;
+          context_root_ = i;
+        }
+        break;
+      }
+  }
+}
+
+// Each suspended task once per tick: its await chain, innermost first from the reader, resolved
+// like a thread's stack, under an `<awaiting ...>` frame naming what the innermost coroutine awaits.
+void Recorder::sample_suspended_tasks(int64_t now_us) {
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    const python::AsyncTask& task = tasks_[k];
+    if (task.running || task.state != python::TaskState::kPending || task.frames.empty()) continue;
+    // Found running on its thread since the tasks were read: its await chain is stale.
+    if (std::find(ran_tasks_.begin(), ran_tasks_.end(), k) != ran_tasks_.end()) continue;
+    // The event loop's thread, when it is one of the threads sampled.
+    ThreadContext* loop_thread = nullptr;
+    for (auto& [tstate, c] : threads)
+      if (c.registered && c.last_tick == ticks && (c.ident == task.thread_id || (task.native_id && c.tid == task.native_id))) {
+        loop_thread = &c;
+        break;
+      }
+    if (!loop_thread) continue;
+    raw_.assign(task.frames.begin(), task.frames.end());
+    running_task_ = SIZE_MAX;
+    context_root_ = raw_.size() - 1;  // the task's coroutine is its outermost frame
+    context_depth_ = 0;
+    const CallIdentity* entry = nullptr;
+    suspended_task_sample_ = true;
+    bool resolved = resolve_stack(ticks, true, &entry);
+    suspended_task_sample_ = false;
+    if (!resolved) continue;
+    stack_.push_back(marker_frame(task.awaiting.type_name.empty() ? "<awaiting>"
+                                                                  : "<awaiting " + task.awaiting.type_name + ">"));
+    TaskContext& tc = task_context(task, loop_thread->index, now_us);
+    snapshot::Sample s;
+    s.time_us = now_us;
+    s.thread = loop_thread->index;
+    s.greenlet = tc.index;
+    s.stack = writer_.intern_stack(stack_);
+    s.wall_us = std::max<int64_t>(0, now_us - tc.last_sample_us);
+    s.flags = snapshot::kSwitchedOut;
+    tc.last_sample_us = now_us;
+    ++task_samples;
+    if (!entries_.empty()) {
+      Reading reading{now_us, now_us - s.wall_us, {}, false, task_key(tc)};
+      trigger_.route(ticks, &s, loop_thread->index, 0, entry, stack_, &reading);
+    } else if (options_.tasks) {
+      writer_.add_sample(s);
+    }
+  }
+  running_task_ = context_root_ = SIZE_MAX;
+  context_depth_ = 0;
+}
+
+// Each parked greenlet once per tick: its frames where it waits, under <switched out>, in the
+// context of its outermost frame (as when it runs).
+void Recorder::sample_parked_greenlets(int64_t now_us) {
+  // A greenlet not seen running yet is on the thread known greenlets run on (gevent's hub has one
+  // thread), or, before any ran, the first thread (where gevent's hub usually is).
+  uint32_t fallback_thread = greenlet_thread_;
+  if (fallback_thread == UINT32_MAX)
+    for (const auto& [tstate, c] : threads)
+      if (c.registered && c.last_tick == ticks) fallback_thread = std::min(fallback_thread, c.index);
+  greenlets_followed_->parked([&](const GreenletTracker::Parked& p) {
+    learn_owner(p.greenlet, p.bottom_frame, p.bottom_code);
+    const uint64_t key = kGreenletSerial | p.greenlet.serial;
+    auto gc = greenlet_contexts_.find(key);
+    // Sampled running on its thread this tick: read parked since (it switched out meanwhile) is
+    // the same tick's news twice.
+    if (gc != greenlet_contexts_.end() && gc->second.last_running_tick == ticks) return;
+    uint32_t thread = gc != greenlet_contexts_.end() ? gc->second.thread : fallback_thread;
+    if (thread == UINT32_MAX) return;  // no thread ran greenlets yet
+    raw_.swap(p.frames);
+    running_task_ = context_root_ = SIZE_MAX;
+    context_depth_ = 0;
+    const CallIdentity* entry = nullptr;
+    locals_walker_ = &greenlets_followed_->walker();
+    bool resolved = resolve_stack(ticks, true, &entry);
+    locals_walker_ = nullptr;
+    raw_.swap(p.frames);
+    if (!resolved) return;
+    GreenletContext& ctx = greenlet_contexts_[key];
+    // A greenlet first seen parked waited since it started (or since the last tick, if it started
+    // before the tracker knew it).
+    if (!ctx.last_sample_us) ctx.last_sample_us = p.greenlet.born_us > 0 ? std::min(p.greenlet.born_us, now_us) : previous_tick_us_;
+    ctx.thread = thread;
+    ctx.parked_seen = true;
+    snapshot::Sample s;
+    s.time_us = now_us;
+    s.thread = thread;
+    s.greenlet = greenlet_index(key, p.bottom_code);
+    s.stack = writer_.intern_stack(stack_);
+    s.wall_us = std::max<int64_t>(0, now_us - ctx.last_sample_us);
+    s.flags = snapshot::kSwitchedOut;
+    ctx.last_sample_us = now_us;
+    ctx.last_tick = ticks;
+    ++greenlet_samples;
+    if (!entries_.empty()) {
+      Reading reading{now_us, now_us - s.wall_us, {}};
+      trigger_.route(ticks, &s, thread, key, entry, stack_, &reading);
+    } else if (options_.tasks) {
+      writer_.add_sample(s);
+    }
+  });
 }
 
 // A synthetic frame (`<N frames cut>`), interned once per text.
@@ -387,18 +684,29 @@ uint32_t Recorder::marker_frame(const std::string& text) {
 // `<N frames cut>` frame between them, so the tree keeps its root and says where it was cut; a
 // walk that never reached the root starts with a marker saying so. False when a frame's code
 // cannot be resolved (the sample is dropped).
-bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry) {
+bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentity** entry, Resolved* last) {
   const python::Layout& layout = interp_.layout;
+  const size_t depth = raw_.size(), limit = std::max<size_t>(options_.max_depth, 2);
+  // A deep stack's outer frames rarely move: those that are as they were at the thread's last
+  // sample keep what they resolved to (their code objects are alive: live frames hold them).
+  size_t reuse = 0;
+  if (last) {
+    const size_t n = std::min(depth, last->raw.size());
+    auto same = [](const python::RawFrame& a, const python::RawFrame& b) {
+      return a.address == b.address && a.code == b.code && a.offset == b.offset && a.owner == b.owner;
+    };
+    while (reuse < n && same(raw_[depth - 1 - reuse], last->raw[last->raw.size() - 1 - reuse])) ++reuse;
+  }
   // 3.14+ says when code objects are freed (the generation counter, checked once per tick); older
   // versions get one batched fingerprint read of the stack's code objects.
   if (!code_generation_) {
     code_addresses_.clear();
-    for (const auto& f : raw_) code_addresses_.push_back(f.code);
+    for (size_t i = 0; i + reuse < depth; ++i) code_addresses_.push_back(raw_[i].code);
     codes_.validate(code_addresses_, tick);
   }
+  resolved_ids_.assign(depth, kUnresolved);
   stack_.clear();
   *entry = nullptr;
-  const size_t depth = raw_.size(), limit = std::max<size_t>(options_.max_depth, 2);
   const size_t outer = depth > limit ? limit / 2 : depth;  // raw frames kept from the root side
   const size_t inner = depth > limit ? limit - outer : 0;  // and from the innermost side
   if (!root_reached)
@@ -410,23 +718,35 @@ bool Recorder::resolve_stack(uint64_t tick, bool root_reached, const CallIdentit
       continue;
     }
     const python::RawFrame& f = raw_[i];
-    python::CodeInfo* code = codes_.get(f.code, tick);
-    if (!code) return false;
-    // 3.11+: a frame that has not reached its first traceable instruction is still being set up.
-    if (layout.frame_model == python::FrameModel::kInterpreterFrame && f.owner != layout.owner_generator &&
-        f.offset >= 0 && f.offset < code->first_traceable)
-      continue;
-    uint32_t frame_id = frame_id_of(*code, f.offset);
+    int64_t id = kUnresolved;
+    if (i >= depth - reuse) id = last->ids[last->raw.size() - (depth - i)];
+    python::CodeInfo* code = nullptr;
+    if (id == kUnresolved) {
+      code = codes_.get(f.code, tick);
+      if (!code) return false;
+      // 3.11+: a frame that has not reached its first traceable instruction is being set up.
+      bool incomplete = layout.frame_model == python::FrameModel::kInterpreterFrame &&
+                        f.owner != layout.owner_generator && f.offset >= 0 && f.offset < code->first_traceable;
+      id = incomplete ? kSkipped : frame_id_of(*code, f.offset);
+    }
+    resolved_ids_[i] = id;
+    if (i == context_root_) context_depth_ = static_cast<uint32_t>(stack_.size());
+    if (id == kSkipped) continue;
     if (!entries_.empty() && !*entry) {
+      if (!code && !(code = codes_.get(f.code, tick))) return false;
       if (code->entry_match < 0) code->entry_match = static_cast<int8_t>(match_entry(entries_, *code) + 1);
       if (code->entry_match > 0) {
         capture_identity(i, *code);
         *entry = &identity_;
       }
     }
-    stack_.push_back(frame_id);
+    stack_.push_back(static_cast<uint32_t>(id));
   }
   if (depth > limit) ++cut_stacks;
+  if (last) {
+    last->raw.assign(raw_.begin(), raw_.end());
+    last->ids.swap(resolved_ids_);
+  }
   return true;
 }
 
@@ -451,13 +771,18 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     err = walker_.walk(t, raw_);
     now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
     failure = nullptr;
+    if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
     if (err == python::WalkError::kThreadState) {
       failure = python::walk_error_name(err);
-      break;  // the thread state itself is gone or unreadable: retrying reads the same
+      break;  // the thread state itself is unreadable: retrying reads the same
     }
-    if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) failure = python::walk_error_name(err);
-    else if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry))
-      failure = "unreadable code object";
+    if (err != python::WalkError::kNone && err != python::WalkError::kTooDeep) {
+      failure = python::walk_error_name(err);
+    } else {
+      locate_running_task(t);
+      if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
+        failure = "unreadable code object";
+    }
     if (!failure) break;
     torn |= err == python::WalkError::kTorn;
     if (err == python::WalkError::kTorn && walker_.stable_frames() > best_stable) {
@@ -498,7 +823,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     // No Python frames (a thread starting, ending, or in C code only): whatever call it ran ended.
     if (!entries_.empty() && ctx.registered) {
       Reading reading{now_us, 0, {}};  // (no sample: when the thread was found without Python)
-      trigger_.route(ticks, nullptr, ctx.index, walker_.bottom_frame(), nullptr, {}, &reading);
+      trigger_.route(ticks, nullptr, ctx.index, 0, nullptr, {}, &reading);
     }
     ctx.last_stack.clear();
     return;
@@ -506,7 +831,27 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   snapshot::Sample s;
   s.time_us = now_us;
   s.thread = register_thread(ctx);
-  s.greenlet = greenlet_index(walker_.bottom_frame(), walker_.bottom_code());
+  // What runs the stack, as far as the thread is concerned: its outermost Python frame (under
+  // gevent each greenlet's own, parked or running).
+  const uint64_t outermost = greenlet_key(raw_.back().address);
+  s.greenlet = greenlet_index(outermost, raw_.back().code);
+  if (greenlets_followed_) {
+    GreenletContext& gc = greenlet_contexts_[outermost];
+    gc.thread = ctx.index;
+    if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here
+    gc.last_sample_us = now_us;
+    gc.last_tick = gc.last_running_tick = ticks;
+  }
+  uint64_t task = 0;  // the asyncio task the entry's call runs in
+  if (running_task_ != SIZE_MAX && !partial) {
+    // An asyncio task runs here: the sample is the task's, from its coroutine inward.
+    TaskContext& tc = task_context(tasks_[running_task_], ctx.index, now_us);
+    ran_tasks_.push_back(running_task_);
+    s.greenlet = tc.index;
+    s.context_depth = context_depth_;
+    tc.last_sample_us = now_us;
+    if (entry && entry_in_task_) task = task_key(tc);
+  }
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
@@ -550,8 +895,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++samples;
   ++tick_samples;
   if (!entries_.empty()) {
-    Reading reading{read_from_us, previous_read_from, gap, partial};
-    trigger_.route(ticks, &s, ctx.index, walker_.bottom_frame(), entry, stack_, &reading);
+    Reading reading{read_from_us, previous_read_from, gap, partial, task};
+    trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
     return;
   }
   if (gap.wall_us > 0) {
@@ -561,6 +906,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     g.cpu_us = gap.cpu_us;
     g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
     g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
+    g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(gap.common));
     writer_.add_sample(g);
   }
   writer_.add_sample(s);
@@ -590,8 +936,21 @@ bool Recorder::tick(int64_t now_us) {
   }
   const bool complete = walker_.threads_complete();
   if (!complete) ++partial_ticks;
+  // asyncio tasks, when calls or tasks are followed: all of them, before the threads are read
+  // (a running task is told by its coroutine's frame on its thread's stack). A program that
+  // imports asyncio later is picked up at the next tick.
+  // Greenlets: which live, run, or are parked, before the threads are walked.
+  if (greenlets_followed_) greenlets_followed_->tick(now_us, epoch_us_);
+  tasks_read_ = false;
+  if (tasks_wanted_) {
+    python::AsyncioScanOptions scan;
+    scan.awaiters = false;
+    tasks_read_ = asyncio_.scan(py_threads_, tasks_, scan) && asyncio_.stats().torn == 0;
+    if (!asyncio_.stats().tasks && !asyncio_.problem().empty()) tasks_.clear();
+  }
   uint64_t tick_samples = 0;
   listed_.clear();
+  ran_tasks_.clear();
   for (const auto& t : py_threads_) {
     // A thread state not bound to a thread (3.12+: made for a thread not started yet, or left by
     // one that ended) runs nothing; what its frame pointer shows is stale.
@@ -600,7 +959,11 @@ bool Recorder::tick(int64_t now_us) {
     sample_thread(t, ctx, now_us, tick_samples);
     if (ctx.registered) listed_.push_back(ctx.index);
   }
-  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete);
+  if (!tasks_.empty()) sample_suspended_tasks(std::max(now_us, monotonic_us() - epoch_us_));
+  if (greenlets_followed_ && greenlets_followed_->known()) {
+    sample_parked_greenlets(std::max(now_us, monotonic_us() - epoch_us_));
+  }
+  if (!entries_.empty()) trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_);
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {
@@ -609,6 +972,10 @@ bool Recorder::tick(int64_t now_us) {
     } else {
       ++it;
     }
+  }
+  if (ticks % 64 == 0) {
+    std::erase_if(task_contexts_, [&](const auto& c) { return c.second.last_tick + 64 < ticks; });
+    std::erase_if(greenlet_contexts_, [&](const auto& c) { return c.second.last_tick + 64 < ticks; });
   }
   previous_tick_us_ = now_us;
   writer_.maybe_flush();
@@ -663,14 +1030,13 @@ int run(const Options& options) {
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);
-  // proto3 strings must be UTF-8, or the header does not parse back: a path of other bytes
-  // (a file name in Latin-1) is kept readable with U+FFFD in place of what is not UTF-8.
-  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(sanitize_text(a));
+  // Header strings are bytes in the file: an argument or path that is not UTF-8 is kept exactly.
+  for (const auto& a : child ? options.command : target::read_cmdline(pid)) header.add_command(a);
   header.set_pid(pid);
   header.set_attached(!child);
   header.set_python_version(interp.version.text());
   header.set_python_build(interp.shared ? "shared" : "static");
-  header.set_python_binary(sanitize_text(interp.binary));
+  header.set_python_binary(interp.binary);
   header.set_interval_us(options.interval_us);
   header.set_start_unix_us(unix_now_us());
   header.set_hostname(hostname());
@@ -691,6 +1057,7 @@ int run(const Options& options) {
   Recorder recorder(options, interp, memory, writer, entries);
   Clock clock(options.interval_us);
   const int64_t start_us = epoch_us;
+  const int64_t cpu_at_start_us = own_cpu_us();
   recorder.set_epoch(start_us);
   std::string stop_reason = "program exited";
   for (;;) {
@@ -707,6 +1074,10 @@ int run(const Options& options) {
     }
     if (recorder.segments_done()) {
       stop_reason = "--max-segments reached";
+      break;
+    }
+    if (writer.failed()) {  // a full disk: stop now, keep what was written
+      stop_reason = writer.error_message();
       break;
     }
     status.update(now, recorder.samples, recorder.errors, recorder.threads.size());
@@ -738,6 +1109,12 @@ int run(const Options& options) {
   footer.set_threads(recorder.threads_total);
   footer.set_runtime_unreadable_ticks(recorder.runtime_unreadable);
   footer.set_remote_reads(memory.syscalls());
+  footer.set_recorder_cpu_us(own_cpu_us() - cpu_at_start_us);
+  if (const std::string* note = recorder.greenlets_note()) footer.set_greenlets(*note);
+  footer.set_greenlet_samples(recorder.greenlet_samples);
+  footer.set_task_samples(recorder.task_samples);
+  footer.set_uprobe_hits(recorder.greenlet_probe_hits());
+  footer.set_uprobe_lost(recorder.greenlet_probe_lost());
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
   footer.set_cut_stacks(recorder.cut_stacks);
@@ -757,14 +1134,22 @@ int run(const Options& options) {
   }
   if (child && child->poll_exited()) footer.set_exit_status(child->exit_status());
   // The file is complete before waiting on anything else.
-  writer.finish(footer);
+  const bool written = writer.finish(footer);
+  if (!written) {  // the summary tells what the file holds: the records before the failure
+    footer.set_samples(writer.samples_in_file());
+    footer.set_stop_reason(writer.error_message());
+  }
   print_summary(footer, header, writer.path(), writer.bytes_written());
   int exit_code = 0;
   if (child) {
     if (!child->exited())
-      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n", stop_reason.c_str(), pid);
+      std::fprintf(stderr, "swprof: recording stopped (%s); waiting for pid %d to exit\n",
+                   terminal_text(stop_reason).c_str(), pid);
     exit_code = child->wait();
   }
+  if (!written)
+    throw UserError(fmt::format("{}: recording stopped; {} keeps the {} samples written before", writer.error_message(),
+                                writer.path(), writer.samples_in_file()));
   return exit_code;
 }
 

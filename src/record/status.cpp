@@ -38,9 +38,10 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   for (const auto& e : f.error_kinds())
     if (e.kind().rfind("torn", 0) == 0) torn_dropped += e.count();
   std::string out;
-  out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", path, format_bytes(bytes), samples,
+  out += fmt::format("swprof: wrote {} ({}, {} samples, {} bytes/sample) — {}\n", terminal_text(path),
+                     format_bytes(bytes), samples,
                      samples ? fmt::format("{:.1f}", static_cast<double>(bytes) / static_cast<double>(samples)) : "-",
-                     f.stop_reason());
+                     terminal_text(f.stop_reason()));
   out += fmt::format("  recorded  {} of Python {} ({}), {} thread{}, interval {}\n",
                      format_duration_us(f.duration_us()), h.python_version(), h.python_build(), f.threads(),
                      f.threads() == 1 ? "" : "s",
@@ -63,22 +64,31 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
     out += fmt::format("  late      {} samples came over two intervals after their thread's previous one: {} of "
                        "their time is shown as <not sampled> under the frames their stacks had in common\n",
                        f.late_samples(), format_duration_us(f.gap_us()));
+  if (!f.greenlets().empty())
+    out += fmt::format("  gevent    {}; {} samples of parked greenlets{}\n", sanitize_text(f.greenlets()), f.greenlet_samples(),
+                       f.uprobe_lost() ? fmt::format(" ({} greenlet starts lost: the kernel's buffer was full)", f.uprobe_lost()) : "");
+  if (f.task_samples())
+    out += fmt::format("  asyncio   {} samples of suspended tasks, each under what it awaits\n", f.task_samples());
   if (f.cut_stacks())
     out += fmt::format("  deep      {} samples had more than {} frames: their middle frames are cut "
                        "(<N frames cut>; --max-depth)\n",
                        f.cut_stacks(), h.max_depth());
-  out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most\n", f.cost_mean_us(),
-                     f.cost_max_us());
+  out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most; {:.1f} µs of CPU per sample\n",
+                     f.cost_mean_us(), f.cost_max_us(),
+                     samples ? static_cast<double>(f.recorder_cpu_us()) / static_cast<double>(samples) : 0.0);
   if (h.entry_specs_size() > 0) {
-    out += fmt::format("  segments  {} seen, {} kept, {} shorter than {}, {} skipped (over --max-parallel/--max-segments)\n",
-                       f.segments_seen(), f.segments_kept(), f.segments_too_short(),
-                       format_duration_us(h.min_duration_us()), f.segments_skipped());
+    out += fmt::format("  segments  {} seen, {} kept, {}{} skipped (over --max-parallel/--max-segments)\n",
+                       f.segments_seen(), f.segments_kept(),
+                       h.min_duration_us() ? fmt::format("{} shorter than {}, ", f.segments_too_short(),
+                                                         format_duration_us(h.min_duration_us()))
+                                           : "",
+                       f.segments_skipped());
     out += fmt::format("  not written: {} samples outside any kept segment\n", f.outside_segments());
   }
   if (!h.idle_kept()) out += fmt::format("  not written: {} samples of threads asleep for a whole interval (--no-idle)\n", f.idle_dropped());
   else out += "  idle threads kept (use --no-idle to drop samples of threads asleep for a whole interval)\n";
   if (h.gil_only()) out += fmt::format("  not written: {} samples of threads without the GIL (--gil)\n", f.not_gil_holder());
-  out += fmt::format("  analyze with: swprof analyze {}\n", path);
+  out += fmt::format("  analyze with: swprof analyze {}\n", terminal_text(path));
   std::fputs(out.c_str(), stderr);
 }
 

@@ -143,6 +143,7 @@ void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
   g.cpu_us = p.reading.gap.cpu_us;
   g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
   g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
+  g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(depth));
   add(s, g);
 }
 
@@ -161,18 +162,22 @@ void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thre
   if (sample) p.sample = *sample;
   p.thread = thread;
   p.greenlet = greenlet;
+  p.task = reading && reading->task;
+  p.context = p.task ? reading->task : greenlet;
   p.has_entry = entry != nullptr && sample != nullptr;
   if (p.has_entry) p.entry = *entry;
   p.frames.assign(frames.begin(), frames.end());
   p.reading = reading ? *reading : Reading{sample ? sample->time_us : 0, sample ? sample->time_us - sample->wall_us : 0, {}};
   p.open = SIZE_MAX;
+  p.duplicate = false;
 }
 
 void Trigger::start(Pending& p) {
   ++seen_;
   Open o;
   o.thread = p.thread;
-  o.greenlet = p.greenlet;
+  o.context = p.context;
+  o.task = p.task;
   o.greenlet_index = p.sample.greenlet;
   o.identity = p.entry;
   o.last_tick = 0;
@@ -194,13 +199,16 @@ void Trigger::start(Pending& p) {
   else if (p.reading.gap.wall_us > 0) ++outside_;
 }
 
-void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete) {
+void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete,
+                       bool tasks_read) {
   std::span<Pending> pending(pending_.data(), pending_used_);
   // What each sampled thread ran.
   for (const Pending& p : pending) {
     // Only the outer frames of a thread whose stack kept changing: a call not among them may
     // still run deeper. That is no news.
     if (p.reading.partial && !p.has_entry) continue;
+    // A parked greenlet's or a suspended task's sample is no news of its thread.
+    if (p.has_sample && (p.sample.flags & snapshot::kSwitchedOut)) continue;
     sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : p.reading.from_us ? p.reading.from_us : now_us,
                           !p.has_sample};
   }
@@ -209,9 +217,15 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     if (!p.has_entry) continue;
     for (size_t i = 0; i < open_.size(); ++i) {
       Open& o = open_[i];
-      if (o.closed || o.last_tick == tick || o.thread != p.thread || o.greenlet != p.greenlet ||
+      if (o.closed || o.context != p.context || o.task != p.task || (!o.task && o.thread != p.thread) ||
           !o.identity.continues_as(p.entry))
         continue;
+      if (o.last_tick == tick) {
+        // A second look at a call already seen this tick (a greenlet read parked just after it ran
+        // on its thread): the same call, not a new one.
+        p.duplicate = true;
+        break;
+      }
       o.last_tick = tick;
       p.open = i;
       break;
@@ -220,6 +234,14 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   // Calls that were not seen this tick: ended, switched out, or no news.
   for (auto& s : open_) {
     if (s.closed || s.last_tick == tick) continue;
+    if (s.task) {
+      // Its task was read without it (the call returned), or all tasks were read and it was not
+      // among them (the task finished). Otherwise: no news.
+      auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.task && p.context == s.context; });
+      if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : now_us);
+      else if (tasks_read) close(s, now_us);
+      continue;
+    }
     bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
     auto seen = sampled_.find(s.thread);
     if ((!thread_exists && complete) || seen == sampled_.end()) {
@@ -227,13 +249,13 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
-    if (seen->second.greenlet == s.greenlet || seen->second.no_python) {
+    if (seen->second.greenlet == s.context || seen->second.no_python) {
       // Its own greenlet (or thread) ran without it, or the thread runs no Python: it returned.
       close(s, seen->second.time_us);
       continue;
     }
     // Another greenlet ran on the thread: this call is switched out, if it still exists.
-    if (!prober_ || !prober_(s.identity, parked_frames_)) {
+    if (!prober_ || !prober_(s.context, s.identity, parked_frames_)) {
       close(s, now_us);
       continue;
     }
@@ -257,6 +279,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       outside_ += 1 + (p.reading.gap.wall_us > 0);
       continue;
     }
+    if (p.duplicate) continue;
     if (p.open == SIZE_MAX) continue;
     Open& o = open_[p.open];
     o.identity = p.entry;
@@ -269,7 +292,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     add(o, own);
   }
   for (Pending& p : pending) {
-    if (!p.has_entry || p.open != SIZE_MAX) continue;
+    if (!p.has_entry || p.open != SIZE_MAX || p.duplicate) continue;
     start(p);
     Open& o = open_[p.open];
     o.last_tick = tick;
@@ -279,6 +302,15 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   }
   std::erase_if(open_, [](const Open& s) { return s.closed; });
   pending_used_ = 0;
+}
+
+void Trigger::rename_context(uint64_t from, uint64_t to) {
+  for (auto& o : open_)
+    if (!o.task && o.context == from) o.context = to;
+  for (size_t i = 0; i < pending_used_; ++i)
+    if (!pending_[i].task && pending_[i].context == from) pending_[i].context = pending_[i].greenlet = to;
+  for (auto& [thread, seen] : sampled_)
+    if (seen.greenlet == from) seen.greenlet = to;
 }
 
 void Trigger::close(Open& s, int64_t gone_us) {

@@ -53,7 +53,7 @@ struct CallIdentity {
 // Under gevent many calls share a thread, one running at a time: a call whose greenlet is switched
 // out stays open. Each tick such a call gets a `<switched out>` sample whose stack is the call's
 // own frames up to the one that yielded, found by the prober (false: the call is gone).
-using ParkedProber = std::function<bool(const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
+using ParkedProber = std::function<bool(uint64_t context, const CallIdentity&, std::vector<uint32_t>& frames_from_entry)>;
 
 // Time a late sample does not charge to its own stack: the recorder fell behind, so all that is
 // known of the time before the sample's own interval is that it was spent under the frames its
@@ -70,6 +70,10 @@ struct Reading {
   int64_t from_us = 0, previous_from_us = 0;
   Gap gap;
   bool partial = false;  // only the outer frames could be read (the inner ones kept changing)
+  // The asyncio task the call runs in (0: none; the thread or greenlet is the context). Tasks are
+  // found every tick, running or suspended, so a task call not seen on a tick whose tasks were
+  // all read has ended.
+  uint64_t task = 0;
 };
 
 class Trigger {
@@ -83,7 +87,7 @@ class Trigger {
       : limits_(limits), writer_(writer), prober_(std::move(prober)) {}
 
   // One sample of a thread during tick `tick`. `greenlet` identifies what the thread was running
-  // (its stack's outermost frame); `entry` is null when no entry frame is on the stack; `frames`
+  // (its greenlet, or its stack's outermost frame); `entry` is null when no entry frame is on the stack; `frames`
   // is the sample's stack. Decided at end_tick(): the sample is written, buffered (its segment may
   // still prove too short) or dropped. A thread sampled with no Python frames at all is routed
   // with an empty stack and no sample (`sample` null): its call, if any, has ended.
@@ -95,7 +99,11 @@ class Trigger {
   // is gone; a call whose greenlet is switched out gets a `<switched out>` sample while the
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
-  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true);
+  void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true,
+                bool tasks_read = false);
+  // What ran as `from` (a greenlet known so far by its outermost frame) is now known as `to` (its
+  // serial): its calls, and this tick's samples, move there.
+  void rename_context(uint64_t from, uint64_t to);
   // Recording stops: decides every open segment. `ended_us`: when the program was found exited
   // (its calls ended by then), 0 when it runs on.
   void finish(int64_t ended_us);
@@ -110,7 +118,8 @@ class Trigger {
  private:
   struct Open {
     uint32_t thread = 0;
-    uint64_t greenlet = 0;       // outermost frame of the stack the call runs on
+    uint64_t context = 0;        // the task it runs in, or its greenlet (see Recorder::greenlet_key)
+    bool task = false;           // the context is an asyncio task
     uint32_t greenlet_index = 0;
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
@@ -127,12 +136,15 @@ class Trigger {
     snapshot::Sample sample;
     bool has_sample = false;
     uint32_t thread = 0;
-    uint64_t greenlet = 0;
+    uint64_t greenlet = 0;  // what ran it (see Recorder::greenlet_key)
+    uint64_t context = 0;   // the task, or `greenlet`
+    bool task = false;
     bool has_entry = false;
     CallIdentity entry;
     std::vector<uint32_t> frames;
     Reading reading;
     size_t open = SIZE_MAX;  // the open call it continues
+    bool duplicate = false;  // another sample of this tick already continued the same call
   };
   bool promote(Open& s);
   void close(Open& s, int64_t gone_us);  // gone_us: when it was found gone (0: not known)

@@ -1,11 +1,29 @@
-// Reads a .swp file. Nothing read is trusted: every size is bounded before allocation and every id
-// is checked against what earlier records defined, so a corrupt file yields one error line.
+// Reads a .swp file. Nothing read is trusted: every size is bounded before allocation, every id is
+// checked against what earlier records defined, every time is range-checked so that analysis can
+// add and subtract them freely, and the file may not make the reader use more than its own size
+// justifies, so a corrupt or hostile file yields one error line.
+//
+// The limits (measured on real files, see also the README):
+//   * Decompressed bytes: at most kMaxExpansion (1024) times the compressed record bytes read so
+//     far, plus 1 MiB. Recordings compress 2-6x; the most regular file swprof itself writes (a
+//     SkyWalking import of 50 identical segments of 2000 dumps) 268x. The 1 MiB covers the
+//     header, the footer and the first chunks of a short recording however well they compress.
+//   * Memory: every record's items are counted from its protobuf wire format before it is parsed,
+//     and what parsing and keeping them costs must fit in 64 MiB plus kMemoryPerFileByte (256)
+//     bytes per byte read so far. A recording holds 20-60 bytes of memory per file byte (56 per
+//     sample at 1-3 bytes per sample); a perfectly regular import up to ~1100, which the 64 MiB
+//     still covers up to about a million samples. Analysis charges its call tree to the same
+//     budget (Recording::memory_limit).
 #include <sys/stat.h>
 #include <zstd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <istream>
+#include <memory>
+#include <streambuf>
 
 #include <fmt/format.h>
 
@@ -17,7 +35,17 @@ namespace swprof::snapshot {
 
 namespace {
 
+constexpr uint64_t kMaxExpansion = 1024;
+constexpr uint64_t kDecompressSlack = 1ull << 20;
+constexpr uint64_t kMemoryPerFileByte = 256;
+constexpr uint64_t kMemorySlack = 64ull << 20;
+
 class Corrupt : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class TooLarge : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -26,25 +54,197 @@ void check(bool ok, const char* what) {
   if (!ok) throw Corrupt(what);
 }
 
-void apply_chunk(const pb::Chunk& c, Recording& r) {
-  for (const auto& s : c.strings()) r.strings.push_back(s);
+bool time_ok(int64_t t) { return t >= -kMaxTimeUs && t <= kMaxTimeUs; }
+
+// --- counting a chunk's items from its wire format, before parsing it -------------------------
+
+struct WireReader {
+  const uint8_t* at;
+  const uint8_t* end;
+
+  bool varint(uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (at == end) return false;
+      uint8_t b = *at++;
+      v |= uint64_t(b & 0x7F) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  // One field: its number, wire type and, for length-delimited fields, its payload.
+  bool field(uint32_t& number, uint32_t& type, std::string_view& payload) {
+    uint64_t tag, len;
+    if (!varint(tag)) return false;
+    number = static_cast<uint32_t>(tag >> 3);
+    type = static_cast<uint32_t>(tag & 7);
+    payload = {};
+    switch (type) {
+      case 0: return varint(len);
+      case 1: return skip(8);
+      case 5: return skip(4);
+      case 2:
+        if (!varint(len) || len > static_cast<uint64_t>(end - at)) return false;
+        payload = {reinterpret_cast<const char*>(at), static_cast<size_t>(len)};
+        at += len;
+        return true;
+      default: return false;
+    }
+  }
+  bool skip(size_t n) {
+    if (static_cast<size_t>(end - at) < n) return false;
+    at += n;
+    return true;
+  }
+  static WireReader of(std::string_view s) {
+    auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    return {p, p + s.size()};
+  }
+};
+
+// Varints in a packed field: bytes without the continuation bit.
+uint64_t packed_count(std::string_view payload) {
+  uint64_t n = 0;
+  for (char c : payload) n += (static_cast<uint8_t>(c) & 0x80) == 0;
+  return n;
+}
+
+// Elements of the repeated scalar fields of a message (packed or not): all of them, and those of
+// field `counted`.
+struct Elements {
+  uint64_t all = 0, counted = 0;
+};
+Elements repeated_elements(std::string_view message, uint32_t counted) {
+  WireReader r = WireReader::of(message);
+  uint32_t number, type;
+  std::string_view payload;
+  Elements n;
+  while (r.at != r.end) {
+    check(r.field(number, type, payload), "chunk does not parse");
+    uint64_t k = type == 2 ? packed_count(payload) : 1;
+    n.all += k;
+    if (number == counted) n.counted += k;
+  }
+  return n;
+}
+
+// Bytes of memory that parsing a header or footer may take: its repeated fields (argv, entry
+// specs, error kinds) are objects of their own.
+uint64_t header_or_footer_cost(std::string_view message, uint8_t kind) {
+  WireReader r = WireReader::of(message);
+  uint32_t number, type;
+  std::string_view payload;
+  uint64_t cost = 0;
+  while (r.at != r.end) {
+    check(r.field(number, type, payload), kind == format::kHeader ? "header does not parse" : "footer does not parse");
+    bool repeated = kind == format::kHeader ? number == 3 || number == 12 : number == 16;
+    cost += 2 * payload.size() + (repeated ? 64 : 0);
+  }
+  return cost;
+}
+
+// Bytes of memory that parsing a chunk (protobuf's objects) and keeping its items (Recording)
+// may take, from the chunk's wire format: per item a fixed cost for its objects, its payload
+// twice (names are copied into protobuf's objects and again into the Recording), and 8 bytes per
+// repeated number (a sample column entry or a stack's frame id: at least one byte on the wire,
+// up to 8 in protobuf's arrays plus 4 in the Recording), 56 per sample (snapshot::Sample).
+uint64_t chunk_cost(std::string_view chunk) {
+  WireReader r = WireReader::of(chunk);
+  uint32_t number, type;
+  std::string_view payload;
+  uint64_t cost = 0;
+  while (r.at != r.end) {
+    check(r.field(number, type, payload), "chunk does not parse");
+    cost += 2 * payload.size();
+    switch (number) {
+      case 1: cost += 80; break;                                                // a string
+      case 2: cost += 64; break;                                                // a frame
+      case 3: cost += 64 + 8 * repeated_elements(payload, 1).all; break;        // a stack
+      case 4: cost += 96; break;                                                // a thread
+      case 5: cost += 208; break;                                               // a segment
+      case 6: cost += 48; break;                                                // a segment end
+      case 7: {                                                                 // the samples
+        Elements e = repeated_elements(payload, 2);  // column 2: one thread index per sample
+        cost += 8 * e.all + sizeof(Sample) * e.counted;
+        break;
+      }
+      case 8: cost += 64; break;                                                // a thread name
+      case 9: cost += 160; break;                                               // a context
+      default: break;                                                           // unknown: skipped
+    }
+  }
+  return cost;
+}
+
+// --- applying a parsed chunk --------------------------------------------------------------------
+
+class Reader {
+ public:
+  explicit Reader(Recording& r) : r_(r) {}
+
+  void apply_chunk(const pb::Chunk& c);
+  void check_header(const pb::Header& h);
+  void check_footer(const pb::Footer& f);
+  uint64_t held() const { return held_; }
+
+ private:
+  Recording& r_;
+  uint64_t held_ = 0;  // bytes the Recording holds
+};
+
+void Reader::check_header(const pb::Header& h) {
+  check(h.interval_us() >= 0 && h.interval_us() <= kMaxTimeUs, "sampling interval out of range");
+  check(h.start_unix_us() >= 0 && h.start_unix_us() <= (int64_t(1) << 60), "start time out of range");
+  check(h.min_duration_us() >= 0 && h.min_duration_us() <= kMaxTimeUs, "minimum duration out of range");
+}
+
+void Reader::check_footer(const pb::Footer& f) {
+  check(time_ok(f.duration_us()), "duration out of range");
+  check(std::isfinite(f.cost_mean_us()) && std::isfinite(f.cost_max_us()), "recorder cost is not a number");
+}
+
+void Reader::apply_chunk(const pb::Chunk& c) {
+  for (const auto& s : c.strings()) {
+    check(s.size() <= kMaxStringBytes, "a name longer than any swprof writes");
+    r_.strings.push_back(s);
+    held_ += sizeof(std::string) + s.size();
+  }
   for (const auto& f : c.frames()) {
-    check(f.function() < r.strings.size() && f.file() < r.strings.size(), "frame names an unknown string");
-    r.frames.push_back({f.function(), f.file(), f.line(), f.first_line()});
+    check(f.function() < r_.strings.size() && f.file() < r_.strings.size(), "frame names an unknown string");
+    r_.frames.push_back({f.function(), f.file(), f.line(), f.first_line()});
+    held_ += sizeof(Frame);
   }
   for (const auto& s : c.stacks()) {
-    for (uint32_t id : s.frames()) check(id < r.frames.size(), "stack names an unknown frame");
-    r.stack_frames.insert(r.stack_frames.end(), s.frames().begin(), s.frames().end());
-    r.stack_offsets.push_back(static_cast<uint32_t>(r.stack_frames.size()));
+    check(static_cast<size_t>(s.frames_size()) <= kMaxStackDepth, "a stack deeper than any swprof writes");
+    for (uint32_t id : s.frames()) check(id < r_.frames.size(), "stack names an unknown frame");
+    r_.stack_frames.insert(r_.stack_frames.end(), s.frames().begin(), s.frames().end());
+    check(r_.stack_frames.size() < UINT32_MAX, "more stack frames than a file can index");
+    r_.stack_offsets.push_back(static_cast<uint32_t>(r_.stack_frames.size()));
+    held_ += 4 + 4 * static_cast<uint64_t>(s.frames_size());
   }
-  for (const auto& t : c.threads()) r.threads.push_back({t.tid(), t.name()});
+  for (const auto& t : c.threads()) {
+    r_.threads.push_back({t.tid(), t.name()});
+    held_ += sizeof(Thread) + t.name().size();
+  }
+  for (const auto& x : c.contexts()) {
+    check(x.thread() < r_.threads.size(), "context on an unknown thread");
+    check(x.kind() == 1 || x.kind() == 2, "context of an unknown kind");
+    check(r_.contexts.size() < (1u << 24), "too many contexts");
+    check(x.name().size() <= kMaxStringBytes, "a name longer than any swprof writes");
+    r_.context_at[x.index()] = static_cast<uint32_t>(r_.contexts.size());
+    r_.contexts.push_back({x.index(), static_cast<ContextKind>(x.kind()), x.name(), x.thread(), x.address()});
+    held_ += sizeof(Context) + 64 + x.name().size();
+  }
   for (const auto& n : c.thread_names()) {
-    check(n.thread() < r.threads.size(), "thread name for an unknown thread");
-    r.threads[n.thread()].name = n.name();
+    check(n.thread() < r_.threads.size(), "thread name for an unknown thread");
+    r_.threads[n.thread()].name = n.name();
+    held_ += n.name().size();
   }
   for (const auto& s : c.segments()) {
-    check(s.id() == r.segments.size() + 1, "segment ids out of order");
-    check(s.thread() < r.threads.size(), "segment on an unknown thread");
+    check(s.id() == r_.segments.size() + 1, "segment ids out of order");
+    check(s.thread() < r_.threads.size(), "segment on an unknown thread");
+    check(time_ok(s.start_us()) && time_ok(s.first_seen_us()) && time_ok(s.start_bound_us()),
+          "segment start out of range");
     Segment seg;
     seg.id = s.id();
     seg.thread = s.thread();
@@ -55,63 +255,87 @@ void apply_chunk(const pb::Chunk& c, Recording& r) {
     seg.name = s.name();
     seg.greenlet = s.greenlet();
     seg.task_id = s.task_id();
-    r.segments.push_back(std::move(seg));
+    held_ += sizeof(Segment) + seg.name.size() + seg.task_id.size();
+    r_.segments.push_back(std::move(seg));
   }
   for (const auto& e : c.segment_ends()) {
-    check(e.id() >= 1 && e.id() <= r.segments.size(), "end of an unknown segment");
-    r.segments[e.id() - 1].end_us = e.end_us();
-    r.segments[e.id() - 1].gone_us = e.gone_us();
-    r.segments[e.id() - 1].end_bound_us = e.end_bound_us();
+    check(e.id() >= 1 && e.id() <= r_.segments.size(), "end of an unknown segment");
+    Segment& seg = r_.segments[e.id() - 1];
+    check(time_ok(e.end_us()) && e.end_us() >= seg.start_us, "segment ends before it starts");
+    seg.end_us = e.end_us();
+    check(time_ok(e.gone_us()) && time_ok(e.end_bound_us()), "segment end bounds out of range");
+    seg.gone_us = e.gone_us();
+    seg.end_bound_us = e.end_bound_us();
   }
   const auto& s = c.samples();
   size_t n = static_cast<size_t>(s.thread_size());
   check(s.time_delta_us_size() == int(n) && s.stack_size() == int(n) && s.wall_us_size() == int(n) &&
             s.cpu_us_size() == int(n) && s.flags_size() == int(n) && s.segment_size() == int(n) &&
             (s.greenlet_size() == int(n) || s.greenlet_size() == 0) &&
-            (s.sequence_size() == int(n) || s.sequence_size() == 0),
+            (s.sequence_size() == int(n) || s.sequence_size() == 0) &&
+            (s.context_depth_size() == int(n) || s.context_depth_size() == 0),
         "sample columns of different lengths");
   int64_t time = 0;
-  size_t stacks = r.stack_count();
+  size_t stacks = r_.stack_count();
+  r_.samples.reserve(r_.samples.size() + n);
   for (size_t i = 0; i < n; ++i) {
     Sample x;
-    time += s.time_delta_us(int(i));
+    check(!__builtin_add_overflow(time, s.time_delta_us(int(i)), &time) && time >= 0 && time <= kMaxTimeUs,
+          "sample time out of range");
     x.time_us = time;
     x.thread = s.thread(int(i));
     x.stack = s.stack(int(i));
-    check(x.thread < r.threads.size(), "sample on an unknown thread");
+    check(x.thread < r_.threads.size(), "sample on an unknown thread");
     check(x.stack < stacks, "sample with an unknown stack");
-    check(s.wall_us(int(i)) < (1ull << 50) && s.cpu_us(int(i)) < (1ull << 50), "sample weight out of range");
+    check(s.wall_us(int(i)) <= uint64_t(kMaxTimeUs) && s.cpu_us(int(i)) <= uint64_t(kMaxTimeUs),
+          "sample weight out of range");
     x.wall_us = static_cast<int64_t>(s.wall_us(int(i)));
     x.cpu_us = static_cast<int64_t>(s.cpu_us(int(i)));
     x.flags = s.flags(int(i));
     x.segment = s.segment(int(i));
-    check(x.segment <= r.segments.size(), "sample in an unknown segment");
+    check(x.segment <= r_.segments.size(), "sample in an unknown segment");
     x.greenlet = s.greenlet_size() ? s.greenlet(int(i)) : 0;
-    // Stored as sequence + 1 so that 0 means "none".
-    x.sequence = s.sequence_size() ? static_cast<int64_t>(s.sequence(int(i))) - 1 : -1;
-    r.samples.push_back(x);
+    // Stored as sequence + 1 so that 0 means "none"; SkyWalking's sequence is an int32.
+    uint32_t sequence = s.sequence_size() ? s.sequence(int(i)) : 0;
+    check(sequence <= uint32_t(INT32_MAX) + 1, "dump sequence out of range");
+    x.sequence = static_cast<int64_t>(sequence) - 1;
+    x.context_depth = s.context_depth_size() ? s.context_depth(int(i)) : 0;
+    check(x.context_depth <= r_.stack(x.stack).size(), "sample's context starts beyond its stack");
+    r_.samples.push_back(x);
   }
+  held_ += n * sizeof(Sample);
 }
 
-}  // namespace
+// A streambuf over bytes already in memory, so read_bytes shares read_stream without a copy.
+class MemoryBuffer : public std::streambuf {
+ public:
+  explicit MemoryBuffer(std::string_view data) {
+    char* p = const_cast<char*>(data.data());
+    setg(p, p, p + data.size());
+  }
+};
 
-Recording read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw UserError(fmt::format("{} is a directory", path));
+struct DctxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+Recording read_stream(std::istream& in, uint64_t size, const std::string& name) {
   Recording r;
   r.stack_offsets.push_back(0);
-  r.file_size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  r.file_size = size;
 
   unsigned char magic[sizeof format::kMagic];
   in.read(reinterpret_cast<char*>(magic), sizeof magic);
   if (in.gcount() != sizeof magic || std::memcmp(magic, format::kMagic, sizeof magic) != 0)
-    throw UserError(fmt::format("{} is not a swprof snapshot file (those start with the .swp magic bytes)", path));
+    throw UserError(fmt::format("{} is not a swprof snapshot file (those start with the .swp magic bytes)", name));
 
-  ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+  if (!dctx) throw std::bad_alloc();
+  Reader reader(r);
   std::string payload, raw;
   uint64_t offset = sizeof magic;
+  uint64_t compressed_total = 0, decompressed_total = 0;
+  uint64_t record_end = offset, memory_limit = kMemorySlack;
   bool have_header = false;
   try {
     for (;;) {
@@ -139,26 +363,46 @@ Recording read_file(const std::string& path) {
       unsigned long long content = ZSTD_getFrameContentSize(payload.data(), payload.size());
       check(content != ZSTD_CONTENTSIZE_ERROR && content != ZSTD_CONTENTSIZE_UNKNOWN, "record is not zstd data");
       check(content <= format::kMaxDecompressed, "record decompresses to an implausible size");
+      compressed_total += size;
+      decompressed_total += content;
+      record_end = offset + sizeof head + size;
+      memory_limit = kMemorySlack + kMemoryPerFileByte * record_end;
+      if (decompressed_total > kDecompressSlack + kMaxExpansion * compressed_total ||
+          reader.held() + content > memory_limit)
+        throw TooLarge(fmt::format("it decompresses to {} from {} bytes", format_bytes(decompressed_total),
+                                   compressed_total));
       raw.resize(content);
-      size_t got = ZSTD_decompressDCtx(dctx, raw.data(), raw.size(), payload.data(), payload.size());
+      size_t got = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), payload.data(), payload.size());
       check(!ZSTD_isError(got) && got == content, "record fails its checksum or does not decompress");
 
+      if (kind != format::kChunk) {
+        uint64_t cost = header_or_footer_cost(raw, kind);
+        if (reader.held() + content + cost > memory_limit)
+          throw TooLarge(fmt::format("its {} would take {} of memory from {} bytes",
+                                     kind == format::kHeader ? "header" : "footer", format_bytes(cost), record_end));
+      }
       if (kind == format::kHeader) {
         check(!have_header, "second header");
         check(r.header.ParseFromString(raw), "header does not parse");
         if (r.header.format_version() > kFormatVersion)
           throw UserError(fmt::format("{} uses snapshot format {}, newer than this swprof reads ({}): upgrade swprof",
-                                      path, r.header.format_version(), kFormatVersion));
+                                      name, r.header.format_version(), kFormatVersion));
+        reader.check_header(r.header);
         have_header = true;
       } else {
         check(have_header, "data before the header");
         if (kind == format::kChunk) {
+          uint64_t cost = chunk_cost(raw);
+          if (reader.held() + content + cost > memory_limit)
+            throw TooLarge(fmt::format("its items would take {} of memory from {} bytes",
+                                       format_bytes(reader.held() + cost), record_end));
           pb::Chunk chunk;
           check(chunk.ParseFromString(raw), "chunk does not parse");
-          apply_chunk(chunk, r);
+          reader.apply_chunk(chunk);
         } else {
           pb::Footer footer;
           check(footer.ParseFromString(raw), "footer does not parse");
+          reader.check_footer(footer);
           r.footer = std::move(footer);
           break;
         }
@@ -166,13 +410,32 @@ Recording read_file(const std::string& path) {
       offset += sizeof head + size;
     }
   } catch (const Corrupt& e) {
-    ZSTD_freeDCtx(dctx);
-    throw UserError(fmt::format("{} is corrupt at byte {}: {}", path, offset, e.what()));
+    throw UserError(fmt::format("{} is corrupt at byte {}: {}", name, offset, e.what()));
+  } catch (const TooLarge& e) {
+    throw UserError(fmt::format("{} is larger than its size justifies at byte {} ({}): a corrupt or hostile file",
+                                name, offset, e.what()));
   }
-  ZSTD_freeDCtx(dctx);
-  if (!have_header) throw UserError(fmt::format("{} is truncated before its header: it holds no data", path));
+  if (!have_header) throw UserError(fmt::format("{} is truncated before its header: it holds no data", name));
   if (!r.footer) r.truncated = true;
+  r.memory_limit = memory_limit;
+  r.memory_used = reader.held();
   return r;
+}
+
+}  // namespace
+
+Recording read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct stat st = {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw UserError(fmt::format("{} is a directory", path));
+  return read_stream(in, st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0, path);
+}
+
+Recording read_bytes(std::string_view data, const std::string& name) {
+  MemoryBuffer buffer(data);
+  std::istream in(&buffer);
+  return read_stream(in, data.size(), name);
 }
 
 }  // namespace swprof::snapshot

@@ -1,9 +1,6 @@
 #include <zstd.h>
 
-#include <cerrno>
-#include <cstring>
-
-#include <fmt/format.h>
+#include <algorithm>
 
 #include "snapshot/format.h"
 #include "swprof/common.h"
@@ -27,47 +24,43 @@ uint64_t hash_stack(std::span<const uint32_t> frames) {
 
 }  // namespace
 
-Writer::Writer(const std::string& path, const pb::Header& header) : path_(path) {
-  file_ = std::fopen(path.c_str(), "wb");
-  if (!file_) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  zstd_ = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(zstd_), ZSTD_c_compressionLevel, 3);
-  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(zstd_), ZSTD_c_checksumFlag, 1);
-  if (std::fwrite(format::kMagic, 1, sizeof format::kMagic, file_) != sizeof format::kMagic)
-    failed_ = true;
-  bytes_written_ = sizeof format::kMagic;
-  write_record(format::kHeader, header);
-  if (failed_) throw UserError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+void Writer::ZstdFree::operator()(void* context) const { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(context)); }
+
+Writer::Writer(const std::string& path, const pb::Header& header, OutputFile::Mode mode)
+    : out_(path, mode), zstd_(ZSTD_createCCtx()) {
+  auto* cctx = static_cast<ZSTD_CCtx*>(zstd_.get());
+  if (!cctx) throw std::bad_alloc();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  if (out_.write({reinterpret_cast<const char*>(format::kMagic), sizeof format::kMagic}))
+    bytes_written_ = sizeof format::kMagic;
+  if (!write_record(format::kHeader, header)) throw UserError(out_.error_message());
   last_flush_us_ = monotonic_us();
 }
 
-Writer::~Writer() {
-  if (file_) std::fclose(file_);
-  ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(zstd_));
-}
+Writer::~Writer() = default;
 
-void Writer::write_record(uint8_t kind, const google::protobuf::Message& message) {
-  if (failed_) return;
+bool Writer::write_record(uint8_t kind, const google::protobuf::Message& message) {
+  if (out_.failed()) return false;
   serialized_.clear();
   message.SerializeToString(&serialized_);
-  compressed_.resize(ZSTD_compressBound(serialized_.size()));
-  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(zstd_), compressed_.data(), compressed_.size(),
-                            serialized_.data(), serialized_.size());
-  if (ZSTD_isError(n)) {
-    failed_ = true;
-    return;
-  }
-  unsigned char head[format::kRecordHeaderSize];
+  // One write() per record: the 5-byte head and the compressed payload together.
+  record_.resize(format::kRecordHeaderSize + ZSTD_compressBound(serialized_.size()));
+  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(zstd_.get()), record_.data() + format::kRecordHeaderSize,
+                            record_.size() - format::kRecordHeaderSize, serialized_.data(), serialized_.size());
+  if (ZSTD_isError(n)) throw std::bad_alloc();  // the only way compression into a bound-sized buffer fails
   uint32_t size = static_cast<uint32_t>(n);
-  for (int i = 0; i < 4; ++i) head[i] = static_cast<unsigned char>(size >> (8 * i));
-  head[4] = kind;
-  // One record is flushed to the kernel at once, so a killed recorder leaves whole records.
-  if (std::fwrite(head, 1, sizeof head, file_) != sizeof head || std::fwrite(compressed_.data(), 1, n, file_) != n ||
-      std::fflush(file_) != 0) {
-    failed_ = true;
-    return;
+  for (int i = 0; i < 4; ++i) record_[i] = static_cast<char>(size >> (8 * i));
+  record_[4] = static_cast<char>(kind);
+  record_.resize(format::kRecordHeaderSize + n);
+  if (!out_.write(record_)) {
+    // A record cut short by a full disk would read as a truncated file anyway; removing it keeps
+    // the file exactly the whole records before it (and gives the space back).
+    out_.truncate(bytes_written_);
+    return false;
   }
-  bytes_written_ += sizeof head + n;
+  bytes_written_ += record_.size();
+  return true;
 }
 
 uint32_t Writer::intern_string(std::string_view s) {
@@ -122,6 +115,15 @@ void Writer::set_thread_name(uint32_t thread, std::string_view name) {
   n->set_name(std::string(name));
 }
 
+void Writer::add_context(const Context& c) {
+  auto* pc = pending_.add_contexts();
+  pc->set_index(c.index);
+  pc->set_kind(static_cast<uint32_t>(c.kind));
+  pc->set_name(c.name);
+  pc->set_thread(c.thread);
+  pc->set_address(c.address);
+}
+
 void Writer::add_segment(const Segment& s) {
   auto* ps = pending_.add_segments();
   ps->set_id(s.id);
@@ -154,6 +156,13 @@ void Writer::add_sample(const Sample& s) {
   p->add_flags(s.flags);
   p->add_segment(s.segment);
   p->add_greenlet(s.greenlet);
+  if (s.context_depth) {
+    // The column exists only in chunks that have such samples.
+    while (p->context_depth_size() < p->thread_size() - 1) p->add_context_depth(0);
+    p->add_context_depth(s.context_depth);
+  } else if (p->context_depth_size()) {
+    p->add_context_depth(0);
+  }
   if (s.sequence >= 0) {
     // Imported dumps keep their sequence; the column exists only in chunks that have it.
     while (p->sequence_size() < p->thread_size() - 1) p->add_sequence(0);
@@ -170,18 +179,23 @@ void Writer::maybe_flush(bool force) {
   if (!force && pending_samples_ < kFlushSamples && now - last_flush_us_ < kFlushIntervalUs) return;
   last_flush_us_ = now;
   if (pending_.ByteSizeLong() == 0) return;
-  write_record(format::kChunk, pending_);
+  if (write_record(format::kChunk, pending_)) samples_in_file_ += pending_samples_;
   pending_.Clear();
   pending_samples_ = 0;
   last_sample_time_us_ = 0;  // each chunk's time deltas start from the recording start
 }
 
-void Writer::finish(const pb::Footer& footer) {
+bool Writer::finish(const pb::Footer& footer, const std::function<void(const std::string& written)>& verify) {
   maybe_flush(true);
   write_record(format::kFooter, footer);
-  if (file_ && std::fclose(file_) != 0) failed_ = true;
-  file_ = nullptr;
-  if (failed_) throw UserError(fmt::format("writing {} failed: {}", path_, std::strerror(errno ? errno : EIO)));
+  if (out_.failed()) return false;
+  try {
+    out_.commit(verify);
+  } catch (const UserError&) {
+    if (!out_.failed()) throw;  // refused by `verify`, not by the disk
+    return false;
+  }
+  return true;
 }
 
 }  // namespace swprof::snapshot

@@ -239,6 +239,24 @@ def expect_duration(segment, measured_ms, what, jitter_ms=0.5, unmeasured_ms=0.0
     print("ok: %s: measured %.1f ms within %.1f .. %.1f ms (shown %.1f)" % (what, measured_ms, lo, hi, segment["duration_ms"]))
 
 
+def sampling_tolerance(doc, transitions, competes_for_cpu=False):
+    """How far a function's total may be from what the program measured, from the recording's own
+    data. A sample weighs the time since its thread's previous sample and lands on whichever
+    function runs at that instant, so each switch between two functions moves up to one weight
+    across. When both sides sleep (or both spin) the direction is random: three deviations
+    (weight/sqrt(3) each) of the sum over `transitions` switches, plus one weight. When one side
+    uses the CPU and the other does not (`competes_for_cpu`), a busy machine gives the recorder the
+    CPU just as the program stops using it: late samples then land after the switch, all in one
+    direction, each moving up to its lateness; the recording's heaviest sample bounds that. On a
+    quiet machine the weights are the interval and the tolerance is tight; a busy machine gets what
+    its data justifies, and time going to the wrong function still fails."""
+    rec = doc["recording"]
+    tolerance = rec["weight_mean_ms"] * (1 + (3 * transitions) ** 0.5)
+    if competes_for_cpu:
+        tolerance += transitions * max(0.0, rec["weight_max_ms"] - rec["interval_ms"])
+    return tolerance
+
+
 def wait_for_file(path, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

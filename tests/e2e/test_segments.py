@@ -1,7 +1,8 @@
 """--entry: one segment per call of the entry function, analysed alone or merged.
 
 The seed server under sequential POSTs gives one segment per request lasting 560 ms ± 2 intervals
-with method3/method2/method1 at 60/40/20 ms ± 1 interval in each; two requests back to back on one
+with method3/method2/method1 at 60/40/20 ms ± 1 interval in each (on a busy machine, ± the
+recording's heaviest sample, and a call shorter than that may fall between two samples); two requests back to back on one
 thread (keep-alive) give two segments; --min-duration above the request time keeps none;
 --max-segments 2 keeps two; a threaded server with concurrent requests gives one segment per
 request, each on its own thread with no cross-talk; --max-parallel skips the excess."""

@@ -1,24 +1,31 @@
-# End-to-end tests: one ctest per interpreter (see swprof_e2e in ../CMakeLists.txt).
-swprof_e2e(nested_sleeps test_nested_sleeps.py)
-swprof_e2e(seed_server test_seed_server.py)
-swprof_e2e(threads test_threads.py)
-swprof_e2e(attach test_attach.py)
-swprof_e2e(kill9 test_kill9.py PYTHONS pyenv-3.11 debian-3.11)
-swprof_e2e(bad_input test_bad_input.py PYTHONS pyenv-3.11)
+# End-to-end tests: one ctest per interpreter (see swprof_e2e in ../CMakeLists.txt). SANITIZE and
+# LOAD name the interpreters whose run is also in the sanitizer step and the busy-machine step
+# of tests/run.sh: one or two per frame model, the tests that exercise the most code.
+swprof_e2e(nested_sleeps test_nested_sleeps.py LOAD pyenv-3.8 pyenv-3.12)
+swprof_e2e(seed_server test_seed_server.py LOAD pyenv-3.11)
+swprof_e2e(threads test_threads.py SANITIZE pyenv-3.12 LOAD pyenv-3.10)
+swprof_e2e(attach test_attach.py SANITIZE pyenv-3.9)
+swprof_e2e(kill9 test_kill9.py PYTHONS pyenv-3.11 debian-3.11 SANITIZE pyenv-3.11)
+swprof_e2e(bad_input test_bad_input.py PYTHONS pyenv-3.11 SANITIZE pyenv-3.11)
 if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/flamegraph.cmake)
   include(${CMAKE_CURRENT_LIST_DIR}/flamegraph.cmake)
 endif()
-swprof_e2e(launch test_launch.py PYTHONS pyenv-3.11 debian-3.11 pyenv-3.8)
-swprof_e2e(known_stacks test_known_stacks.py)
-swprof_e2e(discovery test_discovery.py)
+swprof_e2e(launch test_launch.py PYTHONS pyenv-3.11 debian-3.11 pyenv-3.8 SANITIZE pyenv-3.8)
+swprof_e2e(known_stacks test_known_stacks.py SANITIZE pyenv-3.10 pyenv-3.11 sid-3.14 LOAD pyenv-3.13 debian-3.11)
+swprof_e2e(discovery test_discovery.py SANITIZE debian-3.11)
 swprof_e2e(stress test_stress.py TIMEOUT 200)
 add_test(NAME "e2e: unsupported versions 2.7 3.6 3.7"
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_unsupported.py --swprof $<TARGET_FILE:swprof>)
-set_tests_properties("e2e: unsupported versions 2.7 3.6 3.7" PROPERTIES SKIP_RETURN_CODE 77)
-swprof_e2e(segments test_segments.py TIMEOUT 300)
-swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9)
-swprof_e2e(cpu_gil test_cpu_gil.py)
-swprof_e2e(gevent test_gevent.py PYTHONS debian-3.11)
+set_tests_properties("e2e: unsupported versions 2.7 3.6 3.7" PROPERTIES SKIP_RETURN_CODE 77 LABELS "e2e;sanitize")
+swprof_e2e(segments test_segments.py TIMEOUT 300 SANITIZE pyenv-3.12 LOAD pyenv-3.11)
+swprof_e2e(skywalking test_skywalking.py PYTHONS pyenv-3.11 pyenv-3.9 SANITIZE pyenv-3.11)
+swprof_e2e(cpu_gil test_cpu_gil.py SANITIZE pyenv-3.13
+           LOAD pyenv-3.8 pyenv-3.9 pyenv-3.10 pyenv-3.11 pyenv-3.12 pyenv-3.13 debian-3.11 sid-3.14 sid-3.15)
+swprof_e2e(gevent test_gevent.py PYTHONS debian-3.11 SANITIZE debian-3.11 LOAD debian-3.11)
+swprof_e2e(hostile_files test_hostile_files.py PYTHONS pyenv-3.11 SANITIZE pyenv-3.11)
+swprof_e2e(hostile_names test_hostile_names.py PYTHONS pyenv-3.8 pyenv-3.11 pyenv-3.13 sid-3.14
+           SANITIZE pyenv-3.8 sid-3.14)
+swprof_e2e(full_disk test_full_disk.py PYTHONS pyenv-3.11 SANITIZE pyenv-3.11)
 # Exports opened by their consumers: go tool pprof, speedscope's schema and app (npm, headless
 # Chromium), the Trace Event format's rules and speedscope's importer of it.
 swprof_e2e(export_pprof test_export_pprof.py PYTHONS pyenv-3.11 pyenv-3.9)
@@ -31,6 +38,9 @@ swprof_e2e(greenlet_switches test_greenlet_switches.py PYTHONS debian-3.11 sid-3
 swprof_e2e(containers test_containers.py)
 swprof_e2e(threaded_server test_threaded_server.py TIMEOUT 300)
 swprof_e2e(asyncio_tasks test_asyncio_tasks.py ARGS --tool $<TARGET_FILE:swprof_asyncio_tasks>)
+swprof_e2e(torn test_torn.py)
+swprof_e2e(deep_stacks test_deep_stacks.py)
+swprof_e2e(waiting_requests test_waiting_requests.py TIMEOUT 300)
 # Native frames merged with Python frames (tests/tools/native_stacks.cpp): a C extension's call
 # chain on every interpreter, numpy's BLAS frames (Debian's python3-numpy), and threads that
 # cannot be stopped or whose observer is killed.

@@ -1,6 +1,9 @@
 // The two estimators of DESIGN.md "Time attribution", on hand-computed cases.
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <random>
+
 #include "recording_builder.h"
 #include "swprof/analyze.h"
 
@@ -169,4 +172,185 @@ TEST_CASE("analysis starts at a segment's entry frame unless the full stack is a
   full.full_stack = true;
   auto f = analyze::build_tree(b.rec, b.all(), full, {});
   CHECK(find(f, {"serve_forever", "handle", "do_POST", "work"}) != nullptr);
+}
+
+// --- the estimators against a plain reference ---------------------------------------------------
+//
+// build_tree shares each path between the samples of one stack and sums bottom-up (O(samples +
+// nodes)); its SkyWalking runs open and close only below two snapshots' common ancestor. The
+// reference below walks every frame of every sample, as the definitions say, and both must agree
+// on random recordings: threads, segments with entry depths, imported sequences with gaps.
+namespace {
+
+using Path = std::vector<std::string>;
+struct Expected {
+  double total = 0, self = 0, wall = 0, cpu = 0;
+  uint64_t samples = 0;
+};
+
+std::map<Path, Expected> reference(const snapshot::Recording& rec, const analyze::TreeOptions& o, bool full_stack) {
+  auto path_of = [&](const snapshot::Sample& s) {
+    Path p;
+    if (o.by_thread) p.push_back("thread " + std::to_string(rec.threads[s.thread].tid));
+    auto frames = rec.stack(s.stack);
+    size_t from = 0;
+    if (auto* seg = rec.segment(s.segment); seg && !full_stack) from = std::min<size_t>(seg->root_depth, frames.size());
+    for (size_t i = from; i < frames.size(); ++i) p.push_back(rec.str(rec.frames[frames[i]].function));
+    return p;
+  };
+  std::map<Path, Expected> out;
+  std::vector<uint32_t> order(rec.samples.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (o.estimator == analyze::Estimator::kDefault) {
+    for (const auto& s : rec.samples) {
+      Path p = path_of(s);
+      double w = o.mode == analyze::Mode::kWall ? double(s.wall_us) : double(s.cpu_us);
+      for (size_t k = 1; k <= p.size(); ++k) {
+        auto& e = out[Path(p.begin(), p.begin() + k)];
+        e.total += w;
+        e.wall += double(s.wall_us);
+        e.cpu += double(s.cpu_us);
+        ++e.samples;
+        if (k == p.size()) e.self += w;
+      }
+    }
+    return out;
+  }
+  auto group = [&](uint32_t i) {
+    const auto& s = rec.samples[i];
+    return s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (group(a) != group(b)) return group(a) < group(b);
+    const auto &x = rec.samples[a], &y = rec.samples[b];
+    if (x.sequence >= 0 && y.sequence >= 0) return x.sequence < y.sequence;
+    return x.time_us < y.time_us;
+  });
+  struct Run {
+    uint64_t group = ~0ull;
+    int64_t last_seq = -2, first = 0, last = 0;
+  };
+  std::map<Path, Run> runs;
+  auto close = [&](const Path& p, Run& r) {
+    if (r.last_seq >= 0) out[p].total += double(r.last - r.first);
+  };
+  uint64_t g_prev = ~0ull;
+  int64_t seq = 0;
+  for (uint32_t i : order) {
+    const auto& s = rec.samples[i];
+    uint64_t g = group(i);
+    seq = s.sequence >= 0 ? s.sequence : (g == g_prev ? seq + 1 : 0);
+    g_prev = g;
+    Path p = path_of(s);
+    for (size_t k = 1; k <= p.size(); ++k) {
+      Path sub(p.begin(), p.begin() + k);
+      auto& e = out[sub];
+      e.wall += double(s.wall_us);
+      e.cpu += double(s.cpu_us);
+      ++e.samples;
+      Run& r = runs[sub];
+      if (r.group == g && r.last_seq == seq - 1) {
+        r.last = s.time_us;
+      } else {
+        close(sub, r);
+        r.first = r.last = s.time_us;
+      }
+      r.group = g;
+      r.last_seq = seq;
+    }
+  }
+  for (auto& [p, r] : runs) close(p, r);
+  for (auto& [p, e] : out) {
+    double children = 0;
+    for (auto& [q, f] : out)
+      if (q.size() == p.size() + 1 && std::equal(p.begin(), p.end(), q.begin())) children += f.total;
+    e.self = e.total - children;
+  }
+  return out;
+}
+
+std::map<Path, Expected> actual(const analyze::Tree& t) {
+  std::map<Path, Expected> out;
+  std::vector<std::pair<uint32_t, Path>> todo{{0, {}}};
+  while (!todo.empty()) {
+    auto [i, p] = todo.back();
+    todo.pop_back();
+    for (uint32_t c : t.nodes[i].children) {
+      Path q = p;
+      const auto& n = t.nodes[c];
+      std::string name(n.function);
+      if (n.kind == analyze::NodeKind::kThread) name = name.substr(0, name.find(" ("));
+      q.push_back(name);
+      out[q] = {n.total, n.self, n.wall, n.cpu, n.samples};
+      todo.push_back({c, q});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("both estimators agree with a frame-by-frame reference on random recordings", "[estimator]") {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 60; ++trial) {
+    test::RecordingBuilder b;
+    b.rec.threads.push_back({2000, "worker"});
+    bool segmented = trial % 2, imported = trial % 4 == 1;
+    std::vector<uint32_t> segs;
+    if (segmented)
+      for (int k = 0; k < 3; ++k) segs.push_back(b.segment(0, 1000000, k % 2, rng() % 3));
+    const char* names[] = {"a", "b", "c", "d"};
+    int64_t time = 0, sequence = 0;
+    for (int i = 0; i < 80; ++i) {
+      Path p;
+      size_t depth = 1 + rng() % 7;
+      for (size_t k = 0; k < depth; ++k) p.push_back(names[(k == 0 ? 0 : rng() % 4)]);
+      time += 5000 + rng() % 10000;
+      uint32_t seg = segmented ? segs[rng() % segs.size()] : 0;
+      uint32_t thread = segmented ? b.rec.segments[seg - 1].thread : rng() % 2;
+      b.sample(time, p, 5000 + rng() % 10000, seg, rng() % 9000, 0, thread);
+      // Imported: unique increasing sequence numbers, some with gaps.
+      if (imported) b.rec.samples.back().sequence = sequence += 1 + (rng() % 4 == 0 ? 3 : 0);
+    }
+    for (auto e : {analyze::Estimator::kDefault, analyze::Estimator::kSkyWalking})
+      for (auto m : {analyze::Mode::kWall, analyze::Mode::kCpu})
+        for (bool by_thread : {false, true})
+          for (bool full : {false, true}) {
+            if (e == analyze::Estimator::kSkyWalking && m != analyze::Mode::kWall) continue;
+            analyze::TreeOptions o;
+            o.estimator = e;
+            o.mode = m;
+            o.by_thread = by_thread;
+            analyze::Selection sel;
+            sel.full_stack = full;
+            auto want = reference(b.rec, o, full);
+            auto got = actual(analyze::build_tree(b.rec, b.all(), sel, o));
+            INFO("trial " << trial << " estimator " << int(e) << " mode " << int(m) << " by_thread " << by_thread
+                          << " full " << full);
+            REQUIRE(got.size() == want.size());
+            for (const auto& [path, w] : want) {
+              REQUIRE(got.count(path));
+              const auto& g = got[path];
+              CHECK(g.total == Approx(w.total).margin(1e-6));
+              CHECK(g.self == Approx(w.self).margin(1e-6));
+              CHECK(g.wall == Approx(w.wall).margin(1e-6));
+              CHECK(g.cpu == Approx(w.cpu).margin(1e-6));
+              CHECK(g.samples == w.samples);
+            }
+          }
+  }
+}
+
+TEST_CASE("a call tree may not take more memory than its file's size justifies", "[estimator]") {
+  test::RecordingBuilder b;
+  std::vector<std::string> deep(3000, "recurse");
+  for (int i = 0; i < 50; ++i) {
+    b.rec.threads.push_back({3000 + i, ""});
+    b.sample(i * 10000, deep, 10000, 0, 0, 0, static_cast<uint32_t>(i + 1));
+  }
+  analyze::TreeOptions o;
+  o.by_thread = true;  // 50 threads x 3000 frames: 150,000 nodes
+  CHECK(analyze::build_tree(b.rec, b.all(), {}, o).nodes.size() == 1 + 50 + 150000);
+  b.rec.memory_limit = 4 << 20;  // as if read from a file of a few kilobytes
+  CHECK_THROWS_WITH(analyze::build_tree(b.rec, b.all(), {}, o), Catch::Contains("more memory than its file size justifies"));
 }

@@ -1,0 +1,168 @@
+#include "record/greenlets.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "swprof/common.h"
+
+namespace swprof::record {
+
+namespace {
+
+constexpr size_t kMaxGreenlets = 10000;  // read each tick at most this many (the rest wait their turn)
+
+}  // namespace
+
+GreenletTracker::GreenletTracker(const target::Memory& memory, const python::Interpreter& interp)
+    : memory_(memory), interp_(interp), walker_(memory, interp) {
+  walker_.set_locals_wanted(64);  // an entry call's identity compares its locals (≤3.10 frame objects)
+}
+
+GreenletTracker::~GreenletTracker() = default;
+
+uint64_t GreenletTracker::probe_hits() const { return session_ ? session_->hits() : 0; }
+uint64_t GreenletTracker::probe_lost() const { return session_ ? session_->lost() : 0; }
+
+void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
+  epoch_us_ = epoch_us;
+  alive_.clear();
+  running_.clear();
+  if (gave_up_) return;
+  if (!module_) {
+    // Until the program imports greenlet: a few reads of sys.modules every 50 ms.
+    if (now_us < next_search_us_) return;
+    next_search_us_ = now_us + 50000;
+    try {
+      module_ = python::find_greenlet(interp_, memory_);
+    } catch (const UserError& e) {
+      note_ = fmt::format("greenlets found only when sampled running: {}", e.what());
+      gave_up_ = true;
+      return;
+    }
+    if (!module_) return;
+    attach();
+    if (gave_up_) return;
+  }
+  if (!session_) return;
+  try {
+    session_->follow_threads();  // threads started since the last tick
+  } catch (const target::UprobeUnavailable&) {
+    // A thread whose events cannot be opened keeps its greenlets to sampling alone.
+  }
+  take_hits();
+  read_states();
+}
+
+// The probes: UserGreenlet's constructor (a greenlet is made) and g_initialstub (it starts).
+void GreenletTracker::attach() {
+  for (const auto& e : module_->entries)
+    if (e.kind == python::SwitchEntry::Kind::kCreate || e.kind == python::SwitchEntry::Kind::kStart)
+      entries_.push_back(e);
+  bool has_start = std::any_of(entries_.begin(), entries_.end(),
+                               [](const auto& e) { return e.kind == python::SwitchEntry::Kind::kStart; });
+  if (!has_start) {
+    note_ = fmt::format("greenlets found only when sampled running: greenlet {} does not export "
+                        "UserGreenlet::g_initialstub to probe",
+                        module_->version);
+    gave_up_ = true;
+    return;
+  }
+  std::vector<std::string> problems;
+  auto sites = python::probe_sites(memory_.pid(), entries_, problems);
+  if (sites.size() != entries_.size()) {
+    note_ = fmt::format("greenlets found only when sampled running: {}",
+                        problems.empty() ? "greenlet's functions could not be located" : problems.front());
+    gave_up_ = true;
+    return;
+  }
+  try {
+    session_ = std::make_unique<target::UprobeSession>(memory_.pid(), sites);
+    session_->follow_threads();
+  } catch (const target::UprobeUnavailable& e) {
+    session_.reset();
+    note_ = fmt::format("greenlets found only when sampled running: uprobes unavailable: {}", e.what());
+    gave_up_ = true;
+    return;
+  }
+  reader_ = std::make_unique<python::GreenletReader>(memory_, interp_, *module_);
+  note_ = fmt::format("greenlets followed from their start (greenlet {}, uprobes on its constructor and "
+                      "g_initialstub)",
+                      module_->version);
+}
+
+// Greenlets made or started since the last tick become known; their C++ objects teach the reader
+// greenlet's private layout first.
+void GreenletTracker::take_hits() {
+  hits_.clear();
+  session_->drain(hits_);
+  pending_.insert(pending_.end(), hits_.begin(), hits_.end());
+  if (!reader_->calibrated()) {
+    targets_.clear();
+    for (const auto& h : pending_)
+      if (h.args_valid) targets_.push_back(h.args[entries_[h.site].target_arg]);
+    reader_->calibrate(targets_, true);
+    if (!reader_->calibrated()) {
+      if (!reader_->calibration_problem().empty()) {
+        note_ = fmt::format("greenlets found only when sampled running: {}", reader_->calibration_problem());
+        session_.reset();  // the probes are of no use: remove them
+        gave_up_ = true;
+      }
+      if (pending_.size() > (1u << 16)) pending_.erase(pending_.begin(), pending_.end() - (1u << 15));
+      return;
+    }
+  }
+  // In time order (each thread's hits come in order, threads one after another).
+  std::stable_sort(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+  for (const auto& h : pending_) {
+    if (!h.args_valid) continue;
+    const auto& e = entries_[h.site];
+    bool made = e.kind == python::SwitchEntry::Kind::kCreate;
+    uint64_t object = made ? h.args[e.object_arg] : reader_->object_of_impl(h.args[e.target_arg]);
+    if (!object) continue;
+    auto it = known_.find(object);
+    // Made again, or started again, at a known address: the earlier greenlet there is gone.
+    if (it != known_.end() && (made || it->second.started)) {
+      known_.erase(it);
+      it = known_.end();
+    }
+    const int64_t at_us = h.time_ns / 1000 - epoch_us_;
+    if (it == known_.end()) {
+      if (known_.size() >= kMaxGreenlets) continue;
+      it = known_.emplace(object, Known{next_serial_++, at_us, false, {}}).first;
+    }
+    // Its calls begin once it starts (or, not seen starting, once it was made).
+    if (!made) {
+      it->second.born_us = at_us;
+      it->second.started = true;
+    }
+  }
+  pending_.clear();
+}
+
+// Which greenlets live, which are parked and which run, read once per tick before the threads.
+void GreenletTracker::read_states() {
+  if (!reader_ || !reader_->calibrated()) return;
+  for (auto it = known_.begin(); it != known_.end();) {
+    Known& k = it->second;
+    if (!reader_->read(it->first, k.state) || k.state.status == python::GreenletStatus::kDead) {
+      it = known_.erase(it);  // it finished, or its memory went (a freed greenlet)
+      continue;
+    }
+    alive_.insert(k.serial);
+    if (k.state.status == python::GreenletStatus::kRunning && k.state.running_known) running_.push_back(&k);
+    ++it;
+  }
+}
+
+void GreenletTracker::parked(const std::function<void(const Parked&)>& visit) {
+  if (!reader_ || !reader_->calibrated()) return;
+  for (auto& [object, k] : known_) {
+    if (!alive(k.serial) || k.state.status != python::GreenletStatus::kParked) continue;
+    // Read at the tick's start; parked_frames checks it is still parked.
+    if (reader_->parked_frames(k.state, walker_, frames_) && !frames_.empty())
+      visit({k, frames_, frames_.back().address, frames_.back().code});
+  }
+}
+
+}  // namespace swprof::record

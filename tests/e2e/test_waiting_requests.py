@@ -1,0 +1,126 @@
+"""Requests that wait: handlers that await or yield to the hub before they compute, as real
+handlers do. With --entry on the handler, each call is one segment from its start to its return,
+however early it waits and however rarely it runs at a sample instant; its duration agrees with
+the handler's own clock as closely as sampling allows; its waiting shows under `<awaiting ...>`
+(asyncio) or `<switched out>` (gevent) and its CPU time only where it ran.
+
+- asyncio, every interpreter: ten handlers under gather, create_task, wait_for and (3.11+)
+  TaskGroup (samples/async_requests.py).
+- gevent, where installed (Debian's 3.11, sid's 3.14): ten greenlets (samples/gevent_requests.py).
+- Real servers under ab -n 40 -c 10 (samples/waiting_server.py): aiohttp where installed (Debian's
+  3.11) and gevent's WSGI server; each request runs job_N, a function of its own, so a segment
+  must hold exactly its own request's frames."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import harness
+from harness import expect
+
+SAMPLES = harness.SAMPLES
+INTERVAL_MS = 10.0
+
+
+def has(ctx, module):
+    return subprocess.run([ctx.python, "-c", "import " + module], capture_output=True).returncode == 0
+
+
+def segments_of(ctx, swp):
+    return ctx.analyze_json(swp, "--segments")["segments"]
+
+
+def check_bounds(segs, handled, what, unmeasured_ms=1.0):
+    """Each handler's own duration lies within its segment's bounds (pairs by length)."""
+    worst = 0.0
+    for seg, h in zip(sorted(segs, key=lambda s: s["duration_ms"]), sorted(handled, key=lambda h: h["ms"])):
+        lo, hi = seg["duration_min_ms"] - 0.5 - unmeasured_ms, seg["duration_max_ms"] + 0.5
+        expect(lo <= h["ms"] <= hi, "%s: segment %d lasted %.1f (allowed %.1f .. %.1f), the handler measured %.1f"
+               % (what, seg["id"], seg["duration_ms"], lo, hi, h["ms"]))
+        worst = max(worst, abs(seg["duration_ms"] - h["ms"]))
+    return worst
+
+
+def synthetic(ctx, program, args, entry_leaf, what):
+    out, report = ctx.path(what + ".swp"), ctx.path(what + ".jsonl")
+    proc = ctx.record(out, [ctx.python, program] + args + ["--report", report], options=["--entry", "handle", "--max-parallel", "20"])
+    handled = [json.loads(l) for l in open(report)]
+    segs = segments_of(ctx, out)
+    expect(len(segs) == len(handled), "%s: %d handlers, %d segments" % (what, len(handled), len(segs)))
+    worst = check_bounds(segs, handled, what)
+    for seg in segs:
+        doc = ctx.analyze_json(out, "--segment", str(seg["id"]))
+        root = doc["roots"][0]
+        expect(root["function"] == "handle", "%s: segment %d starts at handle: %s" % (what, seg["id"], root["function"]))
+        waiting = sum(n["total_ms"] for n in harness.all_nodes(doc["roots"]) if n["function"].startswith(entry_leaf))
+        # Three waits of 50 ms: at least two intervals short of that is waiting (sampling's bounds).
+        expect(waiting >= 150 - 2 * INTERVAL_MS, "%s: segment %d waits %.1f ms under %s" % (what, seg["id"], waiting, entry_leaf))
+        # The spin's CPU is the segment's only CPU: a running slice, not its waiting (the spin is
+        # 20 ms of wall time; a busy machine gives it less CPU, never more).
+        expect(root["cpu_ms"] <= 20 + 2 * INTERVAL_MS + 5, "%s: segment %d has %.1f ms CPU" % (what, seg["id"], root["cpu_ms"]))
+    print("ok: %s: %d segments for %d handlers, worst |segment - handler| %.1f ms" % (what, len(segs), len(handled), worst))
+    return proc.stderr
+
+
+def server(ctx, kind):
+    out, port, stats = ctx.path(kind + ".swp"), ctx.path(kind + ".port"), ctx.path(kind + ".jsonl")
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-i", "5ms", "--entry", "waiting_server.py:handle", "--max-parallel", "20",
+                            "-o", out, "--", ctx.python, os.path.join(SAMPLES, "waiting_server.py"), "--kind", kind,
+                            "--port-file", port, "--stats-file", stats], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        harness.wait_for_file(port)
+        url = "http://127.0.0.1:%s/" % open(port).read().strip()
+        ab = subprocess.run(["ab", "-q", "-n", "40", "-c", "10", url], capture_output=True, text=True, timeout=120)
+        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-300:], ab.stderr))
+        subprocess.run(["curl", "-s", "-X", "POST", url + "stats"], check=True, timeout=30)
+        _, summary = rec.communicate(timeout=60)
+    finally:
+        harness.kill_quietly(rec)
+    expect(rec.returncode == 0, "swprof record: %s" % summary)
+    handled = [json.loads(l) for l in open(stats)]
+    segs = segments_of(ctx, out)
+    recording = ctx.analyze_json(out)["recording"]
+    epoch, stalls = recording["start_monotonic_ms"], recording["stalls_ms"]
+    in_stall = lambda h: any(a - 5 <= h["start"] * 1000 - epoch and h["end"] * 1000 - epoch <= b + 5 for a, b in stalls)
+    by_job = {}
+    for seg in segs:
+        doc = ctx.analyze_json(out, "--segment", str(seg["id"]))
+        jobs = {n["function"] for n in harness.all_nodes(doc["roots"]) if n["function"].startswith("job_")}
+        expect(len(jobs) <= 1, "%s: segment %d holds frames of several requests: %s" % (kind, seg["id"], sorted(jobs)))
+        if jobs:
+            by_job.setdefault(jobs.pop(), []).append(seg)
+    worst = 0.0
+    for job in sorted({h["job"] for h in handled}):
+        mine = sorted(by_job.get(job, []), key=lambda s: s["start_ms"])
+        reqs = sorted([h for h in handled if h["job"] == job], key=lambda h: h["start"])
+        seen = [h for h in reqs if not in_stall(h)] if len(mine) < len(reqs) else reqs
+        expect(len(mine) == len(seen), "%s: %s: %d requests (%d in recorder stalls), %d segments"
+               % (kind, job, len(reqs), len(reqs) - len(seen), len(mine)))
+        worst = max(worst, check_bounds(mine, seen, "%s %s" % (kind, job)))
+    expect(len(segs) <= len(handled) + 1, "%s: %d segments for %d requests" % (kind, len(segs), len(handled)))
+    print("ok: %s under ab -c 10: %d requests, %d segments, worst |segment - handler| %.1f ms" % (kind, len(handled), len(segs), worst))
+    return summary
+
+
+def test(ctx):
+    hows = ["gather", "create_task", "wait_for"] + (["taskgroup"] if ctx.version >= (3, 11) else [])
+    for how in hows:
+        summary = synthetic(ctx, os.path.join(SAMPLES, "async_requests.py"), ["--how", how], "<awaiting", "asyncio " + how)
+    expect("samples of suspended tasks" in summary, "the summary counts suspended tasks: %s" % summary)
+    if has(ctx, "gevent"):
+        summary = synthetic(ctx, os.path.join(SAMPLES, "gevent_requests.py"), [], "<switched out>", "gevent")
+        expect("greenlets followed from their start" in summary or os.geteuid() != 0,
+               "greenlets are followed with uprobes (as root): %s" % summary)
+        if shutil.which("ab"):
+            server(ctx, "gevent")
+    else:
+        print("note: gevent is not installed for %s: its cases not run" % ctx.python)
+    if has(ctx, "aiohttp") and shutil.which("ab"):
+        server(ctx, "aiohttp")
+    else:
+        print("note: aiohttp (Debian's python3-aiohttp, for 3.11) or ab is missing here: the aiohttp server case not run")
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
