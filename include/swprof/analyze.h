@@ -36,7 +36,17 @@ struct TreeOptions {
   bool by_greenlet = false;  // greenlets and asyncio tasks at the root (--by-greenlet, --by-task)
 };
 
-enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap };
+enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap, kOffCpuReason, kWaitingForCpu };
+
+// Off-CPU time (--mode offcpu: wall - CPU) is split by why. The part the thread was runnable but
+// waiting for a CPU (schedstat's run-queue delay) is neither work nor blocking and goes to a
+// `<waiting for a CPU>` leaf; the rest, blocked, goes to an `<off-CPU: REASON>` leaf when the
+// sample names why the thread was not running, else to the stack itself.
+enum class OffCpuLeaf : uint8_t { kNone, kReason, kWaitingForCpu };
+inline int64_t blocked_us(const snapshot::Sample& s) { return s.wall_us - s.cpu_us - s.runqueue_us; }
+inline constexpr std::string_view kWaitingForCpuLabel = "<waiting for a CPU>";
+// "<off-CPU: futex>" for a sample's reason (snapshot::Sample::offcpu_reason, not 0).
+std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason);
 
 struct Node {
   std::string_view function, file;  // into the recording's strings or Tree::labels

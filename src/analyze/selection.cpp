@@ -105,6 +105,10 @@ std::string command_line(const snapshot::Recording& rec) {
   return out;
 }
 
+std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason) {
+  return fmt::format("<off-CPU: {}>", rec.str(reason - 1));
+}
+
 std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids) {
   auto ends = segment_ends(rec);
   std::vector<uint64_t> counts(rec.segments.size() + 1, 0);

@@ -161,6 +161,23 @@ TEST_CASE("speedscope: one sampled profile per thread, root-first stacks, weight
   REQUIRE(off_profiles.values_size() == 1);  // the worker's only sample weighs nothing: left out
   for (const auto& w : at(off_profiles.values(0).struct_value(), "weights").list_value().values())
     CHECK(w.number_value() > 0);
+
+  // Off-CPU time split by why: a sample blocked 7 ms in futex and queued 2 ms is two, each with its leaf.
+  b.sample(60000, {"L"}, 10000, 0, 1000);
+  b.rec.samples.back().offcpu_reason = b.str("futex") + 1;
+  b.rec.samples.back().runqueue_us = 2000;
+  auto split = json_of(exporter::speedscope_json(b.rec, offcpu, false));
+  const auto& split_frames = at(at(split, "shared").struct_value(), "frames").list_value();
+  const auto& main_off = at(split, "profiles").list_value().values(0).struct_value();
+  std::map<std::string, double> leaf_weight;
+  const auto& stacks = at(main_off, "samples").list_value();
+  for (int i = 0; i < stacks.values_size(); ++i) {
+    const auto& stack = stacks.values(i).list_value();
+    auto leaf = at(split_frames.values(static_cast<int>(stack.values(stack.values_size() - 1).number_value())).struct_value(), "name");
+    leaf_weight[leaf.string_value()] += at(main_off, "weights").list_value().values(i).number_value();
+  }
+  CHECK(leaf_weight["<off-CPU: futex>"] == 7000);
+  CHECK(leaf_weight["<waiting for a CPU>"] == 2000);
 }
 
 TEST_CASE("speedscope: per segment, and an empty recording still has a profile", "[export][speedscope]") {
