@@ -157,7 +157,8 @@ struct ThreadContext {
   uint64_t ident = 0;
   int64_t last_sample_us = 0;
   uint64_t last_cpu_ns = 0;
-  uint64_t last_runqueue_ns = 0;
+  uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
+  char last_state = '?';
   bool cpu_known = false;
   bool named = false;
   uint64_t last_tick = 0;
@@ -365,6 +366,7 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     if (auto b = baseline_.find(c.host_tid); b != baseline_.end()) {
       c.last_cpu_ns = b->second.cpu_ns;
       c.last_runqueue_ns = b->second.runqueue_ns;
+      c.last_state = b->second.state;
       c.cpu_known = true;
     }
   }
@@ -874,11 +876,18 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
                                      : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
       s.cpu_us = static_cast<int64_t>(delta / 1000);
-      uint64_t queued = ctx.cpu_known ? r.runqueue_ns - std::min(r.runqueue_ns, ctx.last_runqueue_ns)
-                                      : std::min<uint64_t>(r.runqueue_ns, uint64_t(elapsed) * 1000);
+      // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
+      // and has not run since has been waiting all along: that time is counted now, and not again
+      // when schedstat catches up.
+      uint64_t runqueue_ns = r.runqueue_ns;
+      if (ctx.cpu_known && ctx.last_state == 'R' && r.state == 'R' && r.cpu_ns == ctx.last_cpu_ns)
+        runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns + uint64_t(elapsed) * 1000);
+      uint64_t queued = ctx.cpu_known ? runqueue_ns - std::min(runqueue_ns, ctx.last_runqueue_ns)
+                                      : std::min<uint64_t>(runqueue_ns, uint64_t(elapsed) * 1000);
       s.runqueue_us = static_cast<int64_t>(queued / 1000);
       ctx.last_cpu_ns = r.cpu_ns;
-      ctx.last_runqueue_ns = r.runqueue_ns;
+      ctx.last_runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns);
+      ctx.last_state = r.state;
       ctx.cpu_known = true;
       if (r.state == 'R') s.flags |= snapshot::kOnCpu;
       else s.offcpu_reason = offcpu_reason(ctx.host_tid, r.state);
