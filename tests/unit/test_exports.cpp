@@ -107,6 +107,24 @@ TEST_CASE("pprof: sample types, values, leaf-first locations, labels", "[export]
   CHECK(gil == 10'000'000);
   CHECK(leaf_wall["C"] == 40'000'000);
   CHECK(leaf_wall["D"] == 60'000'000);
+
+  // Off-CPU: the reason is a label (samples of one stack blocked on different things stay apart),
+  // the run-queue time a value.
+  b.sample(120000, {"A", "E"}, 10000, 0, 1000, 0, 1);
+  b.rec.samples.back().offcpu_reason = b.str("futex") + 1;
+  b.rec.samples.back().runqueue_us = 3000;
+  auto q = pprof_of(b.rec);
+  REQUIRE(q.sample_type_size() == 5);
+  CHECK(q.string_table(static_cast<int>(q.sample_type(4).type())) == "runqueue");
+  int64_t runqueue = 0, futex_wall = 0;
+  for (const auto& s : q.sample()) {
+    runqueue += s.value(4);
+    for (const auto& l : s.label())
+      if (q.string_table(static_cast<int>(l.key())) == "offcpu_reason" && q.string_table(static_cast<int>(l.str())) == "futex")
+        futex_wall += s.value(1);
+  }
+  CHECK(runqueue == 3'000'000);
+  CHECK(futex_wall == 10'000'000);
 }
 
 TEST_CASE("pprof: segments are cut at the entry frame and labelled", "[export][pprof]") {
