@@ -890,7 +890,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       ctx.last_state = r.state;
       ctx.cpu_known = true;
       if (r.state == 'R') s.flags |= snapshot::kOnCpu;
-      else s.offcpu_reason = offcpu_reason(ctx.host_tid, r.state);
+      // (Not for a sample --no-idle is about to drop.)
+      else if (options_.idle || s.cpu_us != 0) s.offcpu_reason = offcpu_reason(ctx.host_tid, r.state);
     }
   }
   s.flags |= snapshot::kGilKnown;
