@@ -36,7 +36,17 @@ struct TreeOptions {
   bool by_greenlet = false;  // greenlets and asyncio tasks at the root (--by-greenlet, --by-task)
 };
 
-enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap };
+enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap, kOffCpuReason, kWaitingForCpu };
+
+// Off-CPU time (--mode offcpu: wall - CPU) is split by why. The part the thread was runnable but
+// waiting for a CPU (schedstat's run-queue delay) is neither work nor blocking and goes to a
+// `<waiting for a CPU>` leaf; the rest, blocked, goes to an `<off-CPU: REASON>` leaf when the
+// sample names why the thread was not running, else to the stack itself.
+enum class OffCpuLeaf : uint8_t { kNone, kReason, kWaitingForCpu };
+inline int64_t blocked_us(const snapshot::Sample& s) { return s.wall_us - s.cpu_us - s.runqueue_us; }
+inline constexpr std::string_view kWaitingForCpuLabel = "<waiting for a CPU>";
+// "<off-CPU: futex>" for a sample's reason (snapshot::Sample::offcpu_reason, not 0).
+std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason);
 
 struct Node {
   std::string_view function, file;  // into the recording's strings or Tree::labels
@@ -60,8 +70,8 @@ struct Tree {
 // The frames of one sample as the call tree sees them, root first: from its segment's entry frame
 // unless the selection keeps the full stack. Exports walk samples through this too.
 // The context a sample is shown under (--by-greenlet/--by-task, exports' greenlet label): its
-// greenlet or asyncio task, or 0 for its thread's own stack. A recording that never followed
-// greenlets has none: its greenlet indices only tell the thread's outermost frames apart.
+// greenlet or asyncio task, or 0 for its thread's own stack. (The recorder writes 0 for the
+// threads of a program that has not imported greenlet when it follows greenlets and tasks.)
 uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& sample);
 
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& sample,

@@ -87,6 +87,7 @@ struct Layout {
     // localsplus = f_localsplus. For kInterpreterFrame: instr = prev_instr / instr_ptr.
     uint32_t previous = kAbsent, code = kAbsent, instr = kAbsent, owner = kAbsent;
     uint32_t localsplus = kAbsent, frame_obj = kAbsent;
+    uint32_t is_entry = kAbsent;  // 3.11: the first frame its evaluation-loop call runs (native merging)
     uint32_t size = 0;  // bytes up to localsplus
   } frame;
   uint32_t frame_specials = 0;  // 3.11: _PyInterpreterFrame words before localsplus

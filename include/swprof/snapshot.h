@@ -76,6 +76,8 @@ struct Sample {
   uint32_t greenlet = 0;
   int64_t sequence = -1;  // SkyWalking dump sequence when imported; -1: by time within the segment
   uint32_t context_depth = 0;  // outer frames that are the thread's, not the context's
+  uint32_t offcpu_reason = 0;  // string id + 1 of why the thread was not running; 0: none
+  int64_t runqueue_us = 0;     // of wall_us, runnable but waiting for a CPU
 };
 
 // A whole file in memory, validated.

@@ -105,8 +105,10 @@ class ThreadStats {
   ThreadStats& operator=(const ThreadStats&) = delete;
 
   struct Reading {
-    uint64_t cpu_ns = 0;  // time spent on a CPU since the thread started
-    char state = '?';     // R, S, D, T, Z, ...
+    uint64_t cpu_ns = 0;       // time spent on a CPU since the thread started
+    uint64_t runqueue_ns = 0;  // time spent runnable, waiting for a CPU, since it started
+    uint64_t timeslices = 0;   // times it was given a CPU
+    char state = '?';          // R, S, D, T, Z, ...
     bool ok = false;
   };
   Reading read(pid_t tid);

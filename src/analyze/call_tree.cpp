@@ -3,7 +3,8 @@
 // Nodes are merged by identical path from the root: the same function at the same depth under the
 // same parent is one node; recursion is not folded. A sample's path is its stack (from the
 // segment's entry frame unless --full-stack), under a thread or greenlet root when asked, with a
-// `<switched out>` leaf for a greenlet segment that was not running.
+// `<switched out>` leaf for a greenlet segment that was not running. In off-CPU mode a sample's time
+// is split between a leaf naming why it was blocked and a `<waiting for a CPU>` leaf (OffCpuLeaf).
 #include <algorithm>
 #include <span>
 #include <unordered_map>
@@ -47,7 +48,7 @@ class PathBuilder {
 
   // The innermost node of a sample's path (0, the root, for an empty path). Samples that share a
   // stack and a context share a path: it is built once, then looked up.
-  uint32_t leaf_of(const snapshot::Sample& s) {
+  uint32_t leaf_of(const snapshot::Sample& s, OffCpuLeaf offcpu = OffCpuLeaf::kNone) {
     const auto& opt = tree_.options;
     uint64_t context = opt.by_thread ? s.thread : opt.by_greenlet ? (uint64_t(group_of(s)) << 32 | s.thread) : 0;
     auto frames = rec_.stack(s.stack);
@@ -57,9 +58,10 @@ class PathBuilder {
     const auto* task = rec_.context(s.greenlet);
     uint8_t leaves = ((s.flags & snapshot::kSwitchedOut) && !(task && task->kind == snapshot::ContextKind::kTask) ? 1 : 0) |
                      ((s.flags & snapshot::kGap) ? 2 : 0);
-    PathKey key{context, s.stack, from, leaves};
+    uint32_t reason = offcpu == OffCpuLeaf::kReason ? s.offcpu_reason : offcpu == OffCpuLeaf::kWaitingForCpu ? UINT32_MAX : 0;
+    PathKey key{context, s.stack, from, leaves, reason};
     auto [it, inserted] = leaves_.try_emplace(key, 0);
-    if (inserted) it->second = build_path(s, shown, leaves);
+    if (inserted) it->second = build_path(s, shown, leaves, reason);
     return it->second;
   }
 
@@ -84,18 +86,19 @@ class PathBuilder {
     uint64_t context;
     uint32_t stack, from;
     uint8_t leaves;  // 1: a `<switched out>` leaf, 2: a `<not sampled>` one
+    uint32_t offcpu;  // an off-CPU leaf: the reason's string id + 1, UINT32_MAX for waiting for a CPU
     bool operator==(const PathKey&) const = default;
   };
   struct PathKeyHash {
     size_t operator()(const PathKey& k) const {
       uint64_t h = k.context * 0x9E3779B97F4A7C15ull ^ (uint64_t(k.stack) << 32 | k.from) * 0xC2B2AE3D27D4EB4Full;
-      return static_cast<size_t>(h ^ (h >> 29) ^ k.leaves);
+      return static_cast<size_t>(h ^ (h >> 29) ^ k.leaves ^ (uint64_t(k.offcpu) << 2));
     }
   };
 
   uint32_t group_of(const snapshot::Sample& s) const { return sample_context(rec_, s); }
 
-  uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves) {
+  uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves, uint32_t offcpu) {
     uint32_t parent = 0;
     const auto& opt = tree_.options;
     if (opt.by_thread) {
@@ -131,6 +134,11 @@ class PathBuilder {
       parent = child(parent, {parent, NodeKind::kSwitchedOut, 0, 0, 0}, [&](Node& n) { n.function = "<switched out>"; });
     if (leaves & 2)  // the recorder was late: this time is known to be under the frames above, no deeper
       parent = child(parent, {parent, NodeKind::kGap, 0, 0, 0}, [&](Node& n) { n.function = "<not sampled>"; });
+    if (offcpu == UINT32_MAX)
+      parent = child(parent, {parent, NodeKind::kWaitingForCpu, 0, 0, 0}, [&](Node& n) { n.function = kWaitingForCpuLabel; });
+    else if (offcpu)
+      parent = child(parent, {parent, NodeKind::kOffCpuReason, offcpu, 0, 0},
+                     [&](Node& n) { n.function = label(offcpu_reason_label(rec_, offcpu)); });
     return parent;
   }
 
@@ -172,13 +180,13 @@ class PathBuilder {
 // Per-sample CPU time is not capped at the sample's wall time: the kernel advances a running
 // thread's CPU time in scheduler ticks (4 ms at HZ=250), so one sample reads 8 ms and the next
 // 12 ms of a 10 ms interval. Capping each would lose the excess; summed raw, they are exact.
-// Off-CPU time likewise is summed as wall - cpu (negative for a sample is fine) and only a node's
-// total is floored at zero.
+// Off-CPU time likewise is summed as wall - cpu - run queue (negative for a sample is fine) and
+// only a node's total is floored at zero.
 double weight_of(const snapshot::Sample& s, Mode mode) {
   switch (mode) {
     case Mode::kWall: return static_cast<double>(s.wall_us);
     case Mode::kCpu: return static_cast<double>(s.cpu_us);
-    case Mode::kOffCpu: return static_cast<double>(s.wall_us - s.cpu_us);
+    case Mode::kOffCpu: return static_cast<double>(blocked_us(s));  // the rest: OffCpuLeaf::kWaitingForCpu
   }
   return 0;
 }
@@ -209,9 +217,18 @@ void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t
                       Tree& tree) {
   for (uint32_t i : samples) {
     const auto& s = rec.samples[i];
-    Node& leaf = tree.nodes[paths.leaf_of(s)];
-    leaf.self += weight_of(s, tree.options.mode);
-    add_observations(leaf, s);
+    if (tree.options.mode != Mode::kOffCpu) {
+      Node& leaf = tree.nodes[paths.leaf_of(s)];
+      leaf.self += weight_of(s, tree.options.mode);
+      add_observations(leaf, s);
+      continue;
+    }
+    uint32_t blocked = paths.leaf_of(s, s.offcpu_reason ? OffCpuLeaf::kReason : OffCpuLeaf::kNone);
+    uint32_t queued = s.runqueue_us ? paths.leaf_of(s, OffCpuLeaf::kWaitingForCpu) : blocked;
+    tree.nodes[blocked].self += weight_of(s, Mode::kOffCpu);
+    if (queued != blocked) tree.nodes[queued].self += static_cast<double>(s.runqueue_us);
+    // The sample itself is counted once: where most of its off-CPU time went.
+    add_observations(tree.nodes[s.runqueue_us > blocked_us(s) ? queued : blocked], s);
   }
   for (auto& n : tree.nodes) n.total = n.self;
   for (size_t i = tree.nodes.size(); i-- > 1;) tree.nodes[tree.nodes[i].parent].total += tree.nodes[i].total;

@@ -25,6 +25,8 @@ const char* kind_name(NodeKind k) {
     case NodeKind::kGreenlet: return "greenlet";
     case NodeKind::kSwitchedOut: return "switched_out";
     case NodeKind::kGap: return "not_sampled";
+    case NodeKind::kOffCpuReason: return "offcpu_reason";
+    case NodeKind::kWaitingForCpu: return "waiting_for_cpu";
     case NodeKind::kRoot: return "root";
   }
   return "frame";

@@ -85,10 +85,7 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
 }
 
 uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& s) {
-  if (!s.greenlet) return 0;
-  if (const auto* c = rec.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) return s.greenlet;
-  // A recording cut short has no footer to say: keep what it has.
-  return !rec.footer || !rec.footer->greenlets().empty() ? s.greenlet : 0;
+  return s.greenlet;
 }
 
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& s, const Selection& sel) {
@@ -110,6 +107,10 @@ std::string command_line(const snapshot::Recording& rec) {
   std::string out;
   for (const auto& arg : rec.header.command()) out += (out.empty() ? "" : " ") + arg;
   return out;
+}
+
+std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason) {
+  return fmt::format("<off-CPU: {}>", rec.str(reason - 1));
 }
 
 std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids) {

@@ -31,7 +31,9 @@ void check_one_target(const std::string& subcommand, const char* verb, pid_t pid
 }
 
 void add_view_flags(CLI::App* cmd, ViewFlags& v) {
-  cmd->add_option("--mode", v.mode, "wall (elapsed time, default), cpu (on-CPU time) or offcpu (waiting)")
+  cmd->add_option("--mode", v.mode,
+                  "wall (elapsed time, default), cpu (on-CPU time) or offcpu (off the CPU, under leaves "
+                  "<off-CPU: REASON> and <waiting for a CPU>)")
       ->check(CLI::IsMember({"wall", "cpu", "offcpu"}));
   cmd->add_option("--estimator", v.estimator,
                   "default (sample weights) or skywalking (the OAP server's consecutive-dump durations)")

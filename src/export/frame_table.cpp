@@ -19,16 +19,22 @@ uint32_t FrameTable::of_frame(uint32_t frame_id) {
   return it->second;
 }
 
-void FrameTable::stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out) {
+void FrameTable::stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out, analyze::OffCpuLeaf offcpu) {
   out.clear();
   for (uint32_t frame : analyze::sample_frames(rec_, sample, selection_)) out.push_back(of_frame(frame));
-  if (sample.flags & snapshot::kSwitchedOut) {
-    if (switched_out_ == UINT32_MAX) {
-      switched_out_ = static_cast<uint32_t>(entries_.size());
-      entries_.push_back({"<switched out>", "", 0, 0, true});
-    }
-    out.push_back(switched_out_);
-  }
+  if (sample.flags & snapshot::kSwitchedOut) out.push_back(synthetic("<switched out>"));
+  if (offcpu == analyze::OffCpuLeaf::kWaitingForCpu) out.push_back(synthetic(std::string(analyze::kWaitingForCpuLabel)));
+  if (offcpu == analyze::OffCpuLeaf::kReason && sample.offcpu_reason)
+    out.push_back(synthetic(analyze::offcpu_reason_label(rec_, sample.offcpu_reason)));
+}
+
+uint32_t FrameTable::synthetic(std::string text) {
+  if (auto it = synthetic_.find(text); it != synthetic_.end()) return it->second;
+  auto id = static_cast<uint32_t>(entries_.size());
+  const std::string& kept = labels_.emplace_back(std::move(text));
+  entries_.push_back({kept, "", 0, 0, true});
+  synthetic_.emplace(kept, id);
+  return id;
 }
 
 std::string thread_title(const snapshot::Thread& t) {

@@ -1,10 +1,12 @@
 // What the sample-based exports (pprof, speedscope, Chrome trace) share: the recording's frames
 // numbered as one table, one entry per function (or per executing line with `lines`), and each
 // sample's stack in those numbers, root first, cut at its segment's entry frame as the call tree
-// does, with a `<switched out>` leaf for a parked greenlet.
+// does, with a `<switched out>` leaf for a parked greenlet and, for off-CPU time, the leaf saying
+// why (analyze::OffCpuLeaf).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,13 +23,14 @@ class FrameTable {
     std::string_view function, file;  // raw, as recorded: each format sanitises and escapes
     int32_t line = 0;                 // the def line, or the executing line with `lines`
     int32_t first_line = 0;           // the def line
-    bool synthetic = false;           // <switched out>: no file, no line
+    bool synthetic = false;           // <switched out>, <off-CPU: ...>: no file, no line
   };
 
   FrameTable(const snapshot::Recording& rec, const analyze::Selection& selection, bool lines);
 
   // Entries of one sample, root first; appends to `out` after clearing it.
-  void stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out);
+  void stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out,
+                analyze::OffCpuLeaf offcpu = analyze::OffCpuLeaf::kNone);
   const std::vector<Entry>& entries() const { return entries_; }
   // The entry a recorded frame id maps to.
   uint32_t of_frame(uint32_t frame_id);
@@ -50,7 +53,10 @@ class FrameTable {
   std::vector<Entry> entries_;
   std::vector<uint32_t> by_frame_;  // frame id -> entry + 1 (0: not yet seen)
   std::unordered_map<Key, uint32_t, KeyHash> by_key_;
-  uint32_t switched_out_ = UINT32_MAX;
+  // A leaf that is no frame, one entry per text.
+  uint32_t synthetic(std::string text);
+  std::unordered_map<std::string_view, uint32_t> synthetic_;
+  std::deque<std::string> labels_;
 };
 
 // "thread 1234 (MainThread)", as the exports title a thread.

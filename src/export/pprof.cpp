@@ -1,11 +1,13 @@
 // export --format pprof: the gzip-compressed perftools.profiles.Profile that `go tool pprof`,
 // Pyroscope, Grafana and Cloud Profiler read (schema: proto/pprof_profile.proto).
 //
-// Sample types: samples (count), wall, cpu and, when the recording knows who held the GIL, gil
-// (nanoseconds); wall is the default. One pprof sample per distinct (stack, thread, segment,
-// greenlet): the values add up, so nothing is lost by merging. A function is a code object
+// Sample types: samples (count), wall, cpu, when the recording knows who held the GIL gil, and
+// when it has run-queue times runqueue (the time runnable but waiting for a CPU) (nanoseconds);
+// wall is the default. One pprof sample per distinct (stack, thread, segment, greenlet, off-CPU
+// reason): the values add up, so nothing is lost by merging. A function is a code object
 // (qualified name, file, def line); a location is one executing line of it. Labels carry the
-// execution context: thread id and name, segment id, greenlet.
+// execution context: thread id and name, segment id, greenlet, and why the thread was off the CPU
+// (offcpu_reason: "futex", "recvfrom socket 127.0.0.1:5432").
 #include <zlib.h>
 
 #include <unordered_map>
@@ -45,12 +47,14 @@ class StringTable {
 struct ContextKey {
   uint32_t stack, thread, segment, greenlet;
   bool switched_out;
+  uint32_t offcpu_reason;
   bool operator==(const ContextKey&) const = default;
 };
 struct ContextHash {
   size_t operator()(const ContextKey& k) const {
     uint64_t h = (uint64_t(k.stack) << 32 | k.thread) * 0x9E3779B97F4A7C15ull;
     h ^= (uint64_t(k.segment) << 32 | k.greenlet) * 0xC2B2AE3D27D4EB4Full + k.switched_out;
+    h ^= uint64_t(k.offcpu_reason) * 0x165667B19E3779F9ull;
     return static_cast<size_t>(h ^ (h >> 29));
   }
 };
@@ -73,6 +77,7 @@ void add_labels(pp::Sample& out, const snapshot::Recording& rec, const ContextKe
   if (!thread.name.empty()) str("thread_name", thread.name);
   if (key.segment) num("segment_id", key.segment);
   if (key.greenlet) num("greenlet", key.greenlet);
+  if (key.offcpu_reason) str("offcpu_reason", rec.str(key.offcpu_reason - 1));
   // Asyncio tasks: when samples carry a task (execution context) id, it becomes a "task" label
   // here, next to the greenlet, and joins ContextKey so that samples of different tasks stay apart.
 }
@@ -101,8 +106,11 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
 
   pp::Profile profile;
   StringTable strings(profile);
-  bool gil_known = false;
-  for (uint32_t i : selected) gil_known |= (rec.samples[i].flags & snapshot::kGilKnown) != 0;
+  bool gil_known = false, runqueue_known = false;
+  for (uint32_t i : selected) {
+    gil_known |= (rec.samples[i].flags & snapshot::kGilKnown) != 0;
+    runqueue_known |= rec.samples[i].runqueue_us != 0;
+  }
   auto value_type = [&](pp::ValueType* type, std::string_view name, std::string_view unit) {
     type->set_type(strings.index(name));
     type->set_unit(strings.index(unit));
@@ -111,6 +119,8 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   value_type(profile.add_sample_type(), "wall", "nanoseconds");
   value_type(profile.add_sample_type(), "cpu", "nanoseconds");
   if (gil_known) value_type(profile.add_sample_type(), "gil", "nanoseconds");
+  const int runqueue_value = runqueue_known ? profile.sample_type_size() : -1;
+  if (runqueue_known) value_type(profile.add_sample_type(), "runqueue", "nanoseconds");
   profile.set_default_sample_type(strings.index("wall"));
   value_type(profile.mutable_period_type(), "wall", "nanoseconds");
   profile.set_period(rec.header.interval_us() * 1000);
@@ -165,11 +175,11 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   std::vector<uint32_t> entries;
   for (uint32_t i : selected) {
     const auto& s = rec.samples[i];
-    ContextKey key{s.stack, s.thread, s.segment, analyze::sample_context(rec, s), (s.flags & snapshot::kSwitchedOut) != 0};
+    ContextKey key{s.stack, s.thread, s.segment, analyze::sample_context(rec, s), (s.flags & snapshot::kSwitchedOut) != 0, s.offcpu_reason};
     auto [it, inserted] = sample_of.try_emplace(key, profile.sample_size());
     if (inserted) {
       auto* out = profile.add_sample();
-      out->mutable_value()->Resize(gil_known ? 4 : 3, 0);
+      out->mutable_value()->Resize(profile.sample_type_size(), 0);
       functions.stack_of(s, entries);
       auto frames = analyze::sample_frames(rec, s, view.selection);
       // pprof lists the leaf first.
@@ -189,6 +199,7 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
     (*values)[kWall] += s.wall_us * 1000;
     (*values)[kCpu] += s.cpu_us * 1000;
     if (gil_known && (s.flags & snapshot::kGilHeld)) (*values)[kGil] += s.wall_us * 1000;
+    if (runqueue_value >= 0) (*values)[runqueue_value] += s.runqueue_us * 1000;
   }
 
   std::string serialized;

@@ -5,7 +5,9 @@
 // frames) in time order, each with its weight in µs of the chosen mode. One profile per thread,
 // or per segment with --segments; the busiest one is shown first. speedscope rejects negative
 // weights and skips zero ones, so an off-CPU weight (wall - CPU, which a sample can make
-// negative; see call_tree.cpp) is floored at zero per sample and zero weights are left out.
+// negative; see call_tree.cpp) is floored at zero per sample and zero weights are left out. In
+// off-CPU mode a sample is two: its blocked time under the leaf naming why, and its time waiting
+// for a CPU under `<waiting for a CPU>` (analyze::OffCpuLeaf).
 #include <algorithm>
 #include <map>
 
@@ -19,19 +21,32 @@ namespace swprof::exporter {
 
 namespace {
 
+struct Part {
+  uint32_t sample;  // index into the recording
+  analyze::OffCpuLeaf leaf;
+  int64_t weight;
+};
+
 struct Profile {
   std::string name;
-  std::vector<uint32_t> samples;  // indices into the recording, in time order
+  std::vector<Part> parts;  // in time order
   int64_t total = 0;
 };
 
-int64_t weight_of(const snapshot::Sample& s, analyze::Mode mode) {
+// A sample's weighed parts (off-CPU: blocked, then waiting for a CPU), those above zero.
+void parts_of(const snapshot::Sample& s, uint32_t i, analyze::Mode mode, std::vector<Part>& out) {
+  out.clear();
+  auto add = [&](analyze::OffCpuLeaf leaf, int64_t w) {
+    if (w > 0) out.push_back({i, leaf, w});
+  };
   switch (mode) {
-    case analyze::Mode::kWall: return s.wall_us;
-    case analyze::Mode::kCpu: return s.cpu_us;
-    case analyze::Mode::kOffCpu: return std::max<int64_t>(0, s.wall_us - s.cpu_us);
+    case analyze::Mode::kWall: add(analyze::OffCpuLeaf::kNone, s.wall_us); break;
+    case analyze::Mode::kCpu: add(analyze::OffCpuLeaf::kNone, s.cpu_us); break;
+    case analyze::Mode::kOffCpu:
+      add(s.offcpu_reason ? analyze::OffCpuLeaf::kReason : analyze::OffCpuLeaf::kNone, analyze::blocked_us(s));
+      add(analyze::OffCpuLeaf::kWaitingForCpu, s.runqueue_us);
+      break;
   }
-  return 0;
 }
 
 }  // namespace
@@ -46,10 +61,11 @@ std::string speedscope_json(const snapshot::Recording& rec, const ExportView& vi
   // Profiles in order of their first sample.
   std::map<uint32_t, size_t> index_of;  // thread index or segment id -> profile
   std::vector<Profile> profiles;
+  std::vector<Part> parts;
   for (uint32_t i : selected) {
     const auto& s = rec.samples[i];
-    int64_t w = weight_of(s, view.mode);
-    if (w <= 0) continue;
+    parts_of(s, i, view.mode, parts);
+    if (parts.empty()) continue;
     uint32_t group = per_segment ? s.segment : s.thread;
     auto [it, inserted] = index_of.try_emplace(group, profiles.size());
     if (inserted) {
@@ -60,8 +76,10 @@ std::string speedscope_json(const snapshot::Recording& rec, const ExportView& vi
         p.name = thread_title(rec.threads[s.thread]);
       profiles.push_back(std::move(p));
     }
-    profiles[it->second].samples.push_back(i);
-    profiles[it->second].total += w;
+    for (const Part& part : parts) {
+      profiles[it->second].parts.push_back(part);
+      profiles[it->second].total += part.weight;
+    }
   }
 
   FrameTable frames(rec, view.selection, view.lines);
@@ -72,12 +90,12 @@ std::string speedscope_json(const snapshot::Recording& rec, const ExportView& vi
     const Profile& p = profiles[k];
     if (p.total > profiles[busiest].total) busiest = k;
     std::string samples, weights;
-    for (uint32_t i : p.samples) {
-      frames.stack_of(rec.samples[i], stack);
+    for (const Part& part : p.parts) {
+      frames.stack_of(rec.samples[part.sample], stack, part.leaf);
       samples += samples.empty() ? "[" : ",[";
       for (size_t j = 0; j < stack.size(); ++j) samples += fmt::format("{}{}", j ? "," : "", stack[j]);
       samples += "]";
-      weights += fmt::format("{}{}", weights.empty() ? "" : ",", weight_of(rec.samples[i], view.mode));
+      weights += fmt::format("{}{}", weights.empty() ? "" : ",", part.weight);
     }
     body += fmt::format(
         "{}\n  {{\"type\": \"sampled\", \"name\": {}, \"unit\": \"microseconds\", \"startValue\": 0, "

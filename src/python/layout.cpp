@@ -107,6 +107,7 @@ Layout interpreter_frame_layout(int minor) {
     l.frame.frame_obj = 40;
     l.frame.previous = 48;
     l.frame.owner = 69;
+    l.frame.is_entry = 68;
     l.frame.localsplus = 72;
     l.frame_specials = 9;
     l.code.argcount = 56;

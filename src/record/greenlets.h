@@ -67,6 +67,8 @@ class GreenletTracker {
   uint64_t probe_hits() const;
   uint64_t probe_lost() const;
   size_t known() const { return known_.size(); }
+  // Whether the program has imported greenlet (so far).
+  bool imported() const { return module_.has_value(); }
 
  private:
   void attach();

@@ -20,6 +20,7 @@
 #include "record/trigger.h"
 #include "swprof/asyncio.h"
 #include "swprof/common.h"
+#include "swprof/offcpu.h"
 #include "swprof/python.h"
 #include "swprof/record.h"
 #include "swprof/snapshot.h"
@@ -156,6 +157,8 @@ struct ThreadContext {
   uint64_t ident = 0;
   int64_t last_sample_us = 0;
   uint64_t last_cpu_ns = 0;
+  uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
+  char last_state = '?';
   bool cpu_known = false;
   bool named = false;
   uint64_t last_tick = 0;
@@ -181,6 +184,7 @@ class Recorder {
         codes_(memory, interp.layout),
         names_(memory, interp),
         stats_(memory.pid()),
+        offcpu_(memory.pid()),
         trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
                  [this](uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
                    return probe_parked(context, id, out);
@@ -192,10 +196,10 @@ class Recorder {
     raw_.reserve(python::Walker::kMaxVisit);
     stack_.reserve(options.max_depth + 2);
     code_addresses_.reserve(python::Walker::kMaxVisit);
-    // CPU time used before the first tick is not the first sample's: take a baseline now.
+    // CPU (and run-queue) time used before the first tick is not the first sample's: take a baseline now.
     for (pid_t tid : target::list_threads(memory.pid())) {
       auto r = stats_.read(tid);
-      if (r.ok) baseline_cpu_[tid] = r.cpu_ns;
+      if (r.ok) baseline_[tid] = r;
     }
   }
 
@@ -265,8 +269,18 @@ class Recorder {
   python::CodeCache codes_;
   python::ThreadNames names_;
   target::ThreadStats stats_;
+  // Why a thread that is not running waits, read for its samples only; reason id -> string id + 1.
+  target::OffCpuReasons offcpu_;
+  std::unordered_map<uint32_t, uint32_t> offcpu_strings_;
+  uint32_t offcpu_reason(pid_t tid, char state) {
+    target::OffCpuReason reason = offcpu_.read(tid, state);
+    if (!reason.id) return 0;
+    auto [it, inserted] = offcpu_strings_.try_emplace(reason.id, 0);
+    if (inserted) it->second = writer_.intern_string(offcpu_.text(reason.id)) + 1;
+    return it->second;
+  }
   Trigger trigger_;
-  std::unordered_map<pid_t, uint64_t> baseline_cpu_;
+  std::unordered_map<pid_t, target::ThreadStats::Reading> baseline_;
   std::vector<python::PyThread> py_threads_;
   std::vector<python::RawFrame> raw_, stable_raw_;
   std::vector<int64_t> resolved_ids_;
@@ -351,8 +365,10 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     c.last_sample_us = previous_tick_us_;
     c.first_seen_us = now_us;
     c.next_name_attempt_us = now_us;
-    if (auto b = baseline_cpu_.find(c.host_tid); b != baseline_cpu_.end()) {
-      c.last_cpu_ns = b->second;
+    if (auto b = baseline_.find(c.host_tid); b != baseline_.end()) {
+      c.last_cpu_ns = b->second.cpu_ns;
+      c.last_runqueue_ns = b->second.runqueue_ns;
+      c.last_state = b->second.state;
       c.cpu_known = true;
     }
   }
@@ -843,9 +859,12 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.thread = register_thread(ctx);
   // What runs the stack, as far as the thread is concerned: its outermost Python frame (under
   // gevent each greenlet's own, parked or running).
-  const uint64_t outermost = greenlet_key(raw_.back().address);
-  s.greenlet = greenlet_index(outermost, raw_.back().code);
-  if (greenlets_followed_) {
+  // (A program that has not imported greenlet, when greenlets are followed, has only its threads'
+  // own stacks: no context, so its calls end with their thread's Python frames.)
+  const bool plain_thread = greenlets_followed_ && !greenlets_followed_->imported();
+  const uint64_t outermost = plain_thread ? 0 : greenlet_key(raw_.back().address);
+  s.greenlet = plain_thread ? 0 : greenlet_index(outermost, raw_.back().code);
+  if (greenlets_followed_ && !plain_thread) {
     GreenletContext& gc = greenlet_contexts_[outermost];
     gc.thread = ctx.index;
     if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here
@@ -870,9 +889,22 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
                                      : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
       s.cpu_us = static_cast<int64_t>(delta / 1000);
+      // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
+      // and has not run since has been waiting all along: that time is counted now, and not again
+      // when schedstat catches up.
+      uint64_t runqueue_ns = r.runqueue_ns;
+      if (ctx.cpu_known && ctx.last_state == 'R' && r.state == 'R' && r.cpu_ns == ctx.last_cpu_ns)
+        runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns + uint64_t(elapsed) * 1000);
+      uint64_t queued = ctx.cpu_known ? runqueue_ns - std::min(runqueue_ns, ctx.last_runqueue_ns)
+                                      : std::min<uint64_t>(runqueue_ns, uint64_t(elapsed) * 1000);
+      s.runqueue_us = static_cast<int64_t>(queued / 1000);
       ctx.last_cpu_ns = r.cpu_ns;
+      ctx.last_runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns);
+      ctx.last_state = r.state;
       ctx.cpu_known = true;
       if (r.state == 'R') s.flags |= snapshot::kOnCpu;
+      // (Not for a sample --no-idle is about to drop.)
+      else if (options_.idle || s.cpu_us != 0) s.offcpu_reason = offcpu_reason(ctx.host_tid, r.state);
     }
   }
   s.flags |= snapshot::kGilKnown;
@@ -887,9 +919,11 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   if (elapsed > 2 * interval && !ctx.last_stack.empty() && !same_stack) {
     gap.wall_us = elapsed - interval;
     gap.cpu_us = s.cpu_us * gap.wall_us / elapsed;
+    gap.runqueue_us = s.runqueue_us * gap.wall_us / elapsed;
     gap.common = static_cast<size_t>(b - stack_.begin());
     s.wall_us = interval;
     s.cpu_us -= gap.cpu_us;
+    s.runqueue_us -= gap.runqueue_us;
     ++late_samples;
     gap_us += gap.wall_us;
   }
@@ -914,6 +948,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     g.time_us = now_us - s.wall_us;
     g.wall_us = gap.wall_us;
     g.cpu_us = gap.cpu_us;
+    g.runqueue_us = gap.runqueue_us;
+    g.offcpu_reason = 0;  // known at the sample's time, not the gap's
     g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
     g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
     g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(gap.common));
@@ -991,7 +1027,10 @@ bool Recorder::tick(int64_t now_us) {
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {
     if (it->second.last_tick != ticks) {
-      if (it->second.host_tid > 0) stats_.forget(it->second.host_tid);
+      if (it->second.host_tid > 0) {
+        stats_.forget(it->second.host_tid);
+        offcpu_.forget(it->second.host_tid);
+      }
       it = threads.erase(it);
     } else {
       ++it;

@@ -141,6 +141,8 @@ void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
   g.time_us = p.sample.time_us - p.sample.wall_us;  // the gap ends where the sample's own time begins
   g.wall_us = p.reading.gap.wall_us;
   g.cpu_us = p.reading.gap.cpu_us;
+  g.runqueue_us = p.reading.gap.runqueue_us;
+  g.offcpu_reason = 0;  // known at the sample's time, not the gap's
   g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
   g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
   g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(depth));

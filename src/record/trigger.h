@@ -64,7 +64,7 @@ using ParkedProber = std::function<Probe(uint64_t context, const CallIdentity&, 
 // known of the time before the sample's own interval is that it was spent under the frames its
 // thread's stack had in common before and after (`common` frames of the sample's stack).
 struct Gap {
-  int64_t wall_us = 0, cpu_us = 0;
+  int64_t wall_us = 0, cpu_us = 0, runqueue_us = 0;
   size_t common = 0;
 };
 

@@ -273,7 +273,9 @@ void Reader::apply_chunk(const pb::Chunk& c) {
             s.cpu_us_size() == int(n) && s.flags_size() == int(n) && s.segment_size() == int(n) &&
             (s.greenlet_size() == int(n) || s.greenlet_size() == 0) &&
             (s.sequence_size() == int(n) || s.sequence_size() == 0) &&
-            (s.context_depth_size() == int(n) || s.context_depth_size() == 0),
+            (s.context_depth_size() == int(n) || s.context_depth_size() == 0) &&
+            (s.offcpu_reason_size() == int(n) || s.offcpu_reason_size() == 0) &&
+            (s.runqueue_us_size() == int(n) || s.runqueue_us_size() == 0),
         "sample columns of different lengths");
   int64_t time = 0;
   size_t stacks = r_.stack_count();
@@ -301,6 +303,11 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     x.sequence = static_cast<int64_t>(sequence) - 1;
     x.context_depth = s.context_depth_size() ? s.context_depth(int(i)) : 0;
     check(x.context_depth <= r_.stack(x.stack).size(), "sample's context starts beyond its stack");
+    x.offcpu_reason = s.offcpu_reason_size() ? s.offcpu_reason(int(i)) : 0;
+    check(x.offcpu_reason <= r_.strings.size(), "sample's off-CPU reason names an unknown string");
+    uint64_t runqueue = s.runqueue_us_size() ? s.runqueue_us(int(i)) : 0;
+    check(runqueue <= uint64_t(kMaxTimeUs), "sample's run-queue time out of range");
+    x.runqueue_us = static_cast<int64_t>(runqueue);
     r_.samples.push_back(x);
   }
   held_ += n * sizeof(Sample);

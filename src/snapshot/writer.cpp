@@ -157,20 +157,20 @@ void Writer::add_sample(const Sample& s) {
   p->add_flags(s.flags);
   p->add_segment(s.segment);
   p->add_greenlet(s.greenlet);
-  if (s.context_depth) {
-    // The column exists only in chunks that have such samples.
-    while (p->context_depth_size() < p->thread_size() - 1) p->add_context_depth(0);
-    p->add_context_depth(s.context_depth);
-  } else if (p->context_depth_size()) {
-    p->add_context_depth(0);
-  }
-  if (s.sequence >= 0) {
-    // Imported dumps keep their sequence; the column exists only in chunks that have it.
-    while (p->sequence_size() < p->thread_size() - 1) p->add_sequence(0);
-    p->add_sequence(static_cast<uint32_t>(s.sequence) + 1);
-  } else if (p->sequence_size()) {
-    p->add_sequence(0);
-  }
+  // Columns that most recordings do not need exist only in chunks that have such samples.
+  auto sparse = [&](auto* column, auto value) {
+    if (value) {
+      while (column->size() < p->thread_size() - 1) column->Add(0);
+      column->Add(value);
+    } else if (column->size()) {
+      column->Add(0);
+    }
+  };
+  sparse(p->mutable_context_depth(), s.context_depth);
+  // Imported dumps keep their sequence, stored + 1 so that 0 is "none".
+  sparse(p->mutable_sequence(), s.sequence >= 0 ? static_cast<uint32_t>(s.sequence) + 1 : 0u);
+  sparse(p->mutable_offcpu_reason(), s.offcpu_reason);
+  sparse(p->mutable_runqueue_us(), static_cast<uint64_t>(std::max<int64_t>(0, s.runqueue_us)));
   ++pending_samples_;
   ++samples_written_;
 }

@@ -226,7 +226,11 @@ ThreadStats::Reading ThreadStats::read(pid_t tid) {
     ssize_t n = pread(f.schedstat, buf, sizeof buf - 1, 0);
     if (n > 0) {
       buf[n] = 0;
-      r.cpu_ns = std::strtoull(buf, nullptr, 10);
+      // "<on CPU ns> <waiting on a run queue ns> <timeslices>"
+      char* end = nullptr;
+      r.cpu_ns = std::strtoull(buf, &end, 10);
+      r.runqueue_ns = std::strtoull(end, &end, 10);
+      r.timeslices = std::strtoull(end, nullptr, 10);
       r.ok = true;
     }
   }

@@ -1,8 +1,8 @@
 """Where the time goes: a function spinning 1.5 s and one sleeping 1.5 s. In wall time
 each gets what the program measured it took; the spinner has >= 90 % of the CPU time; the sleeper
-is off-CPU nearly all its time, its off-CPU time is its whole sleep, and the spinner's off-CPU
-time is its wall time less its CPU time (on a busy machine a spinner waits in the run queue; it
-never blocks). The GIL: a pure-Python spinner
+is off-CPU nearly all its time, its off-CPU time is its whole sleep under `<off-CPU: clock_nanosleep>`
+(pselect6 before 3.11), and the spinner's off-CPU time is its wall time less its CPU time, all of
+it `<waiting for a CPU>` (on a busy machine a spinner waits in the run queue; it never blocks). The GIL: a pure-Python spinner
 holds it in >= 90 % of its samples, a thread in time.sleep and zlib (a C call that releases it) in
 <= 10 %; record --gil keeps only the holder's samples; --no-idle drops samples of threads asleep
 for a whole interval. Tolerances come from the recording's own sample weights."""
@@ -57,13 +57,27 @@ def test(ctx):
     nap, spin = node(wall, "nap", ctx.version), node(wall, "spin", ctx.version)
     expect(nap["cpu_ms"] <= 0.1 * nap["wall_ms"], "nap is off-CPU nearly all its time: %.1f of %.1f ms on CPU"
            % (nap["cpu_ms"], nap["wall_ms"]))
-    # Off-CPU: the sleeper's is its whole sleep; the spinner's is its wall less its CPU time (on a
-    # busy machine, the time it waited for a CPU: it never blocks).
-    nap_off, spin_off = node(off, "nap", ctx.version)["total_ms"], node(off, "spin", ctx.version)["total_ms"]
+    # Off-CPU: the sleeper's is its whole sleep, under the call it sleeps in; the spinner's is its
+    # wall less its CPU time, and all of it (on a busy machine, much) is waiting for a CPU: it
+    # never blocks.
+    nap_node, spin_node = node(off, "nap", ctx.version), node(off, "spin", ctx.version)
+    nap_off, spin_off = nap_node["total_ms"], spin_node["total_ms"]
     expect_close(nap_off, measured["nap_ms"], tolerance, "offcpu: nap ms")
     expect(abs(spin_off - (spin["wall_ms"] - spin["cpu_ms"])) < 0.01, "spin's off-CPU time is its wall - CPU")
-    print("ok: cpu spin %.1f%%; offcpu nap %.0f ms of %.0f measured; spin waited %.0f ms for a CPU"
-          % (share(cpu, "spin", ctx.version), nap_off, measured["nap_ms"], spin_off))
+    sleep_call = "clock_nanosleep" if ctx.version >= (3, 11) else "pselect6"  # time.sleep: select() before 3.11
+
+    def leaf(parent, kind):
+        return sum(c["total_ms"] for c in parent.get("children", []) if c["kind"] == kind)
+    nap_reason = [c for c in nap_node.get("children", []) if c["kind"] == "offcpu_reason"]
+    expect(nap_reason and nap_reason[0]["function"] == "<off-CPU: %s>" % sleep_call,
+           "nap sleeps in %s: %s" % (sleep_call, [c["function"] for c in nap_node.get("children", [])]))
+    expect_close(nap_reason[0]["total_ms"], measured["nap_ms"], tolerance, "offcpu: nap's <off-CPU: %s> ms" % sleep_call)
+    spin_queued = leaf(spin_node, "waiting_for_cpu")
+    expect(spin_off - spin_queued <= tolerance, "spin is not blocked: %.1f ms off-CPU of which %.1f waiting for a CPU (± %.0f)"
+           % (spin_off, spin_queued, tolerance))
+    print("ok: cpu spin %.1f%%; offcpu nap %.0f ms of %.0f measured under %s; spin waited %.0f ms for a CPU, "
+          "blocked %.1f ms" % (share(cpu, "spin", ctx.version), nap_off, measured["nap_ms"], nap_reason[0]["function"],
+                               spin_queued, spin_off - spin_queued))
     # The text report shows wall and CPU side by side.
     header = [l for l in ctx.run_swprof("analyze", out, "--no-color").stdout.splitlines() if "Call tree" in l][0]
     expect("Wall" in header and "CPU" in header and "GIL" in header, "text columns: %s" % header)

@@ -2,6 +2,7 @@
 frames carry their file:line and are as wide as their totals (40:60 on a quiet machine); then, in headless Chromium driven over WebDriver,
 search highlights frames and reports the matched share, a click zooms into methodB, and the reset
 controls undo both."""
+import json
 import os
 import re
 import shutil

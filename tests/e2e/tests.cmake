@@ -47,3 +47,20 @@ swprof_e2e(dump test_dump.py LOAD pyenv-3.8 pyenv-3.12)
 swprof_e2e(dump_greenlets test_dump_greenlets.py PYTHONS debian-3.11 sid-3.14)
 swprof_e2e(gc_walk test_gc_walk.py ARGS --tool $<TARGET_FILE:swprof_gc_objects>)
 swprof_e2e(top test_top.py LOAD pyenv-3.11)
+# Native frames merged with Python frames (tests/tools/native_stacks.cpp): a C extension's call
+# chain on every interpreter, numpy's BLAS frames (Debian's python3-numpy), and threads that
+# cannot be stopped or whose observer is killed.
+swprof_e2e(native_chain test_native_frames.py ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part chain)
+swprof_e2e(native_places test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part places)
+swprof_e2e(native_numpy test_native_frames.py PYTHONS debian-3.11 ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part numpy)
+swprof_e2e(native_faults test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part faults)
+# Off-CPU reasons: threads waiting on known sockets, locks, sleeps, pipes, select and epoll; the
+# reader alone (tests/tools/offcpu_reasons.cpp), interpreter-independent, so on three that wait
+# differently; and recorded by swprof, shown under <off-CPU: ...> leaves, with a spinner's
+# off-CPU time all <waiting for a CPU> (also under load).
+swprof_e2e(offcpu_reasons test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.11 sid-3.14
+           ARGS --tool $<TARGET_FILE:swprof_offcpu_reasons> --part reader)
+swprof_e2e(offcpu_recorded test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.10 pyenv-3.11 pyenv-3.13 debian-3.11 sid-3.14
+           LOAD pyenv-3.10 sid-3.14 ARGS --part record)

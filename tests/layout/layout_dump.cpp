@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   p("iframe.frame_obj", l->frame.frame_obj);
   p("frameobject.f_frame", l->frame_object_f_frame);
   p("iframe.owner", l->frame.owner);
+  p("iframe.is_entry", l->frame.is_entry);
   if (!object) p("FRAME_OWNED_BY_GENERATOR", static_cast<uint32_t>(l->owner_generator));
   if (l->owner_cstack >= 0) p("FRAME_OWNED_BY_CSTACK", static_cast<uint32_t>(l->owner_cstack));
   if (l->owner_interpreter >= 0) p("FRAME_OWNED_BY_INTERPRETER", static_cast<uint32_t>(l->owner_interpreter));

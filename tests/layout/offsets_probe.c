@@ -94,6 +94,9 @@ int main(void) {
   P("iframe.frame_obj", offsetof(_PyInterpreterFrame, frame_obj));
   P("frameobject.f_frame", offsetof(PyFrameObject, f_frame));
   P("iframe.owner", offsetof(_PyInterpreterFrame, owner));
+#if PY_VERSION_HEX < 0x030c0000
+  P("iframe.is_entry", offsetof(_PyInterpreterFrame, is_entry));
+#endif
   P("iframe.localsplus", offsetof(_PyInterpreterFrame, localsplus));
   P("FRAME_OWNED_BY_GENERATOR", FRAME_OWNED_BY_GENERATOR);
 #if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030f0000

@@ -58,13 +58,14 @@ class RecordingBuilder {
   }
   swprof::snapshot::Recording rec;
 
- private:
   uint32_t str(const std::string& s) {
     for (uint32_t i = 0; i < rec.strings.size(); ++i)
       if (rec.strings[i] == s) return i;
     rec.strings.push_back(s);
     return static_cast<uint32_t>(rec.strings.size() - 1);
   }
+
+ private:
   std::map<std::string, uint32_t> frames_;
 };
 

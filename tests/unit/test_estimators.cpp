@@ -162,6 +162,33 @@ TEST_CASE("modes: wall weighs elapsed time, cpu the CPU time, offcpu the rest", 
   CHECK(find(wall, {"sleep"})->cpu == 100);
 }
 
+TEST_CASE("offcpu: blocked time under a leaf naming why, run-queue time under <waiting for a CPU>", "[estimator]") {
+  test::RecordingBuilder b;
+  b.sample(10000, {"serve", "recv"}, 10000, 0, 1000);
+  b.rec.samples.back().offcpu_reason = b.str("recvfrom socket 127.0.0.1:5432") + 1;
+  b.rec.samples.back().runqueue_us = 500;  // blocked 8500
+  b.sample(20000, {"serve", "spin"}, 10000, 0, 7000);
+  b.rec.samples.back().runqueue_us = 2900;  // running: blocked 100, no reason
+  auto off = tree_of(b, analyze::Estimator::kDefault, analyze::Mode::kOffCpu);
+  const auto* reason = find(off, {"serve", "recv", "<off-CPU: recvfrom socket 127.0.0.1:5432>"});
+  REQUIRE(reason);
+  CHECK(reason->kind == analyze::NodeKind::kOffCpuReason);
+  CHECK(reason->total == 8500);
+  CHECK(reason->samples == 1);
+  CHECK(find(off, {"serve", "recv", "<waiting for a CPU>"})->total == 500);
+  CHECK(find(off, {"serve", "recv"})->total == 9000);
+  CHECK(find(off, {"serve", "spin"})->self == 100);
+  const auto* queued = find(off, {"serve", "spin", "<waiting for a CPU>"});
+  REQUIRE(queued);
+  CHECK(queued->kind == analyze::NodeKind::kWaitingForCpu);
+  CHECK(queued->total == 2900);
+  CHECK(queued->samples == 1);  // the sample counts once, where most of its off-CPU time went
+  CHECK(find(off, {"serve"})->samples == 2);
+  // Other modes show no off-CPU leaves.
+  auto wall = tree_of(b, analyze::Estimator::kDefault, analyze::Mode::kWall);
+  CHECK(find(wall, {"serve", "recv"})->children.empty());
+}
+
 TEST_CASE("analysis starts at a segment's entry frame unless the full stack is asked for", "[estimator]") {
   test::RecordingBuilder b;
   uint32_t seg = b.segment(0, 10000, 0, /*root_depth=*/2);

@@ -107,6 +107,24 @@ TEST_CASE("pprof: sample types, values, leaf-first locations, labels", "[export]
   CHECK(gil == 10'000'000);
   CHECK(leaf_wall["C"] == 40'000'000);
   CHECK(leaf_wall["D"] == 60'000'000);
+
+  // Off-CPU: the reason is a label (samples of one stack blocked on different things stay apart),
+  // the run-queue time a value.
+  b.sample(120000, {"A", "E"}, 10000, 0, 1000, 0, 1);
+  b.rec.samples.back().offcpu_reason = b.str("futex") + 1;
+  b.rec.samples.back().runqueue_us = 3000;
+  auto q = pprof_of(b.rec);
+  REQUIRE(q.sample_type_size() == 5);
+  CHECK(q.string_table(static_cast<int>(q.sample_type(4).type())) == "runqueue");
+  int64_t runqueue = 0, futex_wall = 0;
+  for (const auto& s : q.sample()) {
+    runqueue += s.value(4);
+    for (const auto& l : s.label())
+      if (q.string_table(static_cast<int>(l.key())) == "offcpu_reason" && q.string_table(static_cast<int>(l.str())) == "futex")
+        futex_wall += s.value(1);
+  }
+  CHECK(runqueue == 3'000'000);
+  CHECK(futex_wall == 10'000'000);
 }
 
 TEST_CASE("pprof: segments are cut at the entry frame and labelled", "[export][pprof]") {
@@ -161,6 +179,23 @@ TEST_CASE("speedscope: one sampled profile per thread, root-first stacks, weight
   REQUIRE(off_profiles.values_size() == 1);  // the worker's only sample weighs nothing: left out
   for (const auto& w : at(off_profiles.values(0).struct_value(), "weights").list_value().values())
     CHECK(w.number_value() > 0);
+
+  // Off-CPU time split by why: a sample blocked 7 ms in futex and queued 2 ms is two, each with its leaf.
+  b.sample(60000, {"L"}, 10000, 0, 1000);
+  b.rec.samples.back().offcpu_reason = b.str("futex") + 1;
+  b.rec.samples.back().runqueue_us = 2000;
+  auto split = json_of(exporter::speedscope_json(b.rec, offcpu, false));
+  const auto& split_frames = at(at(split, "shared").struct_value(), "frames").list_value();
+  const auto& main_off = at(split, "profiles").list_value().values(0).struct_value();
+  std::map<std::string, double> leaf_weight;
+  const auto& stacks = at(main_off, "samples").list_value();
+  for (int i = 0; i < stacks.values_size(); ++i) {
+    const auto& stack = stacks.values(i).list_value();
+    auto leaf = at(split_frames.values(static_cast<int>(stack.values(stack.values_size() - 1).number_value())).struct_value(), "name");
+    leaf_weight[leaf.string_value()] += at(main_off, "weights").list_value().values(i).number_value();
+  }
+  CHECK(leaf_weight["<off-CPU: futex>"] == 7000);
+  CHECK(leaf_weight["<waiting for a CPU>"] == 2000);
 }
 
 TEST_CASE("speedscope: per segment, and an empty recording still has a profile", "[export][speedscope]") {

@@ -100,6 +100,10 @@ TEST_CASE("a snapshot round trip keeps every field", "[snapshot]") {
     w.end_segment(1, 15000);
     snapshot::Sample s2{25000, t0, stack, 9000, 0, snapshot::kSwitchedOut, 0, 0};
     w.add_sample(s2);
+    snapshot::Sample s3{35000, t0, stack, 10000, 200, 0, 0, 0};
+    s3.offcpu_reason = w.intern_string("recvfrom socket 127.0.0.1:5432") + 1;
+    s3.runqueue_us = 1500;
+    w.add_sample(s3);
     pb::Footer f;
     f.set_duration_us(30000);
     f.set_errors(2);
@@ -115,7 +119,7 @@ TEST_CASE("a snapshot round trip keeps every field", "[snapshot]") {
   REQUIRE(r.threads.size() == 2);
   CHECK(r.threads[1].name == "worker-1");
   CHECK(r.threads[1].tid == 1235);
-  REQUIRE(r.samples.size() == 2);
+  REQUIRE(r.samples.size() == 3);
   const auto& a = r.samples[0];
   CHECK(a.time_us == 15000);
   CHECK(a.wall_us == 10000);
@@ -125,6 +129,11 @@ TEST_CASE("a snapshot round trip keeps every field", "[snapshot]") {
   CHECK(a.greenlet == 3);
   CHECK(r.samples[1].time_us == 25000);
   CHECK(r.samples[1].flags == snapshot::kSwitchedOut);
+  CHECK(a.offcpu_reason == 0);
+  CHECK(a.runqueue_us == 0);
+  REQUIRE(r.samples[2].offcpu_reason > 0);
+  CHECK(r.str(r.samples[2].offcpu_reason - 1) == "recvfrom socket 127.0.0.1:5432");
+  CHECK(r.samples[2].runqueue_us == 1500);
   auto st = r.stack(a.stack);
   REQUIRE(st.size() == 2);
   CHECK(r.str(r.frames[st[1]].function) == "функция");
@@ -223,5 +232,15 @@ TEST_CASE("ids that point past what the file defined are rejected", "[snapshot]"
     w.finish({});
   }
   CHECK_THROWS_WITH(snapshot::read_file(path), Catch::Contains("unknown stack"));
+  {
+    snapshot::Writer w(path, header());
+    uint32_t t = w.add_thread(1, "t");
+    uint32_t f = w.intern_frame({w.intern_string("f"), w.intern_string("f.py"), 1, 1});
+    snapshot::Sample s{0, t, w.intern_stack(std::span<const uint32_t>(&f, 1)), 10000, 0, 0, 0, 0};
+    s.offcpu_reason = 1000;  // no string 999 exists
+    w.add_sample(s);
+    w.finish({});
+  }
+  CHECK_THROWS_WITH(snapshot::read_file(path), Catch::Contains("off-CPU reason names an unknown string"));
   std::remove(path.c_str());
 }
