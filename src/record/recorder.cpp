@@ -769,6 +769,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
+    if (walker_.walk_read_with_listing()) read_from_us = tick_us;  // read in the tick's first system call
     now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
     failure = nullptr;
     if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
@@ -918,14 +919,14 @@ bool Recorder::tick(int64_t now_us) {
   // between were not seen; say when.
   if (ticks > 1 && now_us - previous_tick_us_ > 2 * options_.interval_us) note_stall(previous_tick_us_, now_us);
   const int64_t started = monotonic_us();
-  if (auto generation = walker_.code_generation()) {
+  bool listed = walker_.read_threads(py_threads_);
+  // A thread state freed while the list was followed cuts it short: read it once more.
+  if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
+  if (auto generation = walker_.code_generation()) {  // (read with the list, before any walk)
     // 3.14+: code objects were freed since the last tick; cached addresses may be reused.
     if (code_generation_ && *code_generation_ != *generation) codes_.clear();
     code_generation_ = generation;
   }
-  bool listed = walker_.read_threads(py_threads_);
-  // A thread state freed while the list was followed cuts it short: read it once more.
-  if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
   if (!listed) {
     // Not a lost sample: the interpreter list itself is unreadable, which happens while the
     // runtime shuts down. Counted apart; the process is usually gone by the next tick.
