@@ -285,6 +285,11 @@ class CodeCache {
   bool read_bytecode(uint64_t address, std::string& out);
   // Re-validates the given entries for this tick in one batched read; stale ones are dropped.
   void validate(std::span<const uint64_t> addresses, uint64_t tick);
+  // The fingerprint reads this tick's validate() will most likely want (those of the code objects
+  // the last validating tick validated: a loop's innermost frames), for the caller to make with
+  // its own reads (Walker::read_threads) after the frames. validate() in the same tick uses those
+  // made instead of reading them itself.
+  std::span<target::Memory::Request> fingerprint_reads(uint64_t tick);
   void clear() { entries_.clear(); }
 
  private:
@@ -298,6 +303,11 @@ class CodeCache {
   uint64_t code_type_ = 0;
   std::vector<target::Memory::Request> requests_;
   std::vector<std::string> buffers_;
+  std::vector<uint64_t> validated_;  // by the last tick that validated any
+  uint64_t validated_tick_ = 0;
+  std::vector<target::Memory::Request> ahead_;  // fingerprint_reads() of ahead_tick_
+  std::vector<std::string> ahead_buffers_;
+  uint64_t ahead_tick_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -348,7 +358,9 @@ class Walker {
   // All thread states of all interpreters, bounded, with who holds each interpreter's GIL.
   // False if the runtime is unreadable. A list cut short by a thread state freed as it was
   // followed is kept, and threads_complete() says so.
-  bool read_threads(std::vector<PyThread>& out);
+  // `extra` reads are made in the same system call, after the threads' snapshots, when the list
+  // is read again whole (see read_listing_again); otherwise they are left not done (ok false).
+  bool read_threads(std::vector<PyThread>& out, std::span<target::Memory::Request> extra = {});
   bool threads_complete() const { return threads_complete_; }
   // The target's thread ids (namespace-local in a container) and ours.
   target::ThreadIds& thread_ids() { return thread_ids_; }
@@ -400,7 +412,7 @@ class Walker {
   static ListingSpans listing_spans(const Layout& layout);
   uint64_t runtime_gil_holder(const uint8_t* runtime_bytes) const;
   uint64_t gil_holder(const uint8_t* gil_bytes) const;
-  bool read_listing_again(std::vector<PyThread>& out);
+  bool read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra);
   bool drop_prefetched();  // false
   // The last complete listing of a process with one interpreter.
   struct ListingGuess {
@@ -410,6 +422,7 @@ class Walker {
   } listing_guess_;
   std::vector<uint8_t> listing_buf_;
   std::vector<target::Memory::Request> listing_reads_;
+  std::vector<size_t> tstate_reads_;  // where each thread state's read is in listing_reads_
   bool snapshot(const PyThread& listed, PyThread& fresh);
   void remember(uint64_t tstate, const PyThread& walked);
   bool find_pthread_tid_offset(uint64_t pthread_id);

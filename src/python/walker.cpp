@@ -120,7 +120,7 @@ uint64_t Walker::gil_holder(const uint8_t* gil_bytes) const {
 // interpreter's, its GIL, every thread state), and taken only when every link reads as it did:
 // the same interpreter, the same thread states in the same order, nothing after the last. Any
 // change is left to the link-by-link read.
-bool Walker::read_listing_again(std::vector<PyThread>& out) {
+bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra) {
   const ListingGuess& g = listing_guess_;
   const auto& l = layout_;
   const ListingSpans& s = spans_;
@@ -138,26 +138,35 @@ bool Walker::read_listing_again(std::vector<PyThread>& out) {
   uint64_t generation = 0;
   const bool generation_kept = l.interp.code_object_generation != kAbsent;
   if (generation_kept) listing_reads_.push_back({g.interp + l.interp.code_object_generation, &generation, 8, false});
-  for (size_t i = 0; i < g.threads.size(); ++i)
-    listing_reads_.push_back({g.threads[i].tstate, tstate_bytes + i * tstate_size, tstate_size, false});
-  const size_t listing_end = listing_reads_.size();
-  // Each thread's snapshot, after its thread state: its walk then needs no read of its own when
-  // the listing holds (the thread states are re-read there, confirming the same way).
+  const size_t listing_fields = listing_reads_.size();
+  // Each thread's snapshot (see snapshot()), whose first read is its thread state: its walk then
+  // needs no read of its own when the listing holds. A thread not walked yet gets its thread
+  // state read alone.
   for (auto& p : prefetched_) p.planned = false;
   if (prefetched_.size() < g.threads.size()) prefetched_.resize(g.threads.size());
+  tstate_reads_.assign(g.threads.size(), SIZE_MAX);
   for (size_t i = 0; i < g.threads.size(); ++i) {
     auto guess = guesses_.find(g.threads[i].tstate);
-    if (guess == guesses_.end()) continue;
+    tstate_reads_[i] = listing_reads_.size();
+    if (guess == guesses_.end()) {
+      listing_reads_.push_back({g.threads[i].tstate, tstate_bytes + i * tstate_size, tstate_size, false});
+      continue;
+    }
     plan_snapshot(g.threads[i], guess->second, prefetched_[i]);
     listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
   }
+  const size_t extra_reads = listing_reads_.size();
+  listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
   memory_.read_batch(listing_reads_);
-  for (size_t i = 0; i < listing_end; ++i)
-    if (!listing_reads_[i].ok) return drop_prefetched();
-  for (size_t i = 0, at = listing_end; i < g.threads.size(); ++i) {
+  for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
+  for (size_t i = 0; i < g.threads.size(); ++i) {
+    if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
     if (!prefetched_[i].planned) continue;
-    for (auto& r : prefetched_[i].reads) r.ok = listing_reads_[at++].ok;
+    for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
+      prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
   }
+  for (size_t i = 0; i < listing_fields; ++i)
+    if (!listing_reads_[i].ok) return drop_prefetched();
   if (load<uint64_t>(runtime_bytes + l.runtime.interpreters_head - s.lo) != g.interp ||
       load<uint64_t>(interp_bytes + l.interp.next - s.ilo) != 0)
     return drop_prefetched();
@@ -170,8 +179,8 @@ bool Walker::read_listing_again(std::vector<PyThread>& out) {
   out.clear();
   for (size_t i = 0; i < g.threads.size(); ++i) {
     PyThread t;
-    if (ts != g.threads[i].tstate || !parse_thread(tstate_bytes + i * tstate_size, ts, g.interp, t))
-      return drop_prefetched();
+    const uint8_t* bytes = prefetched_[i].planned ? prefetched_[i].tstate.data() : tstate_bytes + i * tstate_size;
+    if (ts != g.threads[i].tstate || !parse_thread(bytes, ts, g.interp, t)) return drop_prefetched();
     t.holds_gil = holder != 0 && holder == t.tstate;
     out.push_back(t);
     ts = t.next;
@@ -191,8 +200,10 @@ bool Walker::drop_prefetched() {
   return false;
 }
 
-bool Walker::read_threads(std::vector<PyThread>& out) {
-  if (read_listing_again(out)) return true;
+bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::Request> extra) {
+  if (read_listing_again(out, extra)) return true;
+  // Read before the walks that will follow, the extra reads would not come after the frames.
+  for (auto& r : extra) r.ok = false;
   drop_prefetched();
   out.clear();
   threads_complete_ = true;
@@ -789,12 +800,18 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
   const uint64_t top_now = l.has_cframe ? rc.top : rc.top_ref;
   const auto [lo, hi] = identity_slice(l);
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  // Frames walked one after another are in the same slice (the chunk): try the last one first.
+  size_t last_slice[2] = {0, 0};
   auto read_pass = [&](size_t pass) {
     return [&, pass](uint64_t a) -> const uint8_t* {
-      for (size_t i = 0; i < rc.slices.size(); ++i) {
+      const size_t n = rc.slices.size();
+      for (size_t k = 0; k < n; ++k) {
+        const size_t i = (last_slice[pass] + k) % n;
         const Range& r = rc.slices[i];
-        if (rc.ok[pass * rc.slices.size() + i] && a + lo >= r.start && a + hi <= r.end)
+        if (rc.ok[pass * n + i] && a + lo >= r.start && a + hi <= r.end) {
+          last_slice[pass] = i;
           return rc.bytes.data() + pass * rc.second + r.buffer_offset + (a + lo - r.start) - lo;
+        }
       }
       return nullptr;
     };

@@ -919,7 +919,8 @@ bool Recorder::tick(int64_t now_us) {
   // between were not seen; say when.
   if (ticks > 1 && now_us - previous_tick_us_ > 2 * options_.interval_us) note_stall(previous_tick_us_, now_us);
   const int64_t started = monotonic_us();
-  bool listed = walker_.read_threads(py_threads_);
+  // (≤3.13: with the fingerprints of the code objects the walks will likely validate.)
+  bool listed = walker_.read_threads(py_threads_, code_generation_ ? std::span<target::Memory::Request>() : codes_.fingerprint_reads(ticks));
   // A thread state freed while the list was followed cuts it short: read it once more.
   if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
   if (auto generation = walker_.code_generation()) {  // (read with the list, before any walk)
