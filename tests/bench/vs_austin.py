@@ -124,8 +124,10 @@ def austin_counts(path, stderr):
 def cost_table(args, profilers, pythons):
     print("\n== 1. CPU time per sampled stack (interval %d us, %gs per run, %d runs each, alternating) =="
           % (args.interval_us, args.seconds, args.rounds))
-    print("%-12s %8s %7s %11s %11s %8s %9s %8s" % ("python", "threads", "frames", "swprof µs", "austin µs",
-                                                     "ratio", "swp errs", "B/stack"))
+    baseline = Profilers(args.baseline, None, profilers.tmp) if args.baseline else None
+    print("%-12s %8s %7s %11s %11s %8s %9s %8s%s" % ("python", "threads", "frames", "swprof µs", "austin µs",
+                                                       "ratio", "swp errs", "B/stack",
+                                                       "  baseline µs  ratio" if baseline else ""))
     rows = []
     for name in pythons:
         python, _ = harness.resolve_python(name)
@@ -139,7 +141,7 @@ def cost_table(args, profilers, pythons):
                 target = Target(python, ["--threads", str(threads), "--depth", str(depth)])
                 try:
                     time.sleep(0.3)
-                    s_cpu = s_n = a_cpu = a_n = 0.0
+                    s_cpu = s_n = a_cpu = a_n = b_cpu = b_n = 0.0
                     s_err = s_bytes = 0
                     with_austin = profilers.austin and version in AUSTIN_PYTHONS
                     for _ in range(args.rounds):
@@ -148,14 +150,21 @@ def cost_table(args, profilers, pythons):
                         if with_austin:
                             r = profilers.austin_cost(target.pid, args.interval_us, args.seconds)
                             a_cpu, a_n = a_cpu + r["cpu"], a_n + r["stacks"]
+                        if baseline:
+                            r = baseline.swprof_cost(target.pid, args.interval_us, args.seconds)
+                            b_cpu, b_n = b_cpu + r["cpu"], b_n + r["stacks"]
                 finally:
                     target.stop()
                 s_us = 1e6 * s_cpu / max(1, s_n)
                 a_us = 1e6 * a_cpu / a_n if a_n else None
                 ratio = "%.2f" % (s_us / a_us) if a_us else "-"
-                print("%-12s %8d %7d %11.1f %11s %8s %9d %8.1f" % (name, threads, depth, s_us,
-                                                                   "%.1f" % a_us if a_us else "-", ratio, s_err,
-                                                                   s_bytes / max(1, s_n)), flush=True)
+                extra = ""
+                if baseline:
+                    b_us = 1e6 * b_cpu / max(1, b_n)
+                    extra = "  %11.1f  %5s" % (b_us, "%.2f" % (b_us / a_us) if a_us else "-")
+                print("%-12s %8d %7d %11.1f %11s %8s %9d %8.1f%s" % (name, threads, depth, s_us,
+                                                                     "%.1f" % a_us if a_us else "-", ratio, s_err,
+                                                                     s_bytes / max(1, s_n), extra), flush=True)
                 rows.append((name, threads, depth, s_us, a_us))
     return rows
 
@@ -221,6 +230,10 @@ def slowdown_table(args, profilers, python_name):
         kinds.append(("swprof %d Hz" % hz,
                       lambda pid, i=interval: [profilers.swprof, "record", "-q", "-o", swp, "--pid", str(pid),
                                                "-i", "%dus" % i]))
+        if args.baseline:
+            kinds.append(("baseline %d Hz" % hz,
+                          lambda pid, i=interval: [args.baseline, "record", "-q", "-o", swp, "--pid", str(pid),
+                                                   "-i", "%dus" % i]))
         if profilers.austin:
             kinds.append(("austin %d Hz" % hz,
                           lambda pid, i=interval: [profilers.austin, "-h", "16", "-i", str(i), "-o", os.devnull,
@@ -271,6 +284,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--swprof", required=True)
     parser.add_argument("--austin", default=os.environ.get("AUSTIN"), help="austin binary (default: $AUSTIN)")
+    parser.add_argument("--baseline", help="another swprof binary (an older build) measured in the same runs")
     parser.add_argument("--python", action="append",
                         help="interpreters for the cost table (default: pyenv-3.11 pyenv-3.13 sid-3.14 sid-3.15)")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one profiler run")
@@ -284,6 +298,8 @@ def main():
     parser.add_argument("--only", choices=["cost", "rate", "slowdown", "analysis"], action="append")
     args = parser.parse_args()
     args.swprof = os.path.abspath(args.swprof)
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
     if args.austin and not os.access(args.austin, os.X_OK):
         raise SystemExit("bench: --austin %s is not an executable" % args.austin)
     if not args.austin:
