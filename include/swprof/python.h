@@ -389,8 +389,9 @@ class Walker {
   size_t stable_frames() const { return stable_; }
   uint64_t bottom_code() const { return bottom_code_; }
   // The last walk's first reads were made with the tick's listing (read_threads), not when the
-  // walk began: a sample's read began no later than that listing.
+  // walk began: its read began at listing_read_us() (monotonic_us()), no earlier.
   bool walk_read_with_listing() const { return prefetched_walk_; }
+  int64_t listing_read_us() const { return listing_read_us_; }
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
   // the entry frame of a call (`code` with argument objects `args`), finds the frames of that
@@ -540,6 +541,7 @@ class Walker {
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing
   bool prefetched_walk_ = false;
+  int64_t listing_read_us_ = 0;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "python/raw.h"
+#include "swprof/common.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -157,6 +158,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   }
   const size_t extra_reads = listing_reads_.size();
   listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
+  listing_read_us_ = monotonic_us();
   memory_.read_batch(listing_reads_);
   for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
   for (size_t i = 0; i < g.threads.size(); ++i) {

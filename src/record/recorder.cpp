@@ -769,7 +769,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
-    if (walker_.walk_read_with_listing()) read_from_us = tick_us;  // read in the tick's first system call
+    if (walker_.walk_read_with_listing())  // read with the tick's listing, before the walk began
+      read_from_us = std::max(tick_us, walker_.listing_read_us() - epoch_us_);
     now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
     failure = nullptr;
     if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
