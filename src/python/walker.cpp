@@ -160,6 +160,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
   listing_read_us_ = monotonic_us();
   memory_.read_batch(listing_reads_);
+  listing_read_end_us_ = monotonic_us();
   for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
   for (size_t i = 0; i < g.threads.size(); ++i) {
     if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
@@ -670,6 +671,7 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
 }
 
 WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
+  walk_start_syscalls_ = memory_.syscalls();
   out.clear();
   visited_.clear();
   stable_ = 0;

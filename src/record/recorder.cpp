@@ -769,9 +769,12 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
-    if (walker_.walk_read_with_listing())  // read with the tick's listing, before the walk began
+    int64_t read_to_us = monotonic_us() - epoch_us_;
+    if (walker_.walk_read_with_listing()) {  // read with the tick's listing, before the walk began
       read_from_us = std::max(tick_us, walker_.listing_read_us() - epoch_us_);
-    now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
+      if (!walker_.walk_read_more()) read_to_us = walker_.listing_read_end_us() - epoch_us_;
+    }
+    now_us = std::max(read_from_us, read_to_us);
     failure = nullptr;
     if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
     if (err == python::WalkError::kThreadState) {
