@@ -311,6 +311,11 @@ class CodeCache {
   bool read_bytecode(uint64_t address, std::string& out);
   // Re-validates the given entries for this tick in one batched read; stale ones are dropped.
   void validate(std::span<const uint64_t> addresses, uint64_t tick);
+  // The fingerprint reads this tick's validate() will most likely want (those of the code objects
+  // the last validating tick validated: a loop's innermost frames), for the caller to make with
+  // its own reads (Walker::read_threads) after the frames. validate() in the same tick uses those
+  // made instead of reading them itself.
+  std::span<target::Memory::Request> fingerprint_reads(uint64_t tick);
   void clear() { entries_.clear(); }
 
  private:
@@ -324,6 +329,11 @@ class CodeCache {
   uint64_t code_type_ = 0;
   std::vector<target::Memory::Request> requests_;
   std::vector<std::string> buffers_;
+  std::vector<uint64_t> validated_;  // by the last tick that validated any
+  uint64_t validated_tick_ = 0;
+  std::vector<target::Memory::Request> ahead_;  // fingerprint_reads() of ahead_tick_
+  std::vector<std::string> ahead_buffers_;
+  uint64_t ahead_tick_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +384,9 @@ class Walker {
   // All thread states of all interpreters, bounded, with who holds each interpreter's GIL.
   // False if the runtime is unreadable. A list cut short by a thread state freed as it was
   // followed is kept, and threads_complete() says so.
-  bool read_threads(std::vector<PyThread>& out);
+  // `extra` reads are made in the same system call, after the threads' snapshots, when the list
+  // is read again whole (see read_listing_again); otherwise they are left not done (ok false).
+  bool read_threads(std::vector<PyThread>& out, std::span<target::Memory::Request> extra = {});
   bool threads_complete() const { return threads_complete_; }
   // The target's thread ids (namespace-local in a container) and ours.
   target::ThreadIds& thread_ids() { return thread_ids_; }
@@ -392,8 +404,9 @@ class Walker {
   // The first `count` localsplus slots of a frame walked by the last walk() call, for identity,
   // from the bytes that walk read: a later read could see the call already returned.
   bool read_locals(uint64_t frame, size_t count, uint64_t* out);
-  // 3.14+: the interpreter's code-object generation (changes when code objects are freed).
-  std::optional<uint64_t> code_generation();
+  // 3.14+: the interpreter's code-object generation (changes when code objects are freed), as
+  // read with the last read_threads().
+  std::optional<uint64_t> code_generation() const;
   // The outermost frame the last walk() reached, skipped frames included. Under gevent each
   // greenlet's stack ends in its own frame, so this tells which greenlet was running.
   uint64_t bottom_frame() const { return bottom_; }
@@ -401,6 +414,16 @@ class Walker {
   // (the last entries of the output), i.e. were on the stack while the inner ones changed.
   size_t stable_frames() const { return stable_; }
   uint64_t bottom_code() const { return bottom_code_; }
+  // The last walk's first reads were made with the tick's listing (read_threads), not when the
+  // walk began: its read began at listing_read_us() (monotonic_us()), and ended at
+  // listing_read_end_us() unless the walk read more itself (walk_read_more()).
+  bool walk_read_with_listing() const { return prefetched_walk_; }
+  // The stacks read with the listing are too old for this tick (the caller read something newer
+  // that the stacks must agree with, such as asyncio's tasks): walks read afresh.
+  void discard_listing_stacks() { drop_prefetched(); }
+  int64_t listing_read_us() const { return listing_read_us_; }
+  int64_t listing_read_end_us() const { return listing_read_end_us_; }
+  bool walk_read_more() const { return memory_.syscalls() != walk_start_syscalls_; }
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
   // the entry frame of a call (`code` with argument objects `args`), finds the frames of that
@@ -412,6 +435,27 @@ class Walker {
 
  private:
   bool parse_thread(const uint8_t* bytes, uint64_t tstate, uint64_t interp, PyThread& out) const;
+  // Where read_threads() finds the runtime's, an interpreter's and a GIL's fields.
+  struct ListingSpans {
+    uint32_t lo = 0, hi = 0;    // runtime bytes [lo, hi)
+    uint32_t ilo = 0, ihi = 0;  // interpreter bytes
+    uint32_t gil_need = 0;      // GIL bytes (3.12+)
+    bool runtime_gil = false, own_gil = false;
+  };
+  static ListingSpans listing_spans(const Layout& layout);
+  uint64_t runtime_gil_holder(const uint8_t* runtime_bytes) const;
+  uint64_t gil_holder(const uint8_t* gil_bytes) const;
+  bool read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra);
+  bool drop_prefetched();  // false
+  // The last complete listing of a process with one interpreter.
+  struct ListingGuess {
+    bool valid = false;
+    uint64_t interp = 0, gil = 0;
+    std::vector<PyThread> threads;
+  } listing_guess_;
+  std::vector<uint8_t> listing_buf_;
+  std::vector<target::Memory::Request> listing_reads_;
+  std::vector<size_t> tstate_reads_;  // where each thread state's read is in listing_reads_
   bool snapshot(const PyThread& listed, PyThread& fresh);
   void remember(uint64_t tstate, const PyThread& walked);
   bool find_pthread_tid_offset(uint64_t pthread_id);
@@ -474,9 +518,9 @@ class Walker {
   };
   std::unordered_map<uint64_t, Guess> guesses_;
   std::vector<uint64_t> guess_scratch_;
-  std::vector<target::Memory::Request> snapshot_reads_;
   uint64_t walks_ = 0;
   bool threads_complete_ = true;
+  std::optional<uint64_t> generation_;
   mutable size_t last_hit_ = 0, last_window_ = 0;
   std::vector<uint8_t> confirm_buf_;
   std::vector<target::Memory::Request> confirm_reads_;
@@ -491,6 +535,7 @@ class Walker {
   const Layout& layout_;
   target::ThreadIds thread_ids_;
   std::vector<uint8_t> tstate_buf_, frame_buf_, interp_buf_;
+  const ListingSpans spans_;
   std::vector<CachedChunk> chunks_;
   size_t chunks_used_ = 0;
   uint64_t next_chunk_ = 0;  // the older chunk to load next, 0 when the chain is exhausted
@@ -507,6 +552,29 @@ class Walker {
   };
   std::vector<Window> windows_;
   size_t windows_used_ = 0;
+  // One thread's snapshot reads (see snapshot()), into buffers of its own: planned, read (alone,
+  // or in the listing's system call), then used by the thread's walk.
+  struct SnapshotRead {
+    PyThread listed;       // the thread it was planned for
+    bool planned = false;  // planned and not used yet
+    std::vector<target::Memory::Request> reads;
+    std::vector<uint8_t> tstate, chunk;
+    uint64_t chunk_base = 0, chunk_end = 0;
+    int32_t pthread_tid = 0;
+    uint64_t cframes[Guess::kCFrames] = {}, top[Guess::kCFrames] = {}, top2[Guess::kCFrames] = {};
+    size_t n_cframes = 0, n_windows = 0;
+    std::vector<Window> windows;
+    Recheck rc;
+    size_t pthread_read = 0, cframe_reads = 0, stack_reads = 0, window_reads = 0, top_again = 0;
+    bool pthread_checked = false, guessed = false;
+  };
+  void plan_snapshot(const PyThread& listed, const Guess& guess, SnapshotRead& sr);
+  bool use_snapshot(const PyThread& listed, Guess& guess, SnapshotRead& sr, PyThread& fresh);
+  SnapshotRead own_snapshot_;
+  std::vector<SnapshotRead> prefetched_;  // by position in the listing
+  bool prefetched_walk_ = false;
+  int64_t listing_read_us_ = 0, listing_read_end_us_ = 0;
+  uint64_t walk_start_syscalls_ = 0;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

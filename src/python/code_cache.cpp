@@ -98,14 +98,43 @@ CodeInfo* CodeCache::get(uint64_t address, uint64_t tick) {
   return &entries_.emplace(address, std::move(info)).first->second;
 }
 
+std::span<target::Memory::Request> CodeCache::fingerprint_reads(uint64_t tick) {
+  constexpr size_t kMaxAhead = 32;
+  auto [lo, hi] = fingerprint_span();
+  ahead_.clear();
+  ahead_tick_ = tick;
+  for (uint64_t a : validated_) {
+    if (ahead_.size() >= kMaxAhead) break;
+    if (ahead_buffers_.size() <= ahead_.size()) ahead_buffers_.emplace_back();
+    std::string& b = ahead_buffers_[ahead_.size()];
+    b.resize(hi - lo);
+    ahead_.push_back({a + lo, b.data(), hi - lo, false});
+  }
+  return ahead_;
+}
+
 void CodeCache::validate(std::span<const uint64_t> addresses, uint64_t tick) {
   auto [lo, hi] = fingerprint_span();
+  if (ahead_tick_ != tick) ahead_.clear();  // made for another tick
+  if (validated_tick_ != tick) {
+    validated_.clear();
+    validated_tick_ = tick;
+  }
   requests_.clear();
   size_t n = 0;
   for (uint64_t a : addresses) {
     auto it = entries_.find(a);
     if (it == entries_.end() || it->second.last_validated_tick == tick) continue;
     it->second.last_validated_tick = tick;  // also dedupes repeated addresses in one stack
+    validated_.push_back(a);
+    // Read ahead this tick, after the frames that hold it (see fingerprint_reads).
+    auto ahead = std::find_if(ahead_.begin(), ahead_.end(),
+                              [&](const target::Memory::Request& r) { return r.ok && r.address == a + lo; });
+    if (ahead != ahead_.end()) {
+      if (it->second.fingerprint.size() != hi - lo || std::memcmp(ahead->out, it->second.fingerprint.data(), hi - lo) != 0)
+        entries_.erase(it);
+      continue;
+    }
     if (buffers_.size() <= n) buffers_.emplace_back();
     buffers_[n].resize(hi - lo);
     requests_.push_back({a + lo, buffers_[n].data(), hi - lo, false});

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "python/raw.h"
+#include "swprof/common.h"
 #include "swprof/python.h"
 
 namespace swprof::python {
@@ -44,7 +45,8 @@ const char* walk_error_name(WalkError e) {
 }
 
 Walker::Walker(const target::Memory& memory, const Interpreter& interp)
-    : memory_(memory), interp_(interp), layout_(interp.layout), thread_ids_(memory.pid()) {
+    : memory_(memory), interp_(interp), layout_(interp.layout), thread_ids_(memory.pid()),
+      spans_(listing_spans(interp.layout)) {
   const auto& t = layout_.tstate;
   tstate_buf_.resize(max_offset({t.next, t.interp, t.frame, t.thread_id, t.native_thread_id, t.datastack_chunk,
                                  t.datastack_top}));
@@ -82,46 +84,163 @@ bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
   return true;
 }
 
-bool Walker::read_threads(std::vector<PyThread>& out) {
+Walker::ListingSpans Walker::listing_spans(const Layout& l) {
+  ListingSpans s;
+  // The runtime's fields: the interpreter list and, up to 3.11, the GIL.
+  s.lo = l.runtime.interpreters_head;
+  s.hi = s.lo + 8;
+  s.runtime_gil = l.gil_model == GilModel::kRuntime && l.runtime.gil_locked != kAbsent;
+  if (s.runtime_gil) {
+    s.lo = std::min({s.lo, l.runtime.gil_locked, l.runtime.gil_last_holder});
+    s.hi = std::max({s.hi, l.runtime.gil_locked + 8, l.runtime.gil_last_holder + 8});
+  }
+  // An interpreter's fields: its threads, the next interpreter, its GIL (3.12+).
+  s.ilo = std::min(l.interp.threads_head, l.interp.next);
+  s.ihi = std::max(l.interp.threads_head, l.interp.next) + 8;
+  s.own_gil = l.gil_model == GilModel::kInterpreterPointer && l.interp.ceval_gil != kAbsent;
+  if (s.own_gil) {
+    s.ilo = std::min(s.ilo, l.interp.ceval_gil);
+    s.ihi = std::max(s.ihi, l.interp.ceval_gil + 8);
+  }
+  s.gil_need = std::max(l.gil.locked, l.gil.last_holder) + 8;
+  return s;
+}
+
+uint64_t Walker::runtime_gil_holder(const uint8_t* runtime_bytes) const {
+  const auto& l = layout_;
+  if (!spans_.runtime_gil || !load<int32_t>(runtime_bytes + l.runtime.gil_locked - spans_.lo)) return 0;
+  return load<uint64_t>(runtime_bytes + l.runtime.gil_last_holder - spans_.lo);
+}
+
+uint64_t Walker::gil_holder(const uint8_t* gil_bytes) const {
+  const auto& l = layout_;
+  return load<int32_t>(gil_bytes + l.gil.locked) ? load<uint64_t>(gil_bytes + l.gil.last_holder) : 0;
+}
+
+// The thread list of the last tick, read again in one system call (the runtime's fields, the
+// interpreter's, its GIL, every thread state), and taken only when every link reads as it did:
+// the same interpreter, the same thread states in the same order, nothing after the last. Any
+// change is left to the link-by-link read.
+bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra) {
+  const ListingGuess& g = listing_guess_;
+  const auto& l = layout_;
+  const ListingSpans& s = spans_;
+  if (!g.valid || (s.own_gil && !g.gil)) return false;
+  const size_t tstate_size = tstate_buf_.size(), runtime_size = s.hi - s.lo, interp_size = s.ihi - s.ilo;
+  listing_buf_.resize(runtime_size + interp_size + s.gil_need + g.threads.size() * tstate_size);
+  uint8_t* runtime_bytes = listing_buf_.data();
+  uint8_t* interp_bytes = runtime_bytes + runtime_size;
+  uint8_t* gil_bytes = interp_bytes + interp_size;
+  uint8_t* tstate_bytes = gil_bytes + s.gil_need;
+  listing_reads_.clear();
+  listing_reads_.push_back({interp_.runtime + s.lo, runtime_bytes, runtime_size, false});
+  listing_reads_.push_back({g.interp + s.ilo, interp_bytes, interp_size, false});
+  if (s.own_gil) listing_reads_.push_back({g.gil, gil_bytes, s.gil_need, false});
+  uint64_t generation = 0;
+  const bool generation_kept = l.interp.code_object_generation != kAbsent;
+  if (generation_kept) listing_reads_.push_back({g.interp + l.interp.code_object_generation, &generation, 8, false});
+  const size_t listing_fields = listing_reads_.size();
+  // Each thread's snapshot (see snapshot()), whose first read is its thread state: its walk then
+  // needs no read of its own when the listing holds. A thread not walked yet gets its thread
+  // state read alone.
+  for (auto& p : prefetched_) p.planned = false;
+  if (prefetched_.size() < g.threads.size()) prefetched_.resize(g.threads.size());
+  tstate_reads_.assign(g.threads.size(), SIZE_MAX);
+  for (size_t i = 0; i < g.threads.size(); ++i) {
+    auto guess = guesses_.find(g.threads[i].tstate);
+    tstate_reads_[i] = listing_reads_.size();
+    if (guess == guesses_.end()) {
+      listing_reads_.push_back({g.threads[i].tstate, tstate_bytes + i * tstate_size, tstate_size, false});
+      continue;
+    }
+    plan_snapshot(g.threads[i], guess->second, prefetched_[i]);
+    listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
+  }
+  const size_t extra_reads = listing_reads_.size();
+  listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
+  listing_read_us_ = monotonic_us();
+  memory_.read_batch(listing_reads_);
+  listing_read_end_us_ = monotonic_us();
+  for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
+  for (size_t i = 0; i < g.threads.size(); ++i) {
+    if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
+    if (!prefetched_[i].planned) continue;
+    for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
+      prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
+  }
+  for (size_t i = 0; i < listing_fields; ++i)
+    if (!listing_reads_[i].ok) return drop_prefetched();
+  if (load<uint64_t>(runtime_bytes + l.runtime.interpreters_head - s.lo) != g.interp ||
+      load<uint64_t>(interp_bytes + l.interp.next - s.ilo) != 0)
+    return drop_prefetched();
+  uint64_t holder = runtime_gil_holder(runtime_bytes);
+  if (s.own_gil) {
+    if (load<uint64_t>(interp_bytes + l.interp.ceval_gil - s.ilo) != g.gil) return drop_prefetched();
+    holder = gil_holder(gil_bytes);
+  }
+  uint64_t ts = load<uint64_t>(interp_bytes + l.interp.threads_head - s.ilo);
+  out.clear();
+  for (size_t i = 0; i < g.threads.size(); ++i) {
+    PyThread t;
+    const uint8_t* bytes = prefetched_[i].planned ? prefetched_[i].tstate.data() : tstate_bytes + i * tstate_size;
+    if (ts != g.threads[i].tstate || !parse_thread(bytes, ts, g.interp, t)) return drop_prefetched();
+    t.holds_gil = holder != 0 && holder == t.tstate;
+    out.push_back(t);
+    ts = t.next;
+  }
+  if (ts != 0) return drop_prefetched();  // a thread more than last time
+  threads_complete_ = true;
+  if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(out);
+  listing_guess_.threads = out;  // a thread state reused by a new thread: its ids now
+  if (generation_kept) generation_ = generation;
+  // The snapshots were planned for the threads as listed last time (≤3.10: with the native ids
+  // found then); a walk uses its thread's only if the thread is still that one (see snapshot()).
+  return true;
+}
+
+bool Walker::drop_prefetched() {
+  for (auto& p : prefetched_) p.planned = false;
+  return false;
+}
+
+bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::Request> extra) {
+  if (read_listing_again(out, extra)) return true;
+  // Read before the walks that will follow, the extra reads would not come after the frames.
+  for (auto& r : extra) r.ok = false;
+  drop_prefetched();
   out.clear();
   threads_complete_ = true;
+  listing_guess_.valid = false;
   const auto& l = layout_;
-  // One read for the runtime's fields: the interpreter list and, up to 3.11, the GIL.
+  const ListingSpans& s = spans_;
   uint8_t block[2048];
-  uint32_t lo = l.runtime.interpreters_head, hi = lo + 8;
-  bool runtime_gil = l.gil_model == GilModel::kRuntime && l.runtime.gil_locked != kAbsent;
-  if (runtime_gil) {
-    lo = std::min({lo, l.runtime.gil_locked, l.runtime.gil_last_holder});
-    hi = std::max({hi, l.runtime.gil_locked + 8, l.runtime.gil_last_holder + 8});
-  }
-  if (hi - lo > sizeof block || !memory_.read(interp_.runtime + lo, block, hi - lo)) return false;
-  uint64_t interp = load<uint64_t>(block + l.runtime.interpreters_head - lo);
-  uint64_t runtime_holder = 0;
-  if (runtime_gil && load<int32_t>(block + l.runtime.gil_locked - lo))
-    runtime_holder = load<uint64_t>(block + l.runtime.gil_last_holder - lo);
+  if (s.hi - s.lo > sizeof block || !memory_.read(interp_.runtime + s.lo, block, s.hi - s.lo)) return false;
+  uint64_t interp = load<uint64_t>(block + l.runtime.interpreters_head - s.lo);
+  const uint64_t runtime_holder = runtime_gil_holder(block);
+  generation_.reset();
+  uint64_t generation = 0;
+  if (l.interp.code_object_generation != kAbsent && plausible_pointer(interp) &&
+      memory_.read_value(interp + l.interp.code_object_generation, generation))
+    generation_ = generation;
+  ListingGuess guess;
+  size_t interpreters = 0;
 
   std::vector<uint8_t>& interp_buf = interp_buf_;
-  for (size_t ni = 0; interp && ni < kMaxInterpreters; ++ni) {
+  for (size_t ni = 0; interp && ni < kMaxInterpreters; ++ni, ++interpreters) {
     if (!plausible_pointer(interp)) return false;
-    // One read for the interpreter's fields: its threads, the next interpreter, its GIL (3.12+).
-    uint32_t ilo = std::min(l.interp.threads_head, l.interp.next), ihi = std::max(l.interp.threads_head, l.interp.next) + 8;
-    bool own_gil = l.gil_model == GilModel::kInterpreterPointer && l.interp.ceval_gil != kAbsent;
-    if (own_gil) {
-      ilo = std::min(ilo, l.interp.ceval_gil);
-      ihi = std::max(ihi, l.interp.ceval_gil + 8);
-    }
-    interp_buf.resize(std::max<size_t>(interp_buf.size(), ihi - ilo));
-    if (ihi - ilo > 65536 || !memory_.read(interp + ilo, interp_buf.data(), ihi - ilo)) return false;
-    uint64_t ts = load<uint64_t>(interp_buf.data() + l.interp.threads_head - ilo);
-    uint64_t next = load<uint64_t>(interp_buf.data() + l.interp.next - ilo);
+    interp_buf.resize(std::max<size_t>(interp_buf.size(), s.ihi - s.ilo));
+    if (s.ihi - s.ilo > 65536 || !memory_.read(interp + s.ilo, interp_buf.data(), s.ihi - s.ilo)) return false;
+    uint64_t ts = load<uint64_t>(interp_buf.data() + l.interp.threads_head - s.ilo);
+    uint64_t next = load<uint64_t>(interp_buf.data() + l.interp.next - s.ilo);
     uint64_t holder = runtime_holder;
-    if (own_gil) {
-      uint64_t gil = load<uint64_t>(interp_buf.data() + l.interp.ceval_gil - ilo);
+    guess.interp = interp;
+    if (s.own_gil) {
+      uint64_t gil = load<uint64_t>(interp_buf.data() + l.interp.ceval_gil - s.ilo);
       uint8_t g[64];
-      uint32_t need = std::max(l.gil.locked, l.gil.last_holder) + 8;
       holder = 0;
-      if (plausible_pointer(gil) && need <= sizeof g && memory_.read(gil, g, need) && load<int32_t>(g + l.gil.locked))
-        holder = load<uint64_t>(g + l.gil.last_holder);
+      guess.gil = gil;
+      if (plausible_pointer(gil) && s.gil_need <= sizeof g && memory_.read(gil, g, s.gil_need)) holder = gil_holder(g);
+      else guess.gil = 0;
     }
     // The list itself: the walk re-reads each thread state with its frames, so only what links
     // and names the threads is needed here.
@@ -134,11 +253,18 @@ bool Walker::read_threads(std::vector<PyThread>& out) {
       }
       t.holds_gil = holder != 0 && holder == t.tstate;
       out.push_back(t);
+      guess.threads.push_back(t);
       ts = t.next;
     }
     interp = next;
   }
+  // One interpreter, listed whole: the next tick reads it again in one call.
   if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(out);
+  if (interpreters == 1 && threads_complete_ && s.gil_need <= 64) {
+    guess.valid = true;
+    guess.threads = out;  // with their native ids
+    listing_guess_ = std::move(guess);
+  }
   return true;
 }
 
@@ -182,14 +308,7 @@ void Walker::native_ids_from_pthreads(std::vector<PyThread>& threads) {
   for (size_t i = 0; i < threads.size(); ++i) threads[i].native_id = tids[i] > 0 ? tids[i] : 0;
 }
 
-std::optional<uint64_t> Walker::code_generation() {
-  if (layout_.interp.code_object_generation == kAbsent) return std::nullopt;
-  uint64_t interp = 0, generation = 0;
-  if (!memory_.read_value(interp_.runtime + layout_.runtime.interpreters_head, interp) ||
-      !memory_.read_value(interp + layout_.interp.code_object_generation, generation))
-    return std::nullopt;
-  return generation;
-}
+std::optional<uint64_t> Walker::code_generation() const { return generation_; }
 
 // Bytes the last walk already read: its data-stack chunks (3.11+) or frame windows (≤3.10).
 // hit_block_ says which: chunk i is block i, window j is block kMaxChunks + j.
@@ -294,8 +413,9 @@ static std::pair<uint32_t, uint32_t> identity_slice(const Layout& l) {
 // the thread state, the top, the stack, the top again and the stack again: the walk and its
 // confirmation (see confirm()) then need no other read when the guess holds, and the shorter the
 // reads, the less the program moves under them. What the guess got wrong is read the usual way.
+// When the tick's listing was read again whole (read_listing_again), these reads were made in
+// its system call, after it: the snapshot is taken from there.
 bool Walker::snapshot(const PyThread& listed, PyThread& t) {
-  const auto& l = layout_;
   chunks_used_ = windows_used_ = guessed_windows_ = 0;
   window_at_.clear();
   next_chunk_ = 0;
@@ -303,11 +423,12 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   late_reads_ = 0;
   recheck_.valid = false;
   snapshot_gone_ = false;
+  prefetched_walk_ = false;
   if (!listed.tstate) {
     // A stack kept outside any thread state: as given.
     t = listed;
     if (!plausible_pointer(t.top_source)) return false;
-    if (l.frame_model == FrameModel::kInterpreterFrame) {
+    if (layout_.frame_model == FrameModel::kInterpreterFrame) {
       uint64_t chunk = t.datastack_chunk, top = t.datastack_top;
       if (plausible_pointer(chunk) && top > chunk && top - chunk <= kMaxChunkBytes) next_chunk_ = load_chunk(chunk, top);
     }
@@ -316,101 +437,136 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   if (!plausible_pointer(listed.tstate)) return false;
   Guess& guess = guesses_[listed.tstate];
   guess.last_walk = ++walks_;
+  SnapshotRead* sr = nullptr;
+  for (auto& p : prefetched_)
+    if (p.planned && p.listed.tstate == listed.tstate) {
+      p.planned = false;  // once: a retry reads afresh
+      if (p.listed.thread_id == listed.thread_id && p.listed.native_id == listed.native_id) sr = &p;
+      break;
+    }
+  prefetched_walk_ = sr != nullptr;
+  if (!sr) {
+    sr = &own_snapshot_;
+    plan_snapshot(listed, guess, *sr);
+    memory_.read_batch(sr->reads);
+  }
+  return use_snapshot(listed, guess, *sr, t);
+}
+
+// The reads of a snapshot (see snapshot()), into `sr`'s own buffers.
+void Walker::plan_snapshot(const PyThread& listed, const Guess& guess, SnapshotRead& sr) {
+  const auto& l = layout_;
   const bool objects = l.frame_model == FrameModel::kFrameObject;
   const auto [lo, hi] = identity_slice(l);
-  snapshot_reads_.clear();
+  sr.listed = listed;
+  sr.planned = true;
+  sr.reads.clear();
   // 1. The thread state, and the top through the guessed CFrame (3.11–3.12).
-  snapshot_reads_.push_back({listed.tstate, tstate_buf_.data(), tstate_buf_.size(), false});
+  sr.tstate.resize(tstate_buf_.size());
+  sr.reads.push_back({listed.tstate, sr.tstate.data(), sr.tstate.size(), false});
   // ≤3.10: the thread's tid, from its struct pthread, read again with it.
-  int32_t pthread_tid = 0;
-  const size_t pthread_read = snapshot_reads_.size();
-  const bool pthread_checked = l.tstate.native_thread_id == kAbsent && pthread_tid_offset_ >= 0 &&
-                               plausible_pointer(listed.thread_id) && listed.native_id > 0;
-  if (pthread_checked)
-    snapshot_reads_.push_back({listed.thread_id + static_cast<uint64_t>(pthread_tid_offset_), &pthread_tid, 4, false});
+  sr.pthread_tid = 0;
+  sr.pthread_read = sr.reads.size();
+  sr.pthread_checked = l.tstate.native_thread_id == kAbsent && pthread_tid_offset_ >= 0 &&
+                       plausible_pointer(listed.thread_id) && listed.native_id > 0;
+  if (sr.pthread_checked)
+    sr.reads.push_back({listed.thread_id + static_cast<uint64_t>(pthread_tid_offset_), &sr.pthread_tid, 4, false});
   // A thread whose Python code is entered from C (a generator driven by sum(), a callback)
   // switches between a few CFrames: the top through each recent one.
-  uint64_t guessed_top[Guess::kCFrames] = {}, guessed_top2[Guess::kCFrames] = {};
-  const size_t cframe_reads = snapshot_reads_.size();  // after the thread state (and its tid)
-  size_t n_cframes = 0;
+  sr.cframe_reads = sr.reads.size();
+  sr.n_cframes = 0;
   if (l.has_cframe)
-    for (; n_cframes < Guess::kCFrames && guess.cframes[n_cframes]; ++n_cframes)
-      snapshot_reads_.push_back({guess.cframes[n_cframes] + l.cframe_current_frame, &guessed_top[n_cframes], 8, false});
+    for (; sr.n_cframes < Guess::kCFrames && guess.cframes[sr.n_cframes]; ++sr.n_cframes) {
+      sr.cframes[sr.n_cframes] = guess.cframes[sr.n_cframes];
+      sr.top[sr.n_cframes] = sr.top2[sr.n_cframes] = 0;
+      sr.reads.push_back({sr.cframes[sr.n_cframes] + l.cframe_current_frame, &sr.top[sr.n_cframes], 8, false});
+    }
   // 2. The stack where it was.
-  const size_t stack_reads = snapshot_reads_.size();
-  if (chunks_.empty()) chunks_.emplace_back();
+  sr.stack_reads = sr.reads.size();
+  sr.chunk_base = sr.chunk_end = 0;
   if (!objects && guess.chunk_end > guess.chunk) {
-    chunks_[0].bytes.resize(guess.chunk_end - guess.chunk);
-    snapshot_reads_.push_back({guess.chunk, chunks_[0].bytes.data(), chunks_[0].bytes.size(), false});
+    sr.chunk_base = guess.chunk;
+    sr.chunk_end = guess.chunk_end;
+    sr.chunk.resize(guess.chunk_end - guess.chunk);
+    sr.reads.push_back({guess.chunk, sr.chunk.data(), sr.chunk.size(), false});
   }
   // A frame object up to its locals, and the locals the entry identity reads (--entry).
   const size_t frame_slice = l.frame.size + 8 * locals_wanted_;
+  sr.window_reads = sr.reads.size();
+  sr.n_windows = 0;
   for (uint64_t f : guess.frames) {
-    if (windows_.size() <= windows_used_) windows_.emplace_back();
-    Window& w = windows_[windows_used_++];
+    if (sr.windows.size() <= sr.n_windows) sr.windows.emplace_back();
+    Window& w = sr.windows[sr.n_windows++];
     w.base = f;
     w.bytes.resize(frame_slice);
-    snapshot_reads_.push_back({f, w.bytes.data(), frame_slice, false});
+    sr.reads.push_back({f, w.bytes.data(), frame_slice, false});
   }
-  const size_t stack_end = snapshot_reads_.size();
   // 3. The top again, then the stack's identifying bytes again.
-  Recheck& rc = recheck_;
+  Recheck& rc = sr.rc;
+  rc.valid = false;
   rc.top_ref = rc.top = 0;
-  const size_t top_again = snapshot_reads_.size();
-  const bool guessed = stack_end > stack_reads;
-  if (guessed) {
-    snapshot_reads_.push_back({listed.tstate + l.tstate.frame, &rc.top_ref, 8, false});
-    for (size_t i = 0; i < n_cframes; ++i)
-      snapshot_reads_.push_back({guess.cframes[i] + l.cframe_current_frame, &guessed_top2[i], 8, false});
-    rc.slices.clear();
-    size_t bytes = 0;
-    if (!objects && guess.chunk_end > guess.chunk) {
-      rc.slices.push_back({guess.chunk, guess.chunk_end, 0});
-      bytes = guess.chunk_end - guess.chunk;
-    }
-    for (uint64_t f : guess.frames) {
-      rc.slices.push_back({f + lo, f + hi, bytes});
-      bytes += hi - lo;
-    }
-    // Twice: a copy torn where a page ends (the only place one memory copy waits) can be matched
-    // by one more read torn the same way, rarely by two.
-    rc.bytes.resize(2 * bytes);
-    rc.second = bytes;
-    for (size_t pass = 0; pass < 2; ++pass)
-      for (const Range& r : rc.slices)
-        snapshot_reads_.push_back({r.start, rc.bytes.data() + pass * bytes + r.buffer_offset, r.end - r.start, false});
+  sr.top_again = sr.reads.size();
+  sr.guessed = sr.top_again > sr.stack_reads;
+  if (!sr.guessed) return;
+  sr.reads.push_back({listed.tstate + l.tstate.frame, &rc.top_ref, 8, false});
+  for (size_t i = 0; i < sr.n_cframes; ++i)
+    sr.reads.push_back({sr.cframes[i] + l.cframe_current_frame, &sr.top2[i], 8, false});
+  rc.slices.clear();
+  size_t bytes = 0;
+  if (sr.chunk_end > sr.chunk_base) {
+    rc.slices.push_back({sr.chunk_base, sr.chunk_end, 0});
+    bytes = sr.chunk_end - sr.chunk_base;
   }
-  memory_.read_batch(snapshot_reads_);
+  for (uint64_t f : guess.frames) {
+    rc.slices.push_back({f + lo, f + hi, bytes});
+    bytes += hi - lo;
+  }
+  // Twice: a copy torn where a page ends (the only place one memory copy waits) can be matched
+  // by one more read torn the same way, rarely by two.
+  rc.bytes.resize(2 * bytes);
+  rc.second = bytes;
+  for (size_t pass = 0; pass < 2; ++pass)
+    for (const Range& r : rc.slices)
+      sr.reads.push_back({r.start, rc.bytes.data() + pass * bytes + r.buffer_offset, r.end - r.start, false});
+}
+
+// The snapshot's reads made: the thread state, the stack where the guess held, the second reads.
+bool Walker::use_snapshot(const PyThread& listed, Guess& guess, SnapshotRead& sr, PyThread& t) {
+  const auto& l = layout_;
+  const bool objects = l.frame_model == FrameModel::kFrameObject;
+  const auto& reads = sr.reads;
   // Unreadable, or no longer this interpreter's: the thread state was freed (its thread ended).
   snapshot_gone_ = true;
-  if (!snapshot_reads_[0].ok || !parse_thread(tstate_buf_.data(), listed.tstate, listed.interp, t)) return false;
+  if (!reads[0].ok || !parse_thread(sr.tstate.data(), listed.tstate, listed.interp, t)) return false;
   // The thread state must still be the listed thread's: one that ended between the listing and
   // now can have left its memory (and struct pthread) to a new thread, whose stack this would be.
   if (t.thread_id != listed.thread_id) return false;
   if (l.tstate.native_thread_id != kAbsent && t.native_id != listed.native_id) return false;
-  if (pthread_checked && !(snapshot_reads_[pthread_read].ok && pthread_tid == listed.native_id)) return false;
+  if (sr.pthread_checked && !(reads[sr.pthread_read].ok && sr.pthread_tid == listed.native_id)) return false;
   snapshot_gone_ = false;
   t.native_id = listed.native_id;
   t.holds_gil = listed.holds_gil;
   bool cframe_hit = false;
   if (l.has_cframe) {
-    for (size_t i = 0; i < n_cframes && !cframe_hit; ++i)
-      if (t.cframe == guess.cframes[i] && snapshot_reads_[cframe_reads + i].ok) {
-        t.top_frame = guessed_top[i];
+    for (size_t i = 0; i < sr.n_cframes && !cframe_hit; ++i)
+      if (t.cframe == sr.cframes[i] && reads[sr.cframe_reads + i].ok) {
+        t.top_frame = sr.top[i];
         cframe_hit = true;
       }
     if (!cframe_hit && t.cframe) memory_.read_value(t.cframe + l.cframe_current_frame, t.top_frame);
   }
-  bool stack_hit = guessed;
-  if (!objects && guess.chunk_end > guess.chunk) {
+  bool stack_hit = sr.guessed;
+  if (chunks_.empty()) chunks_.emplace_back();
+  if (sr.chunk_end > sr.chunk_base) {
+    chunks_[0].bytes.swap(sr.chunk);
     uint64_t header[3];
     std::memcpy(header, chunks_[0].bytes.data(), sizeof header);
-    if (snapshot_reads_[stack_reads].ok && t.datastack_chunk == guess.chunk && t.datastack_top > guess.chunk &&
-        t.datastack_top <= guess.chunk_end && header[1] <= kMaxChunkBytes && t.datastack_top - guess.chunk <= header[1]) {
+    if (reads[sr.stack_reads].ok && t.datastack_chunk == sr.chunk_base && t.datastack_top > sr.chunk_base &&
+        t.datastack_top <= sr.chunk_end && header[1] <= kMaxChunkBytes && t.datastack_top - sr.chunk_base <= header[1]) {
       // Every byte copied, not only up to the top the thread state gave: a frame pushed since is
       // then read in the same copy as its callers, not alone and later.
-      chunks_[0].base = guess.chunk;
-      chunks_[0].end = std::min(guess.chunk_end, guess.chunk + header[1]);
+      chunks_[0].base = sr.chunk_base;
+      chunks_[0].end = std::min(sr.chunk_end, sr.chunk_base + header[1]);
       chunks_used_ = 1;
       next_chunk_ = header[0];
     } else {
@@ -419,8 +575,11 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   }
   // Frame objects guessed wrong (freed, or not read) are dropped from the windows.
   size_t kept = 0;
-  for (size_t i = 0; i < windows_used_; ++i)
-    if (snapshot_reads_[stack_reads + i].ok) std::swap(windows_[kept++], windows_[i]);
+  for (size_t i = 0; i < sr.n_windows; ++i) {
+    if (!reads[sr.window_reads + i].ok) continue;
+    if (windows_.size() <= kept) windows_.emplace_back();
+    std::swap(windows_[kept++], sr.windows[i]);
+  }
   windows_used_ = guessed_windows_ = kept;
   if (chunks_used_ == 0 && !objects) {
     uint64_t chunk = t.datastack_chunk, top = t.datastack_top;
@@ -439,23 +598,24 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
     next_chunk_ = load<uint64_t>(chunks_[chunks_used_ - 1].bytes.data());  // the oldest one's previous
   }
   guess.older_count = 0;
-  // The second reads are usable when the top could be read again through the same CFrame.
   // The second reads are usable when the top could be read again, through a CFrame read then.
-  bool top_again_known = stack_hit && snapshot_reads_[top_again].ok;
+  Recheck& rc = sr.rc;
+  bool top_again_known = stack_hit && reads[sr.top_again].ok;
   if (top_again_known && l.has_cframe) {
     top_again_known = false;
-    for (size_t i = 0; i < n_cframes && !top_again_known; ++i)
-      if (rc.top_ref == guess.cframes[i] && snapshot_reads_[top_again + 1 + i].ok) {
-        rc.top = guessed_top2[i];
+    for (size_t i = 0; i < sr.n_cframes && !top_again_known; ++i)
+      if (rc.top_ref == sr.cframes[i] && reads[sr.top_again + 1 + i].ok) {
+        rc.top = sr.top2[i];
         top_again_known = true;
       }
   }
   if (top_again_known) {
     rc.valid = true;
-    size_t first_slice = top_again + 1 + n_cframes;
+    size_t first_slice = sr.top_again + 1 + sr.n_cframes;
     rc.ok.assign(2 * rc.slices.size(), false);
-    for (size_t i = 0; i < 2 * rc.slices.size(); ++i) rc.ok[i] = snapshot_reads_[first_slice + i].ok;
+    for (size_t i = 0; i < 2 * rc.slices.size(); ++i) rc.ok[i] = reads[first_slice + i].ok;
   }
+  std::swap(recheck_, rc);
   return true;
 }
 
@@ -511,6 +671,7 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
 }
 
 WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
+  walk_start_syscalls_ = memory_.syscalls();
   out.clear();
   visited_.clear();
   stable_ = 0;
@@ -643,12 +804,18 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
   const uint64_t top_now = l.has_cframe ? rc.top : rc.top_ref;
   const auto [lo, hi] = identity_slice(l);
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  // Frames walked one after another are in the same slice (the chunk): try the last one first.
+  size_t last_slice[2] = {0, 0};
   auto read_pass = [&](size_t pass) {
     return [&, pass](uint64_t a) -> const uint8_t* {
-      for (size_t i = 0; i < rc.slices.size(); ++i) {
+      const size_t n = rc.slices.size();
+      for (size_t k = 0; k < n; ++k) {
+        const size_t i = (last_slice[pass] + k) % n;
         const Range& r = rc.slices[i];
-        if (rc.ok[pass * rc.slices.size() + i] && a + lo >= r.start && a + hi <= r.end)
+        if (rc.ok[pass * n + i] && a + lo >= r.start && a + hi <= r.end) {
+          last_slice[pass] = i;
           return rc.bytes.data() + pass * rc.second + r.buffer_offset + (a + lo - r.start) - lo;
+        }
       }
       return nullptr;
     };

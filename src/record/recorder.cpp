@@ -795,7 +795,12 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
-    now_us = std::max(read_from_us, monotonic_us() - epoch_us_);
+    int64_t read_to_us = monotonic_us() - epoch_us_;
+    if (walker_.walk_read_with_listing()) {  // read with the tick's listing, before the walk began
+      read_from_us = std::max(tick_us, walker_.listing_read_us() - epoch_us_);
+      if (!walker_.walk_read_more()) read_to_us = walker_.listing_read_end_us() - epoch_us_;
+    }
+    now_us = std::max(read_from_us, read_to_us);
     failure = nullptr;
     if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
     if (err == python::WalkError::kThreadState) {
@@ -969,14 +974,15 @@ bool Recorder::tick(int64_t now_us) {
   // between were not seen; say when.
   if (ticks > 1 && now_us - previous_tick_us_ > 2 * options_.interval_us) note_stall(previous_tick_us_, now_us);
   const int64_t started = monotonic_us();
-  if (auto generation = walker_.code_generation()) {
+  // (≤3.13: with the fingerprints of the code objects the walks will likely validate.)
+  bool listed = walker_.read_threads(py_threads_, code_generation_ ? std::span<target::Memory::Request>() : codes_.fingerprint_reads(ticks));
+  // A thread state freed while the list was followed cuts it short: read it once more.
+  if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
+  if (auto generation = walker_.code_generation()) {  // (read with the list, before any walk)
     // 3.14+: code objects were freed since the last tick; cached addresses may be reused.
     if (code_generation_ && *code_generation_ != *generation) codes_.clear();
     code_generation_ = generation;
   }
-  bool listed = walker_.read_threads(py_threads_);
-  // A thread state freed while the list was followed cuts it short: read it once more.
-  if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
   if (!listed) {
     // Not a lost sample: the interpreter list itself is unreadable, which happens while the
     // runtime shuts down. Counted apart; the process is usually gone by the next tick.
@@ -998,7 +1004,12 @@ bool Recorder::tick(int64_t now_us) {
     scan.awaiters = false;
     tasks_read_ = asyncio_.scan(py_threads_, tasks_, scan) && asyncio_.stats().torn == 0;
     if (!asyncio_.stats().tasks && !asyncio_.problem().empty()) tasks_.clear();
+
   }
+  // A running task or greenlet is told by its frames on its thread's stack: the stacks must be
+  // read after the tasks and greenlets, not with the thread list before them (a task that
+  // finished in between would run on a stack of no task, as a new call).
+  if (!tasks_.empty() || (greenlets_followed_ && greenlets_followed_->known())) walker_.discard_listing_stacks();
   uint64_t tick_samples = 0;
   listed_.clear();
   ran_tasks_.clear();

@@ -279,7 +279,10 @@ void Reader::apply_chunk(const pb::Chunk& c) {
         "sample columns of different lengths");
   int64_t time = 0;
   size_t stacks = r_.stack_count();
-  r_.samples.reserve(r_.samples.size() + n);
+  // Geometric growth: reserving exactly what each chunk adds would copy every sample read so far
+  // at every chunk (quadratic: a 10 M-sample file took minutes).
+  if (r_.samples.capacity() < r_.samples.size() + n)
+    r_.samples.reserve(std::max(r_.samples.size() + n, r_.samples.capacity() * 2));
   for (size_t i = 0; i < n; ++i) {
     Sample x;
     check(!__builtin_add_overflow(time, s.time_delta_us(int(i)), &time) && time >= 0 && time <= kMaxTimeUs,

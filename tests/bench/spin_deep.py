@@ -1,0 +1,66 @@
+"""A target for tests/bench/vs_austin.py.
+
+    spin_deep.py --threads T --depth D          T threads (the main one included), each spinning
+                                                forever D frames deep; prints "ready" when they run
+    spin_deep.py --work ROUNDS                   prints "ready", waits for a line on stdin, then runs
+                                                ROUNDS of a CPU-bound loop (a few frames deep) and
+                                                prints its own run time in seconds
+"""
+import argparse
+import sys
+import threading
+import time
+
+
+def spin():
+    x = 0
+    while True:
+        x += 1
+
+
+def descend(depth):
+    if depth <= 1:
+        spin()
+    else:
+        descend(depth - 1)
+
+
+def work(n):
+    # Calls several frames deep, so a sample has a stack to walk.
+    def leaf(i):
+        return (i * 7) % 13
+
+    def middle(k):
+        s = 0
+        for i in range(k):
+            s += leaf(i)
+        return s
+
+    total = 0
+    for _ in range(n):
+        total += middle(1000)
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--depth", type=int, default=24)
+    parser.add_argument("--work", type=int)
+    args = parser.parse_args()
+    sys.setrecursionlimit(max(1000, args.depth + 100))
+    if args.work:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        t = time.perf_counter()
+        work(args.work)
+        print("%.6f" % (time.perf_counter() - t), flush=True)
+        return
+    for _ in range(args.threads - 1):
+        threading.Thread(target=descend, args=(args.depth,), daemon=True).start()
+    print("ready", flush=True)
+    descend(args.depth)
+
+
+if __name__ == "__main__":
+    main()
