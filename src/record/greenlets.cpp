@@ -1,5 +1,7 @@
 #include "record/greenlets.h"
 
+#include "live/gc_walk.h"
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -11,6 +13,9 @@ namespace swprof::record {
 namespace {
 
 constexpr size_t kMaxGreenlets = 10000;  // read each tick at most this many (the rest wait their turn)
+constexpr size_t kMaxSeedObjects = 2000000;  // GC objects looked at for greenlets made before the probes
+constexpr int64_t kMaxSeedUs = 300000;       // ... and for how long at most (one pause of the recorder)
+constexpr size_t kCalibrationBatch = 64;
 
 }  // namespace
 
@@ -90,6 +95,36 @@ void GreenletTracker::attach() {
   note_ = fmt::format("greenlets followed from their start (greenlet {}, uprobes on its constructor and "
                       "g_initialstub)",
                       module_->version);
+  seed_existing();
+}
+
+// Greenlets made before the probes were on (swprof attached to a running server, or requests came
+// in before greenlet's import was seen) never hit them: they are found once, now, on the GC's lists
+// (greenlets are GC-tracked objects), and followed from here on; when each began is not known.
+// Threads' main greenlets are left out, as the probes never report them either.
+void GreenletTracker::seed_existing() {
+  uint64_t interp_state = 0;
+  if (!memory_.read_value(interp_.runtime + interp_.layout.runtime.interpreters_head, interp_state) || !interp_state)
+    return;
+  std::unordered_map<uint64_t, bool> greenlet_types;
+  std::vector<uint64_t> found;
+  live::walk_gc_objects(memory_, interp_, interp_state, kMaxSeedObjects, kMaxSeedUs, [&](uint64_t object, uint64_t type) {
+    auto [it, inserted] = greenlet_types.try_emplace(type, false);
+    if (inserted) it->second = reader_->is_greenlet_type(type);
+    if (it->second && found.size() < kMaxGreenlets) found.push_back(object);
+  });
+  for (size_t i = 0; i < found.size() && !reader_->calibrated(); i += kCalibrationBatch)
+    reader_->calibrate(std::span<const uint64_t>(found).subspan(i, std::min(kCalibrationBatch, found.size() - i)), false);
+  if (!reader_->calibrated()) return;  // the hits will teach it; these stay unknown
+  size_t seeded = 0;
+  for (uint64_t object : found) {
+    python::GreenletState state;
+    if (!reader_->read(object, state) || state.main || state.status == python::GreenletStatus::kDead ||
+        state.status == python::GreenletStatus::kNotStarted)
+      continue;
+    if (known_.emplace(object, Known{next_serial_++, 0, true, {}}).second) ++seeded;
+  }
+  if (seeded) note_ += fmt::format("; {} greenlets that existed before were found on the GC's lists", seeded);
 }
 
 // Greenlets made or started since the last tick become known; their C++ objects teach the reader

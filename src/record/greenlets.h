@@ -72,6 +72,7 @@ class GreenletTracker {
 
  private:
   void attach();
+  void seed_existing();
   void take_hits();
   void read_states();
 

@@ -155,7 +155,7 @@ class Trigger {
   };
   bool promote(Open& s);
   void close(Open& s, int64_t gone_us);  // gone_us: when it was found gone (0: not known)
-  void add(Open& s, const snapshot::Sample& sample);
+  void add(Open& s, snapshot::Sample sample);
   void add_gap(Open& s, const Pending& p, bool continues);
   void start(Pending& p);
   uint32_t sampling() const;
