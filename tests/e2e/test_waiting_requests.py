@@ -115,6 +115,63 @@ def server(ctx, kind):
     return summary
 
 
+# Twenty requests in flight when swprof attaches: each greenlet parked in a one-second wait, then
+# computing 20 ms, one after another. Prints "ready" once they all wait, and at the end how long
+# after that each request went on (its end, on the program's clock).
+PARKED_AT_ATTACH = r"""
+import sys, time
+import gevent
+def spin(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+ends = {}
+def handle(i):
+    gevent.sleep(1.5)
+    spin(0.02)
+    ends[i] = time.monotonic()
+greenlets = [gevent.spawn(handle, i) for i in range(20)]
+gevent.sleep(0.05)
+print("ready %.6f" % time.monotonic(), flush=True)
+gevent.joinall(greenlets)
+print(" ".join("%d:%.6f" % kv for kv in sorted(ends.items())), flush=True)
+"""
+
+
+def parked_at_attach(ctx):
+    """`record --pid` of a gevent program whose requests already wait: each one is a segment from
+    the recording's start (it was found on the GC's lists, not when it next ran), its waiting under
+    <switched out>."""
+    program = subprocess.Popen([ctx.python, "-c", PARKED_AT_ATTACH], stdout=subprocess.PIPE, text=True)
+    try:
+        ready = program.stdout.readline()
+        expect(ready.startswith("ready"), "the program says it is ready: %r" % ready)
+        out = ctx.path("attached.swp")
+        proc = ctx.record(out, pid=program.pid, options=["--entry", "handle", "--max-parallel", "50"])
+        ends = program.stdout.readline().split()
+        program.wait(timeout=30)
+    finally:
+        harness.kill_quietly(program)
+    expect(len(ends) == 20, "the program reported its 20 requests: %r" % ends)
+    expect("found on the GC's lists" in proc.stderr or os.geteuid() != 0,
+           "the summary says greenlets were found on the GC's lists: %s" % proc.stderr)
+    doc = ctx.analyze_json(out)
+    rec = doc["recording"]
+    segs = segments_of(ctx, out)
+    expect(len(segs) == 20, "20 requests in flight, %d segments" % len(segs))
+    first_tick = 2 * max(rec["interval_ms"], rec["weight_max_ms"])
+    late = [s for s in segs if s["start_ms"] > first_tick]
+    expect(not late, "every request's segment starts with the recording (within %.1f ms): %s"
+           % (first_tick, [(s["id"], s["start_ms"]) for s in late]))
+    for seg in segs:
+        tree = ctx.analyze_json(out, "--segment", str(seg["id"]))
+        waiting = sum(n["total_ms"] for n in harness.all_nodes(tree["roots"]) if n["function"] == "<switched out>")
+        # It waited from the recording's start until it woke (at least 1.5 s after it began).
+        expect(waiting >= seg["duration_ms"] - 20 - 2 * first_tick - 20 * 20,
+               "segment %d: %.1f ms of %.1f switched out" % (seg["id"], waiting, seg["duration_ms"]))
+    print("ok: attached to 20 parked requests: 20 segments from the recording's start")
+
+
 def test(ctx):
     hows = ["gather", "create_task", "wait_for"] + (["taskgroup"] if ctx.version >= (3, 11) else [])
     for how in hows:
@@ -126,6 +183,8 @@ def test(ctx):
                "greenlets are followed with uprobes (as root): %s" % summary)
         if shutil.which("ab"):
             server(ctx, "gevent")
+        if os.geteuid() == 0:
+            parked_at_attach(ctx)
     else:
         print("note: gevent is not installed for %s: its cases not run" % ctx.python)
     if has(ctx, "aiohttp") and shutil.which("ab"):
