@@ -294,6 +294,7 @@ class Recorder {
   python::AsyncioReader asyncio_;
   bool tasks_wanted_ = false;
   bool tasks_read_ = false;  // this tick's scan read every task
+  bool tasks_rescanned_ = false;  // read again this tick for a task made after the scan
   std::vector<python::AsyncTask> tasks_;
   struct TaskContext {
     uint32_t index = 0;
@@ -311,6 +312,7 @@ class Recorder {
   TaskContext& task_context(const python::AsyncTask& task, uint32_t thread, int64_t now_us);
   // The trigger's key for a task's calls: one per task, even when its object's memory is reused.
   static uint64_t task_key(const TaskContext& c) { return (uint64_t(1) << 63) | c.index; }
+  void scan_tasks();
   void locate_running_task(const python::PyThread& t);
   std::vector<size_t> ran_tasks_;  // tasks_ found running on a thread this tick
   void sample_suspended_tasks(int64_t now_us);
@@ -571,6 +573,14 @@ Recorder::TaskContext& Recorder::task_context(const python::AsyncTask& task, uin
 
 // Which task (if any) runs on the thread just walked: the one whose coroutine's frame is on its
 // stack. The frames from that one inward are the task's; those above are its event loop's.
+// Every asyncio task, into tasks_ (tasks_read_: all of them were read).
+void Recorder::scan_tasks() {
+  python::AsyncioScanOptions scan;
+  scan.awaiters = false;
+  tasks_read_ = asyncio_.scan(py_threads_, tasks_, scan) && asyncio_.stats().torn == 0;
+  if (!asyncio_.stats().tasks && !asyncio_.problem().empty()) tasks_.clear();
+}
+
 void Recorder::locate_running_task(const python::PyThread& t) {
   running_task_ = context_root_ = SIZE_MAX;
   context_depth_ = 0;
@@ -813,6 +823,16 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       locate_running_task(t);
       if (!raw_.empty() && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
         failure = "unreadable code object";
+      // The entry runs in no task the tick's scan knew: a task made since (create_task runs its
+      // first step at once) would start a call of the thread's own. Read the tasks again, once.
+      if (!failure && entry && running_task_ == SIZE_MAX && tasks_read_ && !tasks_rescanned_) {
+        tasks_rescanned_ = true;
+        scan_tasks();
+        ran_tasks_.clear();  // indices into the previous list
+        locate_running_task(t);
+        if (running_task_ != SIZE_MAX && !resolve_stack(ticks, err == python::WalkError::kNone, &entry, &ctx.resolved))
+          failure = "unreadable code object";
+      }
     }
     if (!failure) break;
     torn |= err == python::WalkError::kTorn;
@@ -999,17 +1019,14 @@ bool Recorder::tick(int64_t now_us) {
   // Greenlets: which live, run, or are parked, before the threads are walked.
   if (greenlets_followed_) greenlets_followed_->tick(now_us, epoch_us_);
   tasks_read_ = false;
-  if (tasks_wanted_) {
-    python::AsyncioScanOptions scan;
-    scan.awaiters = false;
-    tasks_read_ = asyncio_.scan(py_threads_, tasks_, scan) && asyncio_.stats().torn == 0;
-    if (!asyncio_.stats().tasks && !asyncio_.problem().empty()) tasks_.clear();
-
-  }
-  // A running task or greenlet is told by its frames on its thread's stack: the stacks must be
-  // read after the tasks and greenlets, not with the thread list before them (a task that
-  // finished in between would run on a stack of no task, as a new call).
-  if (!tasks_.empty() || (greenlets_followed_ && greenlets_followed_->known())) walker_.discard_listing_stacks();
+  tasks_rescanned_ = false;
+  if (tasks_wanted_) scan_tasks();
+  // Each thread's stack is read when its walk begins, not with the thread list at the tick's start:
+  // a stack read early is older by the time its walk confirms it, and a fast-changing one (two
+  // call chains alternating every few microseconds) then failed confirmation for a third of the
+  // time, leaving only its outer frames; a running task or greenlet is also told by its frames on
+  // the stack, which must be read after the tasks and greenlets.
+  walker_.discard_listing_stacks();
   uint64_t tick_samples = 0;
   listed_.clear();
   ran_tasks_.clear();
