@@ -64,7 +64,10 @@ def check(ctx, name, out, handled, summary):
             continue
         expect(len(mine) == 1, "%s: request on thread %d has %d segments" % (name, r["tid"], len(mine)))
         seg = mine[0]
-        expect(seg["thread_name"] == r["name"], "%s: segment %d named %r, thread is %r" % (name, seg["id"], seg["thread_name"], r["name"]))
+        # (A thread's name is read from threading's own table a tick or more after the thread
+        # appears: a short request's thread can end before it is; it then has none, never a wrong one.)
+        expect(seg["thread_name"] in (r["name"], ""), "%s: segment %d named %r, thread is %r"
+               % (name, seg["id"], seg["thread_name"], r["name"]))
         # Sampling bounds the call between the samples around its start and its end. The handler's
         # clock covers all of it but the frame's own setup and teardown (under a microsecond, or a
         # GIL switch interval when four threads contend: 5 ms).
