@@ -318,7 +318,12 @@ bool GreenletReader::learn_impl(uint64_t impl, uint64_t object) {
     // The main greenlet is rarely a switch target: learn its class (and its ThreadState) here.
     bool main_known = std::any_of(layout_.classes.begin(), layout_.classes.end(),
                                   [](const auto& c) { return c.main && c.thread_state != kAbsent; });
-    if (!main_known) learn_object(word(b, cls->main_greenlet));  // a main greenlet does not come back here
+    if (!main_known) {
+      learn_object(word(b, cls->main_greenlet));  // a main greenlet does not come back here
+      // It may have added a class: `cls` pointed into the vector that grew.
+      for (auto& c : layout_.classes)
+        if (c.vtable == vtable) cls = &c;
+    }
   } else if (cls->thread_state == kAbsent) {
     // greenlet's ThreadState starts {main_greenlet, current_greenlet}.
     for (uint32_t k = layout_.stack_start + 40; k + 8 <= b.size(); k += 8) {
