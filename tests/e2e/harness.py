@@ -268,6 +268,25 @@ def sampling_tolerance(doc, transitions, competes_for_cpu=False):
     return tolerance
 
 
+def serve_under_ab(rec, port, stats, requests, concurrency):
+    """Drives a sample server being recorded by `rec` (a Popen of swprof record) with
+    `ab -n requests -c concurrency` once it has written its port to `port`, asks it for its stats
+    (POST /stats: it writes them to `stats` and exits) and waits for the recording. Returns
+    (swprof's summary, the handlers' own records from `stats`)."""
+    try:
+        wait_for_file(port)
+        url = "http://127.0.0.1:%s/" % open(port).read().strip()
+        ab = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(concurrency), url], capture_output=True,
+                            text=True, timeout=120)
+        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
+        subprocess.run(["curl", "-s", "-X", "POST", url + "stats"], check=True, timeout=30)
+        _, summary = rec.communicate(timeout=60)
+    finally:
+        kill_quietly(rec)
+    expect(rec.returncode == 0, "swprof record: %s" % summary)
+    return summary, [json.loads(l) for l in open(stats)]
+
+
 def wait_for_file(path, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

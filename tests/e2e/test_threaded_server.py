@@ -23,17 +23,7 @@ def run(ctx, name, entry, extra):
     rec = subprocess.Popen([ctx.swprof, "record", "-q", "-i", "%gms" % INTERVAL_MS, "--entry", entry, "-o", out, "--",
                             ctx.python, SERVER, "--port-file", port, "--stats-file", stats] + extra,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        harness.wait_for_file(port)
-        url = "http://127.0.0.1:%s/" % open(port).read().strip()
-        ab = subprocess.run(["ab", "-q", "-n", str(REQUESTS), "-c", "4", url], capture_output=True, text=True, timeout=120)
-        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
-        subprocess.run(["curl", "-s", "-X", "POST", url + "stats"], check=True, timeout=30)
-        _, summary = rec.communicate(timeout=60)
-    finally:
-        harness.kill_quietly(rec)
-    expect(rec.returncode == 0, "swprof record: %s" % summary)
-    handled = [json.loads(l) for l in open(stats)]
+    summary, handled = harness.serve_under_ab(rec, port, stats, REQUESTS, 4)
     expect(len(handled) == REQUESTS, "%s: the server handled %d requests" % (name, len(handled)))
     return out, handled, summary
 

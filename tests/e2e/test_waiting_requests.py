@@ -80,17 +80,7 @@ def server(ctx, kind):
     rec = subprocess.Popen([ctx.swprof, "record", "-q", "-i", "5ms", "--entry", "waiting_server.py:handle", "--max-parallel", "20",
                             "-o", out, "--", ctx.python, os.path.join(SAMPLES, "waiting_server.py"), "--kind", kind,
                             "--port-file", port, "--stats-file", stats], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        harness.wait_for_file(port)
-        url = "http://127.0.0.1:%s/" % open(port).read().strip()
-        ab = subprocess.run(["ab", "-q", "-n", "40", "-c", "10", url], capture_output=True, text=True, timeout=120)
-        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-300:], ab.stderr))
-        subprocess.run(["curl", "-s", "-X", "POST", url + "stats"], check=True, timeout=30)
-        _, summary = rec.communicate(timeout=60)
-    finally:
-        harness.kill_quietly(rec)
-    expect(rec.returncode == 0, "swprof record: %s" % summary)
-    handled = [json.loads(l) for l in open(stats)]
+    summary, handled = harness.serve_under_ab(rec, port, stats, 40, 10)
     segs = segments_of(ctx, out)
     recording = ctx.analyze_json(out)["recording"]
     epoch, stalls = recording["start_monotonic_ms"], recording["stalls_ms"]
