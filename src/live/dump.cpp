@@ -69,7 +69,8 @@ void read_stack(Reading& r, const python::PyThread& pt, Thread& t, int64_t& extr
   t.frames.clear();
   pid_t host = pt.native_id ? r.walker->thread_ids().to_host(pt.native_id) : 0;
   if (host > 0 && !target::thread_exists(r.pid, host)) t.error = "it exited while it was read";
-  else if (err == python::WalkError::kTorn || err == python::WalkError::kFrame)
+  // A chain that loops was read while frames were freed and reused: a torn read too.
+  else if (err == python::WalkError::kTorn || err == python::WalkError::kFrame || err == python::WalkError::kCycle)
     t.error = fmt::format("it changed during each of {} reads (a stack this busy may need another dump)", t.attempts);
   else t.error = fmt::format("its stack could not be read ({}, {} attempts)", python::walk_error_name(err), t.attempts);
 }

@@ -114,7 +114,8 @@ std::span<target::Memory::Request> CodeCache::fingerprint_reads(uint64_t tick) {
 }
 
 void CodeCache::validate(std::span<const uint64_t> addresses, uint64_t tick) {
-  auto [lo, hi] = fingerprint_span();
+  const auto span = fingerprint_span();
+  const size_t lo = span.first, hi = span.second;  // (not a structured binding: clang 14 cannot capture one)
   if (ahead_tick_ != tick) ahead_.clear();  // made for another tick
   if (validated_tick_ != tick) {
     validated_.clear();

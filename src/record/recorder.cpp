@@ -1050,7 +1050,8 @@ bool Recorder::tick(int64_t now_us) {
       for (const auto& task : tasks_)
         if (auto it = task_contexts_.find(task.address); it != task_contexts_.end() && it->second.coro == task.coro)
           scanned_tasks_.push_back(task_key(it->second));
-    trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_ ? &scanned_tasks_ : nullptr);
+    trigger_.end_tick(ticks, now_us, listed_, complete, tasks_read_ ? &scanned_tasks_ : nullptr,
+                      monotonic_us() - epoch_us_);
   }
   // Threads that ended: forget them (not on a tick whose list was cut short).
   for (auto it = threads.begin(); complete && it != threads.end();) {

@@ -207,8 +207,9 @@ void Trigger::start(Pending& p) {
 }
 
 void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete,
-                       const std::vector<uint64_t>* tasks) {
+                       const std::vector<uint64_t>* tasks, int64_t read_by_us) {
   std::span<Pending> pending(pending_.data(), pending_used_);
+  const int64_t gone_by_us = std::max(now_us, read_by_us);
   // What each sampled thread ran.
   for (const Pending& p : pending) {
     // Only the outer frames of a thread whose stack kept changing: a call not among them may
@@ -246,14 +247,14 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       // not among them (it finished). Otherwise (a task that ran when the tasks were read, and no
       // longer when its thread was): no news.
       auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.task && p.context == s.context; });
-      if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : now_us);
-      else if (tasks && std::find(tasks->begin(), tasks->end(), s.context) == tasks->end()) close(s, now_us);
+      if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : gone_by_us);
+      else if (tasks && std::find(tasks->begin(), tasks->end(), s.context) == tasks->end()) close(s, gone_by_us);
       continue;
     }
     bool thread_exists = std::find(listed.begin(), listed.end(), s.thread) != listed.end();
     auto seen = sampled_.find(s.thread);
     if ((!thread_exists && complete) || seen == sampled_.end()) {
-      close(s, now_us);
+      close(s, gone_by_us);
       continue;
     }
     if (seen->second.tick != tick) continue;  // its thread was not sampled this tick: no news
@@ -268,7 +269,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     Probe probe = prober_ ? prober_(s.context, s.identity, parked_frames_) : Probe::kGone;
     if (probe == Probe::kNoNews) continue;
     if (probe == Probe::kGone) {
-      close(s, now_us);
+      close(s, gone_by_us);
       continue;
     }
     parked_stack_ = s.callers;

@@ -105,9 +105,12 @@ class Trigger {
   // prober finds it alive. Only then do new calls start segments, so --max-parallel counts the
   // calls really running.
   // `tasks`: when every asyncio task was read this tick, the task contexts among them (a call in
-  // a task not there ended with its task).
+  // a task not there ended with its task). `read_by_us`: when the tick's reads (thread list,
+  // tasks, stacks) were all done: a call found gone without a sample of its own that says when
+  // (its thread left the list, its task or greenlet is gone) ended by then, not by the tick's
+  // start — the recorder can be held up between the two.
   void end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete = true,
-                const std::vector<uint64_t>* tasks = nullptr);
+                const std::vector<uint64_t>* tasks = nullptr, int64_t read_by_us = 0);
   // What ran as `from` (a greenlet known so far by its outermost frame) is now known as `to` (its
   // serial): its calls, and this tick's samples, move there.
   void rename_context(uint64_t from, uint64_t to);
