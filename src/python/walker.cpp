@@ -802,7 +802,8 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
   const Recheck& rc = recheck_;
   if (visited_.empty()) return WalkError::kNone;
   const uint64_t top_now = l.has_cframe ? rc.top : rc.top_ref;
-  const auto [lo, hi] = identity_slice(l);
+  const auto slice = identity_slice(l);
+  const uint32_t lo = slice.first, hi = slice.second;  // (named: clang 14 cannot capture a structured binding)
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
   // Frames walked one after another are in the same slice (the chunk): try the last one first.
   size_t last_slice[2] = {0, 0};
@@ -834,7 +835,8 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   const auto& l = layout_;
   if (visited_.empty()) return WalkError::kNone;
   const bool objects = l.frame_model == FrameModel::kFrameObject;
-  const auto [lo, hi] = identity_slice(l);
+  const auto slice = identity_slice(l);
+  const uint32_t lo = slice.first, hi = slice.second;  // (named: clang 14 cannot capture a structured binding)
   // Slices of target memory to read again: the walked frames, and where newer frames would be.
   // Frames that came from one chunk or window make one slice from the lowest to the highest (a
   // data-stack chunk holds a stack's frames side by side; a window, frame objects made together).

@@ -436,8 +436,13 @@ struct OffCpuReasons::Impl {
     };
     std::vector<Inet> inet;
     std::unordered_set<uint32_t> listening_table;
-    for (const auto& [name, v6, tcp] : {std::tuple{"tcp", false, true}, std::tuple{"tcp6", true, true},
-                                        std::tuple{"udp", false, false}, std::tuple{"udp6", true, false}}) {
+    struct Table {
+      const char* name;
+      bool v6, tcp;
+    };
+    for (const Table& t : {Table{"tcp", false, true}, Table{"tcp6", true, true}, Table{"udp", false, false}, Table{"udp6", true, false}}) {
+      const char* name = t.name;
+      const bool v6 = t.v6, tcp = t.tcp;
       ++stats.table_loads;
       std::string table = read_whole(fmt::format("/proc/{}/net/{}", pid, name), kMaxTableBytes);
       for_each_line(table, [&](std::string_view line) {
