@@ -413,14 +413,20 @@ class Walker {
   // After a torn walk: how many of its output's outermost frames read the same before and after
   // (the last entries of the output), i.e. were on the stack while the inner ones changed.
   size_t stable_frames() const { return stable_; }
+  // How many frames the last walk read from the top it began with, before its confirmation kept
+  // fewer (the inner ones returned meanwhile: the output is the stack as it was a moment later).
+  size_t read_depth() const { return read_depth_; }
   uint64_t bottom_code() const { return bottom_code_; }
+  // Whether read_threads() also reads every known thread's stack, in the same system call (on by
+  // default: a dump then reads all threads at one moment). The recorder turns it off: a stack read
+  // with the listing is older by the time its walk confirms it, and a fast-changing one then
+  // failed confirmation a quarter to a third of the time; a running task or greenlet is also told
+  // by its frames, which must be read after the tasks and greenlets.
+  void read_stacks_with_listing(bool on) { stacks_with_listing_ = on; }
   // The last walk's first reads were made with the tick's listing (read_threads), not when the
   // walk began: its read began at listing_read_us() (monotonic_us()), and ended at
   // listing_read_end_us() unless the walk read more itself (walk_read_more()).
   bool walk_read_with_listing() const { return prefetched_walk_; }
-  // The stacks read with the listing are too old for this tick (the caller read something newer
-  // that the stacks must agree with, such as asyncio's tasks): walks read afresh.
-  void discard_listing_stacks() { drop_prefetched(); }
   int64_t listing_read_us() const { return listing_read_us_; }
   int64_t listing_read_end_us() const { return listing_read_end_us_; }
   bool walk_read_more() const { return memory_.syscalls() != walk_start_syscalls_; }
@@ -465,6 +471,8 @@ class Walker {
   WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
   using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
+  WalkError walk_second_read(const PyThread& thread, uint64_t top_now, const BytesAt& third_read,
+                             std::vector<RawFrame>& out);
   WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
                    std::vector<RawFrame>& out, const std::vector<uint8_t>* verified = nullptr);
   std::vector<uint8_t> verified_;
@@ -497,6 +505,7 @@ class Walker {
   mutable int32_t hit_block_ = -1;
   size_t locals_wanted_ = 0;
   size_t stable_ = 0;
+  size_t read_depth_ = 0;
   // A thread's data-stack chunks, each read whole: the current one up front, older ones (a deep
   // stack spills into them) when the walk reaches them.
   struct CachedChunk {
@@ -573,6 +582,7 @@ class Walker {
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing
   bool prefetched_walk_ = false;
+  bool stacks_with_listing_ = true;
   int64_t listing_read_us_ = 0, listing_read_end_us_ = 0;
   uint64_t walk_start_syscalls_ = 0;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread

@@ -1,7 +1,15 @@
 """Torn reads: a program alternating two call chains that never mix (samples/two_chains.py), with
 the profiler and the program pinned to different CPU cores so that they truly run at once, at a
 1 ms interval. No recorded stack may mix the two chains (at most 0.1 % of the time, which one
-sample in a thousand would exceed); the summary counts the reads that were torn and read again."""
+sample in a thousand would exceed); the summary counts the reads that were torn and read again.
+
+Each chain is called, runs and returns in about half a microsecond, faster than one system call
+reads a stack twice, so most first reads are torn. A torn sample is read again, but what a retry
+confirms must stand for the moment the first read saw: main itself runs between the calls for a
+few percent of the time, and accepting whatever stack confirms (main's, the easiest) once showed
+it 40-54 % of the time. Main's own share is held to what it is (3.11+: under a fifth; the frame
+objects of 3.8-3.10 are read one by one and keep part of that bias: under half), and the time
+under main, chains and <frames changed while read> together, holds nearly all the program's."""
 import os
 import subprocess
 
@@ -22,7 +30,7 @@ def test(ctx):
                           [ctx.python, PROGRAM, "--seconds", "3"], capture_output=True, text=True, timeout=120)
     expect(proc.returncode == 0, "record failed: %s" % proc.stderr)
     folded = ctx.run_swprof("analyze", "--format", "collapsed", out).stdout
-    total = mixed = in_chains = unsteady = 0
+    total = mixed = in_chains = unsteady = main_own = under_main = 0
     worst = []
     for line in folded.splitlines():
         path, n = line.rsplit(" ", 1)
@@ -34,16 +42,22 @@ def test(ctx):
             in_chains += n
         if "<frames changed while read>" in names:
             unsteady += n
+        if "main" in names:
+            under_main += n
+            main_own += n * (names[-1] == "main")
         if chain and not any(chain == c[:len(chain)] for c in CHAINS):
             mixed += n
             worst.append((n, ";".join(names[-6:])))
-    # Known bias (open in issue 10's note): on 3.11, when most first reads are torn, re-reads that
-    # confirm often confirm the moment between two chains (main alone), so the chains' share has
-    # dropped from over half to 18-30 % in some runs. No stack mixes the chains (checked below).
-    expect(in_chains > total // 7, "the chains hold a good share of the time: %d of %d us" % (in_chains, total))
-    share = 100.0 * mixed / total
-    print("ok: impossible stacks %.3f %% of the time (%d of %d us); inner frames unread (kept changing) %.1f %%"
-          % (share, mixed, total, 100.0 * unsteady / total))
+    pct = lambda x: 100.0 * x / max(total, 1)
+    frame_objects = ctx.version < (3, 11)
+    limit = 50 if frame_objects else 20
+    expect(pct(main_own) < limit, "main's own share is %.1f %% of the time (at most %d %%): retries favour the caller"
+           % (pct(main_own), limit))
+    # (Imports before main and the interpreter's exit take a few percent.)
+    expect(pct(under_main) > 80, "the time under main is %.1f %% of the program's" % pct(under_main))
+    share = pct(mixed)
+    print("ok: impossible stacks %.3f %% of the time (%d of %d us); main's own %.1f %%, chains %.1f %%, inner "
+          "frames unread (kept changing) %.1f %%" % (share, mixed, total, pct(main_own), pct(in_chains), pct(unsteady)))
     expect(share <= 0.1, "impossible stacks hold %.3f %% of the time: %s" % (share, sorted(worst)[-3:]))
     doc = ctx.analyze_json(out)["recording"]
     expect(doc["torn_retried"] > 0, "torn reads counted: %s" % doc)
