@@ -59,6 +59,7 @@ struct Options {
   bool status = true;                 // one-line status on a TTY
   uint32_t max_depth = 2048;          // deeper stacks keep their outer and inner halves
   bool summary = true;                // print the summary at the end
+  bool native = false;                // interleave C/C++ frames (each sampled thread stopped briefly)
   Observer* observer = nullptr;       // told of every sample and tick (swprof top)
 };
 

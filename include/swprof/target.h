@@ -133,6 +133,9 @@ class Child {
   int wait();  // blocks; returns the exit status (128+N when killed by signal N)
   int exit_status() const { return exit_status_; }
   bool exited() const { return exited_; }
+  // Its exit was collected by someone else's waitpid (a ptrace stop that met the exit: see
+  // native::Unwinder::reaped_exit): `wait_status` as waitpid gave it.
+  void exited_with(int wait_status);
   void signal(int sig) const;
 
  private:

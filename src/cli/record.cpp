@@ -44,6 +44,9 @@ Subcommand add_record(CLI::App& parent) {
   cmd->add_option("--max-depth", rec.max_depth,
                   "keep at most N frames of a stack: deeper ones keep their outermost and innermost N/2 "
                   "with a <K frames cut> frame between (default 2048)");
+  cmd->add_flag("--native", rec.native,
+                "interleave C/C++ frames (extensions, libpython, libc) with the Python frames: each "
+                "sampled thread is stopped (ptrace) while it is read, its C stack unwound after");
   cmd->add_flag("-q,--quiet", st->quiet, "no status line while recording");
 
   return {cmd, [st](const std::vector<std::string>& command) {
@@ -57,6 +60,9 @@ Subcommand add_record(CLI::App& parent) {
             if (rec.max_parallel == 0) throw UserError("--max-parallel must be at least 1");
             if (rec.entries.empty() && (!st->min_duration.empty() || rec.max_segments))
               throw UserError("--min-duration and --max-segments need --entry FUNCTION");
+            // (A segment's and a task's frames are counted in Python frames.)
+            if (rec.native && (!rec.entries.empty() || rec.tasks))
+              throw UserError("--native cannot be combined with --entry or --tasks yet: record them separately");
             return record::run(rec);
           }};
 }

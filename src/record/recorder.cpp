@@ -16,6 +16,7 @@
 
 #include "record/clock.h"
 #include "record/greenlets.h"
+#include "record/native_frames.h"
 #include "record/status.h"
 #include "record/trigger.h"
 #include "swprof/asyncio.h"
@@ -193,6 +194,7 @@ class Recorder {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
     // Each thread's stack is read when its walk begins (see read_stacks_with_listing).
     walker_.read_stacks_with_listing(false);
+    if (options.native) native_ = std::make_unique<NativeFrames>(memory.pid());
     tasks_wanted_ = !entries.empty() || options.tasks;
     if (tasks_wanted_) greenlets_followed_ = std::make_unique<GreenletTracker>(memory, interp);
     raw_.reserve(python::Walker::kMaxVisit);
@@ -209,6 +211,9 @@ class Recorder {
   // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
+  // --native: what the stops cost and found; the program's exit status when a stop collected it.
+  const NativeFrames* native_frames() const { return native_.get(); }
+  bool native_reaped_exit(int& status) const { return native_ && native_->unwinder.reaped_exit(status); }
   const std::string* greenlets_note() const {
     return greenlets_followed_ && !greenlets_followed_->note().empty() ? &greenlets_followed_->note() : nullptr;
   }
@@ -285,6 +290,7 @@ class Recorder {
   std::unordered_map<pid_t, target::ThreadStats::Reading> baseline_;
   std::vector<python::PyThread> py_threads_;
   std::vector<python::RawFrame> raw_, stable_raw_;
+  std::unique_ptr<NativeFrames> native_;  // --native
   std::vector<python::RawFrame> first_raw_;  // a torn first read, as walked (see sample_thread)
   std::vector<int64_t> resolved_ids_;
   std::vector<uint32_t> stack_;
@@ -817,13 +823,18 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     return k;
   };
   int64_t read_from_us = tick_us;
+  bool gone = false;
+  auto read_python = [&]() {
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     err = walker_.walk(t, raw_);
     int64_t read_to_us = monotonic_us() - epoch_us_;
     now_us = std::max(read_from_us, read_to_us);
     failure = nullptr;
-    if (err == python::WalkError::kThreadGone) return;  // it ended after the listing: nothing to sample
+    if (err == python::WalkError::kThreadGone) {  // it ended after the listing: nothing to sample
+      gone = true;
+      return;
+    }
     if (err == python::WalkError::kThreadState) {
       failure = python::walk_error_name(err);
       break;  // the thread state itself is unreadable: retrying reads the same
@@ -876,6 +887,25 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(best_stable), raw_.end());
     }
   }
+  };
+  // --native: the thread is stopped while its Python frames are read, so that both stacks are one
+  // moment (and cannot be torn); the copy of its C stack is unwound after it runs again. A thread
+  // blocked in a call that a stop would interrupt is read without stopping it.
+  const bool native = native_ && ctx.host_tid > 0 && native_->may_stop(offcpu_.read(ctx.host_tid).syscall);
+  native::Error stop_error = native::Error::kGone;
+  bool batches_ok = false;
+  if (native) {
+    stop_error = native_->unwinder.capture(ctx.host_tid, native_->capture, [&]() {
+      read_python();
+      batches_ok = !gone && !failure && !raw_.empty() &&
+                   native::read_eval_batches(memory_, interp_.layout, raw_, native_->capture.stack_start,
+                                             native_->capture.stack_limit, native_->batches);
+    });
+    if (stop_error != native::Error::kNone) ++native_->stop_errors[static_cast<int>(stop_error)];
+  } else {
+    read_python();
+  }
+  if (gone) return;
   bool partial = false;  // kept only the outer frames of a stack that kept changing
   if (failure && best_stable > 0) {
     // Still torn: the stack changes faster than it can be read twice alike. Keep the outer frames
@@ -899,6 +929,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     return;
   }
   if (torn) ++torn_retried;
+  if (native && stop_error == native::Error::kNone && !partial)
+    native_->merge(raw_, ctx.resolved.ids, batches_ok, writer_, stack_);  // (resolve_stack left them there)
   // The time since the thread's last sample. A failed sample leaves it to the next one, so no
   // time is lost (see the gap below).
   const int64_t elapsed = now_us - ctx.last_sample_us;
@@ -1261,7 +1293,9 @@ int run(const Options& options) {
     e->set_kind(kind);
     e->set_count(count);
   }
+  if (int status = 0; child && !child->exited() && recorder.native_reaped_exit(status)) child->exited_with(status);
   if (child && child->poll_exited()) footer.set_exit_status(child->exit_status());
+  if (const NativeFrames* native = recorder.native_frames()) footer.set_native(native->summary());
   // The file is complete before waiting on anything else.
   const bool written = writer.finish(footer);
   if (!written) {  // the summary tells what the file holds: the records before the failure

@@ -76,6 +76,12 @@ bool Child::poll_exited() {
   return exited_;
 }
 
+void Child::exited_with(int wait_status) {
+  if (exited_) return;
+  exited_ = true;
+  exit_status_ = decode_status(wait_status);
+}
+
 int Child::wait() {
   while (!exited_) {
     int status;

@@ -65,7 +65,7 @@ class Symbolizer {
   Dwfl* dwfl() { return dwfl_; }
   // Reads /proc/PID/maps again and reports the files that hold code. Throttled: at most once per
   // `min_interval_ns` unless forced.
-  void refresh(bool force = false);
+  bool refresh(bool force = false);  // true when the maps were read again
   // Symbols for the instruction at `pc` (for callers: return address less one), innermost first:
   // the calls inlined there, then the function that holds it. Appends to `out`.
   void name(uint64_t pc, std::vector<uint32_t>& out);

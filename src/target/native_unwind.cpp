@@ -121,7 +121,13 @@ UnwindResult Unwinder::unwind(const Capture& capture, std::vector<Frame>& out) {
   s.raw.clear();
   // 0: the unwind reached a frame whose CFI says there is no caller (_start, clone3); -1: it
   // could go no further; 1: we stopped it (max_frames, no progress).
-  const int rc = dwfl_getthread_frames(s.symbols.dwfl(), capture.tid, on_frame, &s);
+  int rc = dwfl_getthread_frames(s.symbols.dwfl(), capture.tid, on_frame, &s);
+  // Stopped short in code no module known covers (a library loaded since the maps were read,
+  // e.g. an extension imported after we attached): read the maps again (throttled) and retry.
+  if (rc != 0 && !s.raw.empty() && !dwfl_addrmodule(s.symbols.dwfl(), s.raw.back().pc) && s.symbols.refresh()) {
+    s.raw.clear();
+    rc = dwfl_getthread_frames(s.symbols.dwfl(), capture.tid, on_frame, &s);
+  }
   s.current = nullptr;
   if (s.raw.empty()) {
     ++s.stats.unwind_errors;

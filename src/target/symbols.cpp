@@ -137,13 +137,13 @@ Symbolizer::~Symbolizer() {
   if (dwfl_) dwfl_end(dwfl_);
 }
 
-void Symbolizer::refresh(bool force) {
+bool Symbolizer::refresh(bool force) {
   const int64_t now = monotonic_ns();
-  if (!force && now - last_refresh_ns_ < kRefreshIntervalNs) return;
+  if (!force && now - last_refresh_ns_ < kRefreshIntervalNs) return false;
   last_refresh_ns_ = now;
   ++stats_.map_reloads;
   std::vector<target::Mapping> maps = target::read_maps(pid_);
-  if (maps.empty()) return;  // gone: keep what we know
+  if (maps.empty()) return false;  // gone: keep what we know
 
   // A file's consecutive mappings are one module; only files with code are reported.
   struct Group {
@@ -204,6 +204,7 @@ void Symbolizer::refresh(bool force) {
     functions_.clear();
     inlined_.clear();
   }
+  return true;
 }
 
 uint32_t Symbolizer::intern(Symbol symbol) {

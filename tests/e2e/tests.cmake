@@ -56,6 +56,11 @@ swprof_e2e(native_places test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
 swprof_e2e(native_numpy test_native_frames.py PYTHONS debian-3.11 ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part numpy)
 swprof_e2e(native_faults test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
            ARGS --tool $<TARGET_FILE:swprof_native_stacks> --part faults)
+# The same, recorded: record --native, launched and attached, read back by analyze.
+swprof_e2e(record_native test_record_native.py PYTHONS pyenv-3.11 debian-3.11 sid-3.14 pyenv-3.8 SANITIZE pyenv-3.11
+           ARGS --part chain)
+swprof_e2e(record_native_numpy test_record_native.py PYTHONS debian-3.11 ARGS --part numpy)
+swprof_e2e(record_native_refused test_record_native.py PYTHONS pyenv-3.11 ARGS --part refused)
 # Off-CPU reasons: threads waiting on known sockets, locks, sleeps, pipes, select and epoll; the
 # reader alone (tests/tools/offcpu_reasons.cpp), interpreter-independent, so on three that wait
 # differently; and recorded by swprof, shown under <off-CPU: ...> leaves, with a spinner's

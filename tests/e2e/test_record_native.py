@@ -1,0 +1,135 @@
+"""record --native: C/C++ frames interleaved with the Python frames in the recording itself.
+
+- chain: a C extension built here (samples/native_chain/chainmod.c, with DWARF) calls back into
+  Python, which calls C again. Launched and attached to (--pid), every sample in spin_leaf holds
+  exactly outer_py -> run_chain -> chain_a -> chain_b -> chain_c -> inner_py -> spin -> spin_leaf
+  in call order, in the file that analyze reads; the summary says how many threads were stopped
+  and for how long; an attached program runs on untraced afterwards, and a launched one's exit
+  status is swprof's.
+- numpy (Debian's python3-numpy): a matmul's BLAS frames under the Python line that called it.
+- --native with --entry or --tasks is refused with one line.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import harness
+from harness import expect
+import test_native_frames as nf
+
+
+def collapsed(ctx, out):
+    """[(names root first, weight us)] from analyze --format collapsed."""
+    text = ctx.run_swprof("analyze", "--format", "collapsed", out).stdout
+    stacks = []
+    for line in text.splitlines():
+        path, n = line.rsplit(" ", 1)
+        stacks.append(([f.split(" (")[0] for f in path.split(";")], int(n)))
+    return stacks
+
+
+def check_chain(what, stacks):
+    wanted = list(reversed(nf.CHAIN))  # root first
+    keep = set(nf.CHAIN) | nf.INLINED
+    total = sum(n for _, n in stacks)
+    in_spin = 0
+    for names, n in stacks:
+        chain = [x for x in names if x in keep and x not in nf.INLINED]
+        if not chain or chain[-1] != "spin_leaf":
+            continue
+        expect(chain == wanted, "%s: the chain in call order:\n  got      %s\n  expected %s" % (what, chain, wanted))
+        in_spin += n
+    expect(in_spin >= total // 2, "%s: most of the time is in spin_leaf under the chain: %d of %d us" % (what, in_spin, total))
+    print("ok: %s: %.0f %% of the time in spin_leaf, every such sample under %s"
+          % (what, 100.0 * in_spin / total, " <- ".join(nf.CHAIN)))
+
+
+def native_line(stderr):
+    line = next((l for l in stderr.splitlines() if l.strip().startswith("native ")), "")
+    expect("threads stopped" in line and "merged with their Python frames" in line and "µs median" in line,
+           "the summary tells the stops and their pause: %r\n%s" % (line, stderr))
+    return line.strip()
+
+
+def part_chain(ctx):
+    variants, _, _ = nf.build_variants(ctx)
+    module_dir = variants["dwarf"][0]
+    # Launched: the program's exit status is swprof's.
+    out = ctx.path("launched.swp")
+    argv = [ctx.swprof, "record", "--native", "-i", "5ms", "-o", out, "--", ctx.python, nf.CHAIN_PROGRAM,
+            "--module-dir", module_dir, "--seconds", "2"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    expect(proc.returncode == 0, "record --native of a launched program: %d\n%s" % (proc.returncode, proc.stderr))
+    print("launched: %s" % native_line(proc.stderr))
+    check_chain("launched", collapsed(ctx, out))
+    # Attached: afterwards it runs on, with no tracer left.
+    prog = subprocess.Popen([ctx.python, nf.CHAIN_PROGRAM, "--module-dir", module_dir], stdout=subprocess.PIPE, text=True)
+    try:
+        expect(prog.stdout.readline().startswith("ready"), "the chain program starts")
+        out = ctx.path("attached.swp")
+        proc = ctx.record(out, pid=prog.pid, options=["--native", "-i", "5ms", "-d", "2s"])
+        print("attached: %s" % native_line(proc.stderr))
+        check_chain("attached", collapsed(ctx, out))
+        time.sleep(0.2)
+        expect(prog.poll() is None, "the program runs on after record --native")
+        for tid in os.listdir("/proc/%d/task" % prog.pid):
+            status = open("/proc/%d/task/%s/status" % (prog.pid, tid)).read()
+            tracer = [l for l in status.splitlines() if l.startswith("TracerPid:")][0].split()[1]
+            state = [l for l in status.splitlines() if l.startswith("State:")][0]
+            expect(tracer == "0" and "stopped" not in state, "thread %s is untraced and running: %s, %s" % (tid, tracer, state))
+        print("ok: attached program runs on, every thread untraced")
+    finally:
+        harness.kill_quietly(prog)
+        prog.wait()
+
+
+def part_numpy(ctx):
+    if subprocess.run([ctx.python, "-c", "import numpy"], capture_output=True).returncode != 0:
+        print("SKIP: numpy is not importable in %s (Debian: apt-get install python3-numpy)" % ctx.python_name)
+        sys.exit(harness.SKIP)
+    path = ctx.path("matmul.py")
+    with open(path, "w") as f:
+        f.write(nf.NUMPY_PROGRAM)
+    prog = subprocess.Popen([ctx.python, path], stdout=subprocess.PIPE, text=True)
+    try:
+        expect(prog.stdout.readline().startswith("ready"), "the matmul program starts")
+        out = ctx.path("matmul.swp")
+        proc = ctx.record(out, pid=prog.pid, options=["--native", "-i", "10ms", "-d", "2s"])
+        print("numpy: %s" % native_line(proc.stderr))
+    finally:
+        harness.kill_quietly(prog)
+        prog.wait()
+    total = in_blas = 0
+    for names, n in collapsed(ctx, out):
+        total += n
+        blas = [i for i, x in enumerate(names) if x.startswith(("dgemm", "cblas_dgemm"))]
+        if not blas:
+            continue
+        callers = names[:blas[0]]
+        python = [x for x in callers if x == "multiply"]
+        expect(python, "the BLAS frames are under multiply: %s" % names)
+        between = callers[callers.index("multiply") + 1:]
+        expect(any("_multiarray_umath" in x for x in between), "numpy's C frames are between: %s" % between)
+        in_blas += n
+    expect(in_blas >= total // 2, "most of the time is in BLAS: %d of %d us" % (in_blas, total))
+    print("ok: %.0f %% of the time in dgemm, under multiply, with numpy's C frames between" % (100.0 * in_blas / total))
+
+
+def part_refused(ctx):
+    for extra in (["--entry", "main"], ["--tasks"]):
+        proc = subprocess.run([ctx.swprof, "record", "--native"] + extra + ["-o", ctx.path("x.swp"), "--", ctx.python, "-c", "pass"],
+                              capture_output=True, text=True, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        expect(proc.returncode != 0 and len(lines) == 1 and "--native" in lines[0],
+               "--native %s is refused with one line: %d %s" % (" ".join(extra), proc.returncode, proc.stderr))
+        expect(not os.path.exists(ctx.path("x.swp")), "nothing is written")
+    print("ok: --native with --entry or --tasks is refused")
+
+
+def test(ctx):
+    {"chain": part_chain, "numpy": part_numpy, "refused": part_refused}[ctx.args.part](ctx)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__, extra_args=[(("--part",), {"required": True, "choices": ["chain", "numpy", "refused"]})])
