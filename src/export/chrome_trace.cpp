@@ -7,7 +7,8 @@
 // count in args. The sampled stacks become nested complete events: a sample stands for the time
 // since its context's previous sample, and a frame that stays on consecutive samples of a track
 // (same function at the same depth under the same callers, within one segment) is one event
-// from the start of its first sample to the end of its last. Events are written per track in
+// from the start of its first sample to the end of its last. A thread blocked at its sample gets
+// an innermost `<off-CPU: REASON>` event (what it waited on). Events are written per track in
 // time order, an enclosing event before the events it contains.
 #include <algorithm>
 #include <map>
@@ -107,7 +108,10 @@ std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& 
         t.events.push_back({begin, 0, -1, 0, s.segment, 0, 0, i});
       }
     }
-    frames.stack_of(s, stack);
+    // A thread blocked at its sample shows on the timeline what it waited on, innermost: a
+    // socket, a lock, a sleep (the off-CPU reasons record keeps for samples of blocked threads).
+    const bool blocked = s.offcpu_reason && !(s.flags & snapshot::kOnCpu) && analyze::blocked_us(s) > 0;
+    frames.stack_of(s, stack, blocked ? analyze::OffCpuLeaf::kReason : analyze::OffCpuLeaf::kNone);
     size_t same = 0;
     while (same < t.open.size() && same < stack.size() && t.open[same].entry == stack[same]) ++same;
     t.close_from(same);

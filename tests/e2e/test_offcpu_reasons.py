@@ -182,6 +182,23 @@ def check_record(ctx, prog, roles, expected):
     names = {f["name"] for f in json.load(open(speedscope))["shared"]["frames"]}
     expect("<off-CPU: futex>" in names, "speedscope has the <off-CPU: futex> frame")
     print("ok: collapsed and speedscope carry the reasons (%s)" % lock_lines[0][-40:])
+    # The Chrome trace's timeline: each waiting thread's track holds, innermost, an event naming
+    # what it waited on for most of the recording; the spinner's none.
+    chrome = ctx.path("waits.trace.json")
+    ctx.run_swprof("export", "--format", "chrome", "-o", chrome, out)
+    events = [e for e in json.load(open(chrome))["traceEvents"] if e.get("ph") == "X"]
+    for name, tid in sorted(roles.items()):
+        waits = [e for e in events if e["tid"] == tid and e["name"].startswith("<off-CPU: ")]
+        if name == "spinner":
+            expect(not waits, "the spinner's track has no off-CPU event: %s" % waits[:3])
+            continue
+        longest = max(waits, key=lambda e: e["dur"], default=None)
+        expect(longest and reason_matches(name, longest["name"][len("<off-CPU: "):-1], expected),
+               "%s: the Chrome trace names what it waited on: %s" % (name, longest))
+        covered = sum(e["dur"] for e in waits) / 1000.0
+        expect(covered >= wall_of[str(tid)] - 2 * heaviest - 1,
+               "%s: its off-CPU events cover %.0f of %.0f ms" % (name, covered, wall_of[str(tid)]))
+    print("ok: the Chrome trace shows each waiting thread's reason on its track")
 
 
 def test(ctx):
