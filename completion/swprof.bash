@@ -6,10 +6,10 @@
 
 _swprof_options() {
   case $1 in
-    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --max-depth --tasks --native --idle --no-idle --gil -q --quiet" ;;
-    analyze) echo "-h --help -f --format --min-percent --segments --color --no-color --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --by-task --flat --segment --slowest --full-stack" ;;
-    flamegraph) echo "-h --help -o --output --title --inverted --min-width --show-importlib --mode --estimator --lines --thread --by-thread --by-greenlet --by-task --segment --slowest --full-stack --diff --per-segment" ;;
-    export) echo "-h --help -f --format -o --output --mode --lines --thread --segment --slowest --full-stack --segments --task-id" ;;
+    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --max-depth --tasks --native --subprocesses --idle --no-idle --gil -q --quiet" ;;
+    analyze) echo "-h --help -f --format --min-percent --segments --color --no-color --show-importlib --mode --estimator --lines --thread --process --by-thread --by-process --by-greenlet --by-task --flat --segment --slowest --full-stack" ;;
+    flamegraph) echo "-h --help -o --output --title --inverted --min-width --show-importlib --mode --estimator --lines --thread --process --by-thread --by-process --by-greenlet --by-task --segment --slowest --full-stack --diff --per-segment" ;;
+    export) echo "-h --help -f --format -o --output --mode --lines --thread --process --segment --slowest --full-stack --segments --task-id" ;;
     import) echo "-h --help --from -o --output" ;;
     diff) echo "-h --help -f --format --mode --per-segment --lines --full-stack --limit" ;;
     dump) echo "-h --help -p --pid --locals -f --format" ;;

@@ -5,7 +5,7 @@
 # and speedscope tests, Go for go tool pprof, npm for speedscope's package, debootstrap and man-db
 # for the .deb test, jq, zstd, clang for fuzzing, libdw for native frames and for their tests
 # python3.11-dev (a C extension built against Debian's 3.11), python3-numpy (BLAS frames), binutils
-# and xz-utils (stripped builds, mini debuginfo), and CPython 3.14/3.15 from Debian sid via
+# and xz-utils (stripped builds, mini debuginfo), gunicorn, ab and curl (servers under a real load), and CPython 3.14/3.15 from Debian sid via
 # ../shared/tools/get-python when that tool is present), then runs four steps:
 #
 #   suite     build from scratch in build-tests/ and run every test with ctest
@@ -32,7 +32,7 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 deps=(cmake g++ make pkg-config libcli11-dev libfmt-dev libprotobuf-dev protobuf-compiler libzstd-dev zlib1g-dev catch2
       libncurses-dev python3 python3.11 python3-gevent libxml2-utils chromium chromium-driver patchelf
       golang-go dpkg-dev debootstrap man-db jq zstd util-linux clang libclang-rt-14-dev tmux
-      libdw-dev python3.11-dev python3-numpy binutils xz-utils)
+      libdw-dev python3.11-dev python3-numpy binutils xz-utils gunicorn apache2-utils curl)
 missing=()
 for p in "${deps[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

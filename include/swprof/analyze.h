@@ -21,6 +21,7 @@ enum class Format { kText, kJson, kCollapsed };
 // Which samples: a thread, segments (explicit ids or the N slowest), frames above the entry.
 struct Selection {
   std::optional<int64_t> thread;       // OS thread id
+  std::optional<int64_t> process;      // pid (record --subprocesses)
   std::vector<uint32_t> segments;      // segment ids; empty: all
   uint32_t slowest = 0;                // the N longest segments
   bool full_stack = false;             // keep the frames above a segment's entry frame
@@ -32,11 +33,12 @@ struct TreeOptions {
   Mode mode = Mode::kWall;
   Estimator estimator = Estimator::kDefault;
   bool lines = false;        // one node per executing line instead of per function
+  bool by_process = false;   // processes at the root (record --subprocesses), above threads if both
   bool by_thread = false;    // threads at the root
   bool by_greenlet = false;  // greenlets and asyncio tasks at the root (--by-greenlet, --by-task)
 };
 
-enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap, kOffCpuReason, kWaitingForCpu };
+enum class NodeKind : uint8_t { kRoot, kFrame, kThread, kGreenlet, kSwitchedOut, kGap, kOffCpuReason, kWaitingForCpu, kProcess };
 
 // Off-CPU time (--mode offcpu: wall - CPU) is split by why. The part the thread was runnable but
 // waiting for a CPU (schedstat's run-queue delay) is neither work nor blocking and goes to a
@@ -73,6 +75,9 @@ struct Tree {
 // greenlet or asyncio task, or 0 for its thread's own stack. (The recorder writes 0 for the
 // threads of a program that has not imported greenlet when it follows greenlets and tasks.)
 uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& sample);
+// A thread's process (snapshot::Thread::process) by pid, and as a root label: "process PID: COMMAND".
+int64_t process_pid(const snapshot::Recording& rec, uint32_t process);
+std::string process_label(const snapshot::Recording& rec, uint32_t process);
 
 std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const snapshot::Sample& sample,
                                         const Selection& selection);

@@ -60,6 +60,7 @@ struct Options {
   uint32_t max_depth = 2048;          // deeper stacks keep their outer and inner halves
   bool summary = true;                // print the summary at the end
   bool native = false;                // interleave C/C++ frames (each sampled thread stopped briefly)
+  bool subprocesses = false;          // also every descendant Python process (one file)
   Observer* observer = nullptr;       // told of every sample and tick (swprof top)
 };
 

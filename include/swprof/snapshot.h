@@ -40,6 +40,17 @@ struct Frame {
 struct Thread {
   int64_t tid = 0;
   std::string name;
+  uint32_t process = 0;  // 0: the recording's process; k: processes[k - 1]
+};
+
+// record --subprocesses: a descendant process (see pb::Process).
+struct Process {
+  int32_t pid = 0;
+  std::vector<std::string> command;
+  std::string python_version;
+  std::string note;  // why it was not followed; "" when it was
+  int32_t parent = 0;
+  int64_t found_us = 0;
 };
 
 struct Segment {
@@ -89,6 +100,7 @@ struct Recording {
   std::vector<uint32_t> stack_frames;   // all stacks, concatenated
   std::vector<uint32_t> stack_offsets;  // stack i = [offsets[i], offsets[i+1])
   std::vector<Thread> threads;
+  std::vector<Process> processes;       // record --subprocesses: descendants, by index - 1
   std::vector<Segment> segments;        // by id - 1
   std::vector<Context> contexts;        // asyncio tasks (and named greenlets), in order of appearance
   std::unordered_map<uint32_t, uint32_t> context_at;  // index -> position in contexts
@@ -143,13 +155,15 @@ class Writer {
   uint32_t intern_string(std::string_view s);
   uint32_t intern_frame(const Frame& f);
   uint32_t intern_stack(std::span<const uint32_t> frames);  // root first
-  uint32_t add_thread(int64_t tid, std::string_view name);
+  uint32_t add_thread(int64_t tid, std::string_view name, uint32_t process = 0);
+  uint32_t add_process(const Process& p);  // its index (1, 2, ...), for add_thread
   void set_thread_name(uint32_t thread, std::string_view name);
   void add_context(const Context& c);
   // What an id interned so far stands for (a live viewer of the recording names its frames).
   const Frame& frame(uint32_t id) const { return frame_by_id_.at(id); }
   std::string_view string(uint32_t id) const { return *string_by_id_.at(id); }
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
+  uint32_t next_segment_id() const { return segments_ + 1; }
   void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
   void add_sample(const Sample& s);
 
@@ -197,7 +211,7 @@ class Writer {
   std::vector<Frame> frame_by_id_;
   std::unordered_multimap<uint64_t, uint32_t> stacks_;  // hash -> id
   std::vector<uint32_t> stack_pool_, stack_offsets_{0};
-  uint32_t threads_ = 0;
+  uint32_t threads_ = 0, processes_ = 0, segments_ = 0;
   pb::Chunk pending_;
   size_t pending_samples_ = 0;
   std::unique_ptr<void, ZstdFree> zstd_;

@@ -111,13 +111,16 @@ class ThreadStats {
     char state = '?';          // R, S, D, T, Z, ...
     bool ok = false;
   };
-  Reading read(pid_t tid);
+  Reading read(pid_t tid);                 // schedstat and the state
+  Reading read_cpu(pid_t tid);             // schedstat only (state '?')
+  char read_state(pid_t tid);              // the state only ('?' when unreadable)
   void forget(pid_t tid);  // the thread ended
 
  private:
   struct Files {
     int schedstat = -1, stat = -1;
   };
+  Files& files_of(pid_t tid);
   pid_t pid_;
   std::unordered_map<pid_t, Files> files_;
 };

@@ -51,6 +51,9 @@ class PathBuilder {
   uint32_t leaf_of(const snapshot::Sample& s, OffCpuLeaf offcpu = OffCpuLeaf::kNone) {
     const auto& opt = tree_.options;
     uint64_t context = opt.by_thread ? s.thread : opt.by_greenlet ? (uint64_t(group_of(s)) << 32 | s.thread) : 0;
+    // (--by-process: the thread's process is one of its roots; a thread is in one process.)
+    if (opt.by_process && !opt.by_thread && !opt.by_greenlet) context = rec_.threads[s.thread].process;
+    // (Two process records of one pid share the root node, not a path: keyed by record is fine.)
     auto frames = rec_.stack(s.stack);
     auto shown = sample_frames(rec_, s, sel_);
     auto from = static_cast<uint32_t>(shown.data() - frames.data());
@@ -101,6 +104,13 @@ class PathBuilder {
   uint32_t build_path(const snapshot::Sample& s, std::span<const uint32_t> frames, uint8_t leaves, uint32_t offcpu) {
     uint32_t parent = 0;
     const auto& opt = tree_.options;
+    if (opt.by_process) {
+      // One root per pid (a process that called exec is in the file twice, as two programs).
+      const uint32_t process = rec_.threads[s.thread].process;
+      const auto pid = static_cast<uint32_t>(process_pid(rec_, process));
+      parent = child(parent, {parent, NodeKind::kProcess, pid, 0, 0},
+                     [&](Node& n) { n.function = label(process_label(rec_, process)); });
+    }
     if (opt.by_thread) {
       const auto& t = rec_.threads[s.thread];
       parent = child(parent, {parent, NodeKind::kThread, s.thread, 0, 0}, [&](Node& n) {

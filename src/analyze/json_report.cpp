@@ -22,6 +22,7 @@ const char* kind_name(NodeKind k) {
   switch (k) {
     case NodeKind::kFrame: return "frame";
     case NodeKind::kThread: return "thread";
+    case NodeKind::kProcess: return "process";
     case NodeKind::kGreenlet: return "greenlet";
     case NodeKind::kSwitchedOut: return "switched_out";
     case NodeKind::kGap: return "not_sampled";
@@ -108,6 +109,21 @@ std::string recording_quality_json(const snapshot::Recording& rec) {
       number(f.gap_us() / 1e3), f.cut_stacks(), stalls);
 }
 
+// record --subprocesses: the descendants looked at, followed ("python" set) or not ("note": why).
+std::string processes_json(const snapshot::Recording& rec) {
+  if (rec.processes.empty()) return "";
+  std::string out = ", \"processes\": [";
+  for (size_t i = 0; i < rec.processes.size(); ++i) {
+    const auto& p = rec.processes[i];
+    std::string command;
+    for (const auto& a : p.command) command += (command.empty() ? "" : " ") + a;
+    out += fmt::format("{}{{\"pid\": {}, \"parent\": {}, {}, \"python\": {}, \"note\": {}, \"found_ms\": {}}}",
+                       i ? ", " : "", p.pid, p.parent, json_text("command", command), quoted(p.python_version),
+                       quoted(p.note), number(p.found_us / 1e3));
+  }
+  return out + "]";
+}
+
 size_t tree_depth(const Tree& tree) {
   std::vector<uint32_t> depth(tree.nodes.size(), 0);
   size_t deepest = 0;
@@ -144,7 +160,7 @@ std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool f
       tree.options.lines ? "true" : "false", rec.file_size, number(rec.footer ? rec.footer->cost_mean_us() : 0),
       number(rec.footer ? rec.footer->cost_max_us() : 0), rec.footer ? rec.footer->late_ticks() : 0,
       rec.footer ? rec.footer->remote_reads() : 0, number(weight_sum / 1e3 / std::max<size_t>(1, rec.samples.size())),
-      number(weight_max / 1e3), recording_quality_json(rec));
+      number(weight_max / 1e3), recording_quality_json(rec) + processes_json(rec));
   if (flat) flat_nodes(tree, out);
   else nested_nodes(tree, out);
   out += "}\n";

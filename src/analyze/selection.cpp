@@ -35,7 +35,53 @@ std::set<uint32_t> threads_with_tid(const snapshot::Recording& rec, int64_t tid)
   return out;
 }
 
+// The threads of process `pid` (record --subprocesses; a pid that called exec is there twice).
+std::set<uint32_t> threads_of_process(const snapshot::Recording& rec, int64_t pid) {
+  std::set<uint32_t> out;
+  for (uint32_t i = 0; i < rec.threads.size(); ++i)
+    if (process_pid(rec, rec.threads[i].process) == pid) out.insert(i);
+  if (out.empty()) {
+    std::string known = fmt::format("{}", rec.header.pid());
+    for (const auto& p : rec.processes)
+      if (p.note.empty()) known += fmt::format(", {}", p.pid);
+    throw UserError(fmt::format("no process {} in this recording (processes: {})", pid, known));
+  }
+  return out;
+}
+
+// Both --thread and --process: the threads both allow (all when neither is given: empty).
+std::set<uint32_t> selected_threads(const snapshot::Recording& rec, const Selection& sel) {
+  std::set<uint32_t> threads;
+  if (sel.thread) threads = threads_with_tid(rec, *sel.thread);
+  if (sel.process) {
+    auto of_process = threads_of_process(rec, *sel.process);
+    if (!sel.thread) return of_process;
+    std::erase_if(threads, [&](uint32_t t) { return !of_process.count(t); });
+    if (threads.empty()) throw UserError(fmt::format("thread {} is not in process {}", *sel.thread, *sel.process));
+  }
+  return threads;
+}
+
 }  // namespace
+
+int64_t process_pid(const snapshot::Recording& rec, uint32_t process) {
+  return process == 0 || process > rec.processes.size() ? rec.header.pid() : rec.processes[process - 1].pid;
+}
+
+std::string process_label(const snapshot::Recording& rec, uint32_t process) {
+  const auto& argv = process == 0 || process > rec.processes.size()
+                         ? std::vector<std::string>(rec.header.command().begin(), rec.header.command().end())
+                         : rec.processes[process - 1].command;
+  std::string command;
+  for (const auto& a : argv) {
+    if (command.size() > 80) {
+      command += " ...";
+      break;
+    }
+    command += (command.empty() ? "" : " ") + a;
+  }
+  return fmt::format("process {}: {}", process_pid(rec, process), command);
+}
 
 std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Selection& sel) {
   if (rec.segments.empty()) {
@@ -51,8 +97,8 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
   }
   if (ids.empty())
     for (const auto& seg : rec.segments) ids.push_back(seg.id);
-  if (sel.thread) {
-    auto threads = threads_with_tid(rec, *sel.thread);
+  if (sel.thread || sel.process) {
+    auto threads = selected_threads(rec, sel);
     std::erase_if(ids, [&](uint32_t id) { return !threads.count(rec.segments[id - 1].thread); });
   }
   if (sel.slowest) {
@@ -69,13 +115,14 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
 std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& sel) {
   std::vector<uint32_t> out;
   std::set<uint32_t> threads;
-  if (sel.thread) threads = threads_with_tid(rec, *sel.thread);
+  const bool some_threads = sel.thread || sel.process;
+  if (some_threads) threads = selected_threads(rec, sel);
   std::vector<bool> segment_on(rec.segments.size() + 1, false);
   bool segmented = !rec.segments.empty();
   for (uint32_t id : selected_segments(rec, sel)) segment_on[id] = true;
   for (uint32_t i = 0; i < rec.samples.size(); ++i) {
     const auto& s = rec.samples[i];
-    if (sel.thread && !threads.count(s.thread)) continue;
+    if (some_threads && !threads.count(s.thread)) continue;
     if (segmented && !segment_on[s.segment]) continue;
     // A suspended task's time is its own, not its thread's: shown in segments and by context.
     if (!segmented && !sel.by_context && (s.flags & snapshot::kSwitchedOut)) continue;

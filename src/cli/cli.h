@@ -39,8 +39,8 @@ void check_one_target(const std::string& subcommand, const char* verb, pid_t pid
 
 struct ViewFlags {
   std::string mode = "wall", estimator = "default";
-  bool lines = false, by_thread = false, by_greenlet = false, full_stack = false;
-  int64_t thread = 0;
+  bool lines = false, by_thread = false, by_greenlet = false, by_process = false, full_stack = false;
+  int64_t thread = 0, process = 0;
   std::vector<uint32_t> segments;
   uint32_t slowest = 0;
 };

@@ -40,6 +40,9 @@ void add_view_flags(CLI::App* cmd, ViewFlags& v) {
       ->check(CLI::IsMember({"default", "skywalking"}));
   cmd->add_flag("--lines", v.lines, "one node per executing line instead of per function");
   cmd->add_option("--thread", v.thread, "only this OS thread id");
+  cmd->add_option("--process", v.process, "only this process (record --subprocesses)");
+  cmd->add_flag("--by-process", v.by_process,
+                "processes at the root of the tree (record --subprocesses), above threads with --by-thread");
   auto* by_thread = cmd->add_flag("--by-thread", v.by_thread, "threads at the root of the tree");
   auto* by_greenlet =
       cmd->add_flag("--by-greenlet,--by-task", v.by_greenlet,
@@ -54,6 +57,7 @@ void add_view_flags(CLI::App* cmd, ViewFlags& v) {
 analyze::Selection selection_of(const ViewFlags& v) {
   analyze::Selection s;
   if (v.thread) s.thread = v.thread;
+  if (v.process) s.process = v.process;
   s.segments = v.segments;
   s.slowest = v.slowest;
   s.full_stack = v.full_stack;
@@ -67,6 +71,7 @@ analyze::TreeOptions tree_options_of(const ViewFlags& v) {
   t.estimator = v.estimator == "skywalking" ? analyze::Estimator::kSkyWalking : analyze::Estimator::kDefault;
   t.lines = v.lines;
   t.by_thread = v.by_thread;
+  t.by_process = v.by_process;
   t.by_greenlet = v.by_greenlet;
   return t;
 }

@@ -14,7 +14,7 @@ Subcommand add_export(CLI::App& parent) {
     std::string in, out, format, mode = "wall", task_id = "swprof";
     std::vector<uint32_t> segments;
     uint32_t slowest = 0;
-    int64_t thread = 0;
+    int64_t thread = 0, process = 0;
     bool lines = false, full_stack = false, per_segment = false;
   };
   auto st = std::make_shared<State>();
@@ -30,6 +30,7 @@ Subcommand add_export(CLI::App& parent) {
       ->check(CLI::IsMember({"wall", "cpu", "offcpu"}));
   cmd->add_flag("--lines", st->lines, "speedscope, chrome, collapsed: one frame per executing line");
   cmd->add_option("--thread", st->thread, "only this OS thread id");
+  cmd->add_option("--process", st->process, "only this process (record --subprocesses)");
   cmd->add_option("--segment", st->segments, "only this segment (repeatable)");
   cmd->add_option("--slowest", st->slowest, "only the N longest segments");
   cmd->add_flag("--full-stack", st->full_stack, "keep the frames above each segment's entry function");
@@ -43,6 +44,7 @@ Subcommand add_export(CLI::App& parent) {
             flags.mode = st->mode;
             flags.lines = st->lines;
             flags.thread = st->thread;
+            flags.process = st->process;
             flags.segments = st->segments;
             flags.slowest = st->slowest;
             flags.full_stack = st->full_stack;

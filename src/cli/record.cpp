@@ -47,6 +47,9 @@ Subcommand add_record(CLI::App& parent) {
   cmd->add_flag("--native", rec.native,
                 "interleave C/C++ frames (extensions, libpython, libc) with the Python frames: each "
                 "sampled thread is stopped (ptrace) while it is read, its C stack unwound after");
+  cmd->add_flag("--subprocesses", rec.subprocesses,
+                "also profile every descendant Python process (workers, multiprocessing, subprocesses), "
+                "found each tick, into the same file (analyze --by-process, --process PID)");
   cmd->add_flag("-q,--quiet", st->quiet, "no status line while recording");
 
   return {cmd, [st](const std::vector<std::string>& command) {

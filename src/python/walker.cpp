@@ -687,7 +687,10 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
     std::sort(seen_.begin(), seen_.end());
     if (std::adjacent_find(seen_.begin(), seen_.end()) != seen_.end()) return WalkError::kCycle;
   }
+  // (≤3.10: with the finished frames the top led to; they were the stack when the top was read.)
   read_depth_ = out.size();
+  if (layout_.frame_model == FrameModel::kFrameObject)
+    for (size_t i = 0; i < visited_.size() && visited_[i].out_index < 0; ++i) ++read_depth_;
   if (e != WalkError::kNone && e != WalkError::kTooDeep) return e;
   // Everything the walk used came with the snapshot: its second reads confirm it. Otherwise read
   // again now.

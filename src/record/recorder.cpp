@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include "record/clock.h"
 #include "record/greenlets.h"
 #include "record/native_frames.h"
+#include "record/process_tree.h"
 #include "record/status.h"
 #include "record/trigger.h"
 #include "swprof/asyncio.h"
@@ -211,6 +213,9 @@ class Recorder {
   // the monotonic clock's reading when recording began.
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
+  // A recorder started after the recording (--subprocesses): its first samples weigh the time
+  // since then, not since the recording's start.
+  void set_started(int64_t now_us) { previous_tick_us_ = now_us; }
   // --native: what the stops cost and found; the program's exit status when a stop collected it.
   const NativeFrames* native_frames() const { return native_.get(); }
   bool native_reaped_exit(int& status) const { return native_ && native_->unwinder.reaped_exit(status); }
@@ -238,6 +243,8 @@ class Recorder {
     if (!entries_.empty()) trigger_.finish(ended_us);
   }
   bool segments_done() const { return !entries_.empty() && trigger_.done(); }
+  // --subprocesses: the process this recorder reads, as the file numbers it (0: the first).
+  void set_process(uint32_t index) { process_ = index; }
 
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
@@ -248,6 +255,16 @@ class Recorder {
   std::map<std::string, uint64_t> error_kinds;
   std::unordered_map<uint64_t, ThreadContext> threads;  // by thread state
   const Trigger& trigger() const { return trigger_; }
+  // Another process's recorder's counts added to these (record --subprocesses: one summary).
+  void add_counts(const Recorder& o) {
+    samples += o.samples, errors += o.errors, idle_dropped += o.idle_dropped, not_gil_holder += o.not_gil_holder;
+    threads_total += o.threads_total, runtime_unreadable += o.runtime_unreadable;
+    task_samples += o.task_samples, greenlet_samples += o.greenlet_samples;
+    torn_retried += o.torn_retried, unsteady += o.unsteady, cut_stacks += o.cut_stacks;
+    late_samples += o.late_samples, partial_ticks += o.partial_ticks, gap_us += o.gap_us;
+    for (const auto& [kind, n] : o.error_kinds) error_kinds[kind] += n;
+    trigger_.add_counts(o.trigger_);
+  }
 
  private:
   ThreadContext& context_for(const python::PyThread& t, uint64_t tick, int64_t now_us);
@@ -291,6 +308,7 @@ class Recorder {
   std::vector<python::PyThread> py_threads_;
   std::vector<python::RawFrame> raw_, stable_raw_;
   std::unique_ptr<NativeFrames> native_;  // --native
+  uint32_t process_ = 0;
   std::vector<python::RawFrame> first_raw_;  // a torn first read, as walked (see sample_thread)
   std::vector<int64_t> resolved_ids_;
   std::vector<uint32_t> stack_;
@@ -403,7 +421,7 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
 // for a thread not started yet, or one that is ending) leave no trace.
 uint32_t Recorder::register_thread(ThreadContext& c) {
   if (!c.registered) {
-    c.index = writer_.add_thread(c.host_tid ? c.host_tid : c.tid, c.name);
+    c.index = writer_.add_thread(c.host_tid ? c.host_tid : c.tid, c.name, process_);
     c.registered = true;
     ++threads_total;
   }
@@ -976,11 +994,16 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
-    auto r = stats_.read(ctx.host_tid);
+    auto r = stats_.read_cpu(ctx.host_tid);
     if (r.ok) {
       uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
                                      : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
       s.cpu_us = static_cast<int64_t>(delta / 1000);
+      // The scheduler state costs a read of /proc/…/stat (the kernel formats fifty fields). A
+      // thread that ran nine tenths of the time since its last sample runs now, as far as a
+      // sample can tell: its state is read only otherwise.
+      const bool busy = ctx.cpu_known && elapsed > 0 && delta * 10 >= uint64_t(elapsed) * 1000 * 9;
+      r.state = busy ? 'R' : stats_.read_state(ctx.host_tid);
       // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
       // and has not run since has been waiting all along: that time is counted now, and not again
       // when schedstat catches up.
@@ -1142,6 +1165,158 @@ bool Recorder::tick(int64_t now_us) {
 
 }  // namespace
 
+// record --subprocesses: every descendant of the recorded process, found each tick (ProcessTree),
+// looked at once (a process that is not Python, or runs an unsupported one, is listed with why),
+// and each Python one sampled by a Recorder of its own into the same file; its threads name it.
+// A process that calls exec is looked at again as the program it became.
+class Descendants {
+ public:
+  Descendants(const Options& options, pid_t root, snapshot::Writer& writer, const std::vector<EntrySpec>& entries,
+              int64_t epoch_us)
+      : options_(options), tree_(root), writer_(writer), entries_(entries), epoch_us_(epoch_us) {}
+
+  void tick(int64_t now_us) {
+    // (A pid already followed that the scan reports again — its /proc entry unreadable for a
+    // moment during exec — is the same process: the exec check below decides.)
+    for (const auto& f : tree_.scan())
+      if (std::none_of(followed_.begin(), followed_.end(), [&](const auto& o) { return !o->ended && o->pid == f.pid; }) &&
+          std::none_of(pending_.begin(), pending_.end(), [&](const Pending& o) { return o.pid == f.pid; }))
+        pending_.push_back({f.pid, f.parent, now_us, 0});
+    for (auto& f : followed_)
+      if (!f->ended && tree_.execed(f->pid)) {
+        end(*f, now_us);
+        pending_.push_back({f->pid, f->parent, now_us, 0});
+      }
+    // A process that was not Python may exec one (a shell's `exec python3 ...`).
+    std::erase_if(not_followed_pids_, [&](pid_t pid) {
+      if (!tree_.execed(pid)) return !target::process_exists(pid);
+      pending_.push_back({pid, 0, now_us, 0});
+      return true;
+    });
+    // New ones, and ones whose Python was not ready at their last look (every 20 ms, for 5 s).
+    std::vector<Pending> waiting;
+    for (const Pending& p : pending_) {
+      if (p.last_look_us && now_us - p.last_look_us < 20000) {
+        waiting.push_back(p);
+        continue;
+      }
+      if (!look(p, now_us)) waiting.push_back({p.pid, p.parent, p.found_us, now_us});
+    }
+    pending_.swap(waiting);
+    for (auto& f : followed_)
+      if (!f->ended && !f->recorder->tick(now_us)) end(*f, now_us);
+  }
+
+  // Recording stops: every followed process's calls are decided.
+  void finish(int64_t now_us) {
+    for (auto& f : followed_)
+      if (!f->ended) end(*f, now_us);
+  }
+
+  // Every followed process's counts, for the summary, and what was seen: "N followed (PID
+  // COMMAND, ...); M not followed (PID COMMAND: why; ...)".
+  void add_counts_to(Recorder& main) const {
+    for (const auto& f : followed_) main.add_counts(*f->recorder);
+  }
+  std::string summary() const {
+    std::string text = fmt::format("{} followed", followed_.size());
+    for (size_t i = 0; i < followed_.size() && i < 8; ++i)
+      text += fmt::format("{}{} {} (Python {})", i ? ", " : ": ", followed_[i]->pid, followed_[i]->name,
+                          followed_[i]->interp.version.text());
+    if (followed_.size() > 8) text += ", ...";
+    if (!not_followed_.empty()) {
+      text += fmt::format("; {} not followed", not_followed_.size());
+      for (size_t i = 0; i < not_followed_.size() && i < 8; ++i) text += (i ? ", " : ": ") + not_followed_[i];
+      if (not_followed_.size() > 8) text += ", ...";
+    }
+    return text;
+  }
+  size_t threads() const {
+    size_t n = 0;
+    for (const auto& f : followed_) n += f->ended ? 0 : f->recorder->threads.size();
+    return n;
+  }
+
+ private:
+  struct Followed {
+    explicit Followed(pid_t p) : pid(p), memory(p) {}
+    pid_t pid, parent = 0;
+    std::string name;  // its command line, short
+    python::Interpreter interp;
+    target::Memory memory;
+    std::unique_ptr<Recorder> recorder;
+    bool ended = false;
+  };
+  struct Pending {
+    pid_t pid, parent;
+    int64_t found_us, last_look_us;
+  };
+
+  static std::string short_command(const std::vector<std::string>& argv) {
+    std::string text;
+    for (const auto& a : argv) {
+      if (text.size() > 60) return text + " ...";
+      text += (text.empty() ? "" : " ") + a;
+    }
+    return sanitize_text(text);
+  }
+
+  // True when decided (followed, or listed as not followed); false: look again later.
+  bool look(const Pending& p, int64_t now_us) {
+    if (!target::process_exists(p.pid)) return true;
+    snapshot::Process process;
+    process.pid = p.pid;
+    process.parent = p.parent;
+    process.command = target::read_cmdline(p.pid);
+    process.found_us = p.found_us;
+    auto f = std::make_unique<Followed>(p.pid);
+    f->parent = p.parent;
+    f->name = short_command(process.command);
+    try {
+      f->interp = python::discover(p.pid, f->memory);
+      if (!python::runtime_ready(f->interp, f->memory)) throw UserError("its Python runtime did not initialise");
+      python::refine_version(f->interp, f->memory);
+    } catch (const UserError& e) {
+      std::string why = e.what();
+      // Python, just exec'd: its runtime may not be initialised yet (or exec is half done and
+      // the process not readable for a moment). Not Python: decided now; an exec later is seen.
+      // (Right after exec a program's shared libpython is not mapped yet: not Python for 200 ms.)
+      bool not_python = why.find("is not a Python process") != std::string::npos;
+      bool settled = why.find("unsupported Python") != std::string::npos || why.find("free-threaded") != std::string::npos;
+      if (!settled && now_us - p.found_us < (not_python ? 200000 : 5000000)) return false;
+      if (not_python) why = "not Python";
+      process.note = why;
+      writer_.add_process(process);
+      not_followed_.push_back(fmt::format("{} {}: {}", p.pid, f->name, sanitize_text(why)));
+      not_followed_pids_.push_back(p.pid);
+      return true;
+    }
+    process.python_version = f->interp.version.text();
+    uint32_t index = writer_.add_process(process);
+    f->recorder = std::make_unique<Recorder>(options_, f->interp, f->memory, writer_, entries_);
+    f->recorder->set_process(index);
+    f->recorder->set_epoch(epoch_us_);
+    f->recorder->set_started(p.found_us);
+    followed_.push_back(std::move(f));
+    return true;
+  }
+
+  void end(Followed& f, int64_t now_us) {
+    f.recorder->finish(target::process_exists(f.pid) ? 0 : now_us);
+    f.ended = true;
+  }
+
+  const Options& options_;
+  ProcessTree tree_;
+  snapshot::Writer& writer_;
+  const std::vector<EntrySpec>& entries_;
+  int64_t epoch_us_;
+  std::vector<std::unique_ptr<Followed>> followed_;
+  std::vector<Pending> pending_;
+  std::vector<std::string> not_followed_;
+  std::vector<pid_t> not_followed_pids_;  // still running: watched for an exec
+};
+
 int run(const Options& options) {
   if (options.interval_us < 100) throw UserError("--interval must be at least 100us");
   if (options.max_depth < 16 || options.max_depth > python::Walker::kMaxVisit)
@@ -1208,6 +1383,8 @@ int run(const Options& options) {
 
   Status status(options.status, pid, interp.version.text());
   Recorder recorder(options, interp, memory, writer, entries);
+  std::optional<Descendants> descendants;
+  if (options.subprocesses) descendants.emplace(options, pid, writer, entries, epoch_us);
   if (options.observer) options.observer->begin(pid, header, writer);
   Clock clock(options.interval_us);
   const int64_t start_us = epoch_us;
@@ -1222,6 +1399,7 @@ int run(const Options& options) {
     int64_t now = clock.now_us() - start_us;
     if (child && child->poll_exited()) break;
     if (!recorder.tick(now)) break;
+    if (descendants) descendants->tick(now);
     if (options.observer &&
         !options.observer->tick({now, recorder.samples, recorder.errors, recorder.threads.size()})) {
       stop_reason = "stopped by the viewer";
@@ -1244,6 +1422,10 @@ int run(const Options& options) {
   const int64_t duration_us = clock.now_us() - start_us;
   // A program that exited ended its calls by the time that was seen.
   recorder.finish(stop_reason == "program exited" ? duration_us : 0);
+  if (descendants) {
+    descendants->finish(duration_us);
+    descendants->add_counts_to(recorder);
+  }
   status.clear();
 
   // In launch mode the program gets the signal too, unless the terminal already sent it.
@@ -1296,6 +1478,7 @@ int run(const Options& options) {
   if (int status = 0; child && !child->exited() && recorder.native_reaped_exit(status)) child->exited_with(status);
   if (child && child->poll_exited()) footer.set_exit_status(child->exit_status());
   if (const NativeFrames* native = recorder.native_frames()) footer.set_native(native->summary());
+  if (descendants) footer.set_processes(descendants->summary());
   // The file is complete before waiting on anything else.
   const bool written = writer.finish(footer);
   if (!written) {  // the summary tells what the file holds: the records before the failure

@@ -96,7 +96,7 @@ bool Trigger::promote(Open& s) {
   uint32_t promoted = 0;
   for (const auto& o : open_) promoted += o.id != 0 && !o.closed;
   if (limits_.max_segments && kept_ + promoted >= limits_.max_segments) return false;
-  s.id = next_id_++;
+  s.id = writer_.next_segment_id();  // (one counter for every process's calls: --subprocesses)
   snapshot::Segment seg;
   seg.id = s.id;
   seg.thread = s.thread;

@@ -124,6 +124,14 @@ class Trigger {
   uint64_t too_short() const { return too_short_; }
   uint64_t skipped() const { return skipped_; }
   uint64_t outside() const { return outside_; }
+  // Another process's counts added to these (record --subprocesses: one summary).
+  void add_counts(const Trigger& other) {
+    seen_ += other.seen_;
+    kept_ += other.kept_;
+    too_short_ += other.too_short_;
+    skipped_ += other.skipped_;
+    outside_ += other.outside_;
+  }
 
  private:
   struct Open {
@@ -176,7 +184,6 @@ class Trigger {
   };
   std::unordered_map<uint32_t, Seen> sampled_;  // thread -> what it ran at its last sample
   std::vector<uint32_t> parked_frames_, parked_stack_;
-  uint32_t next_id_ = 1;
   uint64_t seen_ = 0, kept_ = 0, too_short_ = 0, skipped_ = 0, outside_ = 0;
 };
 

@@ -170,6 +170,7 @@ uint64_t chunk_cost(std::string_view chunk) {
       }
       case 8: cost += 64; break;                                                // a thread name
       case 9: cost += 160; break;                                               // a context
+      case 10: cost += 256 + 96 * repeated_elements(payload, 2).all; break;     // a process
       default: break;                                                           // unknown: skipped
     }
   }
@@ -222,8 +223,25 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     r_.stack_offsets.push_back(static_cast<uint32_t>(r_.stack_frames.size()));
     held_ += 4 + 4 * static_cast<uint64_t>(s.frames_size());
   }
+  // (Processes before threads: a chunk's threads may name the processes it defines.)
+  for (const auto& p : c.processes()) {
+    check(r_.processes.size() < (1u << 20), "too many processes");
+    check(p.command_size() <= 4096, "a command line longer than any swprof writes");
+    Process pr{p.pid(), {}, p.python_version(), p.note(), p.parent(), p.found_us()};
+    uint64_t bytes = 0;
+    for (const auto& a : p.command()) {
+      check(a.size() <= kMaxStringBytes, "a name longer than any swprof writes");
+      pr.command.push_back(a);
+      bytes += a.size() + sizeof(std::string);
+    }
+    check(pr.python_version.size() <= 64 && pr.note.size() <= kMaxStringBytes, "a name longer than any swprof writes");
+    check(pr.found_us >= -kMaxTimeUs && pr.found_us <= kMaxTimeUs, "a time out of range");
+    r_.processes.push_back(std::move(pr));
+    held_ += sizeof(Process) + bytes + p.note().size() + 64;
+  }
   for (const auto& t : c.threads()) {
-    r_.threads.push_back({t.tid(), t.name()});
+    check(t.process() <= r_.processes.size(), "thread of an unknown process");
+    r_.threads.push_back({t.tid(), t.name(), t.process()});
     held_ += sizeof(Thread) + t.name().size();
   }
   for (const auto& x : c.contexts()) {

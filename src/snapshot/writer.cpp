@@ -103,11 +103,23 @@ uint32_t Writer::intern_stack(std::span<const uint32_t> frames) {
   return id;
 }
 
-uint32_t Writer::add_thread(int64_t tid, std::string_view name) {
+uint32_t Writer::add_thread(int64_t tid, std::string_view name, uint32_t process) {
   auto* t = pending_.add_threads();
   t->set_tid(tid);
   t->set_name(std::string(name));
+  t->set_process(process);
   return threads_++;
+}
+
+uint32_t Writer::add_process(const Process& p) {
+  auto* pp = pending_.add_processes();
+  pp->set_pid(p.pid);
+  for (const auto& a : p.command) pp->add_command(a);
+  pp->set_python_version(p.python_version);
+  pp->set_note(p.note);
+  pp->set_parent(p.parent);
+  pp->set_found_us(p.found_us);
+  return ++processes_;
 }
 
 void Writer::set_thread_name(uint32_t thread, std::string_view name) {
@@ -126,6 +138,7 @@ void Writer::add_context(const Context& c) {
 }
 
 void Writer::add_segment(const Segment& s) {
+  ++segments_;
   auto* ps = pending_.add_segments();
   ps->set_id(s.id);
   ps->set_thread(s.thread);

@@ -213,14 +213,25 @@ void ThreadStats::forget(pid_t tid) {
   files_.erase(it);
 }
 
-ThreadStats::Reading ThreadStats::read(pid_t tid) {
-  Reading r;
+ThreadStats::Files& ThreadStats::files_of(pid_t tid) {
   auto [it, inserted] = files_.try_emplace(tid);
   Files& f = it->second;
   if (inserted) {
     f.schedstat = open(fmt::format("/proc/{}/task/{}/schedstat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
     f.stat = open(fmt::format("/proc/{}/task/{}/stat", pid_, tid).c_str(), O_RDONLY | O_CLOEXEC);
   }
+  return f;
+}
+
+ThreadStats::Reading ThreadStats::read(pid_t tid) {
+  Reading r = read_cpu(tid);
+  r.state = read_state(tid);
+  return r;
+}
+
+ThreadStats::Reading ThreadStats::read_cpu(pid_t tid) {
+  Reading r;
+  Files& f = files_of(tid);
   char buf[512];
   if (f.schedstat >= 0) {
     ssize_t n = pread(f.schedstat, buf, sizeof buf - 1, 0);
@@ -234,16 +245,22 @@ ThreadStats::Reading ThreadStats::read(pid_t tid) {
       r.ok = true;
     }
   }
+  return r;
+}
+
+char ThreadStats::read_state(pid_t tid) {
+  Files& f = files_of(tid);
+  char buf[512];
   if (f.stat >= 0) {
     ssize_t n = pread(f.stat, buf, sizeof buf - 1, 0);
     if (n > 0) {
       buf[n] = 0;
       // "tid (comm) S ..." where comm may itself contain ") ".
       const char* paren = std::strrchr(buf, ')');
-      if (paren && paren[1] == ' ' && paren[2]) r.state = paren[2];
+      if (paren && paren[1] == ' ' && paren[2]) return paren[2];
     }
   }
-  return r;
+  return '?';
 }
 
 }  // namespace swprof::target

@@ -230,6 +230,9 @@ void Symbolizer::name(uint64_t pc, std::vector<uint32_t>& out) {
   const int64_t start = monotonic_ns();
   resolve(pc, out);
   stats_.symbol_ns += monotonic_ns() - start;
+  // An address in no module known yet (a library loaded since the maps were read, which are read
+  // again at most every 100 ms) is not remembered as unknown: it is named once its module is.
+  if (out.size() == from + 1 && !symbols_[out.back()].named && symbols_[out.back()].module.empty()) return;
   by_pc_[pc] = {static_cast<uint32_t>(chains_.size()), static_cast<uint32_t>(out.size() - from)};
   chains_.insert(chains_.end(), out.begin() + static_cast<long>(from), out.end());
 }

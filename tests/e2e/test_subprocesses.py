@@ -1,0 +1,162 @@
+"""record --subprocesses: every descendant Python process in one recording.
+
+- pool: samples/worker_pool.py with multiprocessing's fork, spawn and forkserver methods, launched.
+  Every worker is a process of the recording (analyze --by-process) with its time in `work` as the
+  program measured it (tasks x 0.4 s, within two sample weights and 30 ms), so it was followed
+  from its first task; a Python child started with subprocess.run is there with `child_work`; the
+  shell it runs is listed as not Python; --process PID keeps one worker's samples only.
+- gunicorn (Debian's, for /usr/bin/python3.11): a pre-fork server with 4 sync workers serving
+  samples/wsgi_app.py, attached to by the master's pid while its workers already run, under
+  `ab -n 200 -c 4`, with --entry handle: every worker that served a request is in the recording,
+  and each one's segments are the requests its handler logged (two back to back with no sample
+  between may be one, visibly longer than any request: at most 2 %).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import harness
+from harness import expect
+
+POOL = os.path.join(harness.SAMPLES, "worker_pool.py")
+REQUESTS = 200
+
+
+def roots_by_pid(doc):
+    out = {}
+    for r in doc["roots"]:
+        expect(r["function"].startswith("process "), "a process at the root: %s" % r["function"])
+        out[int(r["function"].split()[1].rstrip(":"))] = r
+    return out
+
+
+def time_in(node, name):
+    """ms under nodes called `name` (not counting one inside another)."""
+    if node["function"].split(" (")[0] == name:
+        return node["total_ms"]
+    return sum(time_in(c, name) for c in node.get("children", []))
+
+
+def part_pool(ctx):
+    for method in ("fork", "spawn", "forkserver"):
+        out, report = ctx.path(method + ".swp"), ctx.path(method + ".json")
+        proc = ctx.record(out, command=[ctx.python, POOL, "--method", method, "--report", report],
+                          options=["--subprocesses", "-i", "10ms"], timeout=180)
+        rep = json.load(open(report))
+        doc = ctx.analyze_json(out, "--by-process", "--min-percent", "0")
+        heaviest = doc["recording"]["weight_max_ms"]
+        slack = 2 * heaviest + 30
+        roots = roots_by_pid(doc)
+        expect(rep["parent"] in roots, "%s: the program itself is a process of the recording: %s" % (method, sorted(roots)))
+        for w in rep["workers"]:
+            expect(w["pid"] in roots, "%s: worker %d is in the recording: %s" % (method, w["pid"], sorted(roots)))
+            expected = w["tasks"] * rep["task_seconds"] * 1000
+            got = time_in(roots[w["pid"]], "work")
+            expect(abs(got - expected) <= slack, "%s: worker %d: %.0f ms in work, it worked %.0f ms (within %.0f)"
+                   % (method, w["pid"], got, expected, slack))
+        child = roots.get(rep["child"])
+        expect(child is not None, "%s: the Python child %d is in the recording" % (method, rep["child"]))
+        got = time_in(child, "child_work")
+        expect(abs(got - rep["task_seconds"] * 1000) <= slack, "%s: the child: %.0f ms in child_work" % (method, got))
+        line = next((l for l in proc.stderr.splitlines() if l.strip().startswith("processes ")), "")
+        expect("%d sh -c" % rep["shell"] in line and "not Python" in line,
+               "%s: the summary lists the shell as not Python: %s" % (method, line))
+        one = rep["workers"][0]["pid"]
+        only = ctx.analyze_json(out, "--process", str(one), "--by-process", "--min-percent", "0")
+        expect(list(roots_by_pid(only)) == [one], "%s: --process %d keeps that worker only" % (method, one))
+        print("ok: %s: %d workers (%s ms in work), the Python child and the shell's note"
+              % (method, len(rep["workers"]), ", ".join("%.0f" % time_in(roots[w["pid"]], "work") for w in rep["workers"])))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        out += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, tid)).read().split()]
+    return out
+
+
+def part_gunicorn(ctx):
+    gunicorn = shutil.which("gunicorn")
+    if not gunicorn or os.path.realpath(ctx.python) != os.path.realpath("/usr/bin/python3.11"):
+        print("SKIP: Debian's gunicorn (apt-get install gunicorn) runs on /usr/bin/python3.11 only")
+        sys.exit(harness.SKIP)
+    if not shutil.which("ab"):
+        print("SKIP: ab (apache2-utils) is needed")
+        sys.exit(harness.SKIP)
+    log = ctx.path("requests.jsonl")
+    port = free_port()
+    env = dict(os.environ, WSGI_APP_LOG=log)
+    server = subprocess.Popen([ctx.python, gunicorn, "-w", "4", "-b", "127.0.0.1:%d" % port, "--chdir", harness.SAMPLES,
+                               "wsgi_app:app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rec = None
+    try:
+        deadline = time.monotonic() + 30
+        while len(children_of(server.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = children_of(server.pid)
+        expect(len(workers) == 4, "gunicorn started 4 workers: %s" % workers)
+        time.sleep(0.5)  # the workers import the app and wait for requests
+        out = ctx.path("gunicorn.swp")
+        # (The app's handle, by file: gunicorn's SyncWorker has a handle of its own.)
+        rec = subprocess.Popen([ctx.swprof, "record", "-q", "--subprocesses", "--entry", "wsgi_app.py:handle", "-i", "5ms", "--pid",
+                                str(server.pid), "-o", out], stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # attached, the workers found
+        ab = subprocess.run(["ab", "-q", "-n", str(REQUESTS), "-c", "4", "http://127.0.0.1:%d/" % port],
+                            capture_output=True, text=True, timeout=120)
+        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
+        time.sleep(0.2)
+        rec.send_signal(signal.SIGINT)
+        _, summary = rec.communicate(timeout=60)
+        expect(rec.returncode == 0, "swprof record: %s" % summary)
+    finally:
+        for p in (rec, server):
+            if p is not None:
+                harness.kill_quietly(p, signal.SIGTERM)
+                p.wait()
+    served = [json.loads(l) for l in open(log)]
+    expect(len(served) == REQUESTS, "the app served %d requests" % len(served))
+    by_worker = {}
+    for r in served:
+        by_worker[r["pid"]] = by_worker.get(r["pid"], 0) + 1
+    roots = roots_by_pid(ctx.analyze_json(out, "--by-process", "--min-percent", "0"))
+    for pid in by_worker:
+        expect(pid in roots, "worker %d (served %d) is in the recording: %s" % (pid, by_worker[pid], sorted(roots)))
+    segments = ctx.analyze_json(out, "--segments")["segments"]
+    per_worker, merged = {}, 0
+    longest = max(r["ms"] for r in served)
+    for s in segments:
+        per_worker[s["thread"]] = per_worker.get(s["thread"], 0) + 1  # (a sync worker serves on its main thread)
+        # Two requests back to back on one worker, whose calls have the same frame, arguments at
+        # the same addresses (freed and reused) and the same locals bound at the two samples around
+        # the switch, are one call to a sampler: only when no sample fell between them (the
+        # recorder late by a request's sleep). Such a segment is longer than any request.
+        merged += s["duration_ms"] > longest + 10
+    for pid, n in by_worker.items():
+        expect(per_worker.get(pid, 0) <= n, "worker %d: %d segments for %d requests" % (pid, per_worker.get(pid, 0), n))
+    missing = REQUESTS - len(segments)
+    expect(missing <= merged and merged <= REQUESTS // 50,
+           "each worker's segments are its requests (%d missing, %d visibly merged): segments %s, requests %s"
+           % (missing, merged, sorted(per_worker.items()), sorted(by_worker.items())))
+    line = next((l for l in summary.splitlines() if l.strip().startswith("processes ")), "")
+    expect(line.strip().startswith("processes 4 followed"), "the summary lists the 4 workers: %s" % line)
+    print("ok: gunicorn: %d requests over %d workers (%s), %d segments (%d of two requests back to back)"
+          % (len(served), len(by_worker), sorted(by_worker.values()), len(segments), merged))
+
+
+def test(ctx):
+    {"pool": part_pool, "gunicorn": part_gunicorn}[ctx.args.part](ctx)
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__, extra_args=[(("--part",), {"required": True, "choices": ["pool", "gunicorn"]})])
