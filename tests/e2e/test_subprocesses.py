@@ -5,6 +5,8 @@
   program measured it (tasks x 0.4 s, within two sample weights and 30 ms), so it was followed
   from its first task; a Python child started with subprocess.run is there with `child_work`; the
   shell it runs is listed as not Python; --process PID keeps one worker's samples only.
+- mixed: children on another supported interpreter (followed with its own layout) and on 3.7
+  (listed with its version, not followed), neither fatal.
 - gunicorn (Debian's, for /usr/bin/python3.11): a pre-fork server with 4 sync workers serving
   samples/wsgi_app.py, attached to by the master's pid while its workers already run, under
   `ab -n 200 -c 4`, with --entry handle: every worker that served a request is in the recording,
@@ -71,6 +73,51 @@ def part_pool(ctx):
         expect(list(roots_by_pid(only)) == [one], "%s: --process %d keeps that worker only" % (method, one))
         print("ok: %s: %d workers (%s ms in work), the Python child and the shell's note"
               % (method, len(rep["workers"]), ", ".join("%.0f" % time_in(roots[w["pid"]], "work") for w in rep["workers"])))
+
+
+MIXED = """
+import subprocess, sys
+for argv in sys.argv[1:]:
+    subprocess.run(argv.split("|"), check=True)
+"""
+CHILD = "import time\ndef child_work():\n    end = time.monotonic() + 0.4\n    while time.monotonic() < end:\n        pass\nchild_work()\n"
+
+
+def part_mixed(ctx):
+    """Children on other interpreters: a supported one is followed with its own layout, an
+    unsupported one (3.7) is listed with its version, and neither stops the recording."""
+    import glob
+    pythons = sorted(glob.glob(os.path.join(harness.pyenv_root(), "versions", "3.*", "bin", "python3.*[0-9]")))
+    other = next((p for p in pythons if not os.path.basename(p).endswith("%d.%d" % ctx.version)
+                  and os.path.basename(p)[len("python"):] in ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")), None)
+    old = next((p for p in pythons if os.path.basename(p) == "python3.7"), None)
+    if not other:
+        print("SKIP: no second supported interpreter under pyenv")
+        sys.exit(harness.SKIP)
+    children = ["%s|-c|%s" % (other, CHILD)]
+    if old:
+        children.append("%s|-c|import time; time.sleep(0.3)" % old)
+    else:
+        print("note: no CPython 3.7 under pyenv: the unsupported child is not run")
+    out = ctx.path("mixed.swp")
+    proc = ctx.record(out, command=[ctx.python, "-c", MIXED] + children, options=["--subprocesses", "-i", "10ms"])
+    doc = ctx.analyze_json(out, "--by-process", "--min-percent", "0")
+    processes = doc["recording"]["processes"]
+    followed = [p for p in processes if p["python"]]
+    version = subprocess.run([other, "-c", "import platform; print(platform.python_version())"], capture_output=True,
+                             text=True).stdout.strip()
+    mine = [p for p in followed if p["python"] == version]
+    expect(mine, "the child on %s is followed with its own version: %s" % (version, processes))
+    roots = roots_by_pid(doc)
+    got = time_in(roots[mine[-1]["pid"]], "child_work")
+    slack = 2 * doc["recording"]["weight_max_ms"] + 30
+    expect(abs(got - 400) <= slack, "the %s child: %.0f ms in child_work" % (version, got))
+    if old:
+        refused = [p for p in processes if "unsupported Python version 3.7" in p["note"]]
+        expect(refused, "the 3.7 child is listed with its version: %s" % processes)
+        line = next((l for l in proc.stderr.splitlines() if l.strip().startswith("processes ")), "")
+        expect("unsupported Python version 3.7" in line, "the summary says so: %s" % line)
+    print("ok: a %s child followed (%.0f ms in child_work)%s" % (version, got, ", a 3.7 child listed as unsupported" if old else ""))
 
 
 def free_port():
@@ -155,8 +202,8 @@ def part_gunicorn(ctx):
 
 
 def test(ctx):
-    {"pool": part_pool, "gunicorn": part_gunicorn}[ctx.args.part](ctx)
+    {"pool": part_pool, "gunicorn": part_gunicorn, "mixed": part_mixed}[ctx.args.part](ctx)
 
 
 if __name__ == "__main__":
-    harness.main(test, __doc__, extra_args=[(("--part",), {"required": True, "choices": ["pool", "gunicorn"]})])
+    harness.main(test, __doc__, extra_args=[(("--part",), {"required": True, "choices": ["pool", "gunicorn", "mixed"]})])

@@ -65,6 +65,7 @@ swprof_e2e(record_native_refused test_record_native.py PYTHONS pyenv-3.11 ARGS -
 swprof_e2e(subprocesses test_subprocesses.py PYTHONS pyenv-3.8 pyenv-3.11 pyenv-3.13 debian-3.11 sid-3.14 sid-3.15
            SANITIZE pyenv-3.11 LOAD pyenv-3.13 ARGS --part pool TIMEOUT 300)
 swprof_e2e(subprocesses_gunicorn test_subprocesses.py PYTHONS debian-3.11 SANITIZE debian-3.11 ARGS --part gunicorn)
+swprof_e2e(subprocesses_mixed test_subprocesses.py PYTHONS pyenv-3.11 sid-3.14 ARGS --part mixed)
 # Off-CPU reasons: threads waiting on known sockets, locks, sleeps, pipes, select and epoll; the
 # reader alone (tests/tools/offcpu_reasons.cpp), interpreter-independent, so on three that wait
 # differently; and recorded by swprof, shown under <off-CPU: ...> leaves, with a spinner's
