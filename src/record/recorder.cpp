@@ -870,6 +870,10 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       // Its callers stood still (the innermost one kept its frame and moved on); a retry's outer
       // frames count as far as the first read had them.
       size_t stable = attempt == 0 ? raw_.size() - std::min<size_t>(raw_.size(), 1) : shared_with_first_read(raw_.size());
+      // Nothing in common with a first read that was torn throughout: the thread's outermost
+      // frame (its bootstrap, which lives as long as the thread) still stands, rather than a
+      // lost sample.
+      if (stable == 0 && best_stable == 0 && !raw_.empty()) stable = 1;
       if (stable > best_stable) {
         best_stable = stable;
         stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(stable), raw_.end());
