@@ -471,8 +471,6 @@ class Walker {
   WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
   using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
-  WalkError walk_second_read(const PyThread& thread, uint64_t top_now, const BytesAt& third_read,
-                             std::vector<RawFrame>& out);
   WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
                    std::vector<RawFrame>& out, const std::vector<uint8_t>* verified = nullptr);
   std::vector<uint8_t> verified_;

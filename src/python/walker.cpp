@@ -836,46 +836,7 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
   // second system call.
   for (const auto& v : visited_)
     if (!again(v.address) || !again2(v.address)) return confirm(thread, out);
-  WalkError settled = settle(top_now, copy, again, &again2, out);
-  if (settled != WalkError::kTorn) return settled;
-  return walk_second_read(thread, top_now, again2, out);
-}
-
-// A stack that changed while it was copied was read whole again after the top was read again
-// (3.11+, one data-stack chunk): that second read, from the second top, is as good a sample if
-// the third read agrees with it and it is as deep as the stack the first read found. (Keeping the
-// depth keeps the sample true to its moment: a stack of another depth, or the callers left when
-// the inner frames return, are easier to confirm, and taking them favoured shallow stacks.)
-WalkError Walker::walk_second_read(const PyThread& thread, uint64_t top_now, const BytesAt& third_read,
-                                   std::vector<RawFrame>& out) {
-  const Recheck& rc = recheck_;
-  const size_t n = rc.slices.size();
-  if (layout_.frame_model != FrameModel::kInterpreterFrame || chunks_used_ != 1 || late_reads_ != 0 || !top_now ||
-      n == 0 || rc.slices[0].start != chunks_[0].base || rc.slices[0].buffer_offset != 0 || !rc.ok[0] || !rc.ok[n] ||
-      rc.slices[0].end - rc.slices[0].start != chunks_[0].bytes.size())
-    return WalkError::kTorn;
-  const size_t depth = read_depth_, stable = stable_;
-  std::memcpy(chunks_[0].bytes.data(), rc.bytes.data(), chunks_[0].bytes.size());
-  PyThread second = thread;
-  second.top_frame = top_now;
-  out.clear();
-  visited_.clear();
-  stable_ = 0;
-  WalkError e = walk_interpreter_frames(second, out);
-  bool read_alone = late_reads_ != 0;
-  // (The second read is now the copy: a retry reads afresh, and the outer frames the first one
-  // found steady stay the figure a torn sample keeps.)
-  if (e != WalkError::kNone || read_alone || out.size() != depth) {
-    stable_ = stable;
-    return WalkError::kTorn;
-  }
-  BytesAt copy = [&](uint64_t a) { return cached(a, identity_slice(layout_).second); };
-  WalkError settled = settle(top_now, copy, third_read, nullptr, out);
-  if (settled != WalkError::kNone || out.size() != depth) {
-    stable_ = std::max(stable_, stable);
-    return WalkError::kTorn;
-  }
-  return WalkError::kNone;
+  return settle(top_now, copy, again, &again2, out);
 }
 
 // A second system call: the walked frames' identifying bytes and where newer frames may be, with

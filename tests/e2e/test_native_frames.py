@@ -148,7 +148,8 @@ def check_chain(variant, stacks, summary, module_file, names_by_address):
     inlined_seen = False
     for s in stacks:
         # On a busy machine a thread may wait for a CPU past the stop's timeout: counted, kept.
-        expect(s["result"] in ("merged", "mismatch", "error:timeout"), "the thread is unwound: %s" % s["result"])
+        expect(s["result"] in ("merged", "mismatch", "error:timeout"), "%s: the thread is unwound: %s (frames %s)"
+               % (variant, s["result"], [f["name"] for f in s["frames"]][:12]))
         if s["result"] != "merged":
             continue
         chain = chain_of(s["frames"], module_file, names_by_address)

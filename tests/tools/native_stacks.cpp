@@ -128,6 +128,8 @@ int run(const Args& args) {
   python::Interpreter interp = python::discover(args.pid, memory);
   python::refine_version(interp, memory);
   python::Walker walker(memory, interp);
+  // Each stack is read while its thread is stopped, not with the thread list before the stop.
+  walker.read_stacks_with_listing(false);
   python::CodeCache codes(memory, interp.layout);
   native::Options options;
   options.debug_dirs = args.debug_dirs;
