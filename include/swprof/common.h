@@ -36,6 +36,18 @@ int64_t monotonic_ns();
 // Valid UTF-8 with no control characters: invalid sequences and C0/C1 controls become U+FFFD.
 std::string sanitize_text(std::string_view text);
 
+// A command line from its arguments, joined by spaces; with `max_chars`, cut after the argument
+// that passes it, with " ..." (any range of strings: argv, a protobuf repeated field).
+template <class Args>
+std::string join_arguments(const Args& args, size_t max_chars = 0) {
+  std::string out;
+  for (const auto& a : args) {
+    if (max_chars && out.size() > max_chars) return out + " ...";
+    out += (out.empty() ? "" : " ") + std::string(a);
+  }
+  return out;
+}
+
 // For a terminal: valid UTF-8 is kept, and every byte or character that could move the cursor,
 // change colors, retitle the window, forge a line or reorder text (C0 and C1 controls, DEL,
 // bidirectional overrides and isolates, line/paragraph separators) and every byte that is not

@@ -423,13 +423,6 @@ class Walker {
   // failed confirmation a quarter to a third of the time; a running task or greenlet is also told
   // by its frames, which must be read after the tasks and greenlets.
   void read_stacks_with_listing(bool on) { stacks_with_listing_ = on; }
-  // The last walk's first reads were made with the tick's listing (read_threads), not when the
-  // walk began: its read began at listing_read_us() (monotonic_us()), and ended at
-  // listing_read_end_us() unless the walk read more itself (walk_read_more()).
-  bool walk_read_with_listing() const { return prefetched_walk_; }
-  int64_t listing_read_us() const { return listing_read_us_; }
-  int64_t listing_read_end_us() const { return listing_read_end_us_; }
-  bool walk_read_more() const { return memory_.syscalls() != walk_start_syscalls_; }
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
   // the entry frame of a call (`code` with argument objects `args`), finds the frames of that
@@ -579,10 +572,7 @@ class Walker {
   bool use_snapshot(const PyThread& listed, Guess& guess, SnapshotRead& sr, PyThread& fresh);
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing
-  bool prefetched_walk_ = false;
   bool stacks_with_listing_ = true;
-  int64_t listing_read_us_ = 0, listing_read_end_us_ = 0;
-  uint64_t walk_start_syscalls_ = 0;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

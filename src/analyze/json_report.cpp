@@ -115,10 +115,8 @@ std::string processes_json(const snapshot::Recording& rec) {
   std::string out = ", \"processes\": [";
   for (size_t i = 0; i < rec.processes.size(); ++i) {
     const auto& p = rec.processes[i];
-    std::string command;
-    for (const auto& a : p.command) command += (command.empty() ? "" : " ") + a;
     out += fmt::format("{}{{\"pid\": {}, \"parent\": {}, {}, \"python\": {}, \"note\": {}, \"found_ms\": {}}}",
-                       i ? ", " : "", p.pid, p.parent, json_text("command", command), quoted(p.python_version),
+                       i ? ", " : "", p.pid, p.parent, json_text("command", join_arguments(p.command)), quoted(p.python_version),
                        quoted(p.note), number(p.found_us / 1e3));
   }
   return out + "]";
@@ -136,8 +134,7 @@ size_t tree_depth(const Tree& tree) {
 
 std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool flat) {
   const auto& h = rec.header;
-  std::string command;
-  for (const auto& a : h.command()) command += (command.empty() ? "" : " ") + a;
+  const std::string command = join_arguments(h.command());
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
   int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
   const char* mode = tree.options.mode == Mode::kWall ? "wall" : tree.options.mode == Mode::kCpu ? "cpu" : "offcpu";

@@ -69,17 +69,10 @@ int64_t process_pid(const snapshot::Recording& rec, uint32_t process) {
 }
 
 std::string process_label(const snapshot::Recording& rec, uint32_t process) {
-  const auto& argv = process == 0 || process > rec.processes.size()
-                         ? std::vector<std::string>(rec.header.command().begin(), rec.header.command().end())
-                         : rec.processes[process - 1].command;
-  std::string command;
-  for (const auto& a : argv) {
-    if (command.size() > 80) {
-      command += " ...";
-      break;
-    }
-    command += (command.empty() ? "" : " ") + a;
-  }
+  constexpr size_t kShown = 80;  // characters of its command line
+  std::string command = process == 0 || process > rec.processes.size()
+                            ? join_arguments(rec.header.command(), kShown)
+                            : join_arguments(rec.processes[process - 1].command, kShown);
   return fmt::format("process {}: {}", process_pid(rec, process), command);
 }
 
@@ -150,11 +143,7 @@ int64_t recording_duration_us(const snapshot::Recording& rec) {
   return rec.samples.empty() ? 0 : rec.samples.back().time_us;
 }
 
-std::string command_line(const snapshot::Recording& rec) {
-  std::string out;
-  for (const auto& arg : rec.header.command()) out += (out.empty() ? "" : " ") + arg;
-  return out;
-}
+std::string command_line(const snapshot::Recording& rec) { return join_arguments(rec.header.command()); }
 
 std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason) {
   return fmt::format("<off-CPU: {}>", rec.str(reason - 1));

@@ -158,9 +158,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   }
   const size_t extra_reads = listing_reads_.size();
   listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
-  listing_read_us_ = monotonic_us();
   memory_.read_batch(listing_reads_);
-  listing_read_end_us_ = monotonic_us();
   for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
   for (size_t i = 0; i < g.threads.size(); ++i) {
     if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
@@ -423,7 +421,6 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   late_reads_ = 0;
   recheck_.valid = false;
   snapshot_gone_ = false;
-  prefetched_walk_ = false;
   if (!listed.tstate) {
     // A stack kept outside any thread state: as given.
     t = listed;
@@ -444,7 +441,6 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
       if (p.listed.thread_id == listed.thread_id && p.listed.native_id == listed.native_id) sr = &p;
       break;
     }
-  prefetched_walk_ = sr != nullptr;
   if (!sr) {
     sr = &own_snapshot_;
     plan_snapshot(listed, guess, *sr);
@@ -671,7 +667,6 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
 }
 
 WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
-  walk_start_syscalls_ = memory_.syscalls();
   out.clear();
   visited_.clear();
   stable_ = read_depth_ = 0;

@@ -55,13 +55,21 @@ bool ProcessTree::read_stat(pid_t pid, Known& out) {
   return true;
 }
 
-std::vector<ProcessTree::Found> ProcessTree::scan() {
-  std::vector<Found> found;
-  // Forget the processes that are gone (or whose pid now holds another process).
+ProcessTree::Scan ProcessTree::scan() {
+  Scan result;
+  std::vector<Found>& found = result.forked;
+  // Forget the processes that are gone (or whose pid now holds another process); note the ones
+  // whose image moved (exec).
   for (auto it = known_.begin(); it != known_.end();) {
     Known now;
-    if (!read_stat(it->first, now) || now.start_time != it->second.start_time) it = known_.erase(it);
-    else ++it;
+    if (!read_stat(it->first, now) || now.start_time != it->second.start_time) {
+      it = known_.erase(it);
+      continue;
+    }
+    if (now.start_code != it->second.start_code || now.start_stack != it->second.start_stack)
+      result.execed.push_back(it->first);
+    it->second = now;
+    ++it;
   }
   // Children of every known process, including the ones found in this scan (a map's iteration
   // reaches keys inserted past the current one only by chance: go round until nothing is new).
@@ -89,16 +97,7 @@ std::vector<ProcessTree::Found> ProcessTree::scan() {
     }
     closedir(tasks);
   }
-  return found;
-}
-
-bool ProcessTree::execed(pid_t pid) {
-  auto it = known_.find(pid);
-  Known now;
-  if (it == known_.end() || !read_stat(pid, now) || now.start_time != it->second.start_time) return false;
-  bool changed = now.start_code != it->second.start_code || now.start_stack != it->second.start_stack;
-  it->second = now;
-  return changed;
+  return result;
 }
 
 }  // namespace swprof::record

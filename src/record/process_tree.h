@@ -3,7 +3,7 @@
 // shell's, a process that is not followed: their children may be Python), so a process is found
 // at the first scan after it was forked. A process is known by its pid and start time (a pid
 // reused by a new process is a new one), and by where its image was mapped at the last look (a
-// process that calls exec is a new program: `execed` tells so).
+// process that calls exec is a new program: the scan tells so).
 #pragma once
 
 #include <sys/types.h>
@@ -21,10 +21,11 @@ class ProcessTree {
   struct Found {
     pid_t pid = 0, parent = 0;
   };
-  // Processes forked since the last scan, parents before children.
-  std::vector<Found> scan();
-  // Whether `pid` runs another program than at the last call (it called exec); false when gone.
-  bool execed(pid_t pid);
+  struct Scan {
+    std::vector<Found> forked;  // processes forked since the last scan, parents before children
+    std::vector<pid_t> execed;  // known processes that run another program since (they called exec)
+  };
+  Scan scan();
 
  private:
   struct Known {

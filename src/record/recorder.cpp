@@ -1182,18 +1182,20 @@ class Descendants {
   void tick(int64_t now_us) {
     // (A pid already followed that the scan reports again — its /proc entry unreadable for a
     // moment during exec — is the same process: the exec check below decides.)
-    for (const auto& f : tree_.scan())
+    const ProcessTree::Scan scan = tree_.scan();
+    for (const auto& f : scan.forked)
       if (std::none_of(followed_.begin(), followed_.end(), [&](const auto& o) { return !o->ended && o->pid == f.pid; }) &&
           std::none_of(pending_.begin(), pending_.end(), [&](const Pending& o) { return o.pid == f.pid; }))
         pending_.push_back({f.pid, f.parent, now_us, 0});
+    auto execed = [&](pid_t pid) { return std::find(scan.execed.begin(), scan.execed.end(), pid) != scan.execed.end(); };
     for (auto& f : followed_)
-      if (!f->ended && tree_.execed(f->pid)) {
+      if (!f->ended && execed(f->pid)) {
         end(*f, now_us);
         pending_.push_back({f->pid, f->parent, now_us, 0});
       }
     // A process that was not Python may exec one (a shell's `exec python3 ...`).
     std::erase_if(not_followed_pids_, [&](pid_t pid) {
-      if (!tree_.execed(pid)) return !target::process_exists(pid);
+      if (!execed(pid)) return !target::process_exists(pid);
       pending_.push_back({pid, 0, now_us, 0});
       return true;
     });
@@ -1235,11 +1237,6 @@ class Descendants {
     }
     return text;
   }
-  size_t threads() const {
-    size_t n = 0;
-    for (const auto& f : followed_) n += f->ended ? 0 : f->recorder->threads.size();
-    return n;
-  }
 
  private:
   struct Followed {
@@ -1256,15 +1253,6 @@ class Descendants {
     int64_t found_us, last_look_us;
   };
 
-  static std::string short_command(const std::vector<std::string>& argv) {
-    std::string text;
-    for (const auto& a : argv) {
-      if (text.size() > 60) return text + " ...";
-      text += (text.empty() ? "" : " ") + a;
-    }
-    return sanitize_text(text);
-  }
-
   // True when decided (followed, or listed as not followed); false: look again later.
   bool look(const Pending& p, int64_t now_us) {
     if (!target::process_exists(p.pid)) return true;
@@ -1275,7 +1263,7 @@ class Descendants {
     process.found_us = p.found_us;
     auto f = std::make_unique<Followed>(p.pid);
     f->parent = p.parent;
-    f->name = short_command(process.command);
+    f->name = sanitize_text(join_arguments(process.command, 60));
     try {
       f->interp = python::discover(p.pid, f->memory);
       if (!python::runtime_ready(f->interp, f->memory)) throw UserError("its Python runtime did not initialise");
