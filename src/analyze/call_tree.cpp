@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <span>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -117,19 +118,29 @@ class PathBuilder {
         n.function = label(t.name.empty() ? fmt::format("thread {}", t.tid) : fmt::format("thread {} ({})", t.tid, t.name));
       });
     } else if (opt.by_greenlet) {
-      parent = child(parent, {parent, NodeKind::kGreenlet, group_of(s), s.thread, 0}, [&](Node& n) {
-        const auto& t = rec_.threads[s.thread];
-        if (const auto* c = rec_.context(s.greenlet); c && c->kind == snapshot::ContextKind::kTask) {
-          n.function = label(fmt::format("task {} (thread {})", c->name, t.tid));
-          return;
-        }
-        // A greenlet is named after the outermost frame it runs: the hub's loop, a handler, ...
+      const auto& t = rec_.threads[s.thread];
+      const auto* task = rec_.context(s.greenlet);
+      const bool greenlet = group_of(s) && !(task && task->kind == snapshot::ContextKind::kTask);
+      // A greenlet is named after the outermost frame it runs: the hub's loop, a handler, ... Its
+      // first sample can have no frame (time it was not sampled): the first one that has names it.
+      auto name_greenlet = [&](Node& n) {
         auto frames = rec_.stack(s.stack);
-        std::string bottom = frames.empty() ? "" : rec_.str(rec_.frames[frames[0]].function);
-        n.function = label(group_of(s)
-                               ? fmt::format("greenlet {}: {} (thread {})", s.greenlet, bottom, t.tid)
-                               : fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
+        if (frames.empty()) return false;
+        n.function = label(fmt::format("greenlet {}: {} (thread {})", s.greenlet, rec_.str(rec_.frames[frames[0]].function), t.tid));
+        return true;
+      };
+      parent = child(parent, {parent, NodeKind::kGreenlet, group_of(s), s.thread, 0}, [&](Node& n) {
+        if (task && task->kind == snapshot::ContextKind::kTask)
+          n.function = label(fmt::format("task {} (thread {})", task->name, t.tid));
+        else if (!greenlet)
+          n.function = label(fmt::format("thread {}{}", t.tid, t.name.empty() ? "" : " (" + t.name + ")"));
+        else if (!name_greenlet(n)) {
+          n.function = label(fmt::format("greenlet {}: (thread {})", s.greenlet, t.tid));
+          unnamed_greenlets_.insert(static_cast<uint32_t>(tree_.nodes.size()));
+        }
       });
+      if (greenlet && !unnamed_greenlets_.empty() && unnamed_greenlets_.count(parent) && name_greenlet(tree_.nodes[parent]))
+        unnamed_greenlets_.erase(parent);
     }
     for (uint32_t frame : frames) {
       const auto& f = rec_.frames[frame];
@@ -185,6 +196,7 @@ class PathBuilder {
   std::unordered_map<Key, uint32_t, KeyHash> index_;
   std::unordered_map<PathKey, uint32_t, PathKeyHash> leaves_;
   std::vector<uint32_t> depth_, jump_;
+  std::unordered_set<uint32_t> unnamed_greenlets_;  // greenlet roots no sample with a frame has named yet
 };
 
 // Per-sample CPU time is not capped at the sample's wall time: the kernel advances a running

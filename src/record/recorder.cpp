@@ -933,6 +933,9 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     // Still torn: the stack changes faster than it can be read twice alike. Keep the outer frames
     // that read the same both times, under a frame that says the inner ones changed.
     raw_ = stable_raw_;
+    // An asyncio task whose coroutine frame is among them is still the one running: the sample
+    // (and a call of the entry in it) is the task's, not a call of the thread's own.
+    locate_running_task(t);
     unsteady_sample_ = true;
     bool resolved = resolve_stack(ticks, true, &entry);
     unsteady_sample_ = false;
@@ -986,7 +989,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     gc.last_tick = gc.last_running_tick = ticks;
   }
   uint64_t task = 0;  // the asyncio task the entry's call runs in
-  if (running_task_ != SIZE_MAX && !partial) {
+  if (running_task_ != SIZE_MAX) {
     // An asyncio task runs here: the sample is the task's, from its coroutine inward.
     TaskContext& tc = task_context(tasks_[running_task_], ctx.index, now_us);
     ran_tasks_.push_back(running_task_);
