@@ -171,7 +171,9 @@ struct ThreadContext {
   int64_t next_name_attempt_us = 0;
   std::vector<uint32_t> last_stack;  // the previous sample's stack, for a late sample's gap
   Resolved resolved;                 // its frames as read and resolved
-  int64_t last_read_from_us = 0;     // when its previous read began
+  int64_t last_read_from_us = 0;     // when its previous whole read began (whole_read: there was one)
+  bool whole_read = false;
+  int64_t first_bound_us = 0;        // before it was found: its calls began after this
 };
 
 class Recorder {
@@ -391,7 +393,7 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     c.tid = t.native_id;
     c.host_tid = walker_.thread_ids().to_host(t.native_id);
     c.ident = t.thread_id;
-    c.last_sample_us = previous_tick_us_;
+    c.last_sample_us = c.first_bound_us = previous_tick_us_;
     c.first_seen_us = now_us;
     c.next_name_attempt_us = now_us;
     if (auto b = baseline_.find(c.host_tid); b != baseline_.end()) {
@@ -959,9 +961,14 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   // The time since the thread's last sample. A failed sample leaves it to the next one, so no
   // time is lost (see the gap below).
   const int64_t elapsed = now_us - ctx.last_sample_us;
-  const int64_t previous_read_from = ctx.last_read_from_us ? ctx.last_read_from_us : ctx.last_sample_us;
+  const int64_t previous_read_from = ctx.whole_read ? ctx.last_read_from_us : ctx.first_bound_us;
   ctx.last_sample_us = now_us;
-  ctx.last_read_from_us = read_from_us;
+  // A call not among the outer frames a partial read kept may have been running in the inner
+  // ones: only a whole read bounds when a call first seen later began.
+  if (!partial) {
+    ctx.last_read_from_us = read_from_us;
+    ctx.whole_read = true;
+  }
   if (raw_.empty() || stack_.empty()) {
     // No Python frames (a thread starting, ending, or in C code only): whatever call it ran ended.
     if (!entries_.empty() && ctx.registered) {
