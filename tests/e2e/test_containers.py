@@ -19,10 +19,17 @@ def check(ctx, swp, pid, what):
     expect(rec["samples"] > 20, "%s: %d samples" % (what, rec["samples"]))
     expect(rec["errors"] <= max(2, rec["samples"] // 100), "%s: errors %d of %d" % (what, rec["errors"], rec["samples"]))
     roots = {r["function"]: r for r in doc["roots"]}
+    crunching = []
     for name in ("worker-0", "worker-1"):
         root = [r for f, r in roots.items() if f.endswith("(%s)" % name)]
         expect(root, "%s: thread %s named (roots %s)" % (what, name, sorted(roots)))
-        expect(find_path(root[0]["children"], ["worker", "crunch"], ctx.version), "%s: %s runs worker -> crunch" % (what, name))
+        expect(find_path(root[0]["children"], ["worker"], ctx.version), "%s: %s runs worker" % (what, name))
+        if find_path(root[0]["children"], ["worker", "crunch"], ctx.version):
+            crunching.append(name)
+    # Each worker computes about 40 % of the time, and most samples of both show it. But a worker
+    # can fall into step with the sampler: CI once found one asleep in select() (as the kernel
+    # said: off-CPU in pselect6) at all 100 of its samples while the other crunched in 42 %.
+    expect(crunching, "%s: a worker runs worker -> crunch" % what)
     expect(any(f.endswith("(MainThread)") for f in roots), "%s: MainThread named" % what)
     if pid:
         # Thread ids are the host's: the ones /proc shows for the process (read while it runs).
