@@ -988,8 +988,13 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   const bool plain_thread = greenlets_followed_ && !greenlets_followed_->imported();
   const uint64_t outermost = plain_thread ? 0 : greenlet_key(raw_.back().address);
   s.greenlet = plain_thread ? 0 : greenlet_index(outermost, raw_.back().code);
+  int64_t born_us = 0;  // a greenlet seen for the first time, running: when the tracker saw it start
   if (greenlets_followed_ && !plain_thread) {
-    GreenletContext& gc = greenlet_contexts_[outermost];
+    auto [found, fresh] = greenlet_contexts_.try_emplace(outermost);
+    if (fresh && (outermost & kGreenletSerial))
+      for (const auto* known : greenlets_followed_->running())
+        if ((kGreenletSerial | known->serial) == outermost) born_us = known->born_us;
+    GreenletContext& gc = found->second;
     gc.thread = ctx.index;
     if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here
     gc.last_sample_us = now_us;
@@ -1068,7 +1073,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++samples;
   ++tick_samples;
   if (!entries_.empty()) {
-    Reading reading{read_from_us, previous_read_from, gap, partial, task};
+    Reading reading{read_from_us, previous_read_from, gap, partial, task, born_us};
     trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
     return;
   }

@@ -194,6 +194,20 @@ void Trigger::start(Pending& p) {
   bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
   o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.reading.gap.wall_us : 0);
   o.start_bound_us = p.reading.previous_from_us;
+  // A greenlet seen for the first time, running, whose start the tracker saw (its first switch):
+  // its call began no earlier, and as far as anything shows, then (as for one first seen parked).
+  // Started within the sample's interval, the sample weighs from then; started before (the
+  // recorder was held up), the time up to the sample's own is a gap under the entry frame.
+  if (p.reading.born_us > 0 && !gap_is_ours) {
+    const int64_t born = std::min(p.reading.born_us, p.sample.time_us);
+    if (born >= o.start_us) {
+      p.sample.wall_us = p.sample.time_us - born;
+    } else {
+      p.reading.gap = {o.start_us - born, 0, 0, p.entry.root_depth + 1};
+      gap_is_ours = true;
+    }
+    o.start_us = o.start_bound_us = born;
+  }
   o.first_seen_us = p.sample.time_us;
   o.skipped = limits_.max_segments && kept_ >= limits_.max_segments;
   if (!o.skipped && sampling() >= limits_.max_parallel) {

@@ -79,6 +79,8 @@ struct Reading {
   // found every tick, running or suspended, so a task call not seen on a tick whose tasks were
   // all read has ended.
   uint64_t task = 0;
+  // A greenlet seen for the first time: when it started, as the tracker saw it (0: unknown).
+  int64_t born_us = 0;
 };
 
 class Trigger {
