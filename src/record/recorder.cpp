@@ -845,8 +845,21 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   int64_t read_from_us = tick_us;
   bool gone = false;
   auto read_python = [&]() {
+  int first = 0;  // the attempt the sample stands for
+  int64_t first_from_us = 0;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
+    if (attempt == 0) first_from_us = read_from_us;
+    // Held up for more than an interval since the read it would stand for (the recorder was not
+    // given a CPU): that moment is gone, and a retry is judged against it no longer. The sample is
+    // of now, and the time between is a gap like any late sample's.
+    if (attempt > first && read_from_us - first_from_us > options_.interval_us) {
+      first = attempt;
+      first_from_us = read_from_us;
+      first_depth = 0;
+      first_raw_.clear();
+      best_stable = 0;
+    }
     err = walker_.walk(t, raw_);
     int64_t read_to_us = monotonic_us() - epoch_us_;
     now_us = std::max(read_from_us, read_to_us);
@@ -863,7 +876,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     // many frames as that read found, and a first read whose inner frames returned while it was
     // confirmed is read again: taking whatever stack confirms favoured the stacks easiest to
     // confirm (a caller between two fast calls showed 40 % of the time where it runs 12 %).
-    if (attempt == 0 && (err == python::WalkError::kNone || err == python::WalkError::kTorn)) {
+    if (attempt == first && (err == python::WalkError::kNone || err == python::WalkError::kTorn)) {
       first_depth = walker_.read_depth();
       first_raw_.clear();
       if (err == python::WalkError::kTorn) first_raw_ = raw_;
@@ -871,7 +884,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (err == python::WalkError::kNone && first_depth > 0 && raw_.size() != first_depth) {
       // Its callers stood still (the innermost one kept its frame and moved on); a retry's outer
       // frames count as far as the first read had them.
-      size_t stable = attempt == 0 ? raw_.size() - std::min<size_t>(raw_.size(), 1) : shared_with_first_read(raw_.size());
+      size_t stable = attempt == first ? raw_.size() - std::min<size_t>(raw_.size(), 1) : shared_with_first_read(raw_.size());
       // Nothing in common with a first read that was torn throughout: the thread's outermost
       // frame (its bootstrap, which lives as long as the thread) still stands, rather than a
       // lost sample.
@@ -905,7 +918,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (!failure) break;
     torn |= err == python::WalkError::kTorn;
     size_t stable = std::min(walker_.stable_frames(), raw_.size());
-    if (attempt > 0) stable = shared_with_first_read(stable);
+    if (attempt > first) stable = shared_with_first_read(stable);
     if (err == python::WalkError::kTorn && stable > best_stable) {
       best_stable = stable;
       stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(best_stable), raw_.end());
