@@ -1063,7 +1063,9 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   const int64_t interval = options_.interval_us;
   auto [a, b] = std::mismatch(ctx.last_stack.begin(), ctx.last_stack.end(), stack_.begin(), stack_.end());
   bool same_stack = a == ctx.last_stack.end() && b == stack_.end();
-  if (elapsed > 2 * interval && !ctx.last_stack.empty() && !same_stack) {
+  // (No stack before — the thread's first sample, or it ran no Python — has nothing in common:
+  // the first tick of a recording that was held up 150 ms put startup's time on the first stack.)
+  if (elapsed > 2 * interval && !same_stack) {
     gap.wall_us = elapsed - interval;
     gap.cpu_us = s.cpu_us * gap.wall_us / elapsed;
     gap.runqueue_us = s.runqueue_us * gap.wall_us / elapsed;

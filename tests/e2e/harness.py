@@ -263,6 +263,9 @@ def sampling_tolerance(doc, transitions, competes_for_cpu=False):
     its data justifies, and time going to the wrong function still fails."""
     rec = doc["recording"]
     tolerance = rec["weight_mean_ms"] * (1 + (3 * transitions) ** 0.5)
+    # Time the recorder was held up beyond two intervals is charged to no function (<not sampled>
+    # under the frames common to both sides): a function may be short of its measure by that much.
+    tolerance += rec.get("not_sampled_ms", 0.0)
     if competes_for_cpu:
         tolerance += transitions * max(0.0, rec["weight_max_ms"] - rec["interval_ms"])
     return tolerance
