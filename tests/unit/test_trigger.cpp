@@ -1,0 +1,106 @@
+// Entry segments (record/trigger): when a call first seen in a greenlet began.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "record/trigger.h"
+#include "snapshot/format.h"
+#include "swprof/snapshot.h"
+
+using namespace swprof;
+
+namespace {
+
+pb::Header header() {
+  pb::Header h;
+  h.set_format_version(snapshot::kFormatVersion);
+  h.set_python_version("3.11.2");
+  h.add_command("python3");
+  h.set_pid(42);
+  h.set_interval_us(10000);
+  return h;
+}
+
+// One greenlet's call of `handle` (its outermost frame), first seen running at 100 ms in a sample
+// weighing `wall_us`, seen again at 110 ms, and gone at 120 ms; the tracker saw the greenlet start
+// at `born_us`. Returns the file as read back.
+snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us, int64_t born_us) {
+  const std::string path = "/tmp/swprof-unit-" + name + ".swp";
+  {
+    snapshot::Writer w(path, header());
+    const uint32_t thread = w.add_thread(7, "MainThread");
+    const uint32_t file = w.intern_string("/app/server.py");
+    const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
+    const uint32_t work = w.intern_frame({w.intern_string("work"), file, 22, 20});
+    const std::vector<uint32_t> frames = {handle, work};
+    record::Trigger trigger({}, w, nullptr);
+    record::CallIdentity call;
+    call.frame = 0x7f0000001000;
+    call.code = 0x7f0000002000;
+    call.root_depth = 0;
+    const uint64_t greenlet = 0x4000000000000001;  // a greenlet's key (its serial)
+    const uint32_t listed[] = {thread};
+    for (int64_t tick = 1; tick <= 2; ++tick) {
+      snapshot::Sample s;
+      s.time_us = 90000 + tick * 10000;
+      s.thread = thread;
+      s.stack = w.intern_stack(frames);
+      s.wall_us = tick == 1 ? wall_us : 10000;
+      s.flags = snapshot::kOnCpu;
+      record::Reading reading{s.time_us - 100, s.time_us - s.wall_us - 100, {}, false, 0, tick == 1 ? born_us : 0};
+      trigger.route(static_cast<uint64_t>(tick), &s, thread, greenlet, &call, frames, &reading);
+      trigger.end_tick(static_cast<uint64_t>(tick), s.time_us, listed);
+    }
+    trigger.finish(120000);
+    pb::Footer f;
+    f.set_duration_us(120000);
+    f.set_samples(w.samples_written());
+    w.finish(f);
+  }
+  auto r = snapshot::read_file(path);
+  std::remove(path.c_str());
+  return r;
+}
+
+int64_t total_wall(const snapshot::Recording& r) {
+  int64_t total = 0;
+  for (const auto& s : r.samples) total += s.wall_us;
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("a greenlet first seen running begins its call when the tracker saw it start") {
+  // Started 4 ms before the sample, within its interval: the call (and its first sample) from then.
+  auto r = first_seen_running("greenlet-born", 10000, 96000);
+  REQUIRE(r.segments.size() == 1);
+  CHECK(r.segments[0].start_us == 96000);
+  CHECK(r.segments[0].start_bound_us == 96000);
+  REQUIRE(r.samples.size() == 2);
+  CHECK(r.samples[0].wall_us == 4000);
+  CHECK(total_wall(r) == 110000 - 96000);  // the samples tile the call
+}
+
+TEST_CASE(" and one started before a recorder stall has the time to its first sample as a gap under its entry") {
+  // Started at 30 ms; the recorder was held up and first saw it running at 100 ms (a sample that
+  // keeps one interval, the rest of the thread's late time being another greenlet's business).
+  auto r = first_seen_running("greenlet-stall", 10000, 30000);
+  REQUIRE(r.segments.size() == 1);
+  CHECK(r.segments[0].start_us == 30000);
+  CHECK(r.segments[0].start_bound_us == 30000);
+  REQUIRE(r.samples.size() == 3);
+  const auto& gap = r.samples[0];
+  CHECK((gap.flags & snapshot::kGap) != 0);
+  CHECK(gap.wall_us == 90000 - 30000);
+  CHECK(r.stack(gap.stack).size() == 1);  // under the entry frame, no deeper
+  CHECK(total_wall(r) == 110000 - 30000);
+}
+
+TEST_CASE(" and without the tracker's word, from the thread's previous sample") {
+  auto r = first_seen_running("greenlet-unknown", 10000, 0);
+  REQUIRE(r.segments.size() == 1);
+  CHECK(r.segments[0].start_us == 90000);
+  CHECK(r.segments[0].start_bound_us == 89900);
+  CHECK(total_wall(r) == 110000 - 90000);
+}
