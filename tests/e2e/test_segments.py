@@ -52,11 +52,24 @@ def method_ms(client_output):
     return out
 
 
-def check_request_tree(ctx, swp, segment_id, measured=None):
+def held_up_over_methods(ctx, swp, segment):
+    """Whether the recorder was held up (the recording's stalls_ms) while the request could have
+    been in its first 60 ms, method3 and below: no sample could show them then. (CI's machine
+    holds the recorder up 100-160 ms now and then; the segment's bounds say so.)"""
+    stalls = ctx.analyze_json(swp)["recording"]["stalls_ms"]
+    earliest = segment["start_ms"] - (segment["duration_max_ms"] - segment["duration_ms"])
+    latest = segment["start_ms"] + 60.0 + INTERVAL
+    return any(a < latest and b > earliest for a, b in stalls)
+
+
+def check_request_tree(ctx, swp, segment_id, measured=None, segment=None):
     doc = ctx.analyze_json(swp, "--segment", str(segment_id))
     expect(len(doc["roots"]) == 1 and harness.name_matches(doc["roots"][0], "Handler.do_POST", ctx.version),
            "segment %d starts at the entry: roots %s" % (segment_id, [r["function"] for r in doc["roots"]]))
     path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version, start_anywhere=False)
+    if path is None and segment is not None and held_up_over_methods(ctx, swp, segment):
+        print("note: segment %d: the recorder was held up over its methods; their tree is not checked" % segment_id)
+        return doc
     expect(path is not None, "segment %d: do_POST -> method3 -> method2 -> method1" % segment_id)
     # Against the methods' own measurement when the request reported it, else their nominal times.
     # Time the recorder was held up for beyond two intervals is shown as <not sampled> under the
@@ -78,7 +91,7 @@ def test(ctx):
     for seg, measured, methods in zip(segs, server_ms(client), method_ms(client)):
         # The handler measures from after reading the body: about 560 ms of the call.
         harness.expect_duration(seg, measured, "segment %d duration" % seg["id"], jitter_ms=1.0)
-        check_request_tree(ctx, swp, seg["id"], methods)
+        check_request_tree(ctx, swp, seg["id"], methods, seg)
     expect("3 seen, 3 kept" in summary, "summary counts segments: %s" % summary)
     text = ctx.run_swprof("analyze", swp, "--segments").stdout
     expect(text.splitlines()[0].split()[:6] == ["ID", "Thread", "Start", "Duration", "±", "Samples"], "segment table header")
@@ -127,7 +140,7 @@ def test(ctx):
         # After taking its time a handler still writes its reply: with four threads at the GIL,
         # each of its few blocking calls can wait a switch interval (5 ms) to get it back.
         harness.expect_duration(seg, measured, "concurrent segment %d" % seg["id"], jitter_ms=1.0, unmeasured_ms=10.0)
-        doc = check_request_tree(ctx, swp, seg["id"], methods)
+        doc = check_request_tree(ctx, swp, seg["id"], methods, seg)
         threads = ctx.analyze_json(swp, "--segment", str(seg["id"]), "--by-thread")["roots"]
         expect(len(threads) == 1 and threads[0]["function"].startswith("thread %d" % seg["thread"]),
                "segment %d holds only its own thread's samples" % seg["id"])
