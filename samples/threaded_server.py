@@ -93,8 +93,11 @@ def run_flask(args):
     @app.route("/stats", methods=["POST"])
     def stats():
         write_stats(args.stats_file)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-        return ""
+        # Shut down once the reply is sent: started before, the server's exit could kill this
+        # handler's (daemon) thread with the reply unsent.
+        reply = flask.Response("")
+        reply.call_on_close(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
+        return reply
 
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     announce(server.server_port, args)
