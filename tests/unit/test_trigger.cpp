@@ -69,38 +69,37 @@ int64_t total_wall(const snapshot::Recording& r) {
   return total;
 }
 
+// One segment, begun at `start_us` and bounded by `bound_us`, whose samples tile it up to 110 ms.
+void check_call(const snapshot::Recording& r, int64_t start_us, int64_t bound_us) {
+  REQUIRE(r.segments.size() == 1);
+  CHECK(r.segments[0].start_us == start_us);
+  CHECK(r.segments[0].start_bound_us == bound_us);
+  CHECK(total_wall(r) == 110000 - start_us);
+}
+
 }  // namespace
 
 TEST_CASE("a greenlet first seen running begins its call when the tracker saw it start") {
   // Started 4 ms before the sample, within its interval: the call (and its first sample) from then.
   auto r = first_seen_running("greenlet-born", 10000, 96000);
-  REQUIRE(r.segments.size() == 1);
-  CHECK(r.segments[0].start_us == 96000);
-  CHECK(r.segments[0].start_bound_us == 96000);
+  check_call(r, 96000, 96000);
   REQUIRE(r.samples.size() == 2);
   CHECK(r.samples[0].wall_us == 4000);
-  CHECK(total_wall(r) == 110000 - 96000);  // the samples tile the call
 }
 
 TEST_CASE(" and one started before a recorder stall has the time to its first sample as a gap under its entry") {
   // Started at 30 ms; the recorder was held up and first saw it running at 100 ms (a sample that
   // keeps one interval, the rest of the thread's late time being another greenlet's business).
   auto r = first_seen_running("greenlet-stall", 10000, 30000);
-  REQUIRE(r.segments.size() == 1);
-  CHECK(r.segments[0].start_us == 30000);
-  CHECK(r.segments[0].start_bound_us == 30000);
+  check_call(r, 30000, 30000);
   REQUIRE(r.samples.size() == 3);
   const auto& gap = r.samples[0];
   CHECK((gap.flags & snapshot::kGap) != 0);
   CHECK(gap.wall_us == 90000 - 30000);
   CHECK(r.stack(gap.stack).size() == 1);  // under the entry frame, no deeper
-  CHECK(total_wall(r) == 110000 - 30000);
 }
 
 TEST_CASE(" and without the tracker's word, from the thread's previous sample") {
   auto r = first_seen_running("greenlet-unknown", 10000, 0);
-  REQUIRE(r.segments.size() == 1);
-  CHECK(r.segments[0].start_us == 90000);
-  CHECK(r.segments[0].start_bound_us == 89900);
-  CHECK(total_wall(r) == 110000 - 90000);
+  check_call(r, 90000, 89900);
 }
