@@ -835,6 +835,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   python::WalkError err = python::WalkError::kNone;
   bool torn = false;
   size_t best_stable = 0;  // the most outer frames a torn attempt read the same twice
+  int64_t stable_from_us = 0;  // when the read that found them began (they were there then)
   size_t first_depth = 0;  // how many frames the first read found (0: unknown)
   // How many of raw_'s outermost `n` frames a torn first read had too (all when it was not torn).
   auto shared_with_first_read = [&](size_t n) {
@@ -897,6 +898,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       if (stable > best_stable) {
         best_stable = stable;
         stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(stable), raw_.end());
+        stable_from_us = read_from_us;
       }
       err = python::WalkError::kTorn;
       failure = python::walk_error_name(err);
@@ -931,6 +933,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (err == python::WalkError::kTorn && stable > best_stable) {
       best_stable = stable;
       stable_raw_.assign(raw_.end() - static_cast<std::ptrdiff_t>(best_stable), raw_.end());
+      stable_from_us = read_from_us;
     }
   }
   };
@@ -957,6 +960,9 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     // Still torn: the stack changes faster than it can be read twice alike. Keep the outer frames
     // that read the same both times, under a frame that says the inner ones changed.
     raw_ = stable_raw_;
+    // They were seen when that read began, not the later ones that no longer matched: a call
+    // among them had not ended then, and only then (its end bound).
+    read_from_us = stable_from_us;
     // An asyncio task whose coroutine frame is among them is still the one running: the sample
     // (and a call of the entry in it) is the task's, not a call of the thread's own.
     locate_running_task(t);

@@ -250,6 +250,16 @@ def expect_duration(segment, measured_ms, what, jitter_ms=0.5, unmeasured_ms=0.0
     print("ok: %s: measured %.1f ms within %.1f .. %.1f ms (shown %.1f)" % (what, measured_ms, lo, hi, segment["duration_ms"]))
 
 
+def unmeasured_ms(recording, base_ms=1.0):
+    """How much of a call its handler's own clock can miss: the statements before it first reads
+    the clock and after it last does (writing the reply: `base_ms`), and on a busy machine a
+    preemption there. How long preemptions were is read off the recorder's own late samples,
+    which the same scheduler delayed: nothing on a quiet machine. (CI: a seed_server request's
+    last sample caught it in flush_headers, 2 ms after its clock stopped, with samples 15 ms
+    apart.)"""
+    return base_ms + max(0.0, recording["weight_max_ms"] - recording["interval_ms"])
+
+
 def sampling_tolerance(doc, transitions, competes_for_cpu=False):
     """How far a function's total may be from what the program measured, from the recording's own
     data. A sample weighs the time since its thread's previous sample and lands on whichever

@@ -31,14 +31,6 @@ def segments_of(ctx, swp):
     return ctx.analyze_json(swp, "--segments")["segments"]
 
 
-def unmeasured(recording):
-    """How much of a call its handler's own clock can miss: the statements before it first reads
-    the clock and after it last does (a millisecond), and on a busy machine a preemption there.
-    How long preemptions were is read off the recorder's own late samples, which the same
-    scheduler delayed: 0 on a quiet machine."""
-    return 1.0 + max(0.0, recording["weight_max_ms"] - recording["interval_ms"])
-
-
 def check_bounds(segs, handled, what, unmeasured_ms=1.0, in_order=False):
     """Each handler's own duration lies within its segment's bounds: never more than the segment
     can have lasted, and less than it must have lasted by `unmeasured_ms` at most. Pairs by length
@@ -60,7 +52,7 @@ def synthetic(ctx, program, args, entry_leaf, what):
     handled = [json.loads(l) for l in open(report)]
     segs = segments_of(ctx, out)
     expect(len(segs) == len(handled), "%s: %d handlers, %d segments" % (what, len(handled), len(segs)))
-    worst = check_bounds(segs, handled, what, unmeasured(ctx.analyze_json(out)["recording"]))
+    worst = check_bounds(segs, handled, what, harness.unmeasured_ms(ctx.analyze_json(out)["recording"]))
     for seg in segs:
         doc = ctx.analyze_json(out, "--segment", str(seg["id"]))
         root = doc["roots"][0]
@@ -99,7 +91,7 @@ def server(ctx, kind):
         seen = [h for h in reqs if not in_stall(h)] if len(mine) < len(reqs) else reqs
         expect(len(mine) == len(seen), "%s: %s: %d requests (%d in recorder stalls), %d segments"
                % (kind, job, len(reqs), len(reqs) - len(seen), len(mine)))
-        worst = max(worst, check_bounds(mine, seen, "%s %s" % (kind, job), unmeasured(recording), in_order=True))
+        worst = max(worst, check_bounds(mine, seen, "%s %s" % (kind, job), harness.unmeasured_ms(recording), in_order=True))
     expect(len(segs) <= len(handled) + 1, "%s: %d segments for %d requests" % (kind, len(segs), len(handled)))
     print("ok: %s under ab -c 10: %d requests, %d segments, worst |segment - handler| %.1f ms" % (kind, len(handled), len(segs), worst))
     return summary
