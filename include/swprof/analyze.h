@@ -98,6 +98,10 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,
                 const TreeOptions& options);
 
+// How to read a file for a tree with these options: alike samples merged (memory by distinct
+// stacks, not by samples), unless the estimator needs each sample's time.
+snapshot::ReadOptions read_options_for(const TreeOptions& options);
+
 // Turns each chain of import-machinery frames into one node (text and flame graph views).
 void collapse_import_machinery(Tree& tree);
 

@@ -89,6 +89,9 @@ struct Sample {
   uint32_t context_depth = 0;  // outer frames that are the thread's, not the context's
   uint32_t offcpu_reason = 0;  // string id + 1 of why the thread was not running; 0: none
   int64_t runqueue_us = 0;     // of wall_us, runnable but waiting for a CPU
+  // Samples this one stands for when read with ReadOptions::merge_alike (their weights summed,
+  // time_us the latest); 1 otherwise.
+  uint32_t count = 1;
 };
 
 // A whole file in memory, validated.
@@ -109,6 +112,10 @@ struct Recording {
     return it == context_at.end() ? nullptr : &contexts[it->second];
   }
   std::vector<Sample> samples;
+  // Of every sample in the file, merged or not: how many, the latest time and the heaviest weight.
+  uint64_t sample_count = 0;
+  int64_t last_sample_us = 0, weight_max_us = 0;
+  bool merged = false;                  // read with ReadOptions::merge_alike
   bool truncated = false;               // stopped at an incomplete record
   uint64_t file_size = 0;
   // What the file's size allows it to make this process hold (see read_file); 0: no limit (a
@@ -137,9 +144,17 @@ constexpr size_t kMaxStringBytes = 64 << 10;   // one name (the recorder writes 
 // records plus 1 MiB, nor make the reader hold more than kMemoryPerFileByte bytes of memory per
 // byte read plus 64 MiB (it fails with "... larger than its size justifies") — the limits and
 // their reasons are in src/snapshot/reader.cpp.
-Recording read_file(const std::string& path);
+struct ReadOptions {
+  // Samples alike but for their time and weights (same thread, stack, flags, segment, context,
+  // off-CPU reason, dump sequence) become one, with their weights summed and `count` saying how
+  // many: memory and analysis time then grow with the distinct stacks and segments, not with the
+  // samples. For whatever adds weights up (a call tree, a flame graph, pprof), not for what needs
+  // each sample's time (timelines, the SkyWalking estimator).
+  bool merge_alike = false;
+};
+Recording read_file(const std::string& path, ReadOptions options = {});
 // The same for a file already in memory; `name` is what error messages call it.
-Recording read_bytes(std::string_view data, const std::string& name);
+Recording read_bytes(std::string_view data, const std::string& name, ReadOptions options = {});
 
 class Writer {
  public:

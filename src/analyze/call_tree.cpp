@@ -6,6 +6,7 @@
 // `<switched out>` leaf for a greenlet segment that was not running. In off-CPU mode a sample's time
 // is split between a leaf naming why it was blocked and a `<waiting for a CPU>` leaf (OffCpuLeaf).
 #include <algorithm>
+#include <stdexcept>
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
@@ -217,7 +218,7 @@ void add_observations(Node& n, const snapshot::Sample& s) {
   n.wall += static_cast<double>(s.wall_us);
   n.cpu += static_cast<double>(s.cpu_us);
   if (s.flags & snapshot::kGilHeld) n.gil += static_cast<double>(s.wall_us);
-  ++n.samples;
+  n.samples += s.count;
 }
 
 // Every sample was added to its leaf only; a node's observations are those of its whole subtree.
@@ -334,10 +335,18 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
 
 }  // namespace
 
+snapshot::ReadOptions read_options_for(const TreeOptions& options) {
+  snapshot::ReadOptions r;
+  r.merge_alike = options.estimator == Estimator::kDefault;
+  return r;
+}
+
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& sel,
                 const TreeOptions& options) {
   if (options.estimator == Estimator::kSkyWalking && options.mode != Mode::kWall)
     throw UserError("--estimator skywalking measures durations between dumps: it works with --mode wall only");
+  if (options.estimator == Estimator::kSkyWalking && rec.merged)
+    throw std::logic_error("the SkyWalking estimator needs each sample's time: read without merge_alike");
   Tree tree;
   tree.options = options;
   Node root;

@@ -87,7 +87,7 @@ Side side_of(const snapshot::Recording& rec, const std::string& path, size_t seg
   s.command = analyze::command_line(rec);
   s.python = rec.header.python_version();
   s.duration_ms = static_cast<double>(analyze::recording_duration_us(rec)) / 1e3;
-  s.samples = rec.samples.size();
+  s.samples = rec.sample_count;
   s.segments = segments;
   if (per_segment) {
     if (segments == 0)

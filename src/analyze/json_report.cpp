@@ -136,28 +136,24 @@ std::string json_report(const snapshot::Recording& rec, const Tree& tree, bool f
   const auto& h = rec.header;
   const std::string command = join_arguments(h.command());
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
-  int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
+  int64_t duration = recording_duration_us(rec);
   const char* mode = tree.options.mode == Mode::kWall ? "wall" : tree.options.mode == Mode::kCpu ? "cpu" : "offcpu";
   // How regular the sampling was: a sample weighs the time since its thread's previous one, so
   // late ticks (a busy machine) show as heavier samples.
   double weight_sum = 0;
-  int64_t weight_max = 0;
-  for (const auto& s : rec.samples) {
-    weight_sum += static_cast<double>(s.wall_us);
-    weight_max = std::max(weight_max, s.wall_us);
-  }
+  for (const auto& s : rec.samples) weight_sum += static_cast<double>(s.wall_us);
   std::string out = fmt::format(
       "{{\"recording\": {{{}, \"pid\": {}, \"python\": {}, \"interval_ms\": {}, \"duration_ms\": {}, "
       "\"samples\": {}, \"errors\": {}, \"threads\": {}, \"truncated\": {}, \"mode\": \"{}\", \"estimator\": \"{}\", "
       "\"lines\": {}, \"file_bytes\": {}, \"cost_mean_us\": {}, \"cost_max_us\": {}, \"late_ticks\": {}, "
       "\"remote_reads\": {}, \"weight_mean_ms\": {}, \"weight_max_ms\": {}{}}},\n ",
       json_text("command", command), h.pid(), quoted(h.python_version()), number(h.interval_us() / 1e3),
-      number(duration / 1e3), rec.samples.size(), errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
+      number(duration / 1e3), rec.sample_count, errors, rec.threads.size(), rec.truncated ? "true" : "false", mode,
       tree.options.estimator == Estimator::kSkyWalking ? "skywalking" : "default",
       tree.options.lines ? "true" : "false", rec.file_size, number(rec.footer ? rec.footer->cost_mean_us() : 0),
       number(rec.footer ? rec.footer->cost_max_us() : 0), rec.footer ? rec.footer->late_ticks() : 0,
-      rec.footer ? rec.footer->remote_reads() : 0, number(weight_sum / 1e3 / std::max<size_t>(1, rec.samples.size())),
-      number(weight_max / 1e3), recording_quality_json(rec) + processes_json(rec));
+      rec.footer ? rec.footer->remote_reads() : 0, number(weight_sum / 1e3 / static_cast<double>(std::max<uint64_t>(1, rec.sample_count))),
+      number(static_cast<double>(rec.weight_max_us) / 1e3), recording_quality_json(rec) + processes_json(rec));
   if (flat) flat_nodes(tree, out);
   else nested_nodes(tree, out);
   out += "}\n";

@@ -140,7 +140,7 @@ std::span<const uint32_t> sample_frames(const snapshot::Recording& rec, const sn
 
 int64_t recording_duration_us(const snapshot::Recording& rec) {
   if (rec.footer) return rec.footer->duration_us();
-  return rec.samples.empty() ? 0 : rec.samples.back().time_us;
+  return rec.last_sample_us;
 }
 
 std::string command_line(const snapshot::Recording& rec) { return join_arguments(rec.header.command()); }
@@ -152,7 +152,7 @@ std::string offcpu_reason_label(const snapshot::Recording& rec, uint32_t reason)
 std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids) {
   auto ends = segment_ends(rec);
   std::vector<uint64_t> counts(rec.segments.size() + 1, 0);
-  for (const auto& s : rec.samples) ++counts[s.segment];
+  for (const auto& s : rec.samples) counts[s.segment] += s.count;
   std::vector<SegmentRow> rows;
   for (uint32_t id : ids) {
     const auto& seg = rec.segments[id - 1];

@@ -162,9 +162,9 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
                        terminal_text(h.hostname()));
   }
   uint64_t errors = rec.footer ? rec.footer->errors() : 0;
-  uint64_t samples = rec.samples.size();
+  uint64_t samples = rec.sample_count;
   double error_pct = samples + errors ? 100.0 * static_cast<double>(errors) / static_cast<double>(samples + errors) : 0;
-  int64_t duration = rec.footer ? rec.footer->duration_us() : (rec.samples.empty() ? 0 : rec.samples.back().time_us);
+  int64_t duration = recording_duration_us(rec);
   out += fmt::format("{} {}, {} samples, {} thread{}, interval {}, errors {} ({:.2f}%)\n", title("Duration"),
                      format_duration_us(duration), samples, rec.threads.size(), rec.threads.size() == 1 ? "" : "s",
                      format_duration_us(h.interval_us()), errors, error_pct);

@@ -40,8 +40,10 @@ Subcommand add_diff(CLI::App& parent) {
   cmd->add_option("--limit", st->limit, "text: show the N largest changes (default 20; 0: all)");
 
   return {cmd, [st](const std::vector<std::string>&) {
-            auto base = snapshot::read_file(st->base);
-            auto now = snapshot::read_file(st->now);
+            snapshot::ReadOptions read_options;  // (compares weights added up: alike samples merged)
+            read_options.merge_alike = true;
+            auto base = snapshot::read_file(st->base, read_options);
+            auto now = snapshot::read_file(st->now, read_options);
             for (const auto* side : {&st->base, &st->now})
               if ((side == &st->base ? base : now).truncated)
                 std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): comparing what it holds\n",

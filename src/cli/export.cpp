@@ -39,7 +39,11 @@ Subcommand add_export(CLI::App& parent) {
 
   return {cmd, [st](const std::vector<std::string>&) {
             if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
-            auto rec = snapshot::read_file(st->in);
+            // (The formats that add weights up read alike samples merged; the others keep each
+            // sample's time.)
+            snapshot::ReadOptions read_options;
+            read_options.merge_alike = st->format == "pprof" || st->format == "collapsed";
+            auto rec = snapshot::read_file(st->in, read_options);
             ViewFlags flags;
             flags.mode = st->mode;
             flags.lines = st->lines;

@@ -41,17 +41,18 @@ Subcommand add_flamegraph(CLI::App& parent) {
             if (!st->base.empty() && (st->view.by_thread || st->view.by_greenlet))
               throw UserError("--diff matches call paths: thread and greenlet ids differ between recordings, so "
                               "--by-thread and --by-greenlet do not apply");
-            auto rec = snapshot::read_file(st->in);
+            const auto read_options = analyze::read_options_for(tree_options_of(st->view));
+            auto rec = snapshot::read_file(st->in, read_options);
             auto sel = selection_of(st->view);
             auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, tree_options_of(st->view));
             if (!st->show_importlib) analyze::collapse_import_machinery(tree);
             const std::string& mode = st->view.mode;
             const char* mode_name = mode == "wall" ? "wall time" : mode == "cpu" ? "on-CPU time" : "off-CPU time";
             st->options.subtitle = fmt::format("{} — Python {} — {} — {} samples", analyze::command_line(rec),
-                                               rec.header.python_version(), mode_name, rec.samples.size());
+                                               rec.header.python_version(), mode_name, rec.sample_count);
             exporter::FlamegraphDiff compared;
             if (!st->base.empty()) {
-              auto base = snapshot::read_file(st->base);
+              auto base = snapshot::read_file(st->base, read_options);
               auto result = compare_recordings(st->base, base, rec, tree, sel, st->in, st->per_segment, !st->show_importlib);
               compared = exporter::flamegraph_diff(result, tree.nodes.size());
               st->options.diff = &compared;

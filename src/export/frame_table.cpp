@@ -23,6 +23,9 @@ void FrameTable::stack_of(const snapshot::Sample& sample, std::vector<uint32_t>&
   out.clear();
   for (uint32_t frame : analyze::sample_frames(rec_, sample, selection_)) out.push_back(of_frame(frame));
   if (sample.flags & snapshot::kSwitchedOut) out.push_back(synthetic("<switched out>"));
+  // Time the recorder was held up for, charged to the frames common to the samples around it (as
+  // the call tree shows it; a thread's first sample may have none in common).
+  if (sample.flags & snapshot::kGap) out.push_back(synthetic("<not sampled>"));
   if (offcpu == analyze::OffCpuLeaf::kWaitingForCpu) out.push_back(synthetic(std::string(analyze::kWaitingForCpuLabel)));
   if (offcpu == analyze::OffCpuLeaf::kReason && sample.offcpu_reason)
     out.push_back(synthetic(analyze::offcpu_reason_label(rec_, sample.offcpu_reason)));

@@ -1,8 +1,8 @@
 // What the sample-based exports (pprof, speedscope, Chrome trace) share: the recording's frames
 // numbered as one table, one entry per function (or per executing line with `lines`), and each
 // sample's stack in those numbers, root first, cut at its segment's entry frame as the call tree
-// does, with a `<switched out>` leaf for a parked greenlet and, for off-CPU time, the leaf saying
-// why (analyze::OffCpuLeaf).
+// does, with a `<switched out>` leaf for a parked greenlet, a `<not sampled>` one for time the
+// recorder was held up for and, for off-CPU time, the leaf saying why (analyze::OffCpuLeaf).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@ class FrameTable {
     std::string_view function, file;  // raw, as recorded: each format sanitises and escapes
     int32_t line = 0;                 // the def line, or the executing line with `lines`
     int32_t first_line = 0;           // the def line
-    bool synthetic = false;           // <switched out>, <off-CPU: ...>: no file, no line
+    bool synthetic = false;           // <switched out>, <not sampled>, <off-CPU: ...>: no file, no line
   };
 
   FrameTable(const snapshot::Recording& rec, const analyze::Selection& selection, bool lines);

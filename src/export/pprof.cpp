@@ -48,13 +48,14 @@ struct ContextKey {
   uint32_t stack, thread, segment, greenlet;
   bool switched_out;
   uint32_t offcpu_reason;
+  bool gap;
   bool operator==(const ContextKey&) const = default;
 };
 struct ContextHash {
   size_t operator()(const ContextKey& k) const {
     uint64_t h = (uint64_t(k.stack) << 32 | k.thread) * 0x9E3779B97F4A7C15ull;
     h ^= (uint64_t(k.segment) << 32 | k.greenlet) * 0xC2B2AE3D27D4EB4Full + k.switched_out;
-    h ^= uint64_t(k.offcpu_reason) * 0x165667B19E3779F9ull;
+    h ^= uint64_t(k.offcpu_reason) * 0x165667B19E3779F9ull + k.gap;
     return static_cast<size_t>(h ^ (h >> 29));
   }
 };
@@ -135,7 +136,7 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   FrameTable functions(rec, view.selection, false);
   std::vector<uint64_t> function_id;             // table entry -> pprof function id (0: none yet)
   std::vector<uint64_t> location_of(rec.frames.size(), 0);
-  uint64_t switched_out_location = 0;
+  std::unordered_map<uint32_t, uint64_t> synthetic_location;  // table entry -> location id
   auto function_for = [&](uint32_t entry_index) {
     if (function_id.size() <= entry_index) function_id.resize(entry_index + 1, 0);
     if (!function_id[entry_index]) {
@@ -175,17 +176,20 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   std::vector<uint32_t> entries;
   for (uint32_t i : selected) {
     const auto& s = rec.samples[i];
-    ContextKey key{s.stack, s.thread, s.segment, analyze::sample_context(rec, s), (s.flags & snapshot::kSwitchedOut) != 0, s.offcpu_reason};
+    ContextKey key{s.stack, s.thread, s.segment, analyze::sample_context(rec, s), (s.flags & snapshot::kSwitchedOut) != 0,
+                   s.offcpu_reason, (s.flags & snapshot::kGap) != 0};
     auto [it, inserted] = sample_of.try_emplace(key, profile.sample_size());
     if (inserted) {
       auto* out = profile.add_sample();
       out->mutable_value()->Resize(profile.sample_type_size(), 0);
       functions.stack_of(s, entries);
       auto frames = analyze::sample_frames(rec, s, view.selection);
-      // pprof lists the leaf first.
-      if (key.switched_out) {
-        if (!switched_out_location) switched_out_location = add_location(function_for(entries.back()), 0);
-        out->add_location_id(switched_out_location);
+      // pprof lists the leaf first: the table's own leaves (<switched out>, <not sampled>) below
+      // the frames.
+      for (size_t k = entries.size(); k-- > frames.size();) {
+        uint64_t& location = synthetic_location[entries[k]];
+        if (!location) location = add_location(function_for(entries[k]), 0);
+        out->add_location_id(location);
       }
       for (size_t k = frames.size(); k-- > 0;) {
         uint32_t frame = frames[k];
@@ -195,7 +199,7 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
       add_labels(*out, rec, key, strings);
     }
     auto* values = profile.mutable_sample(it->second)->mutable_value();
-    (*values)[kSamples] += 1;
+    (*values)[kSamples] += s.count;
     (*values)[kWall] += s.wall_us * 1000;
     (*values)[kCpu] += s.cpu_us * 1000;
     if (gil_known && (s.flags & snapshot::kGilHeld)) (*values)[kGil] += s.wall_us * 1000;

@@ -4,7 +4,7 @@
                                                 forever D frames deep; prints "ready" when they run
     spin_deep.py --work ROUNDS                   prints "ready", waits for a line on stdin, then runs
                                                 ROUNDS of a CPU-bound loop (a few frames deep) and
-                                                prints its own run time in seconds
+                                                prints its own run time and CPU time in seconds
 """
 import argparse
 import sys
@@ -52,9 +52,9 @@ def main():
     if args.work:
         print("ready", flush=True)
         sys.stdin.readline()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         work(args.work)
-        print("%.6f" % (time.perf_counter() - t), flush=True)
+        print("%.6f %.6f" % (time.perf_counter() - t, time.process_time() - c), flush=True)
         return
     for _ in range(args.threads - 1):
         threading.Thread(target=descend, args=(args.depth,), daemon=True).start()

@@ -17,6 +17,7 @@ columns are skipped with a message.
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -193,8 +194,8 @@ def rate_table(args, profilers, python_name):
 
 
 def timed_work(python, rounds, profiler_argv=None):
-    """Run time of the CPU-bound work alone or with a profiler attached (started before the work,
-    stopped after it)."""
+    """(run time, CPU time) of the CPU-bound work alone or with a profiler attached (started
+    before the work, stopped after it)."""
     target = Target(python, ["--work", str(rounds)])
     prof = None
     try:
@@ -203,7 +204,7 @@ def timed_work(python, rounds, profiler_argv=None):
             time.sleep(0.4)  # attached and sampling
         target.proc.stdin.write("go\n")
         target.proc.stdin.flush()
-        elapsed = float(target.proc.stdout.readline())
+        elapsed = tuple(float(x) for x in target.proc.stdout.readline().split())
     finally:
         if prof:
             prof.send_signal(signal.SIGINT)
@@ -222,7 +223,7 @@ def slowdown_table(args, profilers, python_name):
         return
     # Rounds for about args.work_seconds alone.
     probe = 20
-    t = timed_work(python, probe)
+    t = timed_work(python, probe)[0]
     rounds = max(1, int(probe * args.work_seconds / t))
     swp = os.path.join(profilers.tmp, "slowdown.swp")
     kinds = [("alone", None)]
@@ -240,16 +241,24 @@ def slowdown_table(args, profilers, python_name):
                           lambda pid, i=interval: [profilers.austin, "-h", "16", "-i", str(i), "-o", os.devnull,
                                                    "-p", str(pid)]))
     times = {k: [] for k, _ in kinds}
+    order = random.Random(9)  # a fixed shuffle: no kind always runs first (the host's noise drifts)
     for _ in range(args.slowdown_runs):  # interleaved: every kind once per round
-        for k, argv in kinds:
+        for k, argv in order.sample(kinds, len(kinds)):
             times[k].append(timed_work(python, rounds, argv))
-    alone = statistics.median(times["alone"])
-    print("\n== 3. Target slowdown (%s, CPU-bound, %.1fs alone, median of %d interleaved runs) =="
+    # Wall time is what the program's user waits; on a VM the host's own load moves it by several
+    # per cent between runs. The program's CPU time leaves out the time the host took the CPU (steal
+    # time) and shows what the profiler's remote reads cost it.
+    alone = statistics.median(t for t, _ in times["alone"])
+    alone_cpu = statistics.median(c for _, c in times["alone"])
+    print("\n== 3. Target slowdown (%s, CPU-bound, %.2fs alone, median of %d interleaved runs) =="
           % (python_name, alone, args.slowdown_runs))
-    print("%-18s %10s %10s" % ("", "median s", "slowdown"))
+    print("%-18s %10s %10s %10s %10s %12s" % ("", "median s", "slowdown", "CPU s", "CPU slower", "wall IQR"))
     for k, _ in kinds:
-        m = statistics.median(times[k])
-        print("%-18s %10.3f %9.1f%%" % (k, m, 100.0 * (m - alone) / alone))
+        walls = sorted(t for t, _ in times[k])
+        m, c = statistics.median(walls), statistics.median(cpu for _, cpu in times[k])
+        q = statistics.quantiles(walls, n=4) if len(walls) >= 2 else [walls[0]] * 3
+        print("%-18s %10.3f %9.1f%% %10.3f %9.1f%% %5.3f-%5.3f" % (k, m, 100.0 * (m - alone) / alone, c,
+                                                                100.0 * (c - alone_cpu) / alone_cpu, q[0], q[2]))
 
 
 def analysis_table(args):
@@ -292,7 +301,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="runs of each profiler per case, alternating")
     parser.add_argument("--interval-us", type=int, default=1000)
     parser.add_argument("--slowdown-python", default="pyenv-3.11")
-    parser.add_argument("--slowdown-runs", type=int, default=5)
+    parser.add_argument("--slowdown-runs", type=int, default=9)
     parser.add_argument("--work-seconds", type=float, default=1.0)
     parser.add_argument("--samples", type=int, default=10_000_000, help="samples in the synthetic recording")
     parser.add_argument("--synth", help="the swp_synth tool (default: tests/swp_synth beside swprof)")

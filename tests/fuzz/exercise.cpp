@@ -34,7 +34,7 @@ void exercise(const snapshot::Recording& rec, uint8_t choice) {
     auto rows = analyze::segment_rows(rec, ids);
     analyze::segments_text(rows);
     analyze::segments_json(rows);
-    if (!rec.segments.empty())
+    if (!rec.segments.empty() && !rec.merged)  // (a timeline: read sample by sample)
       exporter::skywalking_export(rec, ids, "fuzz", [](std::string_view) {});
   });
   for (int variant = 0; variant < 3; ++variant)
@@ -44,7 +44,8 @@ void exercise(const snapshot::Recording& rec, uint8_t choice) {
       o.by_thread = variant == 1;
       o.by_greenlet = variant == 2 && (choice & 32);
       o.mode = variant == 0 ? analyze::Mode::kWall : (choice & 64) ? analyze::Mode::kCpu : analyze::Mode::kOffCpu;
-      o.estimator = variant == 0 && (choice & 128) ? analyze::Estimator::kSkyWalking : analyze::Estimator::kDefault;
+      o.estimator = variant == 0 && (choice & 128) && !rec.merged ? analyze::Estimator::kSkyWalking
+                                                                  : analyze::Estimator::kDefault;
       auto samples = analyze::select_samples(rec, sel);
       analyze::Tree tree = analyze::build_tree(rec, samples, sel, o);
       analyze::json_report(rec, tree, false);
@@ -57,6 +58,11 @@ void exercise(const snapshot::Recording& rec, uint8_t choice) {
       fo.min_width_pct = (choice & 1) ? 0 : 0.05;
       exporter::flamegraph_svg(tree, fo);
     });
+  tolerate_user_errors([&] {
+    exporter::ExportView view;
+    view.selection = sel;
+    exporter::pprof_profile(rec, view);
+  });
 }
 
 }  // namespace swprof::fuzz

@@ -12,8 +12,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static bool quiet = (swprof::fuzz::quiet(), true);
   (void)quiet;
   try {
-    auto rec = swprof::snapshot::read_bytes({reinterpret_cast<const char*>(data), size}, "fuzz.swp");
+    std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    auto rec = swprof::snapshot::read_bytes(bytes, "fuzz.swp");
     swprof::fuzz::exercise(rec, size ? data[size / 2] : 0);
+    // As analyze, flamegraph and pprof read it: alike samples merged.
+    swprof::snapshot::ReadOptions merged;
+    merged.merge_alike = true;
+    swprof::fuzz::exercise(swprof::snapshot::read_bytes(bytes, "fuzz.swp", merged), size ? data[size / 2] : 0);
   } catch (const swprof::UserError&) {
   }
   return 0;

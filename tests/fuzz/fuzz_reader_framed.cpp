@@ -52,6 +52,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto rec = swprof::snapshot::read_bytes(file, "fuzz.swp");
     swprof::fuzz::exercise(rec, size ? data[size - 1] : 0);
+    // As analyze, flamegraph and pprof read it: alike samples merged.
+    swprof::snapshot::ReadOptions merged;
+    merged.merge_alike = true;
+    swprof::fuzz::exercise(swprof::snapshot::read_bytes(file, "fuzz.swp", merged), size ? data[size - 1] : 0);
   } catch (const swprof::UserError&) {
   }
   return 0;

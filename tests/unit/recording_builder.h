@@ -50,6 +50,9 @@ class RecordingBuilder {
     s.flags = flags;
     s.thread = thread;
     rec.samples.push_back(s);
+    ++rec.sample_count;
+    rec.last_sample_us = std::max(rec.last_sample_us, time_us);
+    rec.weight_max_us = std::max(rec.weight_max_us, wall_us);
   }
   std::vector<uint32_t> all() const {
     std::vector<uint32_t> v(rec.samples.size());

@@ -1,0 +1,163 @@
+// ReadOptions::merge_alike: a file read with alike samples merged gives every report that adds
+// weights up exactly as read sample by sample, while holding only its distinct samples.
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "swprof/analyze.h"
+#include "swprof/export.h"
+#include "swprof/snapshot.h"
+
+using namespace swprof;
+
+namespace {
+
+// Two threads, three functions, segments that open and close, gaps, switched-out greenlet
+// samples, off-CPU reasons and run-queue time, drawn at random (seeded): what a recording with
+// --entry --tasks on a busy machine holds.
+std::string write_varied_file(int samples, bool varied = true) {
+  // (ctest runs the test cases in parallel: one file each.)
+  std::string path = std::string("/tmp/swprof-unit-merged-") + (varied ? "varied" : "steady") + ".swp";
+  pb::Header h;
+  h.set_format_version(snapshot::kFormatVersion);
+  h.set_python_version("3.12.1");
+  h.add_command("python3");
+  h.set_pid(42);
+  h.set_interval_us(1000);
+  snapshot::Writer w(path, h);
+  uint32_t threads[] = {w.add_thread(100, "MainThread"), w.add_thread(101, "worker")};
+  uint32_t file = w.intern_string("/app/server.py");
+  std::vector<uint32_t> frames;
+  for (const char* name : {"main", "handle", "query", "render", "json.dumps"})
+    frames.push_back(w.intern_frame({w.intern_string(name), file, 10 + uint32_t(frames.size()), 1}));
+  uint32_t reasons[] = {w.intern_string("recvfrom socket 127.0.0.1:5432"), w.intern_string("futex")};
+  std::mt19937 random(7);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(random() % n); };
+  int64_t time = 0;
+  uint32_t open_segment[2] = {0, 0};
+  for (int i = 0; i < samples; ++i) {
+    uint32_t t = pick(2);
+    time += 500 + pick(1000);
+    if (pick(400) == 0) {  // a call of handle starts or ends on this thread
+      if (open_segment[t]) {
+        w.end_segment(open_segment[t], time, time + 1000, time - 1000);
+        open_segment[t] = 0;
+      } else {
+        snapshot::Segment seg;
+        seg.id = w.next_segment_id();
+        seg.thread = threads[t];
+        seg.start_us = time;
+        seg.root_depth = 1;
+        w.add_segment(seg);
+        open_segment[t] = seg.id;
+      }
+    }
+    std::vector<uint32_t> stack = {frames[0], frames[1]};
+    for (uint32_t d = pick(4); d-- > 0;) stack.push_back(frames[2 + pick(3)]);
+    if (!varied) {  // a steady program: 3 stacks, weights that vary, nothing else
+      stack.assign(frames.begin(), frames.begin() + 2 + i % 3);
+      snapshot::Sample s;
+      s.time_us = time;
+      s.thread = threads[t];
+      s.stack = w.intern_stack(stack);
+      s.wall_us = 1000 + pick(3) * 700;
+      s.cpu_us = pick(1200);
+      s.flags = snapshot::kGilKnown;
+      w.add_sample(s);
+      w.maybe_flush();
+      continue;
+    }
+    snapshot::Sample s;
+    s.time_us = time;
+    s.thread = threads[t];
+    s.stack = w.intern_stack(stack);
+    s.wall_us = 1000 + pick(3) * 700;
+    s.cpu_us = pick(1200);
+    s.runqueue_us = pick(4) == 0 ? pick(300) : 0;
+    s.flags = snapshot::kGilKnown | (pick(2) ? snapshot::kGilHeld : 0) | (pick(2) ? snapshot::kOnCpu : 0);
+    if (pick(20) == 0) s.flags |= snapshot::kGap;
+    if (pick(10) == 0 && open_segment[t]) s.flags |= snapshot::kSwitchedOut;
+    if (!(s.flags & snapshot::kOnCpu) && pick(2)) s.offcpu_reason = reasons[pick(2)] + 1;
+    s.segment = open_segment[t];
+    s.greenlet = pick(3);
+    w.add_sample(s);
+    w.maybe_flush();
+  }
+  pb::Footer f;
+  f.set_duration_us(time);
+  f.set_samples(w.samples_written());
+  REQUIRE(w.finish(f));
+  return path;
+}
+
+std::string report(const snapshot::Recording& rec, analyze::Selection sel, analyze::TreeOptions options) {
+  analyze::Tree tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, options);
+  return analyze::json_report(rec, tree, false) + analyze::collapsed_report(tree);
+}
+
+}  // namespace
+
+TEST_CASE("alike samples merged give the same trees, segments and pprof as samples read one by one", "[snapshot]") {
+  const int kSamples = 20000;
+  std::string path = write_varied_file(kSamples);
+  snapshot::Recording each = snapshot::read_file(path);
+  snapshot::ReadOptions merge;
+  merge.merge_alike = true;
+  snapshot::Recording merged = snapshot::read_file(path, merge);
+  REQUIRE(each.samples.size() == kSamples);
+  // Memory by distinct samples (threads, stacks, flags, contexts, reasons, segments): fewer than
+  // the samples even with all of them drawn at random...
+  CHECK(merged.samples.size() < each.samples.size());
+  CHECK(merged.sample_count == each.samples.size());
+  CHECK(merged.last_sample_us == each.samples.back().time_us);
+  uint64_t counted = 0;
+  for (const auto& s : merged.samples) counted += s.count;
+  CHECK(counted == kSamples);
+
+  for (auto mode : {analyze::Mode::kWall, analyze::Mode::kCpu, analyze::Mode::kOffCpu}) {
+    analyze::TreeOptions options;
+    options.mode = mode;
+    analyze::Selection all;
+    CHECK(report(merged, all, options) == report(each, all, options));
+    options.by_thread = true;
+    CHECK(report(merged, all, options) == report(each, all, options));
+    options.by_thread = false;
+    options.by_greenlet = true;
+    analyze::Selection by_context;
+    by_context.by_context = true;
+    CHECK(report(merged, by_context, options) == report(each, by_context, options));
+  }
+  analyze::Selection slowest;
+  slowest.slowest = 3;
+  CHECK(report(merged, slowest, {}) == report(each, slowest, {}));
+  auto rows = [](const snapshot::Recording& rec) {
+    return analyze::segments_json(analyze::segment_rows(rec, analyze::selected_segments(rec, {})));
+  };
+  CHECK(rows(merged) == rows(each));
+  exporter::ExportView view;
+  CHECK(exporter::pprof_profile(merged, view) == exporter::pprof_profile(each, view));
+
+  // The SkyWalking estimator needs each sample's time: a merged recording is refused.
+  analyze::TreeOptions sw;
+  sw.estimator = analyze::Estimator::kSkyWalking;
+  CHECK_FALSE(analyze::read_options_for(sw).merge_alike);
+  CHECK(analyze::read_options_for({}).merge_alike);
+  CHECK_THROWS_AS(analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw), std::logic_error);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a steady program's samples merge into one per thread and stack", "[snapshot]") {
+  std::string path = write_varied_file(50000, false);
+  snapshot::ReadOptions merge;
+  merge.merge_alike = true;
+  snapshot::Recording merged = snapshot::read_file(path, merge);
+  // ...and as many as the thread and stack pairs for a steady program (2 threads x 3 stacks).
+  CHECK(merged.samples.size() == 2 * 3);
+  CHECK(merged.sample_count == 50000);
+  snapshot::Recording each = snapshot::read_file(path);
+  CHECK(report(merged, {}, {}) == report(each, {}, {}));
+  CHECK(merged.memory_used * 20 < each.memory_used);
+  std::remove(path.c_str());
+}
