@@ -77,17 +77,34 @@ def server(ctx, kind):
     recording = ctx.analyze_json(out)["recording"]
     epoch, stalls = recording["start_monotonic_ms"], recording["stalls_ms"]
     in_stall = lambda h: any(a - 5 <= h["start"] * 1000 - epoch and h["end"] * 1000 - epoch <= b + 5 for a, b in stalls)
-    by_job = {}
+    by_job, unlabelled = {}, []
     for seg in segs:
         doc = ctx.analyze_json(out, "--segment", str(seg["id"]))
         jobs = {n["function"] for n in harness.all_nodes(doc["roots"]) if n["function"].startswith("job_")}
         expect(len(jobs) <= 1, "%s: segment %d holds frames of several requests: %s" % (kind, seg["id"], sorted(jobs)))
         if jobs:
             by_job.setdefault(jobs.pop(), []).append(seg)
+        else:
+            unlabelled.append(seg)
+    # A request's 10 ms of work is two samples at 5 ms: when the recorder was held up over them
+    # (or both reads failed) its segment shows the waits only, without job_N. Such a segment is
+    # that request's when it began with it, within its start's bounds (CI: 1 of 40, twice).
+    def began_with(seg, h):
+        slack = seg["duration_max_ms"] - seg["duration_ms"] + 2 * recording["interval_ms"]
+        return abs(seg["start_ms"] - (h["start"] * 1000 - epoch)) <= slack
     worst = 0.0
     for job in sorted({h["job"] for h in handled}):
-        mine = sorted(by_job.get(job, []), key=lambda s: s["start_ms"])
+        mine = by_job.get(job, [])
         reqs = sorted([h for h in handled if h["job"] == job], key=lambda h: h["start"])
+        for h in reqs:
+            if len(mine) < len(reqs) and not any(began_with(s, h) for s in mine):
+                found = [s for s in unlabelled if began_with(s, h)]
+                if len(found) == 1:
+                    print("note: %s: segment %d shows no job frame; it is %s's request at %.1f ms by its start"
+                          % (kind, found[0]["id"], job, h["start"] * 1000 - epoch))
+                    mine.append(found[0])
+                    unlabelled.remove(found[0])
+        mine = sorted(mine, key=lambda s: s["start_ms"])
         seen = [h for h in reqs if not in_stall(h)] if len(mine) < len(reqs) else reqs
         expect(len(mine) == len(seen), "%s: %s: %d requests (%d in recorder stalls), %d segments"
                % (kind, job, len(reqs), len(reqs) - len(seen), len(mine)))
