@@ -61,6 +61,7 @@ struct Options {
   bool summary = true;                // print the summary at the end
   bool native = false;                // interleave C/C++ frames (each sampled thread stopped briefly)
   bool subprocesses = false;          // also every descendant Python process (one file)
+  bool realtime = false;              // the sampling thread under SCHED_FIFO (record/realtime.h)
   Observer* observer = nullptr;       // told of every sample and tick (swprof top)
 };
 

@@ -50,6 +50,9 @@ Subcommand add_record(CLI::App& parent) {
   cmd->add_flag("--subprocesses", rec.subprocesses,
                 "also profile every descendant Python process (workers, multiprocessing, subprocesses), "
                 "found each tick, into the same file (analyze --by-process, --process PID)");
+  cmd->add_flag("--realtime", rec.realtime,
+                "run the sampling thread under SCHED_FIFO (root or CAP_SYS_NICE) so that ticks start on time when the "
+                "program keeps every core busy; dropped if the ticks take over half the time");
   cmd->add_flag("-q,--quiet", st->quiet, "no status line while recording");
 
   return {cmd, [st](const std::vector<std::string>& command) {

@@ -19,6 +19,7 @@
 #include "record/greenlets.h"
 #include "record/native_frames.h"
 #include "record/process_tree.h"
+#include "record/realtime.h"
 #include "record/status.h"
 #include "record/trigger.h"
 #include "swprof/asyncio.h"
@@ -1425,6 +1426,9 @@ int run(const Options& options) {
   if (options.subprocesses) descendants.emplace(options, pid, writer, entries, epoch_us);
   if (options.observer) options.observer->begin(pid, header, writer);
   Clock clock(options.interval_us);
+  // (After the program was started: only the sampling thread is real-time.)
+  RealtimeSampling realtime;
+  if (options.realtime) realtime.start();
   const int64_t start_us = epoch_us;
   const int64_t cpu_at_start_us = own_cpu_us();
   recorder.set_epoch(start_us);
@@ -1438,6 +1442,10 @@ int run(const Options& options) {
     if (child && child->poll_exited()) break;
     if (!recorder.tick(now)) break;
     if (descendants) descendants->tick(now);
+    if (realtime.active()) {
+      const int64_t done = clock.now_us() - start_us;
+      realtime.tick_worked(done - now, done);
+    }
     if (options.observer &&
         !options.observer->tick({now, recorder.samples, recorder.errors, recorder.threads.size()})) {
       stop_reason = "stopped by the viewer";
@@ -1458,6 +1466,7 @@ int run(const Options& options) {
     status.update(now, recorder.samples, recorder.errors, recorder.threads.size());
   }
   const int64_t duration_us = clock.now_us() - start_us;
+  realtime.stop();
   // A program that exited ended its calls by the time that was seen.
   recorder.finish(stop_reason == "program exited" ? duration_us : 0);
   if (descendants) {
@@ -1496,6 +1505,7 @@ int run(const Options& options) {
   footer.set_task_samples(recorder.task_samples);
   footer.set_uprobe_hits(recorder.greenlet_probe_hits());
   footer.set_uprobe_lost(recorder.greenlet_probe_lost());
+  if (options.realtime) footer.set_realtime(realtime.summary());
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
   footer.set_cut_stacks(recorder.cut_stacks);

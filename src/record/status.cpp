@@ -68,6 +68,7 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
     out += fmt::format("  gevent    {}; {} samples of parked greenlets{}\n", sanitize_text(f.greenlets()), f.greenlet_samples(),
                        f.uprobe_lost() ? fmt::format(" ({} greenlet starts lost: the kernel's buffer was full)", f.uprobe_lost()) : "");
   if (!f.native().empty()) out += fmt::format("  native    {}\n", sanitize_text(f.native()));
+  if (!f.realtime().empty()) out += fmt::format("  realtime  {}\n", sanitize_text(f.realtime()));
   if (!f.processes().empty()) out += fmt::format("  processes {}\n", terminal_text(f.processes()));
   if (f.task_samples())
     out += fmt::format("  asyncio   {} samples of suspended tasks, each under what it awaits\n", f.task_samples());

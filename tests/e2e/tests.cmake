@@ -74,3 +74,4 @@ swprof_e2e(offcpu_reasons test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.11 si
            ARGS --tool $<TARGET_FILE:swprof_offcpu_reasons> --part reader)
 swprof_e2e(offcpu_recorded test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.10 pyenv-3.11 pyenv-3.13 debian-3.11 sid-3.14
            LOAD pyenv-3.10 sid-3.14 ARGS --part record)
+swprof_e2e(realtime test_realtime.py PYTHONS pyenv-3.11)

@@ -31,7 +31,7 @@ std::string write_varied_file(int samples, bool varied = true) {
   uint32_t file = w.intern_string("/app/server.py");
   std::vector<uint32_t> frames;
   for (const char* name : {"main", "handle", "query", "render", "json.dumps"})
-    frames.push_back(w.intern_frame({w.intern_string(name), file, 10 + uint32_t(frames.size()), 1}));
+    frames.push_back(w.intern_frame({w.intern_string(name), file, static_cast<int32_t>(10 + frames.size()), 1}));
   uint32_t reasons[] = {w.intern_string("recvfrom socket 127.0.0.1:5432"), w.intern_string("futex")};
   std::mt19937 random(7);
   auto pick = [&](uint32_t n) { return static_cast<uint32_t>(random() % n); };
