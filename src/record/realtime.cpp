@@ -30,13 +30,13 @@ void RealtimeSampling::tick_worked(int64_t work_us, int64_t now_us) {
   const int64_t window = now_us - window_start_us_;
   if (too_busy(window_work_us_, window)) {
     stop();
-    summary_ = fmt::format("dropped after {:.1f} s: the ticks' own work took {:.0f} % of a second (a longer interval "
-                           "keeps it)",
+    summary_ = fmt::format("dropped after {:.2f} s: the ticks' own work took {:.0f} % of the time (a longer "
+                           "interval keeps it)",
                            static_cast<double>(now_us) / 1e6,
                            100.0 * static_cast<double>(window_work_us_) / static_cast<double>(window));
     return;
   }
-  if (window >= 1000000) {
+  if (window >= kWindowUs) {
     window_start_us_ = now_us;
     window_work_us_ = 0;
   }
