@@ -1,5 +1,8 @@
 """The seed demo server under a few POSTs: per request, method3/method2/method1 total about
-60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms."""
+60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms. Time the
+recorder was held up for (the recording's not_sampled_ms, 0 on a quiet machine) is shown as
+<not sampled> under the frames common to the samples around it: a function may be short of its
+measure by that much (CI: a 146 ms stall as the first request began took its methods)."""
 import os
 import sys
 
@@ -21,6 +24,8 @@ def test(ctx):
                            [sys.executable, client, "--port-file", port_file, "--count", str(REQUESTS)])
 
     doc = ctx.analyze_json(out)
+    # (Per request: all of it may have fallen in one request.)
+    unsampled = doc["recording"]["not_sampled_ms"] / REQUESTS
     path = find_path(doc["roots"], ["Handler.do_POST", "method3", "method2", "method1"], ctx.version)
     expect(path is not None, "no do_POST -> method3 -> method2 -> method1 path")
     defs = harness.def_lines(server)
@@ -28,17 +33,18 @@ def test(ctx):
         expect(node["file"] == server and node["line"] == defs[name],
                "%s at %s:%d, expected line %d" % (name, node["file"], node["line"], defs[name]))
     do_post, m3, m2, m1 = path
-    expect_close(m3["total_ms"] / REQUESTS, 60.0, INTERVAL_MS + JITTER, "method3 ms per request")
-    expect_close(m2["total_ms"] / REQUESTS, 40.0, INTERVAL_MS + JITTER, "method2 ms per request")
-    expect_close(m1["total_ms"] / REQUESTS, 20.0, INTERVAL_MS + JITTER, "method1 ms per request")
-    expect_close(do_post["total_ms"] / REQUESTS, 560.0, 2 * INTERVAL_MS + JITTER, "do_POST ms per request")
+    expect_close(m3["total_ms"] / REQUESTS, 60.0, INTERVAL_MS + JITTER + unsampled, "method3 ms per request")
+    expect_close(m2["total_ms"] / REQUESTS, 40.0, INTERVAL_MS + JITTER + unsampled, "method2 ms per request")
+    expect_close(m1["total_ms"] / REQUESTS, 20.0, INTERVAL_MS + JITTER + unsampled, "method1 ms per request")
+    expect_close(do_post["total_ms"] / REQUESTS, 560.0, 2 * INTERVAL_MS + JITTER + unsampled, "do_POST ms per request")
 
     doc = ctx.analyze_json(out, "--lines")
     sleep_line = harness.line_of(server, "time.sleep(0.5)")
     posts = [n for n in harness.all_nodes(doc["roots"])
              if harness.name_matches(n, "Handler.do_POST", ctx.version) and n["line"] == sleep_line]
     expect(posts, "no do_POST node at the time.sleep(0.5) line %d" % sleep_line)
-    expect_close(sum(n["total_ms"] for n in posts) / REQUESTS, 500.0, INTERVAL_MS + JITTER, "time.sleep(0.5) ms per request")
+    expect_close(sum(n["total_ms"] for n in posts) / REQUESTS, 500.0, INTERVAL_MS + JITTER + unsampled,
+                 "time.sleep(0.5) ms per request")
 
 
 if __name__ == "__main__":
