@@ -86,7 +86,11 @@ def test(ctx):
     sigs = {s for r in data for s in r["stack"]["codeSignatures"]}
     expect("%s.method1: %d" % (SERVER, sleep_line) in sigs, "agent-style signature for method1: %s" %
            sorted(s for s in sigs if "method1" in s))
-    expect(all(re.match(r"^.+\..+: \d+$", s) for s in sigs), "every signature is 'file.function: line'")
+    # (Or one of swprof's own markers, which have no file: a sample whose inner frames kept
+    # changing while read keeps its outer ones under <frames changed while read>.)
+    odd = [s for s in sigs if not re.match(r"^.+\..+: \d+$", s) and s not in ("<frames changed while read>",)
+           and not re.match(r"^<\d+ frames cut>$", s)]
+    expect(not odd, "every signature is 'file.function: line' or a marker: %s" % odd)
     reimported = ctx.path("seed-again.swp")
     expect(ctx.run_swprof("import", "--from", "skywalking", exported, "-o", reimported).returncode == 0, "re-import")
     a = ctx.analyze_json(out, "--segment", "1", "--estimator", "skywalking", "--full-stack")
