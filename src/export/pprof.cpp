@@ -4,12 +4,13 @@
 // Sample types: samples (count), wall, cpu, when the recording knows who held the GIL gil, and
 // when it has run-queue times runqueue (the time runnable but waiting for a CPU) (nanoseconds);
 // wall is the default. One pprof sample per distinct (stack, thread, segment, greenlet, off-CPU
-// reason): the values add up, so nothing is lost by merging. A function is a code object
+// reason, time not sampled): the values add up, so nothing is lost by merging. A function is a code object
 // (qualified name, file, def line); a location is one executing line of it. Labels carry the
 // execution context: thread id and name, segment id, greenlet, and why the thread was off the CPU
 // (offcpu_reason: "futex", "recvfrom socket 127.0.0.1:5432").
 #include <zlib.h>
 
+#include <cstdint>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -199,11 +200,19 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
       add_labels(*out, rec, key, strings);
     }
     auto* values = profile.mutable_sample(it->second)->mutable_value();
+    // Nanoseconds summed over samples: a file's times are bounded (2^50 µs each), not their sum,
+    // so a hostile file's totals saturate rather than overflow.
+    auto add_ns = [&](int index, int64_t us) {
+      int64_t ns, sum;
+      if (__builtin_mul_overflow(us, int64_t(1000), &ns) || __builtin_add_overflow((*values)[index], ns, &sum))
+        sum = INT64_MAX;  // (weights are never negative)
+      (*values)[index] = sum;
+    };
     (*values)[kSamples] += s.count;
-    (*values)[kWall] += s.wall_us * 1000;
-    (*values)[kCpu] += s.cpu_us * 1000;
-    if (gil_known && (s.flags & snapshot::kGilHeld)) (*values)[kGil] += s.wall_us * 1000;
-    if (runqueue_value >= 0) (*values)[runqueue_value] += s.runqueue_us * 1000;
+    add_ns(kWall, s.wall_us);
+    add_ns(kCpu, s.cpu_us);
+    if (gil_known && (s.flags & snapshot::kGilHeld)) add_ns(kGil, s.wall_us);
+    if (runqueue_value >= 0) add_ns(runqueue_value, s.runqueue_us);
   }
 
   std::string serialized;

@@ -387,12 +387,14 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     r_.last_sample_us = std::max(r_.last_sample_us, x.time_us);
     r_.weight_max_us = std::max(r_.weight_max_us, x.wall_us);
     if (options_.merge_alike) {
-      // (Sums that would overflow — a hostile file's weights: each may be 2^50 — start anew.)
+      // A merged sample's weights stay under 2^60, so that analysis can still take differences of
+      // three of them (wall - cpu - run queue) without overflow; a hostile file's weights (each
+      // up to 2^50) that would pass it start a new sample. Real ones are years away from it.
+      constexpr int64_t kMaxMergedUs = kMaxTimeUs << 10;
       Sample* same = alike(x);
-      int64_t wall, cpu, runqueue;
-      if (same && same->count < UINT32_MAX && !__builtin_add_overflow(same->wall_us, x.wall_us, &wall) &&
-          !__builtin_add_overflow(same->cpu_us, x.cpu_us, &cpu) &&
-          !__builtin_add_overflow(same->runqueue_us, x.runqueue_us, &runqueue)) {
+      const int64_t wall = same ? same->wall_us + x.wall_us : 0, cpu = same ? same->cpu_us + x.cpu_us : 0,
+                    runqueue = same ? same->runqueue_us + x.runqueue_us : 0;  // (each ≤ 2^60 + 2^50)
+      if (same && same->count < UINT32_MAX && wall <= kMaxMergedUs && cpu <= kMaxMergedUs && runqueue <= kMaxMergedUs) {
         same->time_us = std::max(same->time_us, x.time_us);
         same->wall_us = wall;
         same->cpu_us = cpu;
