@@ -10,6 +10,8 @@
 namespace swprof::fuzz {
 
 void exercise(const snapshot::Recording& rec, uint8_t choice);
+// The same for a recording read with alike samples merged (as analyze, flamegraph and pprof read).
+void exercise_merged(const snapshot::Recording& rec, uint8_t choice);
 
 // Silences libprotobuf's logging, as main() does.
 void quiet();

@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // As analyze, flamegraph and pprof read it: alike samples merged.
     swprof::snapshot::ReadOptions merged;
     merged.merge_alike = true;
-    swprof::fuzz::exercise(swprof::snapshot::read_bytes(bytes, "fuzz.swp", merged), size ? data[size / 2] : 0);
+    swprof::fuzz::exercise_merged(swprof::snapshot::read_bytes(bytes, "fuzz.swp", merged), size ? data[size / 2] : 0);
   } catch (const swprof::UserError&) {
   }
   return 0;
