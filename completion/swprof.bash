@@ -6,7 +6,7 @@
 
 _swprof_options() {
   case $1 in
-    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --max-depth --tasks --native --subprocesses --idle --no-idle --gil -q --quiet" ;;
+    record) echo "-h --help -o --output -p --pid -i --interval -d --duration --entry --min-duration --max-segments --max-parallel --max-depth --tasks --native --subprocesses --realtime --idle --no-idle --gil -q --quiet" ;;
     analyze) echo "-h --help -f --format --min-percent --segments --color --no-color --show-importlib --mode --estimator --lines --thread --process --by-thread --by-process --by-greenlet --by-task --flat --segment --slowest --full-stack" ;;
     flamegraph) echo "-h --help -o --output --title --inverted --min-width --show-importlib --mode --estimator --lines --thread --process --by-thread --by-process --by-greenlet --by-task --segment --slowest --full-stack --diff --per-segment" ;;
     export) echo "-h --help -f --format -o --output --mode --lines --thread --process --segment --slowest --full-stack --segments --task-id" ;;
