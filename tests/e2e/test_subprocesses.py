@@ -192,9 +192,14 @@ def part_gunicorn(ctx):
     for pid, n in by_worker.items():
         expect(per_worker.get(pid, 0) <= n, "worker %d: %d segments for %d requests" % (pid, per_worker.get(pid, 0), n))
     missing = REQUESTS - len(segments)
-    expect(missing <= merged and merged <= REQUESTS // 50,
-           "each worker's segments are its requests (%d missing, %d visibly merged): segments %s, requests %s"
-           % (missing, merged, sorted(per_worker.items()), sorted(by_worker.items())))
+    # A request that began and ended while the recorder was held up (the recording's stalls_ms;
+    # the ASan build: stalls up to 68 ms against 30 ms requests) was not seen at all.
+    stalls = ctx.analyze_json(out)["recording"]["stalls_ms"]
+    shortest = min(r["ms"] for r in served)
+    unseen = sum(1 for a, b in stalls if b - a >= shortest)
+    expect(missing <= merged + unseen and merged <= REQUESTS // 50,
+           "each worker's segments are its requests (%d missing, %d visibly merged, %d stalls a request fits in): "
+           "segments %s, requests %s" % (missing, merged, unseen, sorted(per_worker.items()), sorted(by_worker.items())))
     line = next((l for l in summary.splitlines() if l.strip().startswith("processes ")), "")
     expect(line.strip().startswith("processes 4 followed"), "the summary lists the 4 workers: %s" % line)
     print("ok: gunicorn: %d requests over %d workers (%s), %d segments (%d of two requests back to back)"
