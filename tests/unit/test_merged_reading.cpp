@@ -56,32 +56,24 @@ std::string write_varied_file(int samples, bool varied = true) {
     }
     std::vector<uint32_t> stack = {frames[0], frames[1]};
     for (uint32_t d = pick(4); d-- > 0;) stack.push_back(frames[2 + pick(3)]);
-    if (!varied) {  // a steady program: 3 stacks, weights that vary, nothing else
-      stack.assign(frames.begin(), frames.begin() + 2 + i % 3);
-      snapshot::Sample s;
-      s.time_us = time;
-      s.thread = threads[t];
-      s.stack = w.intern_stack(stack);
-      s.wall_us = 1000 + pick(3) * 700;
-      s.cpu_us = pick(1200);
-      s.flags = snapshot::kGilKnown;
-      w.add_sample(s);
-      w.maybe_flush();
-      continue;
-    }
+    // A steady program: 3 stacks, weights that vary, nothing else.
+    if (!varied) stack.assign(frames.begin(), frames.begin() + 2 + i % 3);
     snapshot::Sample s;
     s.time_us = time;
     s.thread = threads[t];
     s.stack = w.intern_stack(stack);
     s.wall_us = 1000 + pick(3) * 700;
     s.cpu_us = pick(1200);
-    s.runqueue_us = pick(4) == 0 ? pick(300) : 0;
-    s.flags = snapshot::kGilKnown | (pick(2) ? snapshot::kGilHeld : 0) | (pick(2) ? snapshot::kOnCpu : 0);
-    if (pick(20) == 0) s.flags |= snapshot::kGap;
-    if (pick(10) == 0 && open_segment[t]) s.flags |= snapshot::kSwitchedOut;
-    if (!(s.flags & snapshot::kOnCpu) && pick(2)) s.offcpu_reason = reasons[pick(2)] + 1;
-    s.segment = open_segment[t];
-    s.greenlet = pick(3);
+    s.flags = snapshot::kGilKnown;
+    if (varied) {
+      s.runqueue_us = pick(4) == 0 ? pick(300) : 0;
+      s.flags |= (pick(2) ? snapshot::kGilHeld : 0) | (pick(2) ? snapshot::kOnCpu : 0);
+      if (pick(20) == 0) s.flags |= snapshot::kGap;
+      if (pick(10) == 0 && open_segment[t]) s.flags |= snapshot::kSwitchedOut;
+      if (!(s.flags & snapshot::kOnCpu) && pick(2)) s.offcpu_reason = reasons[pick(2)] + 1;
+      s.segment = open_segment[t];
+      s.greenlet = pick(3);
+    }
     w.add_sample(s);
     w.maybe_flush();
   }
