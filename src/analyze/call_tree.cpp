@@ -61,8 +61,10 @@ class PathBuilder {
     auto from = static_cast<uint32_t>(shown.data() - frames.data());
     // (A suspended task's stack ends in the `<awaiting ...>` frame that says so.)
     const auto* task = rec_.context(s.greenlet);
-    uint8_t leaves = ((s.flags & snapshot::kSwitchedOut) && !(task && task->kind == snapshot::ContextKind::kTask) ? 1 : 0) |
-                     ((s.flags & snapshot::kGap) ? 2 : 0);
+    // (A parked greenlet's gap is its time, but whether it was switched out then is not known.)
+    uint8_t leaves = (s.flags & snapshot::kGap)                                                                  ? 2
+                     : (s.flags & snapshot::kSwitchedOut) && !(task && task->kind == snapshot::ContextKind::kTask) ? 1
+                                                                                                                 : 0;
     uint32_t reason = offcpu == OffCpuLeaf::kReason ? s.offcpu_reason : offcpu == OffCpuLeaf::kWaitingForCpu ? UINT32_MAX : 0;
     PathKey key{context, s.stack, from, leaves, reason};
     auto [it, inserted] = leaves_.try_emplace(key, 0);

@@ -22,10 +22,15 @@ uint32_t FrameTable::of_frame(uint32_t frame_id) {
 void FrameTable::stack_of(const snapshot::Sample& sample, std::vector<uint32_t>& out, analyze::OffCpuLeaf offcpu) {
   out.clear();
   for (uint32_t frame : analyze::sample_frames(rec_, sample, selection_)) out.push_back(of_frame(frame));
-  if (sample.flags & snapshot::kSwitchedOut) out.push_back(synthetic("<switched out>"));
   // Time the recorder was held up for, charged to the frames common to the samples around it (as
-  // the call tree shows it; a thread's first sample may have none in common).
+  // the call tree shows it; a thread's first sample may have none in common). A parked greenlet's
+  // gap is its time, but whether it was switched out then is not known.
   if (sample.flags & snapshot::kGap) out.push_back(synthetic("<not sampled>"));
+  else if (sample.flags & snapshot::kSwitchedOut) {
+    // (A suspended task's stack ends in the `<awaiting ...>` frame that says so, as in the tree.)
+    const auto* context = rec_.context(sample.greenlet);
+    if (!(context && context->kind == snapshot::ContextKind::kTask)) out.push_back(synthetic("<switched out>"));
+  }
   if (offcpu == analyze::OffCpuLeaf::kWaitingForCpu) out.push_back(synthetic(std::string(analyze::kWaitingForCpuLabel)));
   if (offcpu == analyze::OffCpuLeaf::kReason && sample.offcpu_reason)
     out.push_back(synthetic(analyze::offcpu_reason_label(rec_, sample.offcpu_reason)));

@@ -331,6 +331,7 @@ class Recorder {
     uint64_t coro = 0;             // a task object reused for another task has another coroutine
     int64_t last_sample_us = 0;    // the task's last sample, running or suspended
     uint64_t last_tick = 0;
+    std::vector<uint32_t> last_stack;  // its frames then (from its coroutine), for a late sample's gap
   };
   std::unordered_map<uint64_t, TaskContext> task_contexts_;
   std::vector<uint64_t> scanned_tasks_;  // this tick's tasks that have a context (task_key)
@@ -356,6 +357,7 @@ class Recorder {
     int64_t last_sample_us = 0;    // its last sample, running or parked
     uint64_t last_tick = 0, last_running_tick = 0;
     bool parked_seen = false;      // a greenlet the tracker follows
+    std::vector<uint32_t> last_stack;  // its frames then, for a late sample's gap
   };
   uint32_t greenlet_thread_ = UINT32_MAX;  // the thread followed greenlets were last seen running on
   // What runs a stack: a followed greenlet's serial (kGreenletSerial | serial), or else the stack's
@@ -368,6 +370,7 @@ class Recorder {
   uint64_t greenlet_key(uint64_t outermost);
   void learn_owner(const GreenletTracker::Known& greenlet, uint64_t outermost, uint64_t outermost_code);
   void sample_parked_greenlets(int64_t now_us);
+  void add_parked_sample(const snapshot::Sample& s, const Gap& gap);
   std::unordered_map<std::string, uint32_t> markers_;
   CallIdentity identity_;
   bool unsteady_sample_ = false;
@@ -673,13 +676,16 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
     s.stack = writer_.intern_stack(stack_);
     s.wall_us = std::max<int64_t>(0, now_us - tc.last_sample_us);
     s.flags = snapshot::kSwitchedOut;
+    const Gap gap = late_gap(s.wall_us, options_.interval_us, tc.last_stack, stack_);
+    s.wall_us -= gap.wall_us;
     tc.last_sample_us = now_us;
+    tc.last_stack.assign(stack_.begin(), stack_.end());
     ++task_samples;
     if (!entries_.empty()) {
-      Reading reading{now_us, now_us - s.wall_us, {}, false, task_key(tc)};
+      Reading reading{now_us, now_us - s.wall_us - gap.wall_us, gap, false, task_key(tc)};
       trigger_.route(ticks, &s, loop_thread->index, 0, entry, stack_, &reading);
     } else if (options_.tasks) {
-      writer_.add_sample(s);
+      add_parked_sample(s, gap);
     }
   }
   running_task_ = context_root_ = SIZE_MAX;
@@ -715,8 +721,14 @@ void Recorder::sample_parked_greenlets(int64_t now_us) {
     if (!resolved) return;
     GreenletContext& ctx = greenlet_contexts_[key];
     // A greenlet first seen parked waited since it started (or since the last tick, if it started
-    // before the tracker knew it).
-    if (!ctx.last_sample_us) ctx.last_sample_us = p.greenlet.born_us > 0 ? std::min(p.greenlet.born_us, now_us) : previous_tick_us_;
+    // before the tracker knew it) — unless the recorder was held up since then: it may have run
+    // meanwhile, and its frames before are not known (the gap below).
+    int64_t born_us = 0;
+    const bool first_seen = !ctx.last_sample_us;
+    if (first_seen) {
+      born_us = p.greenlet.born_us > 0 ? std::min(p.greenlet.born_us, now_us) : 0;
+      ctx.last_sample_us = born_us ? born_us : previous_tick_us_;
+    }
     ctx.thread = thread;
     ctx.parked_seen = true;
     snapshot::Sample s;
@@ -726,14 +738,22 @@ void Recorder::sample_parked_greenlets(int64_t now_us) {
     s.stack = writer_.intern_stack(stack_);
     s.wall_us = std::max<int64_t>(0, now_us - ctx.last_sample_us);
     s.flags = snapshot::kSwitchedOut;
+    // Parked now is all a late read knows: the time before its own interval, when the greenlet
+    // may have run, is a gap under the frames it kept. (One that was there before the tracker
+    // knew it — found on the GC's lists at attach — keeps it all: it was there, parked as far as
+    // anything shows.)
+    const Gap gap = first_seen && !born_us ? Gap{} : late_gap(s.wall_us, options_.interval_us, ctx.last_stack, stack_);
+    s.wall_us -= gap.wall_us;
     ctx.last_sample_us = now_us;
     ctx.last_tick = ticks;
+    ctx.last_stack.assign(stack_.begin(), stack_.end());
     ++greenlet_samples;
     if (!entries_.empty()) {
-      Reading reading{now_us, now_us - s.wall_us, {}};
+      // (First seen: its call began when it started, which the trigger takes from born_us.)
+      Reading reading{now_us, now_us - s.wall_us - gap.wall_us, born_us ? Gap{} : gap, false, 0, born_us};
       trigger_.route(ticks, &s, thread, key, entry, stack_, &reading);
     } else if (options_.tasks) {
-      writer_.add_sample(s);
+      add_parked_sample(s, gap);
     }
   });
 }
@@ -1019,6 +1039,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   const uint64_t outermost = plain_thread ? 0 : greenlet_key(raw_.back().address);
   s.greenlet = plain_thread ? 0 : greenlet_index(outermost, raw_.back().code);
   int64_t born_us = 0;  // a greenlet seen for the first time, running: when the tracker saw it start
+  std::vector<uint32_t>* context_stack = nullptr;  // the last stack of the greenlet or task that runs
   if (greenlets_followed_ && !plain_thread) {
     auto [found, fresh] = greenlet_contexts_.try_emplace(outermost);
     if (fresh && (outermost & kGreenletSerial))
@@ -1029,6 +1050,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here
     gc.last_sample_us = now_us;
     gc.last_tick = gc.last_running_tick = ticks;
+    context_stack = &gc.last_stack;
   }
   uint64_t task = 0;  // the asyncio task the entry's call runs in
   if (running_task_ != SIZE_MAX) {
@@ -1039,6 +1061,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     s.context_depth = context_depth_;
     tc.last_sample_us = now_us;
     if (entry && entry_in_task_) task = task_key(tc);
+    context_stack = &tc.last_stack;
   }
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
@@ -1074,26 +1097,26 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.flags |= snapshot::kGilKnown;
   if (t.holds_gil) s.flags |= snapshot::kGilHeld;
   // A sample more than two intervals after the thread's previous one (the recorder fell behind)
-  // keeps one interval; the rest is a gap, charged only to the frames the two stacks share. (The
-  // same stack before and after keeps it all: the best guess is that it stayed.)
-  Gap gap;
-  const int64_t interval = options_.interval_us;
-  auto [a, b] = std::mismatch(ctx.last_stack.begin(), ctx.last_stack.end(), stack_.begin(), stack_.end());
-  bool same_stack = a == ctx.last_stack.end() && b == stack_.end();
-  // (No stack before — the thread's first sample, or it ran no Python — has nothing in common:
-  // the first tick of a recording that was held up 150 ms put startup's time on the first stack.)
-  if (elapsed > 2 * interval && !same_stack) {
-    gap.wall_us = elapsed - interval;
+  // keeps one interval; the rest is a gap, charged only to the frames the two stacks share.
+  Gap gap = late_gap(elapsed, options_.interval_us, ctx.last_stack, stack_);
+  if (gap.wall_us > 0) {
     gap.cpu_us = s.cpu_us * gap.wall_us / elapsed;
     gap.runqueue_us = s.runqueue_us * gap.wall_us / elapsed;
-    gap.common = static_cast<size_t>(b - stack_.begin());
-    s.wall_us = interval;
+    s.wall_us -= gap.wall_us;
     s.cpu_us -= gap.cpu_us;
     s.runqueue_us -= gap.runqueue_us;
     ++late_samples;
     gap_us += gap.wall_us;
   }
   ctx.last_stack.assign(stack_.begin(), stack_.end());
+  // A greenlet's or task's calls: what its own frames had in common across the gap (the thread's
+  // previous sample may have been another greenlet's or task's).
+  Gap routed = gap;
+  if (context_stack) {
+    std::span<const uint32_t> own(stack_.data() + s.context_depth, stack_.size() - s.context_depth);
+    if (gap.wall_us > 0) routed.common = s.context_depth + frames_in_common(*context_stack, own);
+    context_stack->assign(own.begin(), own.end());
+  }
   if (!options_.idle && s.cpu_us == 0 && !(s.flags & snapshot::kOnCpu)) {
     ++idle_dropped;
     return;
@@ -1105,23 +1128,22 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ++samples;
   ++tick_samples;
   if (!entries_.empty()) {
-    Reading reading{read_from_us, previous_read_from, gap, partial, task, born_us};
+    Reading reading{read_from_us, previous_read_from, routed, partial, task, born_us};
     trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
     return;
   }
   if (gap.wall_us > 0) {
-    snapshot::Sample g = s;
-    g.time_us = now_us - s.wall_us;
-    g.wall_us = gap.wall_us;
-    g.cpu_us = gap.cpu_us;
-    g.runqueue_us = gap.runqueue_us;
-    g.offcpu_reason = 0;  // known at the sample's time, not the gap's
-    g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
-    g.stack = writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common));
-    g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(gap.common));
-    write_sample(g, std::span<const uint32_t>(stack_.data(), gap.common), ctx);
+    std::span<const uint32_t> common(stack_.data(), gap.common);
+    write_sample(gap_sample(s, gap, writer_.intern_stack(common), gap.common), common, ctx);
   }
   write_sample(s, stack_, ctx);
+}
+
+// A parked greenlet's or suspended task's sample (--tasks), after the gap before it, if any.
+void Recorder::add_parked_sample(const snapshot::Sample& s, const Gap& gap) {
+  if (gap.wall_us > 0)
+    writer_.add_sample(gap_sample(s, gap, writer_.intern_stack(std::span<const uint32_t>(stack_.data(), gap.common)), gap.common));
+  writer_.add_sample(s);
 }
 
 void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t> stack, const ThreadContext& ctx) {

@@ -142,16 +142,40 @@ void Trigger::add_gap(Open& s, const Pending& p, bool continues) {
   size_t depth = p.reading.gap.common;
   if (continues) depth = std::max<size_t>(depth, p.entry.root_depth + 1);
   depth = std::min(depth, p.frames.size());
-  snapshot::Sample g = p.sample;
-  g.time_us = p.sample.time_us - p.sample.wall_us;  // the gap ends where the sample's own time begins
-  g.wall_us = p.reading.gap.wall_us;
-  g.cpu_us = p.reading.gap.cpu_us;
-  g.runqueue_us = p.reading.gap.runqueue_us;
+  add(s, gap_sample(p.sample, p.reading.gap, writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth)), depth));
+}
+
+size_t frames_in_common(std::span<const uint32_t> before, std::span<const uint32_t> now) {
+  return static_cast<size_t>(std::mismatch(before.begin(), before.end(), now.begin(), now.end()).second - now.begin());
+}
+
+Gap late_gap(int64_t elapsed_us, int64_t interval_us, std::span<const uint32_t> before, std::span<const uint32_t> now) {
+  Gap gap;
+  const size_t common = frames_in_common(before, now);
+  const bool same_stack = common == now.size() && before.size() == now.size();
+  // (No stack before — the context's first sample, or its thread ran no Python — has nothing in
+  // common: the first tick of a recording that was held up 150 ms put startup's time on the first
+  // stack.)
+  if (elapsed_us > 2 * interval_us && !same_stack) {
+    gap.wall_us = elapsed_us - interval_us;
+    gap.common = common;
+  }
+  return gap;
+}
+
+snapshot::Sample gap_sample(const snapshot::Sample& s, const Gap& gap, uint32_t stack, size_t depth) {
+  snapshot::Sample g = s;
+  g.time_us = s.time_us - s.wall_us;  // the gap ends where the sample's own time begins
+  g.wall_us = gap.wall_us;
+  g.cpu_us = gap.cpu_us;
+  g.runqueue_us = gap.runqueue_us;
   g.offcpu_reason = 0;  // known at the sample's time, not the gap's
-  g.flags = (p.sample.flags & ~snapshot::kOnCpu) | snapshot::kGap;
-  g.stack = writer_.intern_stack(std::span<const uint32_t>(p.frames.data(), depth));
+  // (A parked greenlet's or suspended task's gap keeps kSwitchedOut, which says whose time it is
+  // — the context's, not its thread's; whether it was switched out then is not known.)
+  g.flags = (s.flags & ~snapshot::kOnCpu) | snapshot::kGap;
+  g.stack = stack;
   g.context_depth = std::min<uint32_t>(g.context_depth, static_cast<uint32_t>(depth));
-  add(s, g);
+  return g;
 }
 
 uint32_t Trigger::sampling() const {

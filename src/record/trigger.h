@@ -68,6 +68,18 @@ struct Gap {
   size_t common = 0;
 };
 
+// The gap of a sample `elapsed_us` after its context's previous one (a thread, or a parked
+// greenlet or suspended task, whose stack was `before`; empty: none yet): when over two intervals
+// and the stack moved, all but one interval (the same stack before and after keeps it all: the
+// best guess is that it stayed). Its CPU and run-queue shares are the caller's to set.
+Gap late_gap(int64_t elapsed_us, int64_t interval_us, std::span<const uint32_t> before, std::span<const uint32_t> now);
+// How many outer frames of `now` are as they were in `before`.
+size_t frames_in_common(std::span<const uint32_t> before, std::span<const uint32_t> now);
+
+// The sample that carries `gap`, the time before `s`'s own: its stack is the first `depth`
+// frames of `s`'s (interned as `stack`).
+snapshot::Sample gap_sample(const snapshot::Sample& s, const Gap& gap, uint32_t stack, size_t depth);
+
 // How a sample was read: the thread was read between `from_us` and the sample's time (which is
 // when the read was done), and at its previous sample from `previous_from_us` on. A call seen is
 // certain to exist between these; one not seen may have begun right after the earlier one.

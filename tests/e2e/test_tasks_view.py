@@ -24,6 +24,7 @@ def test(ctx):
     roots = {r["function"].split(" (thread")[0]: r for r in doc["roots"]}
     threads = [name for name in roots if name.startswith("thread ")]
     expect(len(threads) == 1, "one root for the thread's own stack (its event loop), got %s" % threads)
+    unseen_total = 0.0
     for name, measured in sorted(handled.items()):
         root = roots.get("task " + name)
         expect(root is not None, "task %s is a root: %s" % (name, sorted(roots)))
@@ -32,13 +33,18 @@ def test(ctx):
         expect(own == ["handle"], "task %s holds handle only: %s" % (name, own))
         expect_close(root["total_ms"], measured, tolerance, "task %s's time vs its handler's clock" % name)
         waiting = sum(n["total_ms"] for n in harness.all_nodes([root]) if n["function"].startswith("<awaiting"))
-        expect(waiting >= 150 - 2 * rec["interval_ms"], "task %s awaits %.1f ms (three 50 ms sleeps)" % (name, waiting))
+        # (Less what a held-up recorder did not see: a task first seen after a stall, or seen
+        # awaiting something else, may have run in it; that time is `<not sampled>`.)
+        unseen = sum(n["total_ms"] for n in harness.all_nodes([root]) if n["function"] == "<not sampled>")
+        unseen_total += unseen
+        expect(waiting >= 150 - 2 * rec["interval_ms"] - unseen,
+               "task %s awaits %.1f ms (three 50 ms sleeps; %.1f ms not sampled)" % (name, waiting, unseen))
         # The spin is the task's only CPU (a busy machine gives it less, never more).
         expect(root["cpu_ms"] <= 20 + 2 * rec["interval_ms"] + 5, "task %s used %.1f ms of CPU" % (name, root["cpu_ms"]))
     # Waiting is not CPU: the tasks' awaiting shows as off-CPU time.
     offcpu = ctx.analyze_json(out, "--by-task", "--mode", "offcpu")
     waits = sum(n["total_ms"] for n in harness.all_nodes(offcpu["roots"]) if n["function"].startswith("<awaiting"))
-    expect(waits >= COUNT * (150 - 2 * rec["interval_ms"]), "off-CPU: %.1f ms of awaiting in all" % waits)
+    expect(waits >= COUNT * (150 - 2 * rec["interval_ms"]) - unseen_total, "off-CPU: %.1f ms of awaiting in all" % waits)
     print("ok: %d tasks at the root, each its handler's time (tolerance %.1f ms), waiting under <awaiting ...>"
           % (len(handled), tolerance))
 
