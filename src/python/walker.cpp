@@ -952,11 +952,36 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   return settle(top_now, copy, again, &again2, out, &verified_);
 }
 
+// A frame chain that comes back to a frame it passed is no stack: a pointer read while it was
+// being rewritten can lead into a static object whose "previous" field points at itself (3.15:
+// PyType_Type, whose ob_type is itself), and the walk would go round until kMaxVisit (65,536 reads
+// of one address: a 150 ms tick). Brent's method finds any cycle within twice its reach, keeping
+// one address: it moves to the frame at each power-of-two step.
+namespace {
+class CycleGuard {
+ public:
+  bool revisits(uint64_t frame) {
+    if (frame == anchor_) return true;
+    if (++steps_ == next_) {
+      anchor_ = frame;
+      next_ *= 2;
+    }
+    return false;
+  }
+
+ private:
+  uint64_t anchor_ = 0;
+  size_t steps_ = 0, next_ = 1;
+};
+}  // namespace
+
 WalkError Walker::walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out) {
   const auto& f = layout_.frame;
   uint64_t frame = thread.top_frame;
+  CycleGuard cycle;
   while (frame) {
     if (visited_.size() >= kMaxVisit) return WalkError::kTooDeep;
+    if (cycle.revisits(frame)) return WalkError::kCycle;
     if (!plausible_pointer(frame)) return WalkError::kFrame;
     const uint8_t* b = windowed_frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
@@ -993,8 +1018,10 @@ WalkError Walker::walk_interpreter_frames(const PyThread& thread, std::vector<Ra
   const auto& f = l.frame;
   // The thread's frames mostly live in its current data-stack chunk, read whole by snapshot().
   uint64_t frame = thread.top_frame;
+  CycleGuard cycle;
   while (frame) {
     if (visited_.size() >= kMaxVisit) return WalkError::kTooDeep;
+    if (cycle.revisits(frame)) return WalkError::kCycle;
     if (!plausible_pointer(frame)) return WalkError::kFrame;
     const uint8_t* b = frame_bytes(frame, f.size);
     if (!b) return WalkError::kFrame;
