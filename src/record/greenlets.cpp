@@ -50,6 +50,11 @@ void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
     attach();
     if (gave_up_) return;
   }
+  if (attaching_.valid()) {
+    if (attaching_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+    attached();
+    if (gave_up_) return;
+  }
   if (!session_) return;
   try {
     session_->follow_threads();  // threads started since the last tick
@@ -82,12 +87,29 @@ void GreenletTracker::attach() {
     gave_up_ = true;
     return;
   }
+  // Opening the probes takes the kernel 13–35 ms (71 ms under ASan) — it plants them in every
+  // mapping of greenlet's library — which, done on the sampling thread, held up a tick just as a
+  // server took its first requests. It is done beside it; greenlets that start meanwhile are found
+  // on the GC's lists once it is done (seed_existing).
+  attaching_ = std::async(std::launch::async, [pid = memory_.pid(), sites = std::move(sites)] {
+    auto session = std::make_unique<target::UprobeSession>(pid, sites);
+    session->follow_threads();
+    return session;
+  });
+}
+
+// The probes are on (or could not be had).
+void GreenletTracker::attached() {
   try {
-    session_ = std::make_unique<target::UprobeSession>(memory_.pid(), sites);
-    session_->follow_threads();
+    session_ = attaching_.get();
   } catch (const target::UprobeUnavailable& e) {
     session_.reset();
     note_ = fmt::format("greenlets found only when sampled running: uprobes unavailable: {}", e.what());
+    gave_up_ = true;
+    return;
+  } catch (const std::exception& e) {
+    session_.reset();
+    note_ = fmt::format("greenlets found only when sampled running: {}", e.what());
     gave_up_ = true;
     return;
   }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,7 @@ class GreenletTracker {
 
  private:
   void attach();
+  void attached();
   void seed_existing();
   void take_hits();
   void read_states();
@@ -81,6 +83,7 @@ class GreenletTracker {
   std::optional<python::GreenletModule> module_;
   std::unique_ptr<python::GreenletReader> reader_;
   std::unique_ptr<target::UprobeSession> session_;
+  std::future<std::unique_ptr<target::UprobeSession>> attaching_;  // being opened (attach())
   std::vector<python::SwitchEntry> entries_;  // in site order
   python::Walker walker_;  // its own: a parked greenlet's walk must not disturb the threads'
   std::vector<target::UprobeHit> hits_, pending_;
