@@ -1113,15 +1113,20 @@ bool Walker::parked_frames(uint64_t entry, uint64_t code, std::span<const uint64
   // is the best answer.
   size_t top = out.size() - 1;
   if (l.frame_object_f_frame != kAbsent) {
-    std::vector<uint64_t> back(out.size(), 0);
+    // A stale frame's frame object may be freed and still point back (CI: a zope <module> frame
+    // from import time, left in memory a greenlet's chunk reused, showed under gevent's
+    // __send_chunk): only a live one counts, its reference count not 0.
+    std::vector<uint64_t> back(out.size(), 0), refs(out.size(), 0);
     std::vector<target::Memory::Request> reads;
     for (size_t i = 0; i < out.size(); ++i) {
       uint64_t fo = load<uint64_t>(parked_buf_.data() + (out[i].address - entry) + l.frame.frame_obj);
-      if (plausible_pointer(fo)) reads.push_back({fo + l.frame_object_f_frame, &back[i], 8, false});
+      if (!plausible_pointer(fo)) continue;
+      reads.push_back({fo + l.frame_object_f_frame, &back[i], 8, false});
+      reads.push_back({fo, &refs[i], 8, false});
     }
     memory_.read_batch(reads);
     for (size_t i = out.size(); i-- > 0;)
-      if (back[i] == out[i].address) {
+      if (back[i] == out[i].address && uint32_t(refs[i]) != 0) {
         top = i;
         break;
       }
