@@ -14,8 +14,9 @@
 //   every process mapping the same library (every other gevent program on the machine), and needs
 //   more privilege. `inherit` cannot be used: the kernel refuses to mmap an inherited per-task
 //   event (cpu -1), and inherit would not cover threads that already exist anyway. So new threads
-//   are picked up by follow_threads(), which the caller runs each tick; a switch in a thread
-//   younger than one tick can be missed (gevent switches on the threads that run its hubs).
+//   are picked up by follow_threads(), which the caller runs each tick (the recorder: opened
+//   beside it, follow_threads_beside()); a switch in a thread younger than one tick (and the
+//   opening) can be missed (gevent switches on the threads that run its hubs).
 // - Each thread has a single writer (itself), so its records come out in the order they happened;
 //   a full buffer drops records and the kernel says how many (PERF_RECORD_LOST), counted in lost().
 #pragma once
@@ -23,7 +24,9 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +99,11 @@ class UprobeSession {
   size_t follow_threads();
   // The same with the thread ids the caller just listed (the recorder lists them every tick).
   size_t follow_threads(std::vector<pid_t> tids);
+  // The same, the new threads' events opened beside the caller: the kernel takes 6–100 ms to
+  // open a thread's uprobe events (it plants the breakpoints), which held up a sampler's tick as a
+  // program started threads. Returns how many threads the previous call's opening added (their
+  // hits from the moment they were opened).
+  size_t follow_threads_beside();
 
   // Appends every hit recorded since the last call, ordered by time (each thread's hits in the
   // order they happened). Returns how many were appended.
@@ -109,6 +117,9 @@ class UprobeSession {
  private:
   struct Thread;
   void add_thread(pid_t tid);
+  std::unique_ptr<Thread> open_thread(pid_t tid);
+  std::vector<pid_t> new_threads(std::vector<pid_t> tids);
+  bool opening_tid(pid_t tid) const;
   void drain_thread(Thread& t, std::vector<UprobeHit>& out);
 
   pid_t pid_;
@@ -117,10 +128,13 @@ class UprobeSession {
   uint32_t pmu_type_ = 0;
   size_t page_size_ = 4096, data_pages_ = 0;
   uint64_t register_mask_ = 0;
-  bool count_lost_ = true;  // the kernel counts each event's lost hits (PERF_FORMAT_LOST, Linux 6.0+)
+  std::atomic<bool> count_lost_ = true;  // the kernel counts each event's lost hits (PERF_FORMAT_LOST, Linux 6.0+)
   std::vector<std::unique_ptr<Thread>> threads_;
   uint64_t lost_ = 0, hits_ = 0;
   std::vector<uint8_t> scratch_;
+  // follow_threads_beside(): the threads being opened (last: destroyed first, waiting for them).
+  std::vector<pid_t> opening_tids_;
+  std::future<std::vector<std::unique_ptr<Thread>>> opening_;
 };
 
 }  // namespace swprof::target

@@ -47,17 +47,19 @@ void GreenletTracker::tick(int64_t now_us, int64_t epoch_us) {
       return;
     }
     if (!module_) return;
+    attach_began_us_ = now_us;
     attach();
     if (gave_up_) return;
   }
   if (attaching_.valid()) {
     if (attaching_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
     attached();
+    probes_on_us_ = now_us;
     if (gave_up_) return;
   }
   if (!session_) return;
   try {
-    session_->follow_threads();  // threads started since the last tick
+    session_->follow_threads_beside();  // threads started since the last tick
   } catch (const target::UprobeUnavailable&) {
     // A thread whose events cannot be opened keeps its greenlets to sampling alone.
   }
@@ -91,17 +93,26 @@ void GreenletTracker::attach() {
   // mapping of greenlet's library — which, done on the sampling thread, held up a tick just as a
   // server took its first requests. It is done beside it; greenlets that start meanwhile are found
   // on the GC's lists once it is done (seed_existing).
-  attaching_ = std::async(std::launch::async, [pid = memory_.pid(), sites = std::move(sites)] {
-    auto session = std::make_unique<target::UprobeSession>(pid, sites);
-    session->follow_threads();
-    return session;
+  // So is the search of the GC's lists for greenlets made before the probes were on (10–14 ms
+  // for gevent's objects), with memory and a reader of its own.
+  attaching_ = std::async(std::launch::async, [this, sites = std::move(sites), module = *module_] {
+    Attached done;
+    done.session = std::make_unique<target::UprobeSession>(memory_.pid(), sites);
+    done.session->follow_threads();
+    const target::Memory memory(memory_.pid());
+    python::GreenletReader reader(memory, interp_, module);
+    done.existing = existing_greenlets(memory, reader);
+    return done;
   });
 }
 
 // The probes are on (or could not be had).
 void GreenletTracker::attached() {
+  std::vector<uint64_t> existing;
   try {
-    session_ = attaching_.get();
+    Attached done = attaching_.get();
+    session_ = std::move(done.session);
+    existing = std::move(done.existing);
   } catch (const target::UprobeUnavailable& e) {
     session_.reset();
     note_ = fmt::format("greenlets found only when sampled running: uprobes unavailable: {}", e.what());
@@ -117,24 +128,30 @@ void GreenletTracker::attached() {
   note_ = fmt::format("greenlets followed from their start (greenlet {}, uprobes on its constructor and "
                       "g_initialstub)",
                       module_->version);
-  seed_existing();
+  seed_existing(existing);
 }
 
 // Greenlets made before the probes were on (swprof attached to a running server, or requests came
-// in before greenlet's import was seen) never hit them: they are found once, now, on the GC's lists
-// (greenlets are GC-tracked objects), and followed from here on; when each began is not known.
-// Threads' main greenlets are left out, as the probes never report them either.
-void GreenletTracker::seed_existing() {
-  uint64_t interp_state = 0;
-  if (!memory_.read_value(interp_.runtime + interp_.layout.runtime.interpreters_head, interp_state) || !interp_state)
-    return;
-  std::unordered_map<uint64_t, bool> greenlet_types;
+// in before greenlet's import was seen) never hit them: they are found once, as the probes go on,
+// on the GC's lists (greenlets are GC-tracked objects; read beside the sampling thread), and
+// followed from then on (seed_existing); when each began is not known. Threads' main greenlets
+// are left out, as the probes never report them either.
+std::vector<uint64_t> GreenletTracker::existing_greenlets(const target::Memory& memory,
+                                                          python::GreenletReader& reader) const {
   std::vector<uint64_t> found;
-  live::walk_gc_objects(memory_, interp_, interp_state, kMaxSeedObjects, kMaxSeedUs, [&](uint64_t object, uint64_t type) {
+  uint64_t interp_state = 0;
+  if (!memory.read_value(interp_.runtime + interp_.layout.runtime.interpreters_head, interp_state) || !interp_state)
+    return found;
+  std::unordered_map<uint64_t, bool> greenlet_types;
+  live::walk_gc_objects(memory, interp_, interp_state, kMaxSeedObjects, kMaxSeedUs, [&](uint64_t object, uint64_t type) {
     auto [it, inserted] = greenlet_types.try_emplace(type, false);
-    if (inserted) it->second = reader_->is_greenlet_type(type);
+    if (inserted) it->second = reader.is_greenlet_type(type);
     if (it->second && found.size() < kMaxGreenlets) found.push_back(object);
   });
+  return found;
+}
+
+void GreenletTracker::seed_existing(const std::vector<uint64_t>& found) {
   for (size_t i = 0; i < found.size() && !reader_->calibrated(); i += kCalibrationBatch)
     reader_->calibrate(std::span<const uint64_t>(found).subspan(i, std::min(kCalibrationBatch, found.size() - i)), false);
   if (!reader_->calibrated()) return;  // the hits will teach it; these stay unknown
@@ -144,7 +161,7 @@ void GreenletTracker::seed_existing() {
     if (!reader_->read(object, state) || state.main || state.status == python::GreenletStatus::kDead ||
         state.status == python::GreenletStatus::kNotStarted)
       continue;
-    if (known_.emplace(object, Known{next_serial_++, 0, true, {}}).second) ++seeded;
+    if (known_.emplace(object, Known{next_serial_++, 0, true, {}, attach_began_us_}).second) ++seeded;
   }
   if (seeded) note_ += fmt::format("; {} greenlets that existed before were found on the GC's lists", seeded);
 }

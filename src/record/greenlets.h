@@ -45,6 +45,9 @@ class GreenletTracker {
     int64_t born_us = 0;  // when it started (its first switch; the recorder's clock)
     bool started = false;
     python::GreenletState state;
+    // Found on the GC's lists (born_us unknown): when the search for greenlet's probes began. It
+    // existed then, or began since (the probes were not on yet).
+    int64_t seeded_since_us = 0;
   };
   // Each greenlet parked now, with its frames (innermost first), given to `visit` right after they
   // were read, while walker() still holds their bytes (the entry's locals are read from them).
@@ -61,6 +64,12 @@ class GreenletTracker {
   // The greenlets that ran (were their thread's current one) at this tick's read.
   const std::vector<const Known*>& running() const { return running_; }
 
+  // When greenlet was found and the probes' opening began (the recorder's clock; 0: not yet), and
+  // whether a greenlet could start unseen by them at `at_us` (they were not on yet; the GC's lists
+  // were read at their opening's end).
+  int64_t attach_began_us() const { return attach_began_us_; }
+  bool unprobed_at(int64_t at_us) const { return attach_began_us_ && (!probes_on_us_ || at_us <= probes_on_us_); }
+
   // A line for the summary when greenlets are in use: how they were followed, or why not.
   const std::string& note() const { return note_; }
   // The walker that read the parked frames (for their locals).
@@ -74,7 +83,8 @@ class GreenletTracker {
  private:
   void attach();
   void attached();
-  void seed_existing();
+  std::vector<uint64_t> existing_greenlets(const target::Memory& memory, python::GreenletReader& reader) const;
+  void seed_existing(const std::vector<uint64_t>& found);
   void take_hits();
   void read_states();
 
@@ -83,7 +93,11 @@ class GreenletTracker {
   std::optional<python::GreenletModule> module_;
   std::unique_ptr<python::GreenletReader> reader_;
   std::unique_ptr<target::UprobeSession> session_;
-  std::future<std::unique_ptr<target::UprobeSession>> attaching_;  // being opened (attach())
+  struct Attached {
+    std::unique_ptr<target::UprobeSession> session;
+    std::vector<uint64_t> existing;  // greenlets on the GC's lists once the probes were on
+  };
+  std::future<Attached> attaching_;  // being opened (attach())
   std::vector<python::SwitchEntry> entries_;  // in site order
   python::Walker walker_;  // its own: a parked greenlet's walk must not disturb the threads'
   std::vector<target::UprobeHit> hits_, pending_;
@@ -95,6 +109,8 @@ class GreenletTracker {
   int64_t epoch_us_ = 0;
   std::vector<python::RawFrame> frames_;
   int64_t next_search_us_ = 0;
+  int64_t attach_began_us_ = 0;  // the recorder's clock when greenlet was found and attach() began
+  int64_t probes_on_us_ = 0;     // ... and when the probes were on and existing greenlets seeded
   bool gave_up_ = false;
   std::string note_;
 };

@@ -727,7 +727,10 @@ void Recorder::sample_parked_greenlets(int64_t now_us) {
     const bool first_seen = !ctx.last_sample_us;
     if (first_seen) {
       born_us = p.greenlet.born_us > 0 ? std::min(p.greenlet.born_us, now_us) : 0;
-      ctx.last_sample_us = born_us ? born_us : previous_tick_us_;
+      // (One found on the GC's lists: there since the probes' search began, as far as is known.)
+      ctx.last_sample_us = born_us                       ? born_us
+                           : p.greenlet.seeded_since_us ? std::min(p.greenlet.seeded_since_us, now_us)
+                                                        : previous_tick_us_;
     }
     ctx.thread = thread;
     ctx.parked_seen = true;
@@ -1011,7 +1014,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   // The time since the thread's last sample. A failed sample leaves it to the next one, so no
   // time is lost (see the gap below).
   const int64_t elapsed = now_us - ctx.last_sample_us;
-  const int64_t previous_read_from = ctx.whole_read ? ctx.last_read_from_us : ctx.first_bound_us;
+  int64_t previous_read_from = ctx.whole_read ? ctx.last_read_from_us : ctx.first_bound_us;
   ctx.last_sample_us = now_us;
   // A call not among the outer frames a partial read kept may have been running in the inner
   // ones: only a whole read bounds when a call first seen later began.
@@ -1042,9 +1045,20 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   std::vector<uint32_t>* context_stack = nullptr;  // the last stack of the greenlet or task that runs
   if (greenlets_followed_ && !plain_thread) {
     auto [found, fresh] = greenlet_contexts_.try_emplace(outermost);
+    // A greenlet whose start the probes did not see (it began before they were on) began at any
+    // time since greenlet was found: not only since the thread's previous sample, which another
+    // greenlet may have had. So for one found on the GC's lists, and for one unknown to the
+    // tracker first seen while the probes were being opened.
+    int64_t unprobed_since = 0;
     if (fresh && (outermost & kGreenletSerial))
       for (const auto* known : greenlets_followed_->running())
-        if ((kGreenletSerial | known->serial) == outermost) born_us = known->born_us;
+        if ((kGreenletSerial | known->serial) == outermost) {
+          born_us = known->born_us;
+          unprobed_since = known->seeded_since_us;
+        }
+    if (fresh && !(outermost & kGreenletSerial) && greenlets_followed_->unprobed_at(now_us - 2 * options_.interval_us))
+      unprobed_since = greenlets_followed_->attach_began_us();
+    if (!born_us && unprobed_since) previous_read_from = std::min(previous_read_from, unprobed_since);
     GreenletContext& gc = found->second;
     gc.thread = ctx.index;
     if (gc.parked_seen) greenlet_thread_ = ctx.index;  // a followed greenlet runs here

@@ -151,6 +151,11 @@ UprobeSession::UprobeSession(pid_t pid, std::vector<ProbeSite> sites, Options op
 UprobeSession::~UprobeSession() = default;
 
 void UprobeSession::add_thread(pid_t tid) {
+  if (auto t = open_thread(tid)) threads_.push_back(std::move(t));
+}
+
+// (Reads only what the constructor set, and count_lost_: safe beside the caller's thread.)
+std::unique_ptr<UprobeSession::Thread> UprobeSession::open_thread(pid_t tid) {
   auto t = std::make_unique<Thread>();
   t->tid = tid;
   for (uint32_t i = 0; i < sites_.size(); ++i) {
@@ -177,7 +182,7 @@ void UprobeSession::add_thread(pid_t tid) {
     }
     if (fd < 0) {
       int e = errno;
-      if (e == ESRCH) return;  // the thread ended meanwhile: nothing to follow
+      if (e == ESRCH) return nullptr;  // the thread ended meanwhile: nothing to follow
       using R = UprobeUnavailable::Reason;
       if (e == EACCES || e == EPERM)
         throw UprobeUnavailable(R::kPrivilege,
@@ -214,22 +219,55 @@ void UprobeSession::add_thread(pid_t tid) {
     t->ids.push_back(id);
   }
   for (const Fd& fd : t->events) ::ioctl(fd.get(), PERF_EVENT_IOC_ENABLE, 0);
-  threads_.push_back(std::move(t));
+  return t;
 }
 
 size_t UprobeSession::follow_threads() { return follow_threads(list_threads(pid_)); }
 
 size_t UprobeSession::follow_threads(std::vector<pid_t> tids) {
-  std::sort(tids.begin(), tids.end());
-  for (auto& t : threads_)
-    if (!std::binary_search(tids.begin(), tids.end(), t->tid)) t->ended = true;
   size_t added = 0;
-  for (pid_t tid : tids) {
-    bool known = std::any_of(threads_.begin(), threads_.end(), [&](const auto& t) { return t->tid == tid; });
-    if (known) continue;
+  for (pid_t tid : new_threads(std::move(tids))) {
     size_t before = threads_.size();
     add_thread(tid);
     added += threads_.size() - before;
+  }
+  return added;
+}
+
+// The listed threads not followed yet (and the followed ones not listed are noted as ended).
+std::vector<pid_t> UprobeSession::new_threads(std::vector<pid_t> tids) {
+  std::sort(tids.begin(), tids.end());
+  for (auto& t : threads_)
+    if (!std::binary_search(tids.begin(), tids.end(), t->tid) && !opening_tid(t->tid)) t->ended = true;
+  std::erase_if(tids, [&](pid_t tid) {
+    return opening_tid(tid) ||
+           std::any_of(threads_.begin(), threads_.end(), [&](const auto& t) { return t->tid == tid; });
+  });
+  return tids;
+}
+
+bool UprobeSession::opening_tid(pid_t tid) const {
+  return opening_.valid() && std::find(opening_tids_.begin(), opening_tids_.end(), tid) != opening_tids_.end();
+}
+
+size_t UprobeSession::follow_threads_beside() {
+  size_t added = 0;
+  if (opening_.valid()) {
+    if (opening_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return 0;
+    std::vector<std::unique_ptr<Thread>> opened = opening_.get();  // (throws what open_thread threw)
+    opening_tids_.clear();
+    added = opened.size();
+    for (auto& t : opened) threads_.push_back(std::move(t));
+  }
+  std::vector<pid_t> fresh = new_threads(list_threads(pid_));
+  if (!fresh.empty()) {
+    opening_tids_ = fresh;
+    opening_ = std::async(std::launch::async, [this, fresh = std::move(fresh)] {
+      std::vector<std::unique_ptr<Thread>> opened;
+      for (pid_t tid : fresh)
+        if (auto t = open_thread(tid)) opened.push_back(std::move(t));
+      return opened;
+    });
   }
   return added;
 }

@@ -180,6 +180,36 @@ TEST_CASE("a thread started later is followed once follow_threads sees it; an en
   CHECK(session->threads() == threads_before);
 }
 
+TEST_CASE("follow_threads_beside opens a new thread's probes without holding up its caller", "[uprobe]") {
+  auto session = open_session({own_site()});
+  if (!session) return;
+  const size_t threads_before = session->threads();
+  std::atomic<int> phase{0};
+  std::atomic<pid_t> worker_tid{0};
+  std::thread worker([&] {
+    worker_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    phase = 1;
+    while (phase != 2) std::this_thread::yield();
+    swprof_probe_target(3, 0, 0);  // followed: its probes were opened beside the caller
+  });
+  while (phase != 1) std::this_thread::yield();
+  CHECK(session->follow_threads_beside() == 0);  // opening begins; nothing added yet
+  size_t added = 0;
+  for (int i = 0; i < 5000 && added == 0; ++i) {  // up to 5 s: the opening is the kernel's
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    added = session->follow_threads_beside();
+  }
+  CHECK(added == 1);
+  CHECK(session->threads() == threads_before + 1);
+  phase = 2;
+  worker.join();
+  std::vector<UprobeHit> hits;
+  session->drain(hits);
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].tid == worker_tid.load());
+  CHECK(hits[0].args[0] == 3);
+}
+
 TEST_CASE("a site the kernel cannot probe is refused with the site named", "[uprobe]") {
   ProbeSite site = own_site();
   site.name = "beyond the end";
