@@ -124,7 +124,7 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
   return out;
 }
 
-uint32_t sample_context(const snapshot::Recording& rec, const snapshot::Sample& s) {
+uint32_t sample_context(const snapshot::Recording&, const snapshot::Sample& s) {
   return s.greenlet;
 }
 
