@@ -1,5 +1,9 @@
 // The swprof binary: parses the command line and runs the chosen subcommand (src/cli/, one file
 // each). Errors a user can act on are one line on stderr and a non-zero exit.
+#include <execinfo.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 
@@ -11,7 +15,53 @@
 
 using namespace swprof;
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SWPROF_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SWPROF_ASAN 1
+#endif
+
+namespace {
+
+// A crash is a bug in swprof, never the user's: it says so in one line, with the stack for the
+// report, then dies of the same signal (exit status and core dump as usual). Only what is safe in
+// a signal handler: write(2) and backtrace (loaded beforehand), on a stack of its own (a stack
+// overflow is one of the crashes). Not under AddressSanitizer, whose own report says more.
+void on_fatal_signal(int sig) {
+  const char* name = sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" : sig == SIGFPE ? "SIGFPE" : sig == SIGILL ? "SIGILL" : "SIGABRT";
+  auto say = [](const char* text) { (void)!::write(STDERR_FILENO, text, std::strlen(text)); };
+  say("swprof: internal error (");
+  say(name);
+  say("): this is a bug in swprof; please report it with the lines below\n");
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void report_crashes() {
+#ifndef SWPROF_ASAN
+  void* warm[1];
+  backtrace(warm, 1);  // loads the unwinder now, not in the handler
+  static char alternate_stack[64 * 1024];
+  stack_t ss = {};
+  ss.ss_sp = alternate_stack;
+  ss.ss_size = sizeof alternate_stack;
+  sigaltstack(&ss, nullptr);
+  struct sigaction sa = {};
+  sa.sa_handler = on_fatal_signal;
+  sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) sigaction(sig, &sa, nullptr);
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  report_crashes();
   // libprotobuf prints its own "[libprotobuf ERROR ...]" lines about bad input; swprof says what
   // went wrong itself, in one line.
   google::protobuf::SetLogHandler(nullptr);

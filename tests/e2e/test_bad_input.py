@@ -90,6 +90,23 @@ def test(ctx):
         if proc.returncode != 0:
             one_line_error(proc, path)
 
+    # A crash of swprof itself (a bug: none is known) says so with its stack and dies of its signal
+    # (SIGSEGV sent to it here), rather than vanishing without a word (CI once saw a recorder exit
+    # with an empty stderr).
+    rec = subprocess.Popen([ctx.swprof, "record", "-q", "-o", ctx.path("crash.swp"), "--", ctx.python, "-c",
+                            "import time; time.sleep(5)"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    rec.send_signal(11)
+    _, err = rec.communicate(timeout=30)
+    lines = err.splitlines()
+    if "AddressSanitizer" in err:  # the sanitizer build keeps its own report (it says more)
+        print("ok: the ASan build reports the crash itself")
+        return
+    expect(rec.returncode == -11, "dies of SIGSEGV: %d" % rec.returncode)
+    expect(lines and lines[0].startswith("swprof: internal error (SIGSEGV): this is a bug in swprof") and len(lines) > 2,
+           "a crash says so, with a stack: %r" % err[:300])
+    print("ok: %s (%d stack lines)" % (lines[0], len(lines) - 1))
+
 
 if __name__ == "__main__":
     harness.main(test, __doc__)

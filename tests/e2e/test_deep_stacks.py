@@ -27,7 +27,11 @@ def test(ctx):
     proc = ctx.record(out, [ctx.python, PROGRAM, "--depth", str(depth), "--seconds", "1.5"])
     expect("deep " in proc.stderr and "--max-depth" in proc.stderr, "summary says stacks were cut: %s" % proc.stderr)
     folded = ctx.run_swprof("analyze", "--format", "collapsed", out).stdout
-    heavy = max(folded.splitlines(), key=lambda l: int(l.rsplit(" ", 1)[1]))
+    # (The heaviest whole stack: `leaf` calls `work` in a loop, and a 3000-deep read takes long
+    # enough that a busy machine can leave most samples as their outer frames only — CI: 90 of 151
+    # under <frames changed while read>, at 1.1 ms a sample.)
+    whole = [l for l in folded.splitlines() if "<frames changed while read>" not in l]
+    heavy = max(whole, key=lambda l: int(l.rsplit(" ", 1)[1]))
     frames = [f.split(" (")[0] for f in heavy.rsplit(" ", 1)[0].split(";")]
     expect(frames[:2] == ["<module>", "main"], "the root is kept: %s" % frames[:4])
     cuts = [f for f in frames if re.fullmatch(r"<\d+ frames cut>", f)]
