@@ -399,6 +399,16 @@ const uint8_t* Walker::windowed_frame_bytes(uint64_t address, size_t size) {
 // The bytes of a frame that identify it: what it runs (code), who called it (previous), where it
 // is (instruction) and, for interpreter frames, who owns it; for frame objects also the
 // reference count, which is 0 once the frame is dead.
+// A frame's bytes in `buf`, given that its bytes [lo, hi) are at `slice_at`: only those are read
+// through the pointer, and the frame itself may begin before the buffer (integer arithmetic, not
+// a pointer outside it). nullptr when they are not all in the buffer: a slice that does not hold
+// them (UBSan saw a pointer computed 139 TB away in a threaded server's walk on 3.13, and a
+// recorder died without a word in CI on the same program) is no bytes at all.
+static const uint8_t* frame_in(const std::vector<uint8_t>& buf, uint64_t slice_at, uint32_t lo, uint32_t hi) {
+  if (hi < lo || slice_at > buf.size() || buf.size() - slice_at < hi - lo) return nullptr;
+  return reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(buf.data() + slice_at) - lo);
+}
+
 static std::pair<uint32_t, uint32_t> identity_slice(const Layout& l) {
   const auto& f = l.frame;
   if (l.frame_model == FrameModel::kFrameObject)
@@ -820,7 +830,7 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
         const Range& r = rc.slices[i];
         if (rc.ok[pass * n + i] && a + lo >= r.start && a + hi <= r.end) {
           last_slice[pass] = i;
-          return rc.bytes.data() + pass * rc.second + r.buffer_offset + (a + lo - r.start) - lo;
+          return frame_in(rc.bytes, pass * rc.second + r.buffer_offset + (a + lo - r.start), lo, hi);
         }
       }
       return nullptr;
@@ -928,13 +938,13 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
     size_t i = static_cast<size_t>(it - confirm_ranges_.begin()) - 1;
     const Range& r = confirm_ranges_[i];
     if (!confirm_reads_[first_range + i].ok || a + hi > r.end) return nullptr;
-    return confirm_buf_.data() + r.buffer_offset + (a + lo - r.start) - lo;
+    return frame_in(confirm_buf_, r.buffer_offset + (a + lo - r.start), lo, hi);
   };
   BytesAt again2 = [&](uint64_t a) -> const uint8_t* {
     if (repeat_read >= confirm_reads_.size() || !confirm_reads_[repeat_read].ok || a + lo < repeat.start ||
         a + hi > repeat.end)
       return nullptr;
-    return confirm_buf_.data() + bytes + (a + lo - repeat.start) - lo;
+    return frame_in(confirm_buf_, bytes + (a + lo - repeat.start), lo, hi);
   };
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
   // Data-stack chunks whose frames read again exactly as the walk read them (a deep stack's outer
