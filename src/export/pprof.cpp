@@ -125,9 +125,15 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
   if (runqueue_known) value_type(profile.add_sample_type(), "runqueue", "nanoseconds");
   profile.set_default_sample_type(strings.index("wall"));
   value_type(profile.mutable_period_type(), "wall", "nanoseconds");
-  profile.set_period(rec.header.interval_us() * 1000);
-  profile.set_time_nanos(rec.header.start_unix_us() * 1000);
-  profile.set_duration_nanos(analyze::recording_duration_us(rec) * 1000);
+  // (Saturating: a hostile file's header times and the duration its samples span are not bounded
+  // — the fuzzer found a duration of 2^54 µs.)
+  auto ns_of = [](int64_t us) {
+    int64_t ns;
+    return __builtin_mul_overflow(us, int64_t(1000), &ns) ? (us < 0 ? INT64_MIN : INT64_MAX) : ns;
+  };
+  profile.set_period(ns_of(rec.header.interval_us()));
+  profile.set_time_nanos(ns_of(rec.header.start_unix_us()));
+  profile.set_duration_nanos(ns_of(analyze::recording_duration_us(rec)));
   profile.add_comment(strings.index(fmt::format("swprof {}", SWPROF_VERSION)));
   profile.add_comment(strings.index(analyze::command_line(rec)));
   if (!rec.header.python_version().empty())
