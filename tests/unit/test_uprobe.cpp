@@ -152,30 +152,42 @@ TEST_CASE("a full ring buffer counts what it lost", "[uprobe]") {
   for (size_t i = 0; i < hits.size(); ++i) CHECK(hits[i].args[0] == i);  // the first ones, in order
 }
 
+// A thread started after the session: once running it calls the probed function with `before`
+// (0: not at all) and is ready; after go_and_join() lets it on, it calls it with `after` and ends.
+struct LateThread {
+  LateThread(uint64_t before, uint64_t after)
+      : thread([this, before, after] {
+          tid = static_cast<pid_t>(syscall(SYS_gettid));
+          if (before) swprof_probe_target(before, 0, 0);
+          phase = 1;
+          while (phase != 2) std::this_thread::yield();
+          swprof_probe_target(after, 0, 0);
+        }) {
+    while (phase != 1) std::this_thread::yield();
+  }
+  void go_and_join() {
+    phase = 2;
+    thread.join();
+  }
+  std::atomic<int> phase{0};
+  std::atomic<pid_t> tid{0};
+  std::thread thread;  // (last: started once the others are)
+};
+
 TEST_CASE("a thread started later is followed once follow_threads sees it; an ended one is closed", "[uprobe]") {
   auto session = open_session({own_site()});
   if (!session) return;
   const size_t threads_before = session->threads();
-  std::atomic<int> phase{0};
-  std::atomic<pid_t> worker_tid{0};
-  std::thread worker([&] {
-    worker_tid = static_cast<pid_t>(syscall(SYS_gettid));
-    swprof_probe_target(1, 0, 0);  // not followed yet
-    phase = 1;
-    while (phase != 2) std::this_thread::yield();
-    swprof_probe_target(2, 0, 0);  // followed
-  });
-  while (phase != 1) std::this_thread::yield();
+  LateThread worker(1, 2);  // 1: not followed yet; 2: followed
   CHECK(session->follow_threads() == 1);
   CHECK(session->threads() == threads_before + 1);
-  phase = 2;
-  worker.join();
+  worker.go_and_join();
   // The thread is gone: its hit is still drained, then its events are closed.
   session->follow_threads();
   std::vector<UprobeHit> hits;
   session->drain(hits);
   REQUIRE(hits.size() == 1);
-  CHECK(hits[0].tid == worker_tid.load());
+  CHECK(hits[0].tid == worker.tid.load());
   CHECK(hits[0].args[0] == 2);
   CHECK(session->threads() == threads_before);
 }
@@ -184,15 +196,7 @@ TEST_CASE("follow_threads_beside opens a new thread's probes without holding up 
   auto session = open_session({own_site()});
   if (!session) return;
   const size_t threads_before = session->threads();
-  std::atomic<int> phase{0};
-  std::atomic<pid_t> worker_tid{0};
-  std::thread worker([&] {
-    worker_tid = static_cast<pid_t>(syscall(SYS_gettid));
-    phase = 1;
-    while (phase != 2) std::this_thread::yield();
-    swprof_probe_target(3, 0, 0);  // followed: its probes were opened beside the caller
-  });
-  while (phase != 1) std::this_thread::yield();
+  LateThread worker(0, 3);  // 3: followed, its probes opened beside the caller
   CHECK(session->follow_threads_beside() == 0);  // opening begins; nothing added yet
   size_t added = 0;
   for (int i = 0; i < 5000 && added == 0; ++i) {  // up to 5 s: the opening is the kernel's
@@ -201,12 +205,11 @@ TEST_CASE("follow_threads_beside opens a new thread's probes without holding up 
   }
   CHECK(added == 1);
   CHECK(session->threads() == threads_before + 1);
-  phase = 2;
-  worker.join();
+  worker.go_and_join();
   std::vector<UprobeHit> hits;
   session->drain(hits);
   REQUIRE(hits.size() == 1);
-  CHECK(hits[0].tid == worker_tid.load());
+  CHECK(hits[0].tid == worker.tid.load());
   CHECK(hits[0].args[0] == 3);
 }
 
