@@ -21,12 +21,20 @@ def markers(path):
     return out
 
 
+UNSTEADY = "<frames changed while read>"
+
+
 def heaviest_path(node):
+    """The path of the heaviest children, root to leaf. A sample taken while the thread ran (a
+    thread starting up on a busy machine, running into its sleep) may keep its outer frames under
+    <frames changed while read>: that is an honest sample of a moving stack, not where it sleeps."""
     path = []
-    while node["children"]:
-        node = max(node["children"], key=lambda c: c["total_ms"])
+    while True:
+        children = [c for c in node["children"] if c["function"] != UNSTEADY]
+        if not children:
+            return path
+        node = max(children, key=lambda c: c["total_ms"])
         path.append(node)
-    return path
 
 
 def stdlib_call_lines(python):

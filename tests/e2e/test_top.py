@@ -178,7 +178,11 @@ def interactive(ctx):
         print("ok: i shows idle samples (the waiter's wait)")
 
         term.send(" ")
-        paused = term.wait_for("the pause", lambda s: "[PAUSED]" in s)
+        term.wait_for("the pause", lambda s: "[PAUSED]" in s)
+        # The paused screen as drawn whole: the terminal may be caught halfway through that repaint
+        # (CI, two tests at once: the pause line there, the rows not yet).
+        time.sleep(0.3)
+        paused = term.screen()
         time.sleep(2.2)  # two refreshes would have come
         expect(term.screen() == paused, "space: the screen stays as it was while paused")
         term.send(" ")
