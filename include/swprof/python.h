@@ -418,11 +418,15 @@ class Walker {
   size_t read_depth() const { return read_depth_; }
   uint64_t bottom_code() const { return bottom_code_; }
   // Whether read_threads() also reads every known thread's stack, in the same system call (on by
-  // default: a dump then reads all threads at one moment). The recorder turns it off: a stack read
-  // with the listing is older by the time its walk confirms it, and a fast-changing one then
-  // failed confirmation a quarter to a third of the time; a running task or greenlet is also told
-  // by its frames, which must be read after the tasks and greenlets.
+  // default: a dump then reads all threads at one moment, and a tick costs one call). Each
+  // thread's snapshot carries its own confirming reads, so its walk is confirmed by that call.
+  // The recorder turns it off when it follows asyncio tasks or greenlets (a running task or
+  // greenlet is told by its frames, which must be read after the tasks and greenlets) and for
+  // --native (each thread is read while it is stopped).
   void read_stacks_with_listing(bool on) { stacks_with_listing_ = on; }
+  // Thread states whose stacks the next read_threads() leaves out (the recorder knows them
+  // unchanged: asleep since their last read); a walk of one reads it afresh. Sorted.
+  void skip_stacks(std::span<const uint64_t> tstates) { skipped_stacks_.assign(tstates.begin(), tstates.end()); }
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
   // the entry frame of a call (`code` with argument objects `args`), finds the frames of that
@@ -464,9 +468,11 @@ class Walker {
   WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
   using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
+  // `verified`, per block (see Visited::block): the frames of that block wholly below this address
+  // read again byte for byte as the walk read them, and need no comparing one by one.
   WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
-                   std::vector<RawFrame>& out, const std::vector<uint8_t>* verified = nullptr);
-  std::vector<uint8_t> verified_;
+                   std::vector<RawFrame>& out, const std::vector<uint64_t>* verified = nullptr);
+  std::vector<uint64_t> verified_;
 
   // What identified each frame the walk followed (skipped ones too), innermost first, as read.
   struct Visited {
@@ -474,6 +480,12 @@ class Walker {
     int32_t out_index;  // index in the walk's output, -1 for a skipped frame
     int32_t block;      // where its bytes came from (see cached()), -1 when read alone
   };
+  // Whether `v`'s identifying bytes (up to identity_end) lie where `verified` (see settle()) says
+  // its block read again as the walk read it.
+  static bool verified_frame(const Visited& v, const std::vector<uint64_t>* verified, uint32_t identity_end) {
+    return verified && v.block >= 0 && static_cast<size_t>(v.block) < verified->size() &&
+           v.address + identity_end <= (*verified)[v.block];
+  }
   std::vector<Visited> visited_;
   struct Range {
     uint64_t start, end;
@@ -485,7 +497,7 @@ class Walker {
     bool valid = false;
     uint64_t top_ref = 0, top = 0;
     std::vector<Range> slices;
-    std::vector<bool> ok;
+    std::vector<uint8_t> ok;     // per pass and slice (bytes, not bits: read for every frame)
     std::vector<uint8_t> bytes;  // both reads
     size_t second = 0;           // where the second read starts in `bytes`
   } recheck_;
@@ -508,6 +520,7 @@ class Walker {
     static constexpr size_t kCFrames = 3;
     uint64_t cframes[kCFrames] = {};  // 3.11–3.12: recent CFrames, most recent first
     uint64_t chunk = 0, chunk_end = 0;
+    uint64_t top = 0;  // 3.11+: the data stack's top at the last walk
     std::vector<uint64_t> frames;  // ≤3.10: frame objects
     // 3.11+: a deep stack's older data-stack chunks as the last walk read them, in order. The
     // outer frames of a deep stack rarely move: the next walk uses them as they were, and its
@@ -573,6 +586,7 @@ class Walker {
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing
   bool stacks_with_listing_ = true;
+  std::vector<uint64_t> skipped_stacks_;
   int64_t pthread_tid_offset_ = -1;  // ≤3.10: where glibc keeps the tid in struct pthread
   int pthread_tid_probes_ = 0;
   std::vector<uint64_t> seen_;

@@ -117,16 +117,18 @@ void CodeCache::validate(std::span<const uint64_t> addresses, uint64_t tick) {
   const auto span = fingerprint_span();
   const size_t lo = span.first, hi = span.second;  // (not a structured binding: clang 14 cannot capture one)
   if (ahead_tick_ != tick) ahead_.clear();  // made for another tick
-  if (validated_tick_ != tick) {
-    validated_.clear();
-    validated_tick_ = tick;
-  }
   requests_.clear();
   size_t n = 0;
   for (uint64_t a : addresses) {
     auto it = entries_.find(a);
     if (it == entries_.end() || it->second.last_validated_tick == tick) continue;
     it->second.last_validated_tick = tick;  // also dedupes repeated addresses in one stack
+    // Kept until a tick validates again: a spinning frame's code is validated when its line
+    // moves, not every tick, and is read ahead in between (not alone, in a system call of its own).
+    if (validated_tick_ != tick) {
+      validated_.clear();
+      validated_tick_ = tick;
+    }
     validated_.push_back(a);
     // Read ahead this tick, after the frames that hold it (see fingerprint_reads).
     auto ahead = std::find_if(ahead_.begin(), ahead_.end(),

@@ -149,7 +149,8 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   for (size_t i = 0; i < g.threads.size(); ++i) {
     auto guess = guesses_.find(g.threads[i].tstate);
     tstate_reads_[i] = listing_reads_.size();
-    if (guess == guesses_.end() || !stacks_with_listing_) {
+    if (guess == guesses_.end() || !stacks_with_listing_ ||
+        std::binary_search(skipped_stacks_.begin(), skipped_stacks_.end(), g.threads[i].tstate)) {
       listing_reads_.push_back({g.threads[i].tstate, tstate_bytes + i * tstate_size, tstate_size, false});
       continue;
     }
@@ -520,8 +521,13 @@ void Walker::plan_snapshot(const PyThread& listed, const Guess& guess, SnapshotR
   rc.slices.clear();
   size_t bytes = 0;
   if (sr.chunk_end > sr.chunk_base) {
-    rc.slices.push_back({sr.chunk_base, sr.chunk_end, 0});
-    bytes = sr.chunk_end - sr.chunk_base;
+    // The copy reads well beyond the last top, where frames called meanwhile would be; the second
+    // reads need only the frames the walk follows, which a steady stack keeps below that top. A
+    // stack that grew further is confirmed by a second system call (confirm()).
+    constexpr uint64_t kBeyondTop = 1024;
+    const uint64_t end = guess.top > sr.chunk_base ? std::min(sr.chunk_end, guess.top + kBeyondTop) : sr.chunk_end;
+    rc.slices.push_back({sr.chunk_base, end, 0});
+    bytes = end - sr.chunk_base;
   }
   for (uint64_t f : guess.frames) {
     rc.slices.push_back({f + lo, f + hi, bytes});
@@ -637,12 +643,13 @@ void Walker::remember(uint64_t tstate, const PyThread& t) {
     std::move_backward(guess.cframes, at, at + 1);
     guess.cframes[0] = t.cframe;
   }
-  guess.chunk = guess.chunk_end = 0;
+  guess.chunk = guess.chunk_end = guess.top = 0;
   if (chunks_used_ > 0 && chunks_[0].base == t.datastack_chunk) {
     // The top moves as calls come and go: read a little beyond it, within the chunk.
     uint64_t size = load<uint64_t>(chunks_[0].bytes.data() + 8);
     guess.chunk = t.datastack_chunk;
     guess.chunk_end = std::min(t.datastack_top + 2048, t.datastack_chunk + size);
+    guess.top = t.datastack_top;
   }
   // The older chunks of a deep stack, for the next walk (see snapshot()).
   guess.older_count = chunks_used_ > 1 && chunks_[0].base == t.datastack_chunk ? chunks_used_ - 1 : 0;
@@ -720,13 +727,12 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
 // `copy` gives a frame's bytes where newer frames may be found; `again` (and `again2`, when there
 // is a second re-read) the identifying bytes as read after the top.
 WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,
-                         std::vector<RawFrame>& out, const std::vector<uint8_t>* verified) {
+                         std::vector<RawFrame>& out, const std::vector<uint64_t>* verified) {
   const auto& l = layout_;
   const bool objects = l.frame_model == FrameModel::kFrameObject;
-  // Frames of a block read again byte for byte as the walk read it need no comparing one by one.
-  auto verified_frame = [&](const Visited& v) {
-    return verified && v.block >= 0 && static_cast<size_t>(v.block) < verified->size() && (*verified)[v.block];
-  };
+  const uint32_t identity_end = identity_slice(l).second;
+  // Frames read again byte for byte as the walk read them need no comparing one by one.
+  auto verified_frame = [&](const Visited& v) { return Walker::verified_frame(v, verified, identity_end); };
   auto matches = [&](const Visited& v, const uint8_t* b, bool compare_instr) {
     if (!b || load<uint64_t>(b + l.frame.code) != v.code || load<uint64_t>(b + l.frame.previous) != v.previous)
       return false;
@@ -826,7 +832,8 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
     return [&, pass](uint64_t a) -> const uint8_t* {
       const size_t n = rc.slices.size();
       for (size_t k = 0; k < n; ++k) {
-        const size_t i = (last_slice[pass] + k) % n;
+        size_t i = last_slice[pass] + k;  // (no division: this runs for every frame, twice)
+        if (i >= n) i -= n;
         const Range& r = rc.slices[i];
         if (rc.ok[pass * n + i] && a + lo >= r.start && a + hi <= r.end) {
           last_slice[pass] = i;
@@ -837,11 +844,30 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
     };
   };
   BytesAt again = read_pass(0), again2 = read_pass(1);
+  // The current chunk read again, compared with the copy the walk used at once: its frames wholly
+  // below the first 64 bytes that differ in either read (a running thread's innermost frame, as
+  // a rule) read as the walk read them.
+  verified_.assign(kMaxChunks, 0);
+  const size_t n = rc.slices.size();
+  if (n > 0 && chunks_used_ > 0 && rc.slices[0].start == chunks_[0].base && rc.ok[0] && rc.ok[n]) {
+    const Range& r = rc.slices[0];
+    const size_t len = std::min(r.end, chunks_[0].end) - r.start;
+    const uint8_t* copied = chunks_[0].bytes.data();
+    const uint8_t* first = rc.bytes.data() + r.buffer_offset;
+    const uint8_t* second = first + rc.second;
+    constexpr size_t kBlock = 64;
+    size_t same = 0;
+    while (same + kBlock <= len && std::memcmp(copied + same, first + same, kBlock) == 0 &&
+           std::memcmp(copied + same, second + same, kBlock) == 0)
+      same += kBlock;
+    verified_[0] = r.start + same;
+  }
   // A frame the walk found outside what the guess read again (in a neighbour's bytes) needs the
   // second system call.
   for (const auto& v : visited_)
-    if (!again(v.address) || !again2(v.address)) return confirm(thread, out);
-  return settle(top_now, copy, again, &again2, out);
+    if (!verified_frame(v, &verified_, hi) && (!again(v.address) || !again2(v.address)))
+      return confirm(thread, out);
+  return settle(top_now, copy, again, &again2, out, &verified_);
 }
 
 // A second system call: the walked frames' identifying bytes and where newer frames may be, with
@@ -949,7 +975,7 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
   // Data-stack chunks whose frames read again exactly as the walk read them (a deep stack's outer
   // chunks, typically as the last walk left them).
-  verified_.assign(kMaxChunks, 0);
+  verified_.assign(kMaxChunks, 0);  // (no frame is below address 0)
   for (size_t b = 0; b < chunks_used_; ++b) {
     const Range& span = block_span_[b];
     if (span.end <= span.start || span.start < chunks_[b].base || span.end > chunks_[b].end) continue;
@@ -957,7 +983,7 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
     const uint8_t* last = again(span.end - hi);
     if (now && last && last - now == static_cast<std::ptrdiff_t>(span.end - hi - (span.start - lo)) &&
         std::memcmp(now + lo, chunks_[b].bytes.data() + (span.start - chunks_[b].base), span.end - span.start) == 0)
-      verified_[b] = 1;
+      verified_[b] = ~uint64_t(0);
   }
   return settle(top_now, copy, again, &again2, out, &verified_);
 }
