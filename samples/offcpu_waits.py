@@ -12,6 +12,7 @@
     epoll3        a selectors.EpollSelector watching three connections to --connect PORT
     asyncio       an idle asyncio event loop
     spinner       never waits: always running or waiting for a CPU
+    alternate     40 ms in time.sleep, then 40 ms in select.select on a third pipe, and again
 
 Prints "listening PORT" (recv_server's listener: connect to it once), then, when every thread
 waits, one JSON line {"role": native thread id, ...} and sleeps until killed.
@@ -116,8 +117,16 @@ def main():
         while True:
             pass
 
+    alternate_r, _alternate_w = os.pipe()
+
+    def alternate():
+        role("alternate")
+        while True:
+            time.sleep(0.04)
+            select.select([alternate_r], [], [], 0.04)
+
     threads = [recv_client, poll_client, recv_server, accept_tcp, accept_unix, lock_waiter, sleeper, pipe_reader,
-               selecter, epoll3, idle_loop, spinner]
+               selecter, epoll3, idle_loop, spinner, alternate]
     for f in threads:
         threading.Thread(target=f, daemon=True).start()
     print("listening", server.getsockname()[1], flush=True)

@@ -33,6 +33,9 @@ struct OffCpuReason {
   uint32_t id = 0;      // OffCpuReasons::text(id); the same text is always the same id; 0: none
   int syscall = -1;     // the system call it is blocked in; -1 when it is in none
   bool running = false; // it runs (or ran again before we looked): no reason
+  // Its system call was read: the kernel reads it only from a thread off every CPU and off the
+  // run queue, still in the state it was found in (it has been switched out, if it ran).
+  bool inactive = false;
 };
 
 class OffCpuReasons {

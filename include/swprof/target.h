@@ -110,6 +110,10 @@ class ThreadStats {
     uint64_t timeslices = 0;   // times it was given a CPU
     char state = '?';          // R, S, D, T, Z, ...
     bool ok = false;
+    // Neither switched in nor out between the two readings (see the recorder's use).
+    bool same_counters(const Reading& o) const {
+      return cpu_ns == o.cpu_ns && runqueue_ns == o.runqueue_ns && timeslices == o.timeslices;
+    }
   };
   Reading read(pid_t tid);                 // schedstat and the state
   Reading read_cpu(pid_t tid);             // schedstat only (state '?')

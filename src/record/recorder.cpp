@@ -154,15 +154,35 @@ struct Resolved {
   std::vector<int64_t> ids;
 };
 
+// Where the thread list says a thread's frames are (its top frame, or 3.11–3.12's CFrame, and its
+// data stack's top). A thread state made by C code in one thread and run by another keeps the
+// first one's ids: that one's schedstat can stand still while its frames change.
+struct ListedFrames {
+  uint64_t top = 0, cframe = 0, chunk = 0, datastack_top = 0;
+  ListedFrames() = default;
+  explicit ListedFrames(const python::PyThread& t)
+      : top(t.cframe ? 0 : t.top_frame), cframe(t.cframe), chunk(t.datastack_chunk), datastack_top(t.datastack_top) {}
+  bool operator==(const ListedFrames&) const = default;
+};
+
 struct ThreadContext {
   uint32_t index = 0;
   int64_t tid = 0;       // as the interpreter knows it (namespace-local in a container)
   pid_t host_tid = 0;    // as /proc knows it
   uint64_t ident = 0;
   int64_t last_sample_us = 0;
-  uint64_t last_cpu_ns = 0;
+  target::ThreadStats::Reading last_read;  // schedstat as last read, and the state then
   uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
-  char last_state = '?';
+  bool state_read = false;  // last_read.state was read from /proc (not told by the time the thread ran)
+  // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads).
+  target::ThreadStats::Reading early;
+  bool early_read = false;
+  bool last_read_early = false;  // last_read was such a reading, taken before its stack was read
+  bool stack_whole = false;      // resolved holds its last sample's stack, read whole
+  bool switched_out = false;     // off every CPU when its off-CPU reason was read, and not run since
+  ListedFrames listed;           // where the thread list said its frames were, at that read
+  bool quiet = false;            // asleep since then: this tick reuses that stack
+  std::optional<uint32_t> last_offcpu_reason;  // its last sample's, unless it moved since
   bool cpu_known = false;
   bool named = false;
   uint64_t last_tick = 0;
@@ -197,10 +217,14 @@ class Recorder {
                  }),
         asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
-    // Each thread's stack is read when its walk begins (see read_stacks_with_listing).
-    walker_.read_stacks_with_listing(false);
     if (options.native) native_ = std::make_unique<NativeFrames>(memory.pid());
     tasks_wanted_ = !entries.empty() || options.tasks;
+    // One system call per tick, unless tasks or greenlets must be read between the listing and
+    // the stacks, or threads are stopped one by one (see read_stacks_with_listing).
+    walker_.read_stacks_with_listing(!tasks_wanted_ && !native_);
+    // A thread asleep since its last read keeps its stack: read only in that mode (tasks and
+    // greenlets switch under a sleeping thread's frames; --native stops threads to read them).
+    reuse_quiet_stacks_ = !tasks_wanted_ && !native_;
     if (tasks_wanted_) greenlets_followed_ = std::make_unique<GreenletTracker>(memory, interp);
     raw_.reserve(python::Walker::kMaxVisit);
     stack_.reserve(options.max_depth + 2);
@@ -252,7 +276,7 @@ class Recorder {
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
   uint64_t task_samples = 0, greenlet_samples = 0;
-  uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0;
+  uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0, quiet_samples = 0;
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
@@ -263,7 +287,7 @@ class Recorder {
     samples += o.samples, errors += o.errors, idle_dropped += o.idle_dropped, not_gil_holder += o.not_gil_holder;
     threads_total += o.threads_total, runtime_unreadable += o.runtime_unreadable;
     task_samples += o.task_samples, greenlet_samples += o.greenlet_samples;
-    torn_retried += o.torn_retried, unsteady += o.unsteady, cut_stacks += o.cut_stacks;
+    torn_retried += o.torn_retried, unsteady += o.unsteady, cut_stacks += o.cut_stacks, quiet_samples += o.quiet_samples;
     late_samples += o.late_samples, partial_ticks += o.partial_ticks, gap_us += o.gap_us;
     for (const auto& [kind, n] : o.error_kinds) error_kinds[kind] += n;
     trigger_.add_counts(o.trigger_);
@@ -299,8 +323,9 @@ class Recorder {
   // Why a thread that is not running waits, read for its samples only; reason id -> string id + 1.
   target::OffCpuReasons offcpu_;
   std::unordered_map<uint32_t, uint32_t> offcpu_strings_;
-  uint32_t offcpu_reason(pid_t tid, char state) {
+  uint32_t offcpu_reason(pid_t tid, char state, bool* inactive) {
     target::OffCpuReason reason = offcpu_.read(tid, state);
+    *inactive = reason.inactive;
     if (!reason.id) return 0;
     auto [it, inserted] = offcpu_strings_.try_emplace(reason.id, 0);
     if (inserted) it->second = writer_.intern_string(offcpu_.text(reason.id)) + 1;
@@ -323,6 +348,9 @@ class Recorder {
   // asyncio: every task, read each tick when calls or tasks are followed (--entry, --tasks).
   python::AsyncioReader asyncio_;
   bool tasks_wanted_ = false;
+  bool reuse_quiet_stacks_ = false;
+  std::vector<uint64_t> quiet_tstates_;
+  void find_quiet_threads();
   bool tasks_read_ = false;  // this tick's scan read every task
   bool tasks_rescanned_ = false;  // read again this tick for a task made after the scan
   std::vector<python::AsyncTask> tasks_;
@@ -404,9 +432,9 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     c.first_seen_us = now_us;
     c.next_name_attempt_us = now_us;
     if (auto b = baseline_.find(c.host_tid); b != baseline_.end()) {
-      c.last_cpu_ns = b->second.cpu_ns;
+      c.last_read = b->second;
       c.last_runqueue_ns = b->second.runqueue_ns;
-      c.last_state = b->second.state;
+      c.state_read = c.last_read.state != '?';
       c.cpu_known = true;
     }
   }
@@ -967,7 +995,15 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   const bool native = native_ && ctx.host_tid > 0 && native_->may_stop(offcpu_.read(ctx.host_tid).syscall);
   native::Error stop_error = native::Error::kGone;
   bool batches_ok = false;
-  if (native) {
+  ctx.stack_whole = false;
+  if (ctx.quiet && ListedFrames(t) != ctx.listed) ctx.quiet = false;  // run by another OS thread
+  if (ctx.quiet) {
+    // Asleep since its last sample (find_quiet_threads): the stack it had then, unread.
+    raw_ = ctx.resolved.raw;
+    read_from_us = tick_us;
+    now_us = std::max(tick_us, monotonic_us() - epoch_us_);
+    if (!resolve_stack(ticks, true, &entry, &ctx.resolved)) failure = "unreadable code object";
+  } else if (native) {
     stop_error = native_->unwinder.capture(ctx.host_tid, native_->capture, [&]() {
       read_python();
       batches_ok = !gone && !failure && !raw_.empty() &&
@@ -1009,6 +1045,9 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     return;
   }
   if (torn) ++torn_retried;
+  // (A stack without Python frames is not resolved: ctx.resolved keeps an older one.)
+  ctx.stack_whole = !partial && err == python::WalkError::kNone && !raw_.empty();
+  ctx.listed = ListedFrames(t);
   if (native && stop_error == native::Error::kNone && !partial)
     native_->merge(raw_, ctx.resolved.ids, batches_ok, writer_, stack_);  // (resolve_stack left them there)
   // The time since the thread's last sample. A failed sample leaves it to the next one, so no
@@ -1080,32 +1119,54 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
-    auto r = stats_.read_cpu(ctx.host_tid);
+    auto r = ctx.early_read ? ctx.early : stats_.read_cpu(ctx.host_tid);
+    ctx.last_read_early = ctx.early_read;
     if (r.ok) {
-      uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_cpu_ns)
+      uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_read.cpu_ns)
                                      : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
       s.cpu_us = static_cast<int64_t>(delta / 1000);
-      // The scheduler state costs a read of /proc/…/stat (the kernel formats fifty fields). A
-      // thread that ran nine tenths of the time since its last sample runs now, as far as a
-      // sample can tell: its state is read only otherwise.
+      // The scheduler state costs a read of /proc/…/stat (the kernel formats fifty fields), read
+      // only when schedstat cannot tell it:
+      // - a thread that ran nine tenths of the time since its last sample runs now, as far as a
+      //   sample can tell;
+      // - a thread whose schedstat has not moved at all was neither switched out (that adds its
+      //   run time) nor in (that counts a timeslice): it is as it was at its last read, running
+      //   (schedstat advances a running thread only at the scheduler's tick, every 4 ms at
+      //   HZ=250) or blocked in the same call, if that state was read (not told by the first
+      //   rule: a thread that ran nine tenths of the time may have just gone to sleep). Only a
+      //   thread woken and still waiting for a CPU reads as asleep until it runs; its wait is then
+      //   counted from schedstat.
       const bool busy = ctx.cpu_known && elapsed > 0 && delta * 10 >= uint64_t(elapsed) * 1000 * 9;
-      r.state = busy ? 'R' : stats_.read_state(ctx.host_tid);
+      const bool unmoved = ctx.cpu_known && ctx.state_read && r.same_counters(ctx.last_read);
+      if (!unmoved) {
+        ctx.last_offcpu_reason.reset();
+        ctx.switched_out = false;
+      }
+      if (busy) r.state = 'R';
+      else if (unmoved) r.state = ctx.last_read.state;
+      else r.state = stats_.read_state(ctx.host_tid);
+      ctx.state_read = !busy && r.state != '?';
       // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
       // and has not run since has been waiting all along: that time is counted now, and not again
       // when schedstat catches up.
       uint64_t runqueue_ns = r.runqueue_ns;
-      if (ctx.cpu_known && ctx.last_state == 'R' && r.state == 'R' && r.cpu_ns == ctx.last_cpu_ns)
+      if (ctx.cpu_known && ctx.last_read.state == 'R' && r.state == 'R' && r.cpu_ns == ctx.last_read.cpu_ns)
         runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns + uint64_t(elapsed) * 1000);
       uint64_t queued = ctx.cpu_known ? runqueue_ns - std::min(runqueue_ns, ctx.last_runqueue_ns)
                                       : std::min<uint64_t>(runqueue_ns, uint64_t(elapsed) * 1000);
       s.runqueue_us = static_cast<int64_t>(queued / 1000);
-      ctx.last_cpu_ns = r.cpu_ns;
       ctx.last_runqueue_ns = std::max(runqueue_ns, ctx.last_runqueue_ns);
-      ctx.last_state = r.state;
+      ctx.last_read = r;
       ctx.cpu_known = true;
-      if (r.state == 'R') s.flags |= snapshot::kOnCpu;
-      // (Not for a sample --no-idle is about to drop.)
-      else if (options_.idle || s.cpu_us != 0) s.offcpu_reason = offcpu_reason(ctx.host_tid, r.state);
+      if (r.state == 'R') {
+        s.flags |= snapshot::kOnCpu;
+      } else if (options_.idle || s.cpu_us != 0 || reuse_quiet_stacks_) {
+        // (Not for a sample --no-idle is about to drop, unless it tells whether the thread's next
+        // stacks need a read: see find_quiet_threads.) Still in the call it blocked in when
+        // schedstat has not moved: no look at it again.
+        if (!ctx.last_offcpu_reason) ctx.last_offcpu_reason = offcpu_reason(ctx.host_tid, r.state, &ctx.switched_out);
+        s.offcpu_reason = *ctx.last_offcpu_reason;
+      }
     }
   }
   s.flags |= snapshot::kGilKnown;
@@ -1141,6 +1202,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   }
   ++samples;
   ++tick_samples;
+  if (ctx.quiet) ++quiet_samples;
   if (!entries_.empty()) {
     Reading reading{read_from_us, previous_read_from, routed, partial, task, born_us};
     trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
@@ -1165,12 +1227,40 @@ void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t>
   if (options_.observer) options_.observer->sample(s, stack, ctx.host_tid ? ctx.host_tid : ctx.tid, ctx.name);
 }
 
+// A thread that has not been on a CPU since its last sample has the stack it had then: no thread
+// but its own changes its frames. schedstat tells it, read for every known thread at the start of
+// the tick, before any stack: a thread found switched out at its last sample (after its stack was
+// read: its off-CPU reason's read finds it off every CPU and run queue), whose counters read before
+// that stack (run time, run-queue time, timeslices) have not moved since, was neither switched in
+// (that counts a timeslice) nor running meanwhile (switching out adds run time). A state of S
+// alone would not do: a thread is S from just before it calls the scheduler, and may be woken and
+// run on without a switch. Its stack is left out of the tick's system call and its last one used
+// again (unless the thread list shows its frames elsewhere): for a server's many idle threads, most
+// of a tick.
+void Recorder::find_quiet_threads() {
+  quiet_tstates_.clear();
+  for (auto& [tstate, ctx] : threads) {
+    ctx.quiet = ctx.early_read = false;
+    if (ctx.host_tid <= 0) continue;
+    ctx.early = stats_.read_cpu(ctx.host_tid);
+    ctx.early_read = ctx.early.ok;
+    const char state = ctx.last_read.state;
+    // (A kernel without schedstats shows no timeslices, and counters that never move.)
+    ctx.quiet = ctx.early_read && ctx.last_read_early && ctx.stack_whole && ctx.state_read && ctx.switched_out &&
+                (state == 'S' || state == 'D') && ctx.early.timeslices > 0 && ctx.early.same_counters(ctx.last_read);
+    if (ctx.quiet) quiet_tstates_.push_back(tstate);
+  }
+  std::sort(quiet_tstates_.begin(), quiet_tstates_.end());
+  walker_.skip_stacks(quiet_tstates_);
+}
+
 bool Recorder::tick(int64_t now_us) {
   ++ticks;
   // The recorder held up for over two intervals (a busy machine): calls that began and ended in
   // between were not seen; say when.
   if (ticks > 1 && now_us - previous_tick_us_ > 2 * options_.interval_us) note_stall(previous_tick_us_, now_us);
   const int64_t started = monotonic_us();
+  if (reuse_quiet_stacks_) find_quiet_threads();
   // (≤3.13: with the fingerprints of the code objects the walks will likely validate.)
   bool listed = walker_.read_threads(py_threads_, code_generation_ ? std::span<target::Memory::Request>() : codes_.fingerprint_reads(ticks));
   // A thread state freed while the list was followed cuts it short: read it once more.
@@ -1547,6 +1637,7 @@ int run(const Options& options) {
   if (options.realtime) footer.set_realtime(realtime.summary());
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
+  footer.set_quiet_samples(recorder.quiet_samples);
   footer.set_cut_stacks(recorder.cut_stacks);
   footer.set_late_samples(recorder.late_samples);
   footer.set_gap_us(recorder.gap_us);

@@ -79,6 +79,9 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   out += fmt::format("  cost      {:.1f} µs per sample on average, {:.1f} µs at most; {:.1f} µs of CPU per sample\n",
                      f.cost_mean_us(), f.cost_max_us(),
                      samples ? static_cast<double>(f.recorder_cpu_us()) / static_cast<double>(samples) : 0.0);
+  if (f.quiet_samples())
+    out += fmt::format("  asleep    {} samples of threads not run since their previous one kept its stack, not read again\n",
+                       f.quiet_samples());
   if (h.entry_specs_size() > 0) {
     out += fmt::format("  segments  {} seen, {} kept, {}{} skipped (over --max-parallel/--max-segments)\n",
                        f.segments_seen(), f.segments_kept(),

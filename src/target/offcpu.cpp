@@ -631,6 +631,7 @@ OffCpuReason OffCpuReasons::read(pid_t tid, char state) {
     r = t.last;
   } else {
     s.tid_now = tid;
+    r.inactive = true;
     r.syscall = call.number;
     r.id = s.intern(s.reason_for(call, t));
     t.last_line = std::move(line);
