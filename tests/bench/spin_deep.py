@@ -2,6 +2,8 @@
 
     spin_deep.py --threads T --depth D          T threads (the main one included), each spinning
                                                 forever D frames deep; prints "ready" when they run
+    spin_deep.py ... --idle N                    and N more threads, each blocked D frames deep (a
+                                                server's idle workers)
     spin_deep.py --work ROUNDS                   prints "ready", waits for a line on stdin, then runs
                                                 ROUNDS of a CPU-bound loop (a few frames deep) and
                                                 prints its own run time and CPU time in seconds
@@ -18,11 +20,15 @@ def spin():
         x += 1
 
 
-def descend(depth):
+def descend(depth, leaf=spin):
     if depth <= 1:
-        spin()
+        leaf()
     else:
-        descend(depth - 1)
+        descend(depth - 1, leaf)
+
+
+def block():
+    threading.Event().wait()
 
 
 def work(n):
@@ -46,6 +52,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--depth", type=int, default=24)
+    parser.add_argument("--idle", type=int, default=0)
     parser.add_argument("--work", type=int)
     args = parser.parse_args()
     sys.setrecursionlimit(max(1000, args.depth + 100))
@@ -58,6 +65,8 @@ def main():
         return
     for _ in range(args.threads - 1):
         threading.Thread(target=descend, args=(args.depth,), daemon=True).start()
+    for _ in range(args.idle):
+        threading.Thread(target=descend, args=(args.depth, block), daemon=True).start()
     print("ready", flush=True)
     descend(args.depth)
 

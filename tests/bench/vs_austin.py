@@ -2,6 +2,8 @@
 
   1. cost: each profiler's own CPU time (user + system, from wait4's rusage) per sampled stack,
      attached in turn to the same running target (threads spinning N frames deep), 1 ms interval;
+     beside them the floor any sampler pays: the CPU of waking up once per interval beside the
+     same target, sampling nothing (tests/tools/tick_floor.cpp), per thread sampled;
   2. rate: the highest swprof rate with under 1 % late ticks;
   3. slowdown: a CPU-bound program's run time with each profiler attached at 100 Hz, 1 kHz and
      10 kHz against its run time alone (interleaved runs, medians);
@@ -129,10 +131,16 @@ def cost_table(args, profilers, pythons):
     print("\n== 1. CPU time per sampled stack (interval %d us, %gs per run, %d runs each, alternating) =="
           % (args.interval_us, args.seconds, args.rounds))
     baseline = Profilers(args.baseline, None, profilers.tmp) if args.baseline else None
-    print("%-12s %8s %7s %11s %11s %8s %9s %8s%s" % ("python", "threads", "frames", "swprof µs", "austin µs",
-                                                       "ratio", "swp errs", "B/stack",
-                                                       "  baseline µs  ratio" if baseline else ""))
+    print("%-12s %8s %7s %11s %11s %8s %9s %8s %9s%s" % ("python", "threads", "frames", "swprof µs", "austin µs",
+                                                           "ratio", "swp errs", "B/stack", "wake-up",
+                                                           "  baseline µs  ratio" if baseline else ""))
     rows = []
+    # The floor under both: what waking up once per interval costs on this machine beside the same
+    # target, sampling nothing (a 1-thread sample pays it whole; eight threads share it).
+    floor = os.path.join(os.path.dirname(os.path.abspath(args.swprof)), "tests", "swp_tick_floor")
+    if not os.access(floor, os.X_OK):
+        print("(no swp_tick_floor at %s: build the tests for the wake-up floor column)" % floor)
+        floor = None
     for name in pythons:
         python, _ = harness.resolve_python(name)
         if not python:
@@ -140,36 +148,44 @@ def cost_table(args, profilers, pythons):
             continue
         version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                                  capture_output=True, text=True).stdout.strip()
-        for threads in (1, 8):
-            for depth in (24, 200):
-                target = Target(python, ["--threads", str(threads), "--depth", str(depth)])
-                try:
-                    time.sleep(0.3)
-                    s_cpu = s_n = a_cpu = a_n = b_cpu = b_n = 0.0
-                    s_err = s_bytes = 0
-                    with_austin = profilers.austin and version in AUSTIN_PYTHONS
-                    for _ in range(args.rounds):
-                        r = profilers.swprof_cost(target.pid, args.interval_us, args.seconds)
-                        s_cpu, s_n, s_err, s_bytes = s_cpu + r["cpu"], s_n + r["stacks"], s_err + r["errors"], s_bytes + r["bytes"]
-                        if with_austin:
-                            r = profilers.austin_cost(target.pid, args.interval_us, args.seconds)
-                            a_cpu, a_n = a_cpu + r["cpu"], a_n + r["stacks"]
-                        if baseline:
-                            r = baseline.swprof_cost(target.pid, args.interval_us, args.seconds)
-                            b_cpu, b_n = b_cpu + r["cpu"], b_n + r["stacks"]
-                finally:
-                    target.stop()
-                s_us = 1e6 * s_cpu / max(1, s_n)
-                a_us = 1e6 * a_cpu / a_n if a_n else None
-                ratio = "%.2f" % (s_us / a_us) if a_us else "-"
-                extra = ""
-                if baseline:
-                    b_us = 1e6 * b_cpu / max(1, b_n)
-                    extra = "  %11.1f  %5s" % (b_us, "%.2f" % (b_us / a_us) if a_us else "-")
-                print("%-12s %8d %7d %11.1f %11s %8s %9d %8.1f%s" % (name, threads, depth, s_us,
+        # Threads spinning D frames deep; and one spinning beside 64 blocked for good (a server's
+        # idle pool: the threads a sample need not read again).
+        for threads, idle, depth in ((1, 0, 24), (1, 0, 200), (8, 0, 24), (8, 0, 200), (1, 64, 24)):
+            target = Target(python, ["--threads", str(threads), "--idle", str(idle), "--depth", str(depth)])
+            try:
+                time.sleep(0.3)
+                s_cpu = s_n = a_cpu = a_n = b_cpu = b_n = 0.0
+                s_err = s_bytes = 0
+                with_austin = profilers.austin and version in AUSTIN_PYTHONS
+                wake_us = None
+                if floor:
+                    ticks = max(1, int(args.seconds * 1e6 / args.interval_us))
+                    wake_us = float(subprocess.run([floor, str(args.interval_us), str(ticks)], capture_output=True,
+                                                   text=True, check=True).stdout) / (threads + idle)
+                for _ in range(args.rounds):
+                    r = profilers.swprof_cost(target.pid, args.interval_us, args.seconds)
+                    s_cpu, s_n, s_err, s_bytes = s_cpu + r["cpu"], s_n + r["stacks"], s_err + r["errors"], s_bytes + r["bytes"]
+                    if with_austin:
+                        r = profilers.austin_cost(target.pid, args.interval_us, args.seconds)
+                        a_cpu, a_n = a_cpu + r["cpu"], a_n + r["stacks"]
+                    if baseline:
+                        r = baseline.swprof_cost(target.pid, args.interval_us, args.seconds)
+                        b_cpu, b_n = b_cpu + r["cpu"], b_n + r["stacks"]
+            finally:
+                target.stop()
+            s_us = 1e6 * s_cpu / max(1, s_n)
+            a_us = 1e6 * a_cpu / a_n if a_n else None
+            ratio = "%.2f" % (s_us / a_us) if a_us else "-"
+            extra = ""
+            if baseline:
+                b_us = 1e6 * b_cpu / max(1, b_n)
+                extra = "  %11.1f  %5s" % (b_us, "%.2f" % (b_us / a_us) if a_us else "-")
+            shape = "%d+%d idle" % (threads, idle) if idle else str(threads)
+            print("%-12s %8s %7d %11.1f %11s %8s %9d %8.1f %9s%s" % (name, shape, depth, s_us,
                                                                      "%.1f" % a_us if a_us else "-", ratio, s_err,
-                                                                     s_bytes / max(1, s_n), extra), flush=True)
-                rows.append((name, threads, depth, s_us, a_us))
+                                                                     s_bytes / max(1, s_n),
+                                                                     "%.1f" % wake_us if wake_us else "-", extra), flush=True)
+            rows.append((name, shape, depth, s_us, a_us))
     return rows
 
 
