@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -102,7 +103,15 @@ def open_profile(browser, server, filename, view=None, timeout=60):
         if alert is not None:
             browser.s("POST", "/alert/accept", {})
             return {"title": None, "alert": alert, "error": None}
-        state = browser.js("return {title: document.title, body: document.body ? document.body.innerText : ''};")
+        try:
+            state = browser.js("return {title: document.title, body: document.body ? document.body.innerText : ''};")
+        except AssertionError as e:
+            # The alert opened between the two calls: chromedriver dismisses it and names it in
+            # the error ("unexpected alert open: {Alert text : ...}").
+            m = re.search(r"unexpected alert open: \{Alert text : (.*)\}", str(e))
+            if not m:
+                raise
+            return {"title": None, "alert": m.group(1), "error": None}
         if "Something went wrong" in state["body"]:
             return {"title": state["title"], "alert": None, "error": state["body"][:500]}
         if state["title"].endswith(" - speedscope"):
