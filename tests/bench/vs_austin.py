@@ -5,8 +5,9 @@
      beside them the floor any sampler pays: the CPU of waking up once per interval beside the
      same target, sampling nothing (tests/tools/tick_floor.cpp), per thread sampled;
   2. rate: the highest swprof rate with under 1 % late ticks;
-  3. slowdown: a CPU-bound program's run time with each profiler attached at 100 Hz, 1 kHz and
-     10 kHz against its run time alone (interleaved runs, medians);
+  3. slowdown: a CPU-bound program's speed with each profiler attached at 100 Hz, 1 kHz and
+     10 kHz against its speed alone, in interleaved windows of a fifth of a second (the profiler
+     stopped and let go), median of the pairs;
   4. analysis: analyze, flamegraph and export --format pprof of a synthetic 10 M-sample recording
      (tests/tools/swp_synth.cpp, built as build/tests/swp_synth), samples per second and peak RSS (GNU time).
 
@@ -19,7 +20,6 @@ columns are skipped with a message.
 import argparse
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -219,40 +219,66 @@ def rate_table(args, profilers, python_name):
             target.stop()
 
 
-def timed_work(python, rounds, profiler_argv=None):
-    """(run time, CPU time) of the CPU-bound work alone or with a profiler attached (started
-    before the work, stopped after it)."""
-    target = Target(python, ["--work", str(rounds)])
-    prof = None
+def paired_windows(python, profiler_argv, seconds, window):
+    """A CPU-bound program (spin_deep.py --chunks) with the profiler attached, the profiler stopped
+    (SIGSTOP) and let go again (SIGCONT) every `window` seconds: the program's chunks of work in a
+    window where the profiler ran against those in the windows on either side, where it was
+    stopped. Run time on this VM drifts by ±15 % from one run to the next, with the host's load;
+    within a fifth of a second it barely moves, so each pair compares like with like. Returns the
+    slowdowns of the pairs, wall and thread CPU time, as fractions."""
+    target = subprocess.Popen([python, TARGET, "--chunks", str(seconds + 2)], stdout=subprocess.PIPE, text=True)
+    if target.stdout.readline().strip() != "ready":
+        raise SystemExit("bench: the chunked target did not start")
+    prof = subprocess.Popen(profiler_argv(target.pid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    phases = []
     try:
-        if profiler_argv:
-            prof = subprocess.Popen(profiler_argv(target.pid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.4)  # attached and sampling
-        target.proc.stdin.write("go\n")
-        target.proc.stdin.flush()
-        elapsed = tuple(float(x) for x in target.proc.stdout.readline().split())
+        time.sleep(0.5)  # attached and sampling
+        running = False
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and prof.poll() is None:
+            prof.send_signal(signal.SIGCONT if running else signal.SIGSTOP)
+            t0 = time.monotonic()
+            time.sleep(window)
+            phases.append((t0, time.monotonic(), running))
+            running = not running
     finally:
-        if prof:
-            prof.send_signal(signal.SIGINT)
-            try:
-                prof.wait(10)
-            except subprocess.TimeoutExpired:
-                prof.kill()
-                prof.wait()
-        target.stop()
-    return elapsed
+        prof.send_signal(signal.SIGCONT)
+        prof.send_signal(signal.SIGINT)
+        try:
+            prof.wait(10)
+        except subprocess.TimeoutExpired:
+            prof.kill()
+            prof.wait()
+    chunks = json.loads(target.stdout.readline() or "[]")
+    target.wait()
+    # A chunk counts in a window it lies wholly in, from 20 ms after the signal (a stop takes effect
+    # at once; a profiler let go first finishes the tick it was late for).
+    guard = 0.02
+
+    def per_chunk(phase):
+        t0, t1, _ = phase
+        inside = [(e - b, c) for b, e, c in chunks if b >= t0 + guard and e <= t1]
+        if len(inside) < 3:
+            return None
+        return statistics.mean(w for w, _ in inside), statistics.mean(c for _, c in inside)
+
+    means = [per_chunk(p) for p in phases]
+    wall, cpu = [], []
+    for i in range(1, len(phases) - 1):
+        if not phases[i][2] or None in (means[i - 1], means[i], means[i + 1]):
+            continue
+        # Against both neighbours: a drift across the three windows cancels.
+        wall.append(means[i][0] / ((means[i - 1][0] + means[i + 1][0]) / 2) - 1)
+        cpu.append(means[i][1] / ((means[i - 1][1] + means[i + 1][1]) / 2) - 1)
+    return wall, cpu
 
 
 def slowdown_table(args, profilers, python_name):
     python, _ = harness.resolve_python(python_name)
     if not python:
         return
-    # Rounds for about args.work_seconds alone.
-    probe = 20
-    t = timed_work(python, probe)[0]
-    rounds = max(1, int(probe * args.work_seconds / t))
     swp = os.path.join(profilers.tmp, "slowdown.swp")
-    kinds = [("alone", None)]
+    kinds = []
     for hz in (100, 1000, 10000):
         interval = 1000000 // hz
         kinds.append(("swprof %d Hz" % hz,
@@ -266,25 +292,23 @@ def slowdown_table(args, profilers, python_name):
             kinds.append(("austin %d Hz" % hz,
                           lambda pid, i=interval: [profilers.austin, "-h", "16", "-i", str(i), "-o", os.devnull,
                                                    "-p", str(pid)]))
-    times = {k: [] for k, _ in kinds}
-    order = random.Random(9)  # a fixed shuffle: no kind always runs first (the host's noise drifts)
-    for _ in range(args.slowdown_runs):  # interleaved: every kind once per round
-        for k, argv in order.sample(kinds, len(kinds)):
-            times[k].append(timed_work(python, rounds, argv))
-    # Wall time is what the program's user waits; on a VM the host's own load moves it by several
-    # per cent between runs. The program's CPU time leaves out the time the host took the CPU (steal
-    # time) and shows what the profiler's remote reads cost it.
-    alone = statistics.median(t for t, _ in times["alone"])
-    alone_cpu = statistics.median(c for _, c in times["alone"])
-    print("\n== 3. Target slowdown (%s, CPU-bound, %.2fs alone, median of %d interleaved runs) =="
-          % (python_name, alone, args.slowdown_runs))
-    print("%-18s %10s %10s %10s %10s %12s" % ("", "median s", "slowdown", "CPU s", "CPU slower", "wall IQR"))
-    for k, _ in kinds:
-        walls = sorted(t for t, _ in times[k])
-        m, c = statistics.median(walls), statistics.median(cpu for _, cpu in times[k])
-        q = statistics.quantiles(walls, n=4) if len(walls) >= 2 else [walls[0]] * 3
-        print("%-18s %10.3f %9.1f%% %10.3f %9.1f%% %5.3f-%5.3f" % (k, m, 100.0 * (m - alone) / alone, c,
-                                                                100.0 * (c - alone_cpu) / alone_cpu, q[0], q[2]))
+    print("\n== 3. Target slowdown (%s, CPU-bound; each profiler stopped and let go every %.2fs for %gs: "
+          "its windows against the stopped ones on either side, median of the pairs) =="
+          % (python_name, args.window, args.slowdown_seconds))
+    print("%-18s %6s %10s %16s %10s %16s" % ("", "pairs", "slowdown", "IQR", "CPU", "CPU IQR"))
+    for k, argv in kinds:
+        for attempt in range(3):  # (austin 3.7 now and then dies of SIGSEGV on attach)
+            wall, cpu = paired_windows(python, argv, args.slowdown_seconds, args.window)
+            if len(wall) >= 4:
+                break
+            print("  (%s ended early; again)" % k, flush=True)
+        if len(wall) < 4:
+            print("%-18s %6d  (too few windows: the profiler ended early?)" % (k, len(wall)))
+            continue
+        qw, qc = statistics.quantiles(wall, n=4), statistics.quantiles(cpu, n=4)
+        print("%-18s %6d %9.1f%% %7.1f%%..%5.1f%% %9.1f%% %7.1f%%..%5.1f%%"
+              % (k, len(wall), 100 * statistics.median(wall), 100 * qw[0], 100 * qw[2],
+                 100 * statistics.median(cpu), 100 * qc[0], 100 * qc[2]), flush=True)
 
 
 def analysis_table(args):
@@ -327,8 +351,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="runs of each profiler per case, alternating")
     parser.add_argument("--interval-us", type=int, default=1000)
     parser.add_argument("--slowdown-python", default="pyenv-3.11")
-    parser.add_argument("--slowdown-runs", type=int, default=9)
-    parser.add_argument("--work-seconds", type=float, default=1.0)
+    parser.add_argument("--slowdown-seconds", type=float, default=12.0, help="length of one profiler's slowdown run")
+    parser.add_argument("--window", type=float, default=0.2, help="slowdown: seconds between stopping and letting go")
     parser.add_argument("--samples", type=int, default=10_000_000, help="samples in the synthetic recording")
     parser.add_argument("--synth", help="the swp_synth tool (default: tests/swp_synth beside swprof)")
     parser.add_argument("--only", choices=["cost", "rate", "slowdown", "analysis"], action="append")
