@@ -29,7 +29,12 @@ def test(ctx):
                "%s at %s:%s, expected %s:%s" % (name, node["file"], node["line"], sample, defs[name]))
     method_b = path[-1]
     children = {c["function"]: c for c in method_b["children"]}
+    # (A sample taken while the thread went from one sleep to the other, its frames changing under
+    # every read, keeps methodB and its callers under <frames changed while read>: honest, rare.)
+    unsteady = children.pop("<frames changed while read>", None)
     expect(set(children) == {"methodC", "methodD"}, "methodB's children: %s" % sorted(children))
+    expect(unsteady is None or unsteady["samples"] <= max(2, rec["samples"] // 200),
+           "methodB's unsteady samples: %s" % (unsteady and unsteady["samples"]))
     for name in ("methodC", "methodD"):
         c = children[name]
         expect(c["file"] == sample and c["line"] == defs[name],
