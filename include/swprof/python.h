@@ -62,6 +62,7 @@ struct Layout {
   struct {
     uint32_t interpreters_head = kAbsent;
     uint32_t gil_locked = kAbsent, gil_last_holder = kAbsent;  // kRuntime
+    uint32_t gil_switch_number = kAbsent;                      // kRuntime: see gil.switch_number
   } runtime;
   struct {
     uint32_t next = kAbsent, threads_head = kAbsent, modules = kAbsent;
@@ -71,6 +72,9 @@ struct Layout {
   } interp;
   struct {
     uint32_t locked = kAbsent, last_holder = kAbsent;  // in struct _gil_runtime_state (3.12+)
+    // How many times the GIL changed hands: take_gil() counts one when a thread state other than
+    // the last holder takes it. It follows `locked` in every version (an int, then padding).
+    uint32_t switch_number = kAbsent;
   } gil;
   struct {
     uint32_t next = kAbsent, interp = kAbsent;

@@ -39,6 +39,7 @@ Layout frame_object_layout(int minor) {
   l.runtime.interpreters_head = 32;
   l.runtime.gil_locked = minor == 8 ? 1168 : 368;
   l.runtime.gil_last_holder = minor == 8 ? 1160 : 360;
+  l.runtime.gil_switch_number = minor == 8 ? 1176 : 376;
   l.interp.next = 0;
   l.interp.threads_head = 8;
   l.interp.modules = minor == 8 ? 56 : 856;
@@ -93,6 +94,7 @@ Layout interpreter_frame_layout(int minor) {
     l.runtime.interpreters_head = 40;
     l.runtime.gil_locked = 376;
     l.runtime.gil_last_holder = 368;
+    l.runtime.gil_switch_number = 384;
     l.interp.next = 0;
     l.interp.threads_head = 16;
     l.interp.modules = 888;
@@ -122,6 +124,7 @@ Layout interpreter_frame_layout(int minor) {
     l.gil_model = GilModel::kInterpreterPointer;
     l.gil.locked = 16;
     l.gil.last_holder = 8;
+    l.gil.switch_number = 24;
     l.frame.code = 0;
     l.frame.previous = 8;
     l.frame.frame_obj = 48;
@@ -522,6 +525,7 @@ std::optional<std::string> apply_debug_offsets(Layout& l, std::span<const uint8_
   if (locked >= gil_base && holder >= gil_base && locked - gil_base < 256 && holder - gil_base < 256) {
     l.gil.locked = u32(locked - gil_base);
     l.gil.last_holder = u32(holder - gil_base);
+    l.gil.switch_number = l.gil.locked + 8;  // (not among the debug offsets)
   }
   if (v.count("interpreter_state.code_object_generation"))
     l.interp.code_object_generation = u32(v["interpreter_state.code_object_generation"]);

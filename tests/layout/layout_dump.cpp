@@ -83,9 +83,11 @@ int main(int argc, char** argv) {
   p("runtime.interpreters_head", l->runtime.interpreters_head);
   p("runtime.gil_locked", l->runtime.gil_locked);
   p("runtime.gil_last_holder", l->runtime.gil_last_holder);
+  p("runtime.gil_switch_number", l->runtime.gil_switch_number);
   p("interp.ceval_gil", l->interp.ceval_gil);
   p("gil.locked", l->gil.locked);
   p("gil.last_holder", l->gil.last_holder);
+  p("gil.switch_number", l->gil.switch_number);
   p("interp.next", l->interp.next);
   p("interp.runtime", l->interp.runtime);
   p("interp.threads_head", l->interp.threads_head);

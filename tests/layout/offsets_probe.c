@@ -41,10 +41,12 @@ int main(void) {
 #if PY_VERSION_HEX < 0x030c0000
   P("runtime.gil_locked", offsetof(_PyRuntimeState, ceval.gil.locked));
   P("runtime.gil_last_holder", offsetof(_PyRuntimeState, ceval.gil.last_holder));
+  P("runtime.gil_switch_number", offsetof(_PyRuntimeState, ceval.gil.switch_number));
 #else
   P("interp.ceval_gil", offsetof(PyInterpreterState, ceval.gil));
   P("gil.locked", offsetof(struct _gil_runtime_state, locked));
   P("gil.last_holder", offsetof(struct _gil_runtime_state, last_holder));
+  P("gil.switch_number", offsetof(struct _gil_runtime_state, switch_number));
 #endif
   P("interp.next", offsetof(PyInterpreterState, next));
 #if PY_VERSION_HEX >= 0x03090000
