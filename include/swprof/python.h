@@ -411,6 +411,18 @@ class Walker {
   // 3.14+: the interpreter's code-object generation (changes when code objects are freed), as
   // read with the last read_threads().
   std::optional<uint64_t> code_generation() const;
+  // The GIL as the last read_threads() saw it (a process with one interpreter, listed whole), read
+  // before any stack it read: its last holder, locked or not, and how many times it changed hands.
+  // No thread but the one holding the GIL changes its Python frames, and a thread state other than
+  // the last holder that takes it counts a switch; so between two equal readings no thread state
+  // but that holder took the GIL, and every other one kept its frames (those whose OS thread runs
+  // another thread state too aside: one that swaps thread states without a switch).
+  struct GilSeen {
+    bool valid = false;
+    uint64_t last_holder = 0, switches = 0;
+    bool same(const GilSeen& o) const { return valid && o.valid && last_holder == o.last_holder && switches == o.switches; }
+  };
+  const GilSeen& gil_seen() const { return gil_seen_; }
   // The outermost frame the last walk() reached, skipped frames included. Under gevent each
   // greenlet's stack ends in its own frame, so this tells which greenlet was running.
   uint64_t bottom_frame() const { return bottom_; }
@@ -452,6 +464,8 @@ class Walker {
   static ListingSpans listing_spans(const Layout& layout);
   uint64_t runtime_gil_holder(const uint8_t* runtime_bytes) const;
   uint64_t gil_holder(const uint8_t* gil_bytes) const;
+  GilSeen runtime_gil_seen(const uint8_t* runtime_bytes) const;
+  GilSeen own_gil_seen(const uint8_t* gil_bytes) const;
   bool read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra);
   bool drop_prefetched();  // false
   // The last complete listing of a process with one interpreter.
@@ -538,6 +552,7 @@ class Walker {
   uint64_t walks_ = 0;
   bool threads_complete_ = true;
   std::optional<uint64_t> generation_;
+  GilSeen gil_seen_;
   mutable size_t last_hit_ = 0, last_window_ = 0;
   std::vector<uint8_t> confirm_buf_;
   std::vector<target::Memory::Request> confirm_reads_;

@@ -104,6 +104,10 @@ Walker::ListingSpans Walker::listing_spans(const Layout& l) {
   if (s.runtime_gil) {
     s.lo = std::min({s.lo, l.runtime.gil_locked, l.runtime.gil_last_holder});
     s.hi = std::max({s.hi, l.runtime.gil_locked + 8, l.runtime.gil_last_holder + 8});
+    if (l.runtime.gil_switch_number != kAbsent) {
+      s.lo = std::min(s.lo, l.runtime.gil_switch_number);
+      s.hi = std::max(s.hi, l.runtime.gil_switch_number + 8);
+    }
   }
   // An interpreter's fields: its threads, the next interpreter, its GIL (3.12+).
   s.ilo = std::min(l.interp.threads_head, l.interp.next);
@@ -114,7 +118,28 @@ Walker::ListingSpans Walker::listing_spans(const Layout& l) {
     s.ihi = std::max(s.ihi, l.interp.ceval_gil + 8);
   }
   s.gil_need = std::max(l.gil.locked, l.gil.last_holder) + 8;
+  if (l.gil.switch_number != kAbsent) s.gil_need = std::max(s.gil_need, l.gil.switch_number + 8);
   return s;
+}
+
+Walker::GilSeen Walker::runtime_gil_seen(const uint8_t* runtime_bytes) const {
+  const auto& l = layout_;
+  GilSeen g;
+  if (!spans_.runtime_gil || l.runtime.gil_switch_number == kAbsent) return g;
+  g.valid = true;
+  g.last_holder = load<uint64_t>(runtime_bytes + l.runtime.gil_last_holder - spans_.lo);
+  g.switches = load<uint64_t>(runtime_bytes + l.runtime.gil_switch_number - spans_.lo);
+  return g;
+}
+
+Walker::GilSeen Walker::own_gil_seen(const uint8_t* gil_bytes) const {
+  const auto& l = layout_;
+  GilSeen g;
+  if (l.gil.switch_number == kAbsent) return g;
+  g.valid = true;
+  g.last_holder = load<uint64_t>(gil_bytes + l.gil.last_holder);
+  g.switches = load<uint64_t>(gil_bytes + l.gil.switch_number);
+  return g;
 }
 
 uint64_t Walker::runtime_gil_holder(const uint8_t* runtime_bytes) const {
@@ -184,9 +209,11 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
       load<uint64_t>(interp_bytes + l.interp.next - s.ilo) != 0)
     return drop_prefetched();
   uint64_t holder = runtime_gil_holder(runtime_bytes);
+  GilSeen seen = runtime_gil_seen(runtime_bytes);
   if (s.own_gil) {
     if (load<uint64_t>(interp_bytes + l.interp.ceval_gil - s.ilo) != g.gil) return drop_prefetched();
     holder = gil_holder(gil_bytes);
+    seen = own_gil_seen(gil_bytes);
   }
   uint64_t ts = load<uint64_t>(interp_bytes + l.interp.threads_head - s.ilo);
   out.clear();
@@ -200,6 +227,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   }
   if (ts != 0) return drop_prefetched();  // a thread more than last time
   threads_complete_ = true;
+  gil_seen_ = seen;
   if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(out);
   listing_guess_.threads = out;  // a thread state reused by a new thread: its ids now
   if (generation_kept) generation_ = generation;
@@ -219,6 +247,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
   for (auto& r : extra) r.ok = false;
   drop_prefetched();
   out.clear();
+  gil_seen_ = GilSeen{};
   threads_complete_ = true;
   listing_guess_.valid = false;
   const auto& l = layout_;
@@ -227,6 +256,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
   if (s.hi - s.lo > sizeof block || !memory_.read(interp_.runtime + s.lo, block, s.hi - s.lo)) return false;
   uint64_t interp = load<uint64_t>(block + l.runtime.interpreters_head - s.lo);
   const uint64_t runtime_holder = runtime_gil_holder(block);
+  GilSeen seen = runtime_gil_seen(block);
   generation_.reset();
   uint64_t generation = 0;
   if (l.interp.code_object_generation != kAbsent && plausible_pointer(interp) &&
@@ -249,8 +279,13 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
       uint8_t g[64];
       holder = 0;
       guess.gil = gil;
-      if (plausible_pointer(gil) && s.gil_need <= sizeof g && memory_.read(gil, g, s.gil_need)) holder = gil_holder(g);
-      else guess.gil = 0;
+      seen = GilSeen{};
+      if (plausible_pointer(gil) && s.gil_need <= sizeof g && memory_.read(gil, g, s.gil_need)) {
+        holder = gil_holder(g);
+        seen = own_gil_seen(g);
+      } else {
+        guess.gil = 0;
+      }
     }
     // The list itself: the walk re-reads each thread state with its frames, so only what links
     // and names the threads is needed here.
@@ -270,6 +305,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
   }
   // One interpreter, listed whole: the next tick reads it again in one call.
   if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(out);
+  if (interpreters == 1 && threads_complete_) gil_seen_ = seen;
   if (interpreters == 1 && threads_complete_ && s.gil_need <= 64) {
     guess.valid = true;
     guess.threads = out;  // with their native ids
