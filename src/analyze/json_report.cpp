@@ -104,9 +104,10 @@ std::string recording_quality_json(const snapshot::Recording& rec) {
     stalls += fmt::format("{}[{}, {}]", stalls.empty() ? "" : ", ", number(st.start_us() / 1e3), number(st.end_us() / 1e3));
   return fmt::format(
       ", \"start_monotonic_ms\": {}, \"torn_retried\": {}, \"unsteady\": {}, \"late_samples\": {}, "
-      "\"not_sampled_ms\": {}, \"cut_stacks\": {}, \"quiet_samples\": {}, \"stalls_ms\": [{}]",
+      "\"not_sampled_ms\": {}, \"cut_stacks\": {}, \"quiet_samples\": {}, \"gil_quiet_samples\": {}, "
+      "\"stalls_ms\": [{}]",
       number(rec.header.start_monotonic_us() / 1e3), f.torn_retried(), f.unsteady(), f.late_samples(),
-      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), stalls);
+      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), f.gil_quiet_samples(), stalls);
 }
 
 // record --subprocesses: the descendants looked at, followed ("python" set) or not ("note": why).

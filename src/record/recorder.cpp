@@ -182,6 +182,7 @@ struct ThreadContext {
   bool switched_out = false;     // off every CPU when its off-CPU reason was read, and not run since
   ListedFrames listed;           // where the thread list said its frames were, at that read
   bool quiet = false;            // asleep since then: this tick reuses that stack
+  bool gil_quiet = false;        // had not taken the GIL since then: this tick reuses that stack
   std::optional<uint32_t> last_offcpu_reason;  // its last sample's, unless it moved since
   bool cpu_known = false;
   bool named = false;
@@ -276,7 +277,8 @@ class Recorder {
   uint64_t ticks = 0, samples = 0, errors = 0, idle_dropped = 0, not_gil_holder = 0, threads_total = 0;
   uint64_t runtime_unreadable = 0;
   uint64_t task_samples = 0, greenlet_samples = 0;
-  uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0, quiet_samples = 0;
+  uint64_t torn_retried = 0, unsteady = 0, cut_stacks = 0, late_samples = 0, partial_ticks = 0, quiet_samples = 0,
+           gil_quiet_samples = 0;
   int64_t gap_us = 0;
   double cost_total_us = 0, cost_max_us = 0;
   std::map<std::string, uint64_t> error_kinds;
@@ -287,7 +289,8 @@ class Recorder {
     samples += o.samples, errors += o.errors, idle_dropped += o.idle_dropped, not_gil_holder += o.not_gil_holder;
     threads_total += o.threads_total, runtime_unreadable += o.runtime_unreadable;
     task_samples += o.task_samples, greenlet_samples += o.greenlet_samples;
-    torn_retried += o.torn_retried, unsteady += o.unsteady, cut_stacks += o.cut_stacks, quiet_samples += o.quiet_samples;
+    torn_retried += o.torn_retried, unsteady += o.unsteady, cut_stacks += o.cut_stacks, quiet_samples += o.quiet_samples,
+    gil_quiet_samples += o.gil_quiet_samples;
     late_samples += o.late_samples, partial_ticks += o.partial_ticks, gap_us += o.gap_us;
     for (const auto& [kind, n] : o.error_kinds) error_kinds[kind] += n;
     trigger_.add_counts(o.trigger_);
@@ -349,8 +352,13 @@ class Recorder {
   python::AsyncioReader asyncio_;
   bool tasks_wanted_ = false;
   bool reuse_quiet_stacks_ = false;
-  std::vector<uint64_t> quiet_tstates_;
+  std::vector<uint64_t> quiet_tstates_, thread_ids_;
   void find_quiet_threads();
+  // The GIL as the previous tick's listing saw it, and this tick's threads that had not taken it
+  // then (see find_quiet_threads and settle_gil_quiet).
+  python::Walker::GilSeen gil_before_;
+  std::vector<ThreadContext*> gil_candidates_;
+  void settle_gil_quiet();
   bool tasks_read_ = false;  // this tick's scan read every task
   bool tasks_rescanned_ = false;  // read again this tick for a task made after the scan
   std::vector<python::AsyncTask> tasks_;
@@ -1202,7 +1210,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   }
   ++samples;
   ++tick_samples;
-  if (ctx.quiet) ++quiet_samples;
+  if (ctx.quiet) ++(ctx.gil_quiet ? gil_quiet_samples : quiet_samples);
   if (!entries_.empty()) {
     Reading reading{read_from_us, previous_read_from, routed, partial, task, born_us};
     trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
@@ -1239,8 +1247,9 @@ void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t>
 // of a tick.
 void Recorder::find_quiet_threads() {
   quiet_tstates_.clear();
+  gil_candidates_.clear();
   for (auto& [tstate, ctx] : threads) {
-    ctx.quiet = ctx.early_read = false;
+    ctx.quiet = ctx.gil_quiet = ctx.early_read = false;
     if (ctx.host_tid <= 0) continue;
     ctx.early = stats_.read_cpu(ctx.host_tid);
     ctx.early_read = ctx.early.ok;
@@ -1248,10 +1257,32 @@ void Recorder::find_quiet_threads() {
     // (A kernel without schedstats shows no timeslices, and counters that never move.)
     ctx.quiet = ctx.early_read && ctx.last_read_early && ctx.stack_whole && ctx.state_read && ctx.switched_out &&
                 (state == 'S' || state == 'D') && ctx.early.timeslices > 0 && ctx.early.same_counters(ctx.last_read);
-    if (ctx.quiet) quiet_tstates_.push_back(tstate);
+    // Not the GIL's last holder when the last tick's list was read (before any stack it read):
+    // unchanged unless the GIL changed hands since, which this tick's list tells (settle_gil_quiet).
+    if (!ctx.quiet && ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder)
+      gil_candidates_.push_back(&ctx);
+    if (ctx.quiet || (ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder))
+      quiet_tstates_.push_back(tstate);
   }
   std::sort(quiet_tstates_.begin(), quiet_tstates_.end());
   walker_.skip_stacks(quiet_tstates_);
+}
+
+// After this tick's list: if the GIL has neither changed hands nor holder since the last tick's list
+// was read, no thread state but its holder took it, and the other threads kept the frames they
+// had (see Walker::GilSeen): their stacks, left out of the tick's read, are used again. Not for a
+// thread state whose OS thread runs another one too (C code swapping thread states takes no
+// switch); otherwise, they are read now.
+void Recorder::settle_gil_quiet() {
+  const python::Walker::GilSeen& now = walker_.gil_seen();
+  bool unchanged = now.same(gil_before_) && walker_.threads_complete();
+  gil_before_ = now;
+  if (gil_candidates_.empty() || !unchanged) return;
+  thread_ids_.clear();
+  for (const auto& t : py_threads_) thread_ids_.push_back(t.thread_id);
+  std::sort(thread_ids_.begin(), thread_ids_.end());
+  if (std::adjacent_find(thread_ids_.begin(), thread_ids_.end()) != thread_ids_.end()) return;
+  for (ThreadContext* ctx : gil_candidates_) ctx->quiet = ctx->gil_quiet = true;
 }
 
 bool Recorder::tick(int64_t now_us) {
@@ -1269,6 +1300,10 @@ bool Recorder::tick(int64_t now_us) {
     // 3.14+: code objects were freed since the last tick; cached addresses may be reused.
     if (code_generation_ && *code_generation_ != *generation) codes_.clear();
     code_generation_ = generation;
+  }
+  if (reuse_quiet_stacks_) {
+    if (listed) settle_gil_quiet();
+    else gil_before_ = {};
   }
   if (!listed) {
     // Not a lost sample: the interpreter list itself is unreadable, which happens while the
@@ -1638,6 +1673,7 @@ int run(const Options& options) {
   footer.set_torn_retried(recorder.torn_retried);
   footer.set_unsteady(recorder.unsteady);
   footer.set_quiet_samples(recorder.quiet_samples);
+  footer.set_gil_quiet_samples(recorder.gil_quiet_samples);
   footer.set_cut_stacks(recorder.cut_stacks);
   footer.set_late_samples(recorder.late_samples);
   footer.set_gap_us(recorder.gap_us);

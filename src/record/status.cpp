@@ -82,6 +82,10 @@ void print_summary(const pb::Footer& f, const pb::Header& h, const std::string& 
   if (f.quiet_samples())
     out += fmt::format("  asleep    {} samples of threads not run since their previous one kept its stack, not read again\n",
                        f.quiet_samples());
+  if (f.gil_quiet_samples())
+    out += fmt::format("  no GIL    {} samples of threads that had not taken the GIL since their previous one kept "
+                       "its stack, not read again\n",
+                       f.gil_quiet_samples());
   if (h.entry_specs_size() > 0) {
     out += fmt::format("  segments  {} seen, {} kept, {}{} skipped (over --max-parallel/--max-segments)\n",
                        f.segments_seen(), f.segments_kept(),

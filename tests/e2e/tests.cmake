@@ -13,6 +13,7 @@ endif()
 swprof_e2e(launch test_launch.py PYTHONS pyenv-3.11 debian-3.11 pyenv-3.8 SANITIZE pyenv-3.8)
 swprof_e2e(known_stacks test_known_stacks.py SANITIZE pyenv-3.10 pyenv-3.11 sid-3.14 LOAD pyenv-3.13 debian-3.11)
 swprof_e2e(quiet_threads test_quiet_threads.py SANITIZE pyenv-3.12 LOAD pyenv-3.11 sid-3.15)
+swprof_e2e(gil_quiet test_gil_quiet.py SANITIZE pyenv-3.11 LOAD pyenv-3.8 pyenv-3.12 sid-3.15)
 swprof_e2e(discovery test_discovery.py SANITIZE debian-3.11)
 swprof_e2e(stress test_stress.py TIMEOUT 200)
 add_test(NAME "e2e: unsupported versions 2.7 3.6 3.7"

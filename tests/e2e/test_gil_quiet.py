@@ -1,0 +1,109 @@
+"""A thread that has not taken the GIL since its last sample keeps that stack unread (the recorder
+compares the GIL's last holder and switch count between ticks), and only such a thread: a
+cruncher that holds the GIL but for the interpreter's switches, beside three visitors that take it
+for 50 µs bursts between 2 ms naps, launched under swprof at 1 ms.
+
+- Visitors woken and waiting for the GIL have samples kept without a read (gil_quiet_samples),
+  and every cruncher sample is crunch > spin.
+- A thread that took the GIL between two ticks is read again, though the GIL's last holder is the
+  cruncher at both: each visitor runs stage_one for 0.6 s, then stage_two for 0.6 s, never back.
+  A stage_one stack kept past the change gives stage_one tens of milliseconds more than the
+  program measured (as when the switch count is not compared); each stage has what the program
+  measured, within the sampling tolerance (two changes of function per visitor).
+- No visitor sample has the cruncher's frames.
+"""
+import json
+import os
+import textwrap
+
+import harness
+from harness import expect
+
+PROGRAM = textwrap.dedent('''
+    import json, threading, time
+
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def crunch():
+        while True:
+            spin(0.01)
+
+    def stage_one(until):
+        while time.perf_counter() < until:
+            spin(0.00005)
+            time.sleep(0.002)
+
+    def stage_two(until):
+        while time.perf_counter() < until:
+            spin(0.00005)
+            time.sleep(0.002)
+
+    def visitor(out, i):
+        t0 = time.perf_counter()
+        stage_one(t0 + 0.6)
+        t1 = time.perf_counter()
+        stage_two(t1 + 0.6)
+        t2 = time.perf_counter()
+        out[threading.get_native_id()] = {"one_ms": (t1 - t0) * 1e3, "two_ms": (t2 - t1) * 1e3}
+
+    threading.Thread(target=crunch, name="cruncher", daemon=True).start()
+    time.sleep(0.3)
+    measured = {}
+    visitors = [threading.Thread(target=visitor, args=(measured, i), name="visitor-%d" % i) for i in range(3)]
+    for v in visitors:
+        v.start()
+    for v in visitors:
+        v.join()
+    with open(__import__("sys").argv[1], "w") as f:
+        json.dump(measured, f)
+''')
+
+
+def subtree_ms(node, name, version):
+    if harness.name_matches(node, name, version):
+        return node["total_ms"]
+    return sum(subtree_ms(c, name, version) for c in node["children"])
+
+
+def test(ctx):
+    program, measured_path, out = ctx.path("gil_turns.py"), ctx.path("measured.json"), ctx.path("gil.swp")
+    with open(program, "w") as f:
+        f.write(PROGRAM)
+    ctx.record(out, command=[ctx.python, program, measured_path], options=["-i", "1ms"])
+    with open(measured_path) as f:
+        measured = {int(k): v for k, v in json.load(f).items()}
+    doc = ctx.analyze_json(out, "--by-thread")
+    rec = doc["recording"]
+    v = ctx.version
+    expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
+    expect(rec["gil_quiet_samples"] > 0,
+           "samples kept because their thread had not taken the GIL: %d of %d" % (rec["gil_quiet_samples"], rec["samples"]))
+    print("ok: %d of %d samples kept without a read (the GIL had not changed hands), %d asleep"
+          % (rec["gil_quiet_samples"], rec["samples"], rec["quiet_samples"]))
+    roots = {r["function"]: r for r in doc["roots"]}
+    crunchers = [r for name, r in roots.items() if "(cruncher)" in name]
+    expect(len(crunchers) == 1, "the cruncher among %s" % sorted(roots))
+    for c in crunchers:
+        path = harness.find_path([c], ["crunch", "spin"], v)
+        expect(path is not None, "%s: crunch > spin" % c["function"])
+        expect(path[-1]["total_ms"] >= 0.95 * c["total_ms"],
+               "%s: %.0f of %.0f ms under crunch > spin" % (c["function"], path[-1]["total_ms"], c["total_ms"]))
+    tolerance = harness.sampling_tolerance(doc, transitions=2)
+    for tid, m in measured.items():
+        root = [r for name, r in roots.items() if name.startswith("thread %d " % tid)]
+        expect(len(root) == 1, "visitor %d sampled" % tid)
+        one, two = subtree_ms(root[0], "stage_one", v), subtree_ms(root[0], "stage_two", v)
+        for stage, got, want in (("stage_one", one, m["one_ms"]), ("stage_two", two, m["two_ms"])):
+            expect(abs(got - want) <= tolerance,
+                   "visitor %d: %s %.1f ms, measured %.1f ms (±%.1f)" % (tid, stage, got, want, tolerance))
+        names = {n["function"].rsplit(".", 1)[-1] for n in harness.all_nodes([root[0]])}
+        expect(not names & {"crunch"}, "visitor %d has a cruncher's frames" % tid)
+        print("ok: visitor %d: stage_one %.1f ms (measured %.1f), stage_two %.1f ms (measured %.1f), ±%.1f"
+              % (tid, one, m["one_ms"], two, m["two_ms"], tolerance))
+
+
+if __name__ == "__main__":
+    harness.main(test, __doc__)
