@@ -174,9 +174,9 @@ struct ThreadContext {
   target::ThreadStats::Reading last_read;  // schedstat as last read, and the state then
   uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
   bool state_read = false;  // last_read.state was read from /proc (not told by the time the thread ran)
-  // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads).
+  // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads);
+  // not ok when it was not.
   target::ThreadStats::Reading early;
-  bool early_read = false;
   bool last_read_early = false;  // last_read was such a reading, taken before its stack was read
   bool stack_whole = false;      // resolved holds its last sample's stack, read whole
   bool switched_out = false;     // off every CPU when its off-CPU reason was read, and not run since
@@ -1127,8 +1127,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
-    auto r = ctx.early_read ? ctx.early : stats_.read_cpu(ctx.host_tid);
-    ctx.last_read_early = ctx.early_read;
+    auto r = ctx.early.ok ? ctx.early : stats_.read_cpu(ctx.host_tid);
+    ctx.last_read_early = ctx.early.ok;
     if (r.ok) {
       uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_read.cpu_ns)
                                      : std::min<uint64_t>(r.cpu_ns, uint64_t(elapsed) * 1000);
@@ -1244,25 +1244,24 @@ void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t>
 // alone would not do: a thread is S from just before it calls the scheduler, and may be woken and
 // run on without a switch. Its stack is left out of the tick's system call and its last one used
 // again (unless the thread list shows its frames elsewhere): for a server's many idle threads, most
-// of a tick.
+// of a tick. The threads that were not the GIL's last holder are left out of the read too, until
+// the list tells whether that holds still (settle_gil_quiet).
 void Recorder::find_quiet_threads() {
   quiet_tstates_.clear();
   gil_candidates_.clear();
   for (auto& [tstate, ctx] : threads) {
-    ctx.quiet = ctx.gil_quiet = ctx.early_read = false;
+    ctx.quiet = ctx.gil_quiet = ctx.early.ok = false;
     if (ctx.host_tid <= 0) continue;
     ctx.early = stats_.read_cpu(ctx.host_tid);
-    ctx.early_read = ctx.early.ok;
     const char state = ctx.last_read.state;
     // (A kernel without schedstats shows no timeslices, and counters that never move.)
-    ctx.quiet = ctx.early_read && ctx.last_read_early && ctx.stack_whole && ctx.state_read && ctx.switched_out &&
+    ctx.quiet = ctx.early.ok && ctx.last_read_early && ctx.stack_whole && ctx.state_read && ctx.switched_out &&
                 (state == 'S' || state == 'D') && ctx.early.timeslices > 0 && ctx.early.same_counters(ctx.last_read);
     // Not the GIL's last holder when the last tick's list was read (before any stack it read):
     // unchanged unless the GIL changed hands since, which this tick's list tells (settle_gil_quiet).
-    if (!ctx.quiet && ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder)
-      gil_candidates_.push_back(&ctx);
-    if (ctx.quiet || (ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder))
-      quiet_tstates_.push_back(tstate);
+    const bool gil_candidate = !ctx.quiet && ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder;
+    if (gil_candidate) gil_candidates_.push_back(&ctx);
+    if (ctx.quiet || gil_candidate) quiet_tstates_.push_back(tstate);
   }
   std::sort(quiet_tstates_.begin(), quiet_tstates_.end());
   walker_.skip_stacks(quiet_tstates_);
