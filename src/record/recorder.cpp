@@ -179,6 +179,7 @@ struct ThreadContext {
   target::ThreadStats::Reading early;
   bool last_read_early = false;  // last_read was such a reading, taken before its stack was read
   bool stack_whole = false;      // resolved holds its last sample's stack, read whole
+  uint64_t stack_tick = 0;       // the tick of that sample
   bool switched_out = false;     // off every CPU when its off-CPU reason was read, and not run since
   ListedFrames listed;           // where the thread list said its frames were, at that read
   bool quiet = false;            // asleep since then: this tick reuses that stack
@@ -1055,6 +1056,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   if (torn) ++torn_retried;
   // (A stack without Python frames is not resolved: ctx.resolved keeps an older one.)
   ctx.stack_whole = !partial && err == python::WalkError::kNone && !raw_.empty();
+  ctx.stack_tick = ticks;
   ctx.listed = ListedFrames(t);
   if (native && stop_error == native::Error::kNone && !partial)
     native_->merge(raw_, ctx.resolved.ids, batches_ok, writer_, stack_);  // (resolve_stack left them there)
@@ -1257,9 +1259,11 @@ void Recorder::find_quiet_threads() {
     // (A kernel without schedstats shows no timeslices, and counters that never move.)
     ctx.quiet = ctx.early.ok && ctx.last_read_early && ctx.stack_whole && ctx.state_read && ctx.switched_out &&
                 (state == 'S' || state == 'D') && ctx.early.timeslices > 0 && ctx.early.same_counters(ctx.last_read);
-    // Not the GIL's last holder when the last tick's list was read (before any stack it read):
-    // unchanged unless the GIL changed hands since, which this tick's list tells (settle_gil_quiet).
-    const bool gil_candidate = !ctx.quiet && ctx.stack_whole && gil_before_.valid && tstate != gil_before_.last_holder;
+    // Not the GIL's last holder when the last tick's list was read (before any stack it read), and
+    // read whole at that tick (or kept then): unchanged unless the GIL changed hands since, which
+    // this tick's list tells (settle_gil_quiet).
+    const bool gil_candidate = !ctx.quiet && ctx.stack_whole && ctx.stack_tick + 1 == ticks && gil_before_.valid &&
+                               tstate != gil_before_.last_holder;
     if (gil_candidate) gil_candidates_.push_back(&ctx);
     if (ctx.quiet || gil_candidate) quiet_tstates_.push_back(tstate);
   }
