@@ -418,8 +418,9 @@ class Walker {
   // but that holder took the GIL, and every other one kept its frames (those whose OS thread runs
   // another thread state too aside: one that swaps thread states without a switch).
   struct GilSeen {
-    bool valid = false;
+    bool valid = false;  // switches known: same() can tell
     uint64_t last_holder = 0, switches = 0;
+    uint64_t holder = 0;  // last_holder while the GIL is locked, else 0
     bool same(const GilSeen& o) const { return valid && o.valid && last_holder == o.last_holder && switches == o.switches; }
   };
   const GilSeen& gil_seen() const { return gil_seen_; }
@@ -462,8 +463,6 @@ class Walker {
     bool runtime_gil = false, own_gil = false;
   };
   static ListingSpans listing_spans(const Layout& layout);
-  uint64_t runtime_gil_holder(const uint8_t* runtime_bytes) const;
-  uint64_t gil_holder(const uint8_t* gil_bytes) const;
   GilSeen runtime_gil_seen(const uint8_t* runtime_bytes) const;
   GilSeen own_gil_seen(const uint8_t* gil_bytes) const;
   bool read_listing_again(std::vector<PyThread>& out, std::span<target::Memory::Request> extra);

@@ -125,32 +125,22 @@ Walker::ListingSpans Walker::listing_spans(const Layout& l) {
 Walker::GilSeen Walker::runtime_gil_seen(const uint8_t* runtime_bytes) const {
   const auto& l = layout_;
   GilSeen g;
-  if (!spans_.runtime_gil || l.runtime.gil_switch_number == kAbsent) return g;
-  g.valid = true;
+  if (!spans_.runtime_gil) return g;
   g.last_holder = load<uint64_t>(runtime_bytes + l.runtime.gil_last_holder - spans_.lo);
-  g.switches = load<uint64_t>(runtime_bytes + l.runtime.gil_switch_number - spans_.lo);
+  g.holder = load<int32_t>(runtime_bytes + l.runtime.gil_locked - spans_.lo) ? g.last_holder : 0;
+  g.valid = l.runtime.gil_switch_number != kAbsent;
+  if (g.valid) g.switches = load<uint64_t>(runtime_bytes + l.runtime.gil_switch_number - spans_.lo);
   return g;
 }
 
 Walker::GilSeen Walker::own_gil_seen(const uint8_t* gil_bytes) const {
   const auto& l = layout_;
   GilSeen g;
-  if (l.gil.switch_number == kAbsent) return g;
-  g.valid = true;
   g.last_holder = load<uint64_t>(gil_bytes + l.gil.last_holder);
-  g.switches = load<uint64_t>(gil_bytes + l.gil.switch_number);
+  g.holder = load<int32_t>(gil_bytes + l.gil.locked) ? g.last_holder : 0;
+  g.valid = l.gil.switch_number != kAbsent;
+  if (g.valid) g.switches = load<uint64_t>(gil_bytes + l.gil.switch_number);
   return g;
-}
-
-uint64_t Walker::runtime_gil_holder(const uint8_t* runtime_bytes) const {
-  const auto& l = layout_;
-  if (!spans_.runtime_gil || !load<int32_t>(runtime_bytes + l.runtime.gil_locked - spans_.lo)) return 0;
-  return load<uint64_t>(runtime_bytes + l.runtime.gil_last_holder - spans_.lo);
-}
-
-uint64_t Walker::gil_holder(const uint8_t* gil_bytes) const {
-  const auto& l = layout_;
-  return load<int32_t>(gil_bytes + l.gil.locked) ? load<uint64_t>(gil_bytes + l.gil.last_holder) : 0;
 }
 
 // The thread list of the last tick, read again in one system call (the runtime's fields, the
@@ -208,11 +198,9 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   if (load<uint64_t>(runtime_bytes + l.runtime.interpreters_head - s.lo) != g.interp ||
       load<uint64_t>(interp_bytes + l.interp.next - s.ilo) != 0)
     return drop_prefetched();
-  uint64_t holder = runtime_gil_holder(runtime_bytes);
   GilSeen seen = runtime_gil_seen(runtime_bytes);
   if (s.own_gil) {
     if (load<uint64_t>(interp_bytes + l.interp.ceval_gil - s.ilo) != g.gil) return drop_prefetched();
-    holder = gil_holder(gil_bytes);
     seen = own_gil_seen(gil_bytes);
   }
   uint64_t ts = load<uint64_t>(interp_bytes + l.interp.threads_head - s.ilo);
@@ -221,7 +209,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
     PyThread t;
     const uint8_t* bytes = prefetched_[i].planned ? prefetched_[i].tstate.data() : tstate_bytes + i * tstate_size;
     if (ts != g.threads[i].tstate || !parse_thread(bytes, ts, g.interp, t)) return drop_prefetched();
-    t.holds_gil = holder != 0 && holder == t.tstate;
+    t.holds_gil = seen.holder != 0 && seen.holder == t.tstate;
     out.push_back(t);
     ts = t.next;
   }
@@ -255,8 +243,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
   uint8_t block[2048];
   if (s.hi - s.lo > sizeof block || !memory_.read(interp_.runtime + s.lo, block, s.hi - s.lo)) return false;
   uint64_t interp = load<uint64_t>(block + l.runtime.interpreters_head - s.lo);
-  const uint64_t runtime_holder = runtime_gil_holder(block);
-  GilSeen seen = runtime_gil_seen(block);
+  GilSeen seen = runtime_gil_seen(block);  // (3.12+: each interpreter's own, below)
   generation_.reset();
   uint64_t generation = 0;
   if (l.interp.code_object_generation != kAbsent && plausible_pointer(interp) &&
@@ -272,20 +259,14 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
     if (s.ihi - s.ilo > 65536 || !memory_.read(interp + s.ilo, interp_buf.data(), s.ihi - s.ilo)) return false;
     uint64_t ts = load<uint64_t>(interp_buf.data() + l.interp.threads_head - s.ilo);
     uint64_t next = load<uint64_t>(interp_buf.data() + l.interp.next - s.ilo);
-    uint64_t holder = runtime_holder;
     guess.interp = interp;
     if (s.own_gil) {
       uint64_t gil = load<uint64_t>(interp_buf.data() + l.interp.ceval_gil - s.ilo);
       uint8_t g[64];
-      holder = 0;
       guess.gil = gil;
       seen = GilSeen{};
-      if (plausible_pointer(gil) && s.gil_need <= sizeof g && memory_.read(gil, g, s.gil_need)) {
-        holder = gil_holder(g);
-        seen = own_gil_seen(g);
-      } else {
-        guess.gil = 0;
-      }
+      if (plausible_pointer(gil) && s.gil_need <= sizeof g && memory_.read(gil, g, s.gil_need)) seen = own_gil_seen(g);
+      else guess.gil = 0;
     }
     // The list itself: the walk re-reads each thread state with its frames, so only what links
     // and names the threads is needed here.
@@ -296,7 +277,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
         threads_complete_ = false;  // a thread state was freed as we followed the list
         break;
       }
-      t.holds_gil = holder != 0 && holder == t.tstate;
+      t.holds_gil = seen.holder != 0 && seen.holder == t.tstate;
       out.push_back(t);
       guess.threads.push_back(t);
       ts = t.next;
