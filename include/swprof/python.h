@@ -444,6 +444,10 @@ class Walker {
   // Thread states whose stacks the next read_threads() leaves out (the recorder knows them
   // unchanged: asleep since their last read); a walk of one reads it afresh. Sorted.
   void skip_stacks(std::span<const uint64_t> tstates) { skipped_stacks_.assign(tstates.begin(), tstates.end()); }
+  // Reads now, in one system call, the stacks of the threads of the last read_threads() list
+  // (`listed`) whose thread states are in `tstates` (sorted) and were left out of its call: their
+  // walks this tick then need no call each (the recorder found them changed after all).
+  void read_stacks(std::span<const PyThread> listed, std::span<const uint64_t> tstates);
 
   // A switched-out greenlet keeps its frames in its own data-stack chunk (3.11+). Starting from
   // the entry frame of a call (`code` with argument objects `args`), finds the frames of that

@@ -224,6 +224,28 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   return true;
 }
 
+void Walker::read_stacks(std::span<const PyThread> listed, std::span<const uint64_t> tstates) {
+  if (!stacks_with_listing_ || tstates.empty()) return;
+  // (Sized before any is planned: a snapshot's reads point into it.)
+  if (prefetched_.size() < listed.size()) prefetched_.resize(listed.size());
+  listing_reads_.clear();
+  tstate_reads_.assign(listed.size(), SIZE_MAX);
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (prefetched_[i].planned || !std::binary_search(tstates.begin(), tstates.end(), listed[i].tstate)) continue;
+    auto guess = guesses_.find(listed[i].tstate);
+    if (guess == guesses_.end()) continue;
+    tstate_reads_[i] = listing_reads_.size();
+    plan_snapshot(listed[i], guess->second, prefetched_[i]);
+    listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
+  }
+  if (listing_reads_.empty()) return;
+  memory_.read_batch(listing_reads_);
+  for (size_t i = 0; i < listed.size(); ++i)
+    if (tstate_reads_[i] != SIZE_MAX)
+      for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
+        prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
+}
+
 bool Walker::drop_prefetched() {
   for (auto& p : prefetched_) p.planned = false;
   return false;

@@ -359,6 +359,7 @@ class Recorder {
   // then (see find_quiet_threads and settle_gil_quiet).
   python::Walker::GilSeen gil_before_;
   std::vector<ThreadContext*> gil_candidates_;
+  std::vector<uint64_t> gil_candidate_tstates_;  // theirs, sorted
   void settle_gil_quiet();
   bool tasks_read_ = false;  // this tick's scan read every task
   bool tasks_rescanned_ = false;  // read again this tick for a task made after the scan
@@ -1251,6 +1252,7 @@ void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t>
 void Recorder::find_quiet_threads() {
   quiet_tstates_.clear();
   gil_candidates_.clear();
+  gil_candidate_tstates_.clear();
   for (auto& [tstate, ctx] : threads) {
     ctx.quiet = ctx.gil_quiet = ctx.early.ok = false;
     if (ctx.host_tid <= 0) continue;
@@ -1264,10 +1266,14 @@ void Recorder::find_quiet_threads() {
     // this tick's list tells (settle_gil_quiet).
     const bool gil_candidate = !ctx.quiet && ctx.stack_whole && ctx.stack_tick + 1 == ticks && gil_before_.valid &&
                                tstate != gil_before_.last_holder;
-    if (gil_candidate) gil_candidates_.push_back(&ctx);
+    if (gil_candidate) {
+      gil_candidates_.push_back(&ctx);
+      gil_candidate_tstates_.push_back(tstate);
+    }
     if (ctx.quiet || gil_candidate) quiet_tstates_.push_back(tstate);
   }
   std::sort(quiet_tstates_.begin(), quiet_tstates_.end());
+  std::sort(gil_candidate_tstates_.begin(), gil_candidate_tstates_.end());
   walker_.skip_stacks(quiet_tstates_);
 }
 
@@ -1275,16 +1281,23 @@ void Recorder::find_quiet_threads() {
 // was read, no thread state but its holder took it, and the other threads kept the frames they
 // had (see Walker::GilSeen): their stacks, left out of the tick's read, are used again. Not for a
 // thread state whose OS thread runs another one too (C code swapping thread states takes no
-// switch); otherwise, they are read now.
+// switch); otherwise, they are read now, all in one system call (a busy server's GIL changes
+// hands between most ticks: one call for its threads, not one each).
 void Recorder::settle_gil_quiet() {
   const python::Walker::GilSeen& now = walker_.gil_seen();
   bool unchanged = now.same(gil_before_) && walker_.threads_complete();
   gil_before_ = now;
-  if (gil_candidates_.empty() || !unchanged) return;
-  thread_ids_.clear();
-  for (const auto& t : py_threads_) thread_ids_.push_back(t.thread_id);
-  std::sort(thread_ids_.begin(), thread_ids_.end());
-  if (std::adjacent_find(thread_ids_.begin(), thread_ids_.end()) != thread_ids_.end()) return;
+  if (gil_candidates_.empty()) return;
+  if (unchanged) {
+    thread_ids_.clear();
+    for (const auto& t : py_threads_) thread_ids_.push_back(t.thread_id);
+    std::sort(thread_ids_.begin(), thread_ids_.end());
+    unchanged = std::adjacent_find(thread_ids_.begin(), thread_ids_.end()) == thread_ids_.end();
+  }
+  if (!unchanged) {
+    walker_.read_stacks(py_threads_, gil_candidate_tstates_);
+    return;
+  }
   for (ThreadContext* ctx : gil_candidates_) ctx->quiet = ctx->gil_quiet = true;
 }
 

@@ -11,6 +11,11 @@ for 50 µs bursts between 2 ms naps, launched under swprof at 1 ms.
   program measured (as when the switch count is not compared); each stage has what the program
   measured, within the sampling tolerance (two changes of function per visitor).
 - No visitor sample has the cruncher's frames.
+
+And a worker pool whose GIL changes hands between nearly every two ticks (twelve threads, each
+waiting 0.3 ms before it computes for about 0.2 ms, twenty frames deep): the threads whose stacks
+must be read after all are read together, a few system calls per tick (one per thread before),
+and each thread's samples have its own handler, never its neighbour's.
 """
 import json
 import os
@@ -62,6 +67,37 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
+POOL = textwrap.dedent('''
+    import threading, time
+
+    def compute(n):
+        s = 0
+        for i in range(n):
+            s += i * i
+        return s
+
+    def handle_even(depth):
+        if depth > 1:
+            return handle_even(depth - 1)
+        while True:
+            time.sleep(0.0003)  # waits for its next request first
+            compute(2000)
+
+    def handle_odd(depth):
+        if depth > 1:
+            return handle_odd(depth - 1)
+        while True:
+            time.sleep(0.0003)
+            compute(2000)
+
+    workers = [threading.Thread(target=handle_odd if i % 2 else handle_even, args=(20,), name="worker-%d" % i,
+                                daemon=True) for i in range(12)]
+    for w in workers:
+        w.start()
+    time.sleep(2.5)
+''')
+
+
 def subtree_ms(node, name, version):
     if harness.name_matches(node, name, version):
         return node["total_ms"]
@@ -103,6 +139,38 @@ def test(ctx):
         expect(not names & {"crunch"}, "visitor %d has a cruncher's frames" % tid)
         print("ok: visitor %d: stage_one %.1f ms (measured %.1f), stage_two %.1f ms (measured %.1f), ±%.1f"
               % (tid, one, m["one_ms"], two, m["two_ms"], tolerance))
+    pool(ctx)
+
+
+def pool(ctx):
+    program, out = ctx.path("pool.py"), ctx.path("pool.swp")
+    with open(program, "w") as f:
+        f.write(POOL)
+    ctx.record(out, command=[ctx.python, program], options=["-i", "1ms"])
+    doc = ctx.analyze_json(out, "--by-thread")
+    rec = doc["recording"]
+    v = ctx.version
+    expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
+    # (Ticks at most: a tick held up by a busy machine makes fewer, each with the same calls.)
+    ticks = rec["duration_ms"] / rec["interval_ms"]
+    per_tick = rec["remote_reads"] / ticks
+    expect(per_tick <= 6, "%.1f system calls reading memory per tick (%d in %.0f ticks)" % (per_tick, rec["remote_reads"], ticks))
+    print("ok: %.1f system calls reading memory per tick, %d samples of 13 threads" % (per_tick, rec["samples"]))
+    workers = 0
+    for root in doc["roots"]:
+        name = root["function"]
+        if "(worker-" not in name:
+            continue
+        workers += 1
+        index = int(name.split("(worker-")[1].split(")")[0])
+        mine, other = ("handle_odd", "handle_even") if index % 2 else ("handle_even", "handle_odd")
+        names = {n["function"].rsplit(".", 1)[-1] for n in harness.all_nodes([root])}
+        expect(mine in names, "%s: no %s among %s" % (name, mine, sorted(names)))
+        expect(other not in names, "%s has %s's frames: another thread's stack" % (name, other))
+        path = harness.find_path([root], [mine] * 20 + ["compute"], v)
+        expect(path is not None, "%s: %s twenty deep > compute" % (name, mine))
+    expect(workers == 12, "12 workers sampled, not %d" % workers)
+    print("ok: each of the 12 workers has its own handler twenty frames deep, never its neighbour's")
 
 
 if __name__ == "__main__":
