@@ -808,7 +808,20 @@ WalkError Walker::settle(uint64_t top_now, const BytesAt& copy, const BytesAt& a
   }
   // For a sample that stays torn: how many outer frames of `out`, down to the frame the top leads
   // to (frames above it may be stale ones the program left), read the same every time.
-  if (first < visited_.size())
+  // Only if the top now links down through the frames the walk followed, each caller where the
+  // walk found it (their calls may have changed: a chain called again at the same addresses): a
+  // frame object freed and taken by a call in another thread (≤3.10) links to that thread's
+  // frames, whose outer ones read the same every time and are no part of this stack.
+  auto linked_down = [&](size_t from) {
+    for (size_t i = from; i + 1 < visited_.size(); ++i) {
+      const Visited& v = visited_[i];
+      if (verified_frame(v)) continue;
+      const uint8_t* b = again(v.address);
+      if (!b || load<uint64_t>(b + l.frame.previous) != v.previous) return false;
+    }
+    return true;
+  };
+  if (first < visited_.size() && linked_down(first))
     for (size_t i = visited_.size(); i-- > first;) {
       const Visited& v = visited_[i];
       if (verified_frame(v)) {
