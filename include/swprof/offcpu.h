@@ -47,7 +47,13 @@ class OffCpuReasons {
 
   // Why thread `tid` is not running. `state` is its scheduler state (ThreadStats::Reading): T/t
   // (stopped) needs no look at the system call.
-  OffCpuReason read(pid_t tid, char state = 'S');
+  OffCpuReason read(pid_t tid, char state = 'S', bool as_looked = false);
+  // Whether thread `tid` runs, from its system-call file alone (the kernel formats a line, where
+  // /proc/…/stat costs it fifty fields): 'R' running or runnable; 'S' blocked in a system call, or
+  // stopped in one (the file does not tell a stop); '?' in none (stopped in user space, a page
+  // fault) or unreadable. A read() right after with `as_looked` takes its reason from the same
+  // line, at no second read.
+  char look(pid_t tid);
   const std::string& text(uint32_t id) const;
   void forget(pid_t tid);  // the thread ended
 

@@ -174,6 +174,9 @@ struct ThreadContext {
   target::ThreadStats::Reading last_read;  // schedstat as last read, and the state then
   uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
   bool state_read = false;  // last_read.state was read from /proc (not told by the time the thread ran)
+  // ...as blocked from its system-call file while its process's main thread was not stopped: a
+  // stop that reached this thread first is told at the next tick, by that main thread
+  bool stop_unconfirmed = false;
   // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads);
   // not ok when it was not.
   target::ThreadStats::Reading early;
@@ -327,14 +330,18 @@ class Recorder {
   // Why a thread that is not running waits, read for its samples only; reason id -> string id + 1.
   target::OffCpuReasons offcpu_;
   std::unordered_map<uint32_t, uint32_t> offcpu_strings_;
-  uint32_t offcpu_reason(pid_t tid, char state, bool* inactive) {
-    target::OffCpuReason reason = offcpu_.read(tid, state);
+  uint32_t offcpu_reason(pid_t tid, char state, bool* inactive, bool as_looked) {
+    target::OffCpuReason reason = offcpu_.read(tid, state, as_looked);
     *inactive = reason.inactive;
     if (!reason.id) return 0;
     auto [it, inserted] = offcpu_strings_.try_emplace(reason.id, 0);
     if (inserted) it->second = writer_.intern_string(offcpu_.text(reason.id)) + 1;
     return it->second;
   }
+  char scheduler_state(ThreadContext& ctx, bool* looked);
+  char process_state();
+  char process_state_ = '?';  // the main thread's, read at most once a tick (process_state)
+  uint64_t process_state_tick_ = 0;
   Trigger trigger_;
   std::unordered_map<pid_t, target::ThreadStats::Reading> baseline_;
   std::vector<python::PyThread> py_threads_;
@@ -1153,9 +1160,23 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
         ctx.last_offcpu_reason.reset();
         ctx.switched_out = false;
       }
-      if (busy) r.state = 'R';
-      else if (unmoved) r.state = ctx.last_read.state;
-      else r.state = stats_.read_state(ctx.host_tid);
+      bool looked = false;
+      if (busy) {
+        r.state = 'R';
+        ctx.stop_unconfirmed = false;
+      } else if (unmoved) {
+        r.state = ctx.last_read.state;
+        if (ctx.stop_unconfirmed) {
+          const char process = process_state();
+          if (process == 'T' || process == 't') {
+            r.state = process;
+            ctx.last_offcpu_reason.reset();
+          }
+          ctx.stop_unconfirmed = false;
+        }
+      } else {
+        r.state = scheduler_state(ctx, &looked);
+      }
       ctx.state_read = !busy && r.state != '?';
       // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
       // and has not run since has been waiting all along: that time is counted now, and not again
@@ -1175,7 +1196,8 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
         // (Not for a sample --no-idle is about to drop, unless it tells whether the thread's next
         // stacks need a read: see find_quiet_threads.) Still in the call it blocked in when
         // schedstat has not moved: no look at it again.
-        if (!ctx.last_offcpu_reason) ctx.last_offcpu_reason = offcpu_reason(ctx.host_tid, r.state, &ctx.switched_out);
+        if (!ctx.last_offcpu_reason)
+          ctx.last_offcpu_reason = offcpu_reason(ctx.host_tid, r.state, &ctx.switched_out, looked);
         s.offcpu_reason = *ctx.last_offcpu_reason;
       }
     }
@@ -1236,6 +1258,44 @@ void Recorder::add_parked_sample(const snapshot::Sample& s, const Gap& gap) {
 void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t> stack, const ThreadContext& ctx) {
   writer_.add_sample(s);
   if (options_.observer) options_.observer->sample(s, stack, ctx.host_tid ? ctx.host_tid : ctx.tid, ctx.name);
+}
+
+// A thread's scheduler state, for a thread that neither ran nearly all the time nor stood still
+// (see sample_thread). /proc/…/stat has the kernel format fifty fields; the system-call file alone
+// tells a thread that runs from one blocked in a call, which OffCpuReasons reads anyway for the
+// reason it waits. Blocked in a call, it is stopped only if its whole process is (SIGSTOP, Ctrl-Z,
+// a debugger stopping all threads), which the main thread's state tells, read once a tick for all
+// the threads that need it. A thread that stopped before the main thread did (a stop reaches the
+// threads one by one) is told at the next tick (stop_unconfirmed). Otherwise, and for the main
+// thread itself, its own stat.
+char Recorder::scheduler_state(ThreadContext& ctx, bool* looked) {
+  const pid_t tid = ctx.host_tid;
+  ctx.stop_unconfirmed = false;
+  if (tid != memory_.pid()) {
+    const char call = offcpu_.look(tid);
+    *looked = true;
+    if (call == 'R') return 'R';
+    const char process = call == 'S' ? process_state() : '?';
+    if (process == 'T' || process == 't') return process;
+    if (process == 'R' || process == 'S' || process == 'D') {
+      ctx.stop_unconfirmed = true;
+      return 'S';
+    }
+  }
+  const char state = stats_.read_state(tid);
+  if (tid == memory_.pid()) {
+    process_state_ = state;
+    process_state_tick_ = ticks;
+  }
+  return state;
+}
+
+char Recorder::process_state() {
+  if (process_state_tick_ != ticks) {
+    process_state_ = stats_.read_state(memory_.pid());
+    process_state_tick_ = ticks;
+  }
+  return process_state_;
 }
 
 // A thread that has not been on a CPU since its last sample has the stack it had then: no thread

@@ -291,6 +291,14 @@ struct OffCpuReasons::Impl {
     OffCpuReason last;
     int64_t last_ns = 0;
   };
+  Thread& thread(pid_t tid) {
+    auto [it, inserted] = threads.try_emplace(tid);
+    if (inserted)
+      it->second.syscall_fd = open(fmt::format("/proc/{}/task/{}/syscall", pid, tid).c_str(), O_RDONLY | O_CLOEXEC);
+    return it->second;
+  }
+  pid_t looked_tid = 0;  // look()'s last thread, and its line
+  std::string looked_line;
   static void close_thread(Thread& t) {
     if (t.syscall_fd >= 0) close(t.syscall_fd);
     if (t.wchan_fd >= 0) close(t.wchan_fd);
@@ -606,7 +614,17 @@ void OffCpuReasons::forget(pid_t tid) {
   impl_->threads.erase(it);
 }
 
-OffCpuReason OffCpuReasons::read(pid_t tid, char state) {
+char OffCpuReasons::look(pid_t tid) {
+  Impl& s = *impl_;
+  s.looked_tid = tid;
+  s.looked_line = read_open(s.thread(tid).syscall_fd);
+  offcpu::SyscallLine call;
+  if (s.looked_line.empty() || !offcpu::parse_syscall_line(s.looked_line, call)) return '?';
+  if (call.running) return 'R';
+  return call.number >= 0 ? 'S' : '?';
+}
+
+OffCpuReason OffCpuReasons::read(pid_t tid, char state, bool as_looked) {
   Impl& s = *impl_;
   const int64_t start = monotonic_ns();
   ++s.stats.reads;
@@ -616,11 +634,9 @@ OffCpuReason OffCpuReasons::read(pid_t tid, char state) {
     s.stats.ns += monotonic_ns() - start;
     return r;
   }
-  auto [it, inserted] = s.threads.try_emplace(tid);
-  Impl::Thread& t = it->second;
-  if (inserted)
-    t.syscall_fd = open(fmt::format("/proc/{}/task/{}/syscall", s.pid, tid).c_str(), O_RDONLY | O_CLOEXEC);
-  std::string line = read_open(t.syscall_fd);
+  Impl::Thread& t = s.thread(tid);
+  std::string line = as_looked && s.looked_tid == tid ? std::move(s.looked_line) : read_open(t.syscall_fd);
+  s.looked_tid = 0;
   offcpu::SyscallLine call;
   if (line.empty() || !offcpu::parse_syscall_line(line, call)) {
     r.id = s.intern("unknown");  // gone, or not allowed to look (ptrace access mode)

@@ -79,3 +79,4 @@ swprof_e2e(offcpu_recorded test_offcpu_reasons.py PYTHONS pyenv-3.8 pyenv-3.10 p
 swprof_e2e(realtime test_realtime.py PYTHONS pyenv-3.11)
 # (Its real-time recorder holds a core for a quarter of a second on purpose: nothing beside it.)
 set_tests_properties("e2e: realtime [pyenv-3.11]" PROPERTIES RUN_SERIAL TRUE)
+swprof_e2e(record_stopped test_record_stopped.py SANITIZE pyenv-3.11 LOAD pyenv-3.12)
