@@ -154,7 +154,9 @@ def pool(ctx):
     # (Ticks at most: a tick held up by a busy machine makes fewer, each with the same calls.)
     ticks = rec["duration_ms"] / rec["interval_ms"]
     per_tick = rec["remote_reads"] / ticks
-    expect(per_tick <= 6, "%.1f system calls reading memory per tick (%d in %.0f ticks)" % (per_tick, rec["remote_reads"], ticks))
+    # (3.11+: about 3 on this machine; 3.8-3.10 about 6, their frame objects moving between calls
+    # and read one by one when not where the last walk found them; one call per thread: over 12.)
+    expect(per_tick <= 8, "%.1f system calls reading memory per tick (%d in %.0f ticks)" % (per_tick, rec["remote_reads"], ticks))
     print("ok: %.1f system calls reading memory per tick, %d samples of 13 threads" % (per_tick, rec["samples"]))
     workers = 0
     for root in doc["roots"]:
