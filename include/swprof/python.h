@@ -604,6 +604,8 @@ class Walker {
     bool pthread_checked = false, guessed = false;
   };
   void plan_snapshot(const PyThread& listed, const Guess& guess, SnapshotRead& sr);
+  void prefetch_snapshot(size_t i, const PyThread& listed, const Guess& guess);
+  void take_prefetched(size_t i);
   bool use_snapshot(const PyThread& listed, Guess& guess, SnapshotRead& sr, PyThread& fresh);
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing

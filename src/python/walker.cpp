@@ -180,8 +180,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
       listing_reads_.push_back({g.threads[i].tstate, tstate_bytes + i * tstate_size, tstate_size, false});
       continue;
     }
-    plan_snapshot(g.threads[i], guess->second, prefetched_[i]);
-    listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
+    prefetch_snapshot(i, g.threads[i], guess->second);
   }
   const size_t extra_reads = listing_reads_.size();
   listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
@@ -189,9 +188,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
   for (size_t i = 0; i < g.threads.size(); ++i) {
     if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
-    if (!prefetched_[i].planned) continue;
-    for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
-      prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
+    if (prefetched_[i].planned) take_prefetched(i);
   }
   for (size_t i = 0; i < listing_fields; ++i)
     if (!listing_reads_[i].ok) return drop_prefetched();
@@ -234,16 +231,26 @@ void Walker::read_stacks(std::span<const PyThread> listed, std::span<const uint6
     if (prefetched_[i].planned || !std::binary_search(tstates.begin(), tstates.end(), listed[i].tstate)) continue;
     auto guess = guesses_.find(listed[i].tstate);
     if (guess == guesses_.end()) continue;
-    tstate_reads_[i] = listing_reads_.size();
-    plan_snapshot(listed[i], guess->second, prefetched_[i]);
-    listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
+    prefetch_snapshot(i, listed[i], guess->second);
   }
   if (listing_reads_.empty()) return;
   memory_.read_batch(listing_reads_);
   for (size_t i = 0; i < listed.size(); ++i)
-    if (tstate_reads_[i] != SIZE_MAX)
-      for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
-        prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
+    if (tstate_reads_[i] != SIZE_MAX) take_prefetched(i);
+}
+
+// The snapshot of the thread at position `i` of the list, planned into prefetched_[i], its reads
+// added to listing_reads_ (one system call with others'), from tstate_reads_[i] on.
+void Walker::prefetch_snapshot(size_t i, const PyThread& listed, const Guess& guess) {
+  tstate_reads_[i] = listing_reads_.size();
+  plan_snapshot(listed, guess, prefetched_[i]);
+  listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
+}
+
+// ...and which of them that call made.
+void Walker::take_prefetched(size_t i) {
+  for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
+    prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
 }
 
 bool Walker::drop_prefetched() {
