@@ -27,6 +27,10 @@ struct Selection {
   bool full_stack = false;             // keep the frames above a segment's entry frame
   bool by_context = false;             // stacks per greenlet / asyncio task: suspended tasks too,
                                        // a running task's stack from its coroutine
+  // Per-segment averages: leave out the segments the recording cut (begun before it, or still
+  // running at its end), whose time is only part of a call's, unless no other is left (or ids
+  // were given).
+  bool whole_segments = false;
 };
 
 struct TreeOptions {
@@ -106,6 +110,11 @@ snapshot::ReadOptions read_options_for(const TreeOptions& options);
 void collapse_import_machinery(Tree& tree);
 
 // Per-segment facts for --segments.
+// The recording saw the call begin and end (it was not running at the first read nor at the end).
+inline bool segment_is_whole(const snapshot::Segment& s) {
+  return !s.began_before_recording && !s.still_running && s.end_us >= 0;
+}
+
 struct SegmentRow {
   uint32_t id = 0;
   int64_t tid = 0;
@@ -116,6 +125,7 @@ struct SegmentRow {
   double duration_min_ms = 0, duration_max_ms = 0;
   uint64_t samples = 0;
   bool complete = true;
+  bool began_before_recording = false;  // its duration is a lower bound
 };
 std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::vector<uint32_t>& ids);
 

@@ -33,6 +33,8 @@ struct Side {
   double duration_ms = 0;
   uint64_t samples = 0;
   size_t segments = 0;     // selected segments (0 without --entry)
+  size_t cut_segments = 0;  // per segment: those the recording cut (began before it, or still
+                            // running at its end), left out of the averages
   double divisor = 1;      // seconds of recording, or segments
   double matched_pct = 0;  // share of its time whose whole call path the other side has too
 };
@@ -46,8 +48,10 @@ struct Result {
 };
 
 // The facts of one side; the divisor is its duration in seconds, or with `per_segment` its number
-// of segments (throws UserError when it has none).
-Side side_of(const snapshot::Recording& rec, const std::string& path, size_t segments, bool per_segment);
+// of segments as `selection` picks them (throws UserError when it has none). Per segment, the
+// segments the recording cut are counted as left out when `selection` leaves them out.
+Side side_of(const snapshot::Recording& rec, const std::string& path, const analyze::Selection& selection,
+             bool per_segment);
 
 // Matches two trees built with the same options. A node's key along the path is its kind, function
 // and file name without directories (and line with --lines), so a program moved to another

@@ -60,6 +60,11 @@ struct Segment {
   // When recorded: the call began in (start_bound_us, first_seen_us] and ended in
   // [end_bound_us, gone_us); 0 when not known (imports, files of older swprof versions).
   int64_t first_seen_us = 0, start_bound_us = 0, gone_us = 0, end_bound_us = 0;
+  // Already running when the recording first read its thread: it began at an unknown time
+  // before, so its duration is a lower bound.
+  bool began_before_recording = false;
+  // Still running when the recording stopped (the program did not exit): it ended later.
+  bool still_running = false;
   uint32_t root_depth = 0;
   std::string name;
   uint64_t greenlet = 0;
@@ -179,7 +184,8 @@ class Writer {
   std::string_view string(uint32_t id) const { return *string_by_id_.at(id); }
   void add_segment(const Segment& s);  // s.id must be the next id (1, 2, ...)
   uint32_t next_segment_id() const { return segments_ + 1; }
-  void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0);
+  void end_segment(uint32_t id, int64_t end_us, int64_t gone_us = 0, int64_t end_bound_us = 0,
+                   bool still_running = false);
   void add_sample(const Sample& s);
 
   // Writes pending data as a chunk when `force`, when enough has piled up, or when a second

@@ -81,7 +81,9 @@ double matched_pct(const Result& r, bool of_new) {
 
 }  // namespace
 
-Side side_of(const snapshot::Recording& rec, const std::string& path, size_t segments, bool per_segment) {
+Side side_of(const snapshot::Recording& rec, const std::string& path, const analyze::Selection& selection,
+             bool per_segment) {
+  const size_t segments = analyze::selected_segments(rec, selection).size();
   Side s;
   s.path = path;
   s.command = analyze::command_line(rec);
@@ -93,6 +95,11 @@ Side side_of(const snapshot::Recording& rec, const std::string& path, size_t seg
     if (segments == 0)
       throw UserError(fmt::format("{} has no segments to compare per segment: record it with --entry FUNCTION", path));
     s.divisor = static_cast<double>(segments);
+    if (selection.whole_segments) {
+      analyze::Selection all = selection;
+      all.whole_segments = false;
+      s.cut_segments = analyze::selected_segments(rec, all).size() - segments;
+    }
   } else {
     s.divisor = s.duration_ms > 0 ? s.duration_ms / 1e3 : 1.0;  // an empty recording: its zeros as they are
   }

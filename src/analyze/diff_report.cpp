@@ -50,6 +50,8 @@ std::string percent(double base, double now) {
 std::string side_line(const Side& s) {
   std::string python = s.python.empty() ? "" : fmt::format(" (Python {})", s.python);
   std::string segments = s.segments ? fmt::format(", {} segment{}", s.segments, s.segments == 1 ? "" : "s") : "";
+  if (s.cut_segments)
+    segments += fmt::format(" ({} more cut by the recording's start or end, left out)", s.cut_segments);
   return fmt::format("{}{}: {}, {} samples{} [{}]", terminal_text(s.command), python,
                      format_duration_us(static_cast<int64_t>(s.duration_ms * 1e3)), s.samples, segments,
                      terminal_text(s.path));
@@ -93,9 +95,9 @@ std::string json_report(const Result& r) {
   auto side = [&](const Side& s, double total_us) {
     return fmt::format(
         "{{\"path\": {}, \"command\": {}, \"python\": {}, \"duration_ms\": {:.3f}, \"samples\": {}, \"segments\": {}, "
-        "\"matched_pct\": {:.3f}, \"total_ms\": {:.3f}}}",
+        "\"cut_segments\": {}, \"matched_pct\": {:.3f}, \"total_ms\": {:.3f}}}",
         json_quoted(s.path), json_quoted(s.command), json_quoted(s.python), s.duration_ms, s.samples, s.segments,
-        s.matched_pct, total_us / 1e3);
+        s.cut_segments, s.matched_pct, total_us / 1e3);
   };
   std::string out = fmt::format(
       "{{\"base\": {},\n \"new\": {},\n \"mode\": \"{}\", \"normalised\": \"{}\", \"unit\": \"{}\",\n \"nodes\": [",

@@ -167,9 +167,13 @@ std::string segments_json(const std::vector<SegmentRow>& rows) {
     const auto& r = rows[i];
     out += fmt::format(
         "{}\n  {{\"id\": {}, \"thread\": {}, {}, \"start_ms\": {}, \"duration_ms\": {}, "
-        "\"duration_min_ms\": {}, \"duration_max_ms\": {}, \"samples\": {}, \"complete\": {}}}",
+        "\"duration_min_ms\": {}, \"duration_max_ms\": {}, \"samples\": {}, \"complete\": {}, "
+        "\"began_before_recording\": {}}}",
         i ? "," : "", r.id, r.tid, json_text("thread_name", r.thread_name), number(r.start_ms), number(r.duration_ms),
-        number(r.duration_min_ms), number(r.duration_max_ms), r.samples, r.complete ? "true" : "false");
+        number(r.duration_min_ms),
+        // (a call already running at the first read began at any time before: no upper bound)
+        r.began_before_recording ? std::string("null") : number(r.duration_max_ms), r.samples,
+        r.complete ? "true" : "false", r.began_before_recording ? "true" : "false");
   }
   out += "]}\n";
   return out;

@@ -94,6 +94,12 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
     auto threads = selected_threads(rec, sel);
     std::erase_if(ids, [&](uint32_t id) { return !threads.count(rec.segments[id - 1].thread); });
   }
+  if (sel.whole_segments && sel.segments.empty()) {
+    std::vector<uint32_t> whole;
+    for (uint32_t id : ids)
+      if (segment_is_whole(rec.segments[id - 1])) whole.push_back(id);
+    if (!whole.empty()) ids = std::move(whole);
+  }
   if (sel.slowest) {
     auto ends = segment_ends(rec);
     std::stable_sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
@@ -175,7 +181,8 @@ std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::
     r.duration_min_ms = std::min(r.duration_min_ms, r.duration_ms);
     r.duration_max_ms = std::max(r.duration_max_ms, r.duration_ms);
     r.samples = counts[id];
-    r.complete = seg.end_us >= 0;
+    r.complete = seg.end_us >= 0 && !seg.still_running;
+    r.began_before_recording = seg.began_before_recording;
     rows.push_back(std::move(r));
   }
   return rows;

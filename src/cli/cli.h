@@ -49,8 +49,8 @@ analyze::Selection selection_of(const ViewFlags& flags);
 analyze::TreeOptions tree_options_of(const ViewFlags& flags);
 
 // BASE compared with NEW (diff, flamegraph --diff): BASE's tree is built with NEW's tree options,
-// over all its samples (only --full-stack of NEW's selection applies to it), import chains
-// collapsed when NEW's are.
+// over all its samples (only --full-stack of NEW's selection applies to it; per segment, only its
+// whole segments, as NEW's selection should pick), import chains collapsed when NEW's are.
 diff::Result compare_recordings(const std::string& base_path, const snapshot::Recording& base,
                                 const snapshot::Recording& now, const analyze::Tree& now_tree,
                                 const analyze::Selection& now_selection, const std::string& now_path,

@@ -14,10 +14,11 @@ diff::Result compare_recordings(const std::string& base_path, const snapshot::Re
                                 bool per_segment, bool collapse_imports) {
   analyze::Selection base_selection;
   base_selection.full_stack = now_selection.full_stack;
+  base_selection.whole_segments = per_segment;
   auto base_tree = analyze::build_tree(base, analyze::select_samples(base, base_selection), base_selection, now_tree.options);
   if (collapse_imports) analyze::collapse_import_machinery(base_tree);
-  auto base_side = diff::side_of(base, base_path, analyze::selected_segments(base, base_selection).size(), per_segment);
-  auto new_side = diff::side_of(now, now_path, analyze::selected_segments(now, now_selection).size(), per_segment);
+  auto base_side = diff::side_of(base, base_path, base_selection, per_segment);
+  auto new_side = diff::side_of(now, now_path, now_selection, per_segment);
   return diff::compare(base_tree, now_tree, std::move(base_side), std::move(new_side), per_segment);
 }
 
@@ -34,7 +35,8 @@ Subcommand add_diff(CLI::App& parent) {
   cmd->add_option("-f,--format", st->format, "text (default) or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--mode", st->mode, "wall (default), cpu or offcpu time")->check(CLI::IsMember({"wall", "cpu", "offcpu"}));
   cmd->add_flag("--per-segment", st->per_segment,
-                "normalise per segment (--entry recordings) instead of per second of recording");
+                "normalise per segment (--entry recordings) instead of per second of recording: the average of "
+                "the whole calls (those the recording cut at its start or end left out)");
   cmd->add_flag("--lines", st->lines, "one node per executing line instead of per function");
   cmd->add_flag("--full-stack", st->full_stack, "keep the frames above each segment's entry function");
   cmd->add_option("--limit", st->limit, "text: show the N largest changes (default 20; 0: all)");
@@ -53,6 +55,7 @@ Subcommand add_diff(CLI::App& parent) {
             flags.lines = st->lines;
             flags.full_stack = st->full_stack;
             auto selection = selection_of(flags);
+            selection.whole_segments = st->per_segment;  // (averages of whole calls)
             auto now_tree = analyze::build_tree(now, analyze::select_samples(now, selection), selection, tree_options_of(flags));
             auto result = compare_recordings(st->base, base, now, now_tree, selection, st->now, st->per_segment, false);
             std::string out = st->format == "json" ? diff::json_report(result) : diff::text_report(result, st->limit);

@@ -44,6 +44,7 @@ Subcommand add_flamegraph(CLI::App& parent) {
             const auto read_options = analyze::read_options_for(tree_options_of(st->view));
             auto rec = snapshot::read_file(st->in, read_options);
             auto sel = selection_of(st->view);
+            sel.whole_segments = !st->base.empty() && st->per_segment;  // (averages of whole calls)
             auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, tree_options_of(st->view));
             if (!st->show_importlib) analyze::collapse_import_machinery(tree);
             const std::string& mode = st->view.mode;

@@ -1673,8 +1673,10 @@ int run(const Options& options) {
   const int64_t cpu_at_start_us = own_cpu_us();
   recorder.set_epoch(start_us);
   std::string stop_reason = "program exited";
-  for (;;) {
-    if (!clock.wait(g_stop)) {
+  // The first tick reads the program as the recording starts: a call found then began before it
+  // (and is marked so); one found later began after the tick before.
+  for (bool first_tick = true;; first_tick = false) {
+    if (!first_tick && !clock.wait(g_stop)) {
       stop_reason = g_signal == SIGINT ? "interrupted (SIGINT)" : g_signal == SIGTERM ? "SIGTERM" : "signal";
       break;
     }

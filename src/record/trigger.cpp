@@ -103,6 +103,7 @@ bool Trigger::promote(Open& s) {
   seg.start_us = s.start_us;
   seg.first_seen_us = s.first_seen_us;
   seg.start_bound_us = s.start_bound_us;
+  seg.began_before_recording = s.began_before_recording;
   seg.root_depth = s.identity.root_depth;
   writer_.add_segment(seg);
   for (auto& sample : s.buffered) {
@@ -186,9 +187,9 @@ uint32_t Trigger::sampling() const {
 
 void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
                     const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading) {
-  (void)tick;
   if (pending_.size() <= pending_used_) pending_.emplace_back();
   Pending& p = pending_[pending_used_++];
+  p.tick = tick;
   p.has_sample = sample != nullptr;
   if (sample) p.sample = *sample;
   p.thread = thread;
@@ -218,6 +219,9 @@ void Trigger::start(Pending& p) {
   bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
   o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.reading.gap.wall_us : 0);
   o.start_bound_us = p.reading.previous_from_us;
+  // Found at the recording's first tick, a call had begun at any time before (unless the greenlet
+  // tracker saw it start).
+  o.began_before_recording = p.tick == 1 && p.reading.born_us == 0;
   // A greenlet seen for the first time, running, whose start the tracker saw (its first switch):
   // its call began no earlier, and as far as anything shows, then (as for one first seen parked).
   // Started within the sample's interval, the sample weighs from then; started before (the
@@ -364,13 +368,13 @@ void Trigger::rename_context(uint64_t from, uint64_t to) {
     if (seen.greenlet == from) seen.greenlet = to;
 }
 
-void Trigger::close(Open& s, int64_t gone_us) {
+void Trigger::close(Open& s, int64_t gone_us, bool still_running) {
   if (s.closed) return;
   s.closed = true;
   if (s.skipped) return;
   if (promote(s)) {
     // It certainly ran until the last read that saw it began (a switched-out call, until its probe).
-    writer_.end_segment(s.id, s.last_us, gone_us, std::max(s.last_from_us, s.last_switched_out_us));
+    writer_.end_segment(s.id, s.last_us, gone_us, std::max(s.last_from_us, s.last_switched_out_us), still_running);
     ++kept_;
     return;
   }
@@ -381,7 +385,7 @@ void Trigger::close(Open& s, int64_t gone_us) {
 
 void Trigger::finish(int64_t now_us) {
   // Calls still open when recording stops ended by now, if the program did (0: they run on).
-  for (auto& s : open_) close(s, now_us);
+  for (auto& s : open_) close(s, now_us, now_us == 0);
   open_.clear();
 }
 

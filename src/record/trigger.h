@@ -156,6 +156,7 @@ class Trigger {
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
     int64_t start_us = 0, start_bound_us = 0, first_seen_us = 0, last_us = 0;
+    bool began_before_recording = false;  // found running at the first tick
     int64_t last_from_us = 0;  // when the read that last saw it began
     int64_t last_switched_out_us = 0;  // when the prober last found it parked
     uint64_t last_tick = 0;
@@ -165,6 +166,7 @@ class Trigger {
     std::vector<snapshot::Sample> buffered;
   };
   struct Pending {
+    uint64_t tick = 0;
     snapshot::Sample sample;
     bool has_sample = false;
     uint32_t thread = 0;
@@ -179,7 +181,8 @@ class Trigger {
     bool duplicate = false;  // another sample of this tick already continued the same call
   };
   bool promote(Open& s);
-  void close(Open& s, int64_t gone_us);  // gone_us: when it was found gone (0: not known)
+  // gone_us: when it was found gone (0: not known); still_running: the recording stopped first.
+  void close(Open& s, int64_t gone_us, bool still_running = false);
   void add(Open& s, snapshot::Sample sample);
   void add_gap(Open& s, const Pending& p, bool continues);
   void start(Pending& p);

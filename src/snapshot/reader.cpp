@@ -323,6 +323,7 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     seg.start_us = s.start_us();
     seg.first_seen_us = s.first_seen_us();
     seg.start_bound_us = s.start_bound_us();
+    seg.began_before_recording = s.began_before_recording();
     seg.root_depth = s.root_depth();
     seg.name = s.name();
     seg.greenlet = s.greenlet();
@@ -338,6 +339,7 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     check(time_ok(e.gone_us()) && time_ok(e.end_bound_us()), "segment end bounds out of range");
     seg.gone_us = e.gone_us();
     seg.end_bound_us = e.end_bound_us();
+    seg.still_running = e.still_running();
   }
   const auto& s = c.samples();
   size_t n = static_cast<size_t>(s.thread_size());

@@ -145,18 +145,20 @@ void Writer::add_segment(const Segment& s) {
   ps->set_start_us(s.start_us);
   ps->set_first_seen_us(s.first_seen_us);
   ps->set_start_bound_us(s.start_bound_us);
+  ps->set_began_before_recording(s.began_before_recording);
   ps->set_root_depth(s.root_depth);
   ps->set_name(s.name);
   ps->set_greenlet(s.greenlet);
   ps->set_task_id(s.task_id);
 }
 
-void Writer::end_segment(uint32_t id, int64_t end_us, int64_t gone_us, int64_t end_bound_us) {
+void Writer::end_segment(uint32_t id, int64_t end_us, int64_t gone_us, int64_t end_bound_us, bool still_running) {
   auto* e = pending_.add_segment_ends();
   e->set_id(id);
   e->set_end_us(end_us);
   e->set_gone_us(gone_us);
   e->set_end_bound_us(end_bound_us);
+  e->set_still_running(still_running);
 }
 
 void Writer::add_sample(const Sample& s) {

@@ -57,7 +57,7 @@ def held_up_over_methods(ctx, swp, segment):
     been in its first 60 ms, method3 and below: no sample could show them then. (CI's machine
     holds the recorder up 100-160 ms now and then; the segment's bounds say so.)"""
     stalls = ctx.analyze_json(swp)["recording"]["stalls_ms"]
-    earliest = segment["start_ms"] - (segment["duration_max_ms"] - segment["duration_ms"])
+    earliest = segment["start_ms"] - (harness.duration_max_ms(segment) - segment["duration_ms"])
     latest = segment["start_ms"] + 60.0 + INTERVAL
     return any(a < latest and b > earliest for a, b in stalls)
 

@@ -39,7 +39,7 @@ def check_bounds(segs, handled, what, unmeasured_ms=1.0, in_order=False):
     if not in_order:
         segs, handled = sorted(segs, key=lambda s: s["duration_ms"]), sorted(handled, key=lambda h: h["ms"])
     for seg, h in zip(segs, handled):
-        lo, hi = seg["duration_min_ms"] - 0.5 - unmeasured_ms, seg["duration_max_ms"] + 0.5
+        lo, hi = seg["duration_min_ms"] - 0.5 - unmeasured_ms, harness.duration_max_ms(seg) + 0.5
         expect(lo <= h["ms"] <= hi, "%s: segment %d lasted %.1f (allowed %.1f .. %.1f), the handler measured %.1f"
                % (what, seg["id"], seg["duration_ms"], lo, hi, h["ms"]))
         worst = max(worst, abs(seg["duration_ms"] - h["ms"]))
@@ -61,7 +61,7 @@ def synthetic(ctx, program, args, entry_leaf, what):
         # Three waits of 50 ms: at least two intervals short of that is waiting (sampling's bounds),
         # less what a held-up recorder left unknown: a task first seen after a 136 ms stall began
         # somewhere in it, as the segment's start bounds say (its duration's "±").
-        unknown = max(0.0, seg["duration_max_ms"] - seg["duration_ms"] - 2 * INTERVAL_MS)
+        unknown = max(0.0, harness.duration_max_ms(seg) - seg["duration_ms"] - 2 * INTERVAL_MS)
         expect(waiting >= 150 - 2 * INTERVAL_MS - unknown,
                "%s: segment %d waits %.1f ms under %s (%.1f ms unknown)" % (what, seg["id"], waiting, entry_leaf, unknown))
         # The spin's CPU is the segment's only CPU: a running slice, not its waiting (the spin is
@@ -94,7 +94,7 @@ def server(ctx, kind):
     # (or both reads failed) its segment shows the waits only, without job_N. Such a segment is
     # that request's when it began with it, within its start's bounds (CI: 1 of 40, twice).
     def began_with(seg, h):
-        slack = seg["duration_max_ms"] - seg["duration_ms"] + 2 * recording["interval_ms"]
+        slack = harness.duration_max_ms(seg) - seg["duration_ms"] + 2 * recording["interval_ms"]
         return abs(seg["start_ms"] - (h["start"] * 1000 - epoch)) <= slack
     worst = 0.0
     for job in sorted({h["job"] for h in handled}):

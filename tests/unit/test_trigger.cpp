@@ -25,9 +25,10 @@ pb::Header header() {
 
 // One greenlet's call of `handle` (its outermost frame), first seen running (or parked: `first`
 // kSwitchedOut) at 100 ms in a sample weighing `wall_us`, seen again at 110 ms, and gone at 120 ms;
-// the tracker saw the greenlet start at `born_us`. Returns the file as read back.
+// the tracker saw the greenlet start at `born_us`; the recording stops at `stop_us` (0: while
+// the program runs on). Returns the file as read back.
 snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us, int64_t born_us,
-                                       uint32_t first = snapshot::kOnCpu) {
+                                       uint32_t first = snapshot::kOnCpu, int64_t stop_us = 120000) {
   const std::string path = "/tmp/swprof-unit-" + name + ".swp";
   {
     snapshot::Writer w(path, header());
@@ -54,7 +55,7 @@ snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us,
       trigger.route(static_cast<uint64_t>(tick), &s, thread, greenlet, &call, frames, &reading);
       trigger.end_tick(static_cast<uint64_t>(tick), s.time_us, listed);
     }
-    trigger.finish(120000);
+    trigger.finish(stop_us);
     pb::Footer f;
     f.set_duration_us(120000);
     f.set_samples(w.samples_written());
@@ -104,6 +105,43 @@ TEST_CASE(" and one started before a recorder stall has the time to its first sa
 TEST_CASE(" and without the tracker's word, from the thread's previous sample") {
   auto r = first_seen_running("greenlet-unknown", 10000, 0);
   check_call(r, 90000, 89900);
+}
+
+TEST_CASE("a call found at the recording's first tick began before it, one running at a stop ran on") {
+  // (The tracker's word dates a greenlet's call: not cut.)
+  auto known = first_seen_running("cut-born", 10000, 96000);
+  REQUIRE(known.segments.size() == 1);
+  CHECK_FALSE(known.segments[0].began_before_recording);
+  CHECK(analyze::segment_is_whole(known.segments[0]));
+  // Otherwise the call's start is anywhere before the first read: its duration is a lower bound.
+  auto cut = first_seen_running("cut-start", 10000, 0);
+  REQUIRE(cut.segments.size() == 1);
+  CHECK(cut.segments[0].began_before_recording);
+  CHECK_FALSE(cut.segments[0].still_running);
+  CHECK_FALSE(analyze::segment_is_whole(cut.segments[0]));
+  auto rows = analyze::segment_rows(cut, {1});
+  CHECK(rows[0].began_before_recording);
+  CHECK(rows[0].complete);
+  // Stopped (--duration, Ctrl-C) while the program ran on: the call's end is past the recording's.
+  auto ran_on = first_seen_running("cut-end", 10000, 96000, snapshot::kOnCpu, 0);
+  REQUIRE(ran_on.segments.size() == 1);
+  CHECK(ran_on.segments[0].still_running);
+  CHECK(ran_on.segments[0].end_us == 110000);
+  CHECK_FALSE(analyze::segment_is_whole(ran_on.segments[0]));
+  CHECK_FALSE(analyze::segment_rows(ran_on, {1})[0].complete);
+}
+
+TEST_CASE("per-segment selections leave cut segments out unless none is whole") {
+  auto cut = first_seen_running("cut-only", 10000, 0);
+  analyze::Selection sel;
+  sel.whole_segments = true;
+  CHECK(analyze::selected_segments(cut, sel) == std::vector<uint32_t>{1});  // (none whole: all)
+  cut.segments.push_back(cut.segments[0]);
+  cut.segments[1].id = 2;
+  cut.segments[1].began_before_recording = false;
+  CHECK(analyze::selected_segments(cut, sel) == std::vector<uint32_t>{2});
+  sel.segments = {1};  // (asked for by id: as asked)
+  CHECK(analyze::selected_segments(cut, sel) == std::vector<uint32_t>{1});
 }
 
 TEST_CASE(" and one first seen parked after a stall: the time before is a gap, not switched out") {
