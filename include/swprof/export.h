@@ -21,6 +21,7 @@ struct FlamegraphDiff {
   std::vector<double> base_total, new_total, base_self, new_self;  // µs per unit, by NEW node index
   std::string unit;          // "s" or "segment"
   std::string base_only;     // what the base had that NEW lacks (not drawn), e.g. "3 frames, 12 ms/s"
+  std::string cut_left_out;  // per segment: the segments cut by a recording's start or end, left out
 };
 
 struct FlamegraphOptions {

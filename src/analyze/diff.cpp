@@ -83,7 +83,8 @@ double matched_pct(const Result& r, bool of_new) {
 
 Side side_of(const snapshot::Recording& rec, const std::string& path, const analyze::Selection& selection,
              bool per_segment) {
-  const size_t segments = analyze::selected_segments(rec, selection).size();
+  const auto taken = analyze::selected_segments(rec, selection);
+  const size_t segments = taken.size();
   Side s;
   s.path = path;
   s.command = analyze::command_line(rec);
@@ -96,9 +97,11 @@ Side side_of(const snapshot::Recording& rec, const std::string& path, const anal
       throw UserError(fmt::format("{} has no segments to compare per segment: record it with --entry FUNCTION", path));
     s.divisor = static_cast<double>(segments);
     if (selection.whole_segments) {
+      // The cut ones the same selection would have taken (none when none is whole: all taken).
       analyze::Selection all = selection;
       all.whole_segments = false;
-      s.cut_segments = analyze::selected_segments(rec, all).size() - segments;
+      for (uint32_t id : analyze::selected_segments(rec, all))
+        s.cut_segments += !std::binary_search(taken.begin(), taken.end(), id);  // (ids come sorted)
     }
   } else {
     s.divisor = s.duration_ms > 0 ? s.duration_ms / 1e3 : 1.0;  // an empty recording: its zeros as they are

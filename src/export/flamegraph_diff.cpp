@@ -41,6 +41,10 @@ FlamegraphDiff flamegraph_diff(const diff::Result& result, size_t new_nodes) {
   if (gone)
     d.base_only = fmt::format("only in base, not drawn: {} call path{}, {:.1f} ms/{}", gone, gone == 1 ? "" : "s",
                               gone_us / 1e3, d.unit);
+  if (result.now.cut_segments || result.base.cut_segments)
+    d.cut_left_out = fmt::format("whole calls only: {} new and {} base segment{} cut by the recording left out",
+                                 result.now.cut_segments, result.base.cut_segments,
+                                 result.now.cut_segments + result.base.cut_segments == 1 ? "" : "s");
   return d;
 }
 

@@ -347,8 +347,9 @@ std::string flamegraph_svg(const Tree& tree, const FlamegraphOptions& options) {
   if (omitted)
     omitted_note = fmt::format("{} frame{} narrower than {}% not shown", omitted, omitted == 1 ? "" : "s",
                                options.min_width_pct);
-  if (options.diff && !options.diff->base_only.empty())
-    omitted_note += (omitted_note.empty() ? "" : "; ") + options.diff->base_only;
+  if (options.diff)
+    for (const std::string* note : {&options.diff->base_only, &options.diff->cut_left_out})
+      if (!note->empty()) omitted_note += (omitted_note.empty() ? "" : "; ") + *note;
   put(out, R"(<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}">
 <title>{title}</title>

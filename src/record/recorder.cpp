@@ -246,8 +246,12 @@ class Recorder {
   bool tick(int64_t now_us);
   void set_epoch(int64_t epoch_us) { epoch_us_ = epoch_us; }
   // A recorder started after the recording (--subprocesses): its first samples weigh the time
-  // since then, not since the recording's start.
-  void set_started(int64_t now_us) { previous_tick_us_ = now_us; }
+  // since then, not since the recording's start; for a process there when the recording began,
+  // since that start, and what its first read finds began before the recording.
+  void set_started(int64_t now_us, bool with_recording) {
+    previous_tick_us_ = with_recording ? 0 : now_us;
+    trigger_.set_first_tick_cuts(with_recording);
+  }
   // --native: what the stops cost and found; the program's exit status when a stop collected it.
   const NativeFrames* native_frames() const { return native_.get(); }
   bool native_reaped_exit(int& status) const { return native_ && native_->unwinder.reaped_exit(status); }
@@ -1470,11 +1474,12 @@ class Descendants {
     for (const auto& f : scan.forked)
       if (std::none_of(followed_.begin(), followed_.end(), [&](const auto& o) { return !o->ended && o->pid == f.pid; }) &&
           std::none_of(pending_.begin(), pending_.end(), [&](const Pending& o) { return o.pid == f.pid; }))
-        pending_.push_back({f.pid, f.parent, now_us, 0});
+        pending_.push_back({f.pid, f.parent, now_us, 0, first_scan_});
+    first_scan_ = false;
     auto execed = [&](pid_t pid) { return std::find(scan.execed.begin(), scan.execed.end(), pid) != scan.execed.end(); };
     for (auto& f : followed_)
       if (!f->ended && execed(f->pid)) {
-        end(*f, now_us);
+        end(*f, now_us, true);
         pending_.push_back({f->pid, f->parent, now_us, 0});
       }
     // A process that was not Python may exec one (a shell's `exec python3 ...`).
@@ -1535,6 +1540,7 @@ class Descendants {
   struct Pending {
     pid_t pid, parent;
     int64_t found_us, last_look_us;
+    bool at_start = false;  // there when the recording began (the first scan found it)
   };
 
   // True when decided (followed, or listed as not followed); false: look again later.
@@ -1575,13 +1581,14 @@ class Descendants {
     f->recorder = std::make_unique<Recorder>(options_, f->interp, f->memory, writer_, entries_);
     f->recorder->set_process(index);
     f->recorder->set_epoch(epoch_us_);
-    f->recorder->set_started(p.found_us);
+    f->recorder->set_started(p.found_us, p.at_start);
     followed_.push_back(std::move(f));
     return true;
   }
 
-  void end(Followed& f, int64_t now_us) {
-    f.recorder->finish(target::process_exists(f.pid) ? 0 : now_us);
+  // `execed`: the program it ran is gone (its calls ended), though the process goes on.
+  void end(Followed& f, int64_t now_us, bool execed = false) {
+    f.recorder->finish(execed || !target::process_exists(f.pid) ? now_us : 0);
     f.ended = true;
   }
 
@@ -1594,6 +1601,7 @@ class Descendants {
   std::vector<Pending> pending_;
   std::vector<std::string> not_followed_;
   std::vector<pid_t> not_followed_pids_;  // still running: watched for an exec
+  bool first_scan_ = true;
 };
 
 int run(const Options& options) {

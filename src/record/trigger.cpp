@@ -219,9 +219,11 @@ void Trigger::start(Pending& p) {
   bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
   o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.reading.gap.wall_us : 0);
   o.start_bound_us = p.reading.previous_from_us;
-  // Found at the recording's first tick, a call had begun at any time before (unless the greenlet
-  // tracker saw it start).
-  o.began_before_recording = p.tick == 1 && p.reading.born_us == 0;
+  // Found at the recording's first tick, or before any read of its thread bounded its start (that
+  // read failed, or kept only outer frames), a call had begun at any time before the recording
+  // (unless the greenlet tracker saw it start).
+  o.began_before_recording =
+      p.reading.born_us == 0 && (p.reading.previous_from_us <= 0 || (first_tick_cuts_ && p.tick == 1));
   // A greenlet seen for the first time, running, whose start the tracker saw (its first switch):
   // its call began no earlier, and as far as anything shows, then (as for one first seen parked).
   // Started within the sample's interval, the sample weighs from then; started before (the

@@ -131,6 +131,8 @@ class Trigger {
   // Recording stops: decides every open segment. `ended_us`: when the program was found exited
   // (its calls ended by then), 0 when it runs on.
   void finish(int64_t ended_us);
+  // Whether the first tick is the recording's (false: a process followed once it appeared).
+  void set_first_tick_cuts(bool cuts) { first_tick_cuts_ = cuts; }
   bool done() const { return limits_.max_segments && kept_ >= limits_.max_segments; }
 
   uint64_t seen() const { return seen_; }
@@ -202,6 +204,7 @@ class Trigger {
   std::unordered_map<uint32_t, Seen> sampled_;  // thread -> what it ran at its last sample
   std::vector<uint32_t> parked_frames_, parked_stack_;
   uint64_t seen_ = 0, kept_ = 0, too_short_ = 0, skipped_ = 0, outside_ = 0;
+  bool first_tick_cuts_ = true;
 };
 
 }  // namespace swprof::record

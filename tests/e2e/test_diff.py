@@ -137,6 +137,12 @@ def test_cut_requests(ctx, old, program):
     proc = ctx.run_swprof("diff", old, cut, "--per-segment")
     expect("2 more cut by the recording's start or end, left out" in proc.stdout.splitlines()[1], proc.stdout[:400])
     print("ok: cut requests listed and left out: %s" % proc.stdout.splitlines()[1])
+    svg = ctx.path("cut.svg")
+    proc = ctx.run_swprof("flamegraph", cut, "--diff", old, "--per-segment", "-o", svg)
+    expect(proc.returncode == 0, proc.stderr)
+    said = ET.parse(svg).getroot().find(".//%stext[@id='omitted']" % SVG).text
+    expect("whole calls only: 2 new and %d base segments cut by the recording left out" % doc["base"]["cut_segments"] in said,
+           "the graph says: %r" % said)
 
 
 def test_flamegraph(ctx, old, new):

@@ -189,6 +189,9 @@ def part_gunicorn(ctx):
         # the switch, are one call to a sampler: only when no sample fell between them (the
         # recorder late by a request's sleep). Such a segment is longer than any request.
         merged += s["duration_ms"] > longest + 10
+    # (Attached before the requests, stopped after them: none was cut.)
+    expect(not any(s["began_before_recording"] or not s["complete"] for s in segments),
+           "no request cut by the recording: %s" % [s for s in segments if s["began_before_recording"] or not s["complete"]])
     for pid, n in by_worker.items():
         expect(per_worker.get(pid, 0) <= n, "worker %d: %d segments for %d requests" % (pid, per_worker.get(pid, 0), n))
     missing = REQUESTS - len(segments)

@@ -26,9 +26,11 @@ pb::Header header() {
 // One greenlet's call of `handle` (its outermost frame), first seen running (or parked: `first`
 // kSwitchedOut) at 100 ms in a sample weighing `wall_us`, seen again at 110 ms, and gone at 120 ms;
 // the tracker saw the greenlet start at `born_us`; the recording stops at `stop_us` (0: while
-// the program runs on). Returns the file as read back.
+// the program runs on). `followed_later`: the process was found after the recording began
+// (--subprocesses), its first tick not the recording's. Returns the file as read back.
 snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us, int64_t born_us,
-                                       uint32_t first = snapshot::kOnCpu, int64_t stop_us = 120000) {
+                                       uint32_t first = snapshot::kOnCpu, int64_t stop_us = 120000,
+                                       bool followed_later = false) {
   const std::string path = "/tmp/swprof-unit-" + name + ".swp";
   {
     snapshot::Writer w(path, header());
@@ -38,6 +40,7 @@ snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us,
     const uint32_t work = w.intern_frame({w.intern_string("work"), file, 22, 20});
     const std::vector<uint32_t> frames = {handle, work};
     record::Trigger trigger({}, w, nullptr);
+    trigger.set_first_tick_cuts(!followed_later);
     record::CallIdentity call;
     call.frame = 0x7f0000001000;
     call.code = 0x7f0000002000;
@@ -129,6 +132,10 @@ TEST_CASE("a call found at the recording's first tick began before it, one runni
   CHECK(ran_on.segments[0].end_us == 110000);
   CHECK_FALSE(analyze::segment_is_whole(ran_on.segments[0]));
   CHECK_FALSE(analyze::segment_rows(ran_on, {1})[0].complete);
+  // A process followed once it appeared: its first read is bounded by the one before (not cut).
+  auto later = first_seen_running("cut-later", 10000, 0, snapshot::kOnCpu, 120000, true);
+  REQUIRE(later.segments.size() == 1);
+  CHECK_FALSE(later.segments[0].began_before_recording);
 }
 
 TEST_CASE("per-segment selections leave cut segments out unless none is whole") {
