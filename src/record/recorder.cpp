@@ -1229,22 +1229,27 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     if (gap.wall_us > 0) routed.common = s.context_depth + frames_in_common(*context_stack, own);
     context_stack->assign(own.begin(), own.end());
   }
+  bool kept = true;
   if (!options_.idle && s.cpu_us == 0 && !(s.flags & snapshot::kOnCpu)) {
     ++idle_dropped;
-    return;
-  }
-  if (options_.gil_only && !(s.flags & snapshot::kGilHeld)) {
+    kept = false;
+  } else if (options_.gil_only && !(s.flags & snapshot::kGilHeld)) {
     ++not_gil_holder;
-    return;
+    kept = false;
   }
-  ++samples;
-  ++tick_samples;
-  if (ctx.quiet) ++(ctx.gil_quiet ? gil_quiet_samples : quiet_samples);
+  if (kept) {
+    ++samples;
+    ++tick_samples;
+    if (ctx.quiet) ++(ctx.gil_quiet ? gil_quiet_samples : quiet_samples);
+  }
   if (!entries_.empty()) {
+    // (A sample dropped still says which calls run: a request that waits before it computes
+    // begins when it began, and two calls apart are two.)
     Reading reading{read_from_us, previous_read_from, routed, partial, task, born_us};
-    trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading);
+    trigger_.route(ticks, &s, ctx.index, outermost, entry, stack_, &reading, kept);
     return;
   }
+  if (!kept) return;
   if (gap.wall_us > 0) {
     std::span<const uint32_t> common(stack_.data(), gap.common);
     write_sample(gap_sample(s, gap, writer_.intern_stack(common), gap.common), common, ctx);

@@ -186,10 +186,11 @@ uint32_t Trigger::sampling() const {
 }
 
 void Trigger::route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
-                    const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading) {
+                    const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading, bool kept) {
   if (pending_.size() <= pending_used_) pending_.emplace_back();
   Pending& p = pending_[pending_used_++];
   p.tick = tick;
+  p.kept = kept;
   p.has_sample = sample != nullptr;
   if (sample) p.sample = *sample;
   p.thread = thread;
@@ -246,8 +247,15 @@ void Trigger::start(Pending& p) {
   }
   open_.push_back(std::move(o));
   p.open = open_.size() - 1;
+  if (!p.kept) return;  // (its time is dropped, gap and all)
   if (gap_is_ours) add_gap(open_.back(), p, false);
   else if (p.reading.gap.wall_us > 0) ++outside_;
+}
+
+void Trigger::seen_alive(Open& s, const Pending& p) {
+  // Not written: the call ran until then, and its next sample weighs only the time since.
+  s.last_us = std::max(s.last_us, p.sample.time_us);
+  if (!s.id && !s.skipped) promote(s);
 }
 
 void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> listed, bool complete,
@@ -333,7 +341,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   for (Pending& p : pending) {
     if (!p.has_sample) continue;
     if (!p.has_entry) {
-      outside_ += 1 + (p.reading.gap.wall_us > 0);
+      if (p.kept) outside_ += 1 + (p.reading.gap.wall_us > 0);
       continue;
     }
     if (p.duplicate) continue;
@@ -341,8 +349,12 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     Open& o = open_[p.open];
     o.identity = p.entry;
     o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
-    add_gap(o, p, true);
     o.last_from_us = p.reading.from_us;
+    if (!p.kept) {
+      seen_alive(o, p);
+      continue;
+    }
+    add_gap(o, p, true);
     // The call's own weight: time since its previous sample (it may have been switched out).
     snapshot::Sample own = p.sample;
     if (o.last_us > 0 && o.last_us < own.time_us) own.wall_us = std::min(own.wall_us, own.time_us - o.last_us);
@@ -355,7 +367,8 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     o.last_tick = tick;
     o.last_from_us = p.reading.from_us;
     o.callers.assign(p.frames.begin(), p.frames.begin() + std::min<size_t>(p.entry.root_depth, p.frames.size()));
-    add(o, p.sample);
+    if (p.kept) add(o, p.sample);
+    else seen_alive(o, p);
   }
   std::erase_if(open_, [](const Open& s) { return s.closed; });
   pending_used_ = 0;

@@ -109,9 +109,12 @@ class Trigger {
   // (its greenlet, or its stack's outermost frame); `entry` is null when no entry frame is on the stack; `frames`
   // is the sample's stack. Decided at end_tick(): the sample is written, buffered (its segment may
   // still prove too short) or dropped. A thread sampled with no Python frames at all is routed
-  // with an empty stack and no sample (`sample` null): its call, if any, has ended.
+  // with an empty stack and no sample (`sample` null): its call, if any, has ended. A sample not
+  // `kept` (--no-idle, --gil drop it) still tells which calls run, begin and end; it is not
+  // written, and the call's next sample weighs the time since it.
   void route(uint64_t tick, const snapshot::Sample* sample, uint32_t thread, uint64_t greenlet,
-             const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading = nullptr);
+             const CallIdentity* entry, std::span<const uint32_t> frames, const Reading* reading = nullptr,
+             bool kept = true);
   // After every thread of the tick was routed (`listed`: threads that still exist; `complete`:
   // the thread list was read whole, so a thread missing from it has ended). Calls that go on get
   // their samples; a call not seen this tick ended if its greenlet ran without it or its thread
@@ -171,6 +174,7 @@ class Trigger {
     uint64_t tick = 0;
     snapshot::Sample sample;
     bool has_sample = false;
+    bool kept = true;  // written (not dropped by --no-idle or --gil)
     uint32_t thread = 0;
     uint64_t greenlet = 0;  // what ran it (see Recorder::greenlet_key)
     uint64_t context = 0;   // the task, or `greenlet`
@@ -186,6 +190,7 @@ class Trigger {
   // gone_us: when it was found gone (0: not known); still_running: the recording stopped first.
   void close(Open& s, int64_t gone_us, bool still_running = false);
   void add(Open& s, snapshot::Sample sample);
+  void seen_alive(Open& s, const Pending& p);  // a sample not kept: the call ran until then
   void add_gap(Open& s, const Pending& p, bool continues);
   void start(Pending& p);
   uint32_t sampling() const;
