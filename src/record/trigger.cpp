@@ -119,7 +119,7 @@ void Trigger::add(Open& s, snapshot::Sample sample) {
   // A call's samples tile its time: each weighs the time since the call's previous one, whatever
   // its thread did meanwhile (another greenlet ran; the thread's previous sample came later than
   // the call's own, as a probe of a parked call is timed at the tick's start). So a segment's
-  // total is its duration exactly.
+  // total is its duration exactly, less the samples --no-idle or --gil dropped (seen_alive).
   if (s.last_us > 0) sample.wall_us = std::max<int64_t>(0, sample.time_us - s.last_us);
   s.last_us = std::max(s.last_us, sample.time_us);
   if (s.skipped) {
