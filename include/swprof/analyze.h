@@ -110,10 +110,11 @@ snapshot::ReadOptions read_options_for(const TreeOptions& options);
 void collapse_import_machinery(Tree& tree);
 
 // Per-segment facts for --segments.
-// The recording saw the call begin and end (it was not running at the first read nor at the end).
-inline bool segment_is_whole(const snapshot::Segment& s) {
-  return !s.began_before_recording && !s.still_running && s.end_us >= 0;
-}
+// The call ended while recorded (not still running when the recording stopped, nor cut off by a
+// recorder that was killed).
+inline bool segment_ended(const snapshot::Segment& s) { return s.end_us >= 0 && !s.still_running; }
+// The recording saw the call begin and end.
+inline bool segment_is_whole(const snapshot::Segment& s) { return !s.began_before_recording && segment_ended(s); }
 
 struct SegmentRow {
   uint32_t id = 0;

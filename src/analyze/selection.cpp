@@ -181,7 +181,7 @@ std::vector<SegmentRow> segment_rows(const snapshot::Recording& rec, const std::
     r.duration_min_ms = std::min(r.duration_min_ms, r.duration_ms);
     r.duration_max_ms = std::max(r.duration_max_ms, r.duration_ms);
     r.samples = counts[id];
-    r.complete = seg.end_us >= 0 && !seg.still_running;
+    r.complete = segment_ended(seg);
     r.began_before_recording = seg.began_before_recording;
     rows.push_back(std::move(r));
   }

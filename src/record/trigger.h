@@ -161,7 +161,7 @@ class Trigger {
     std::vector<uint32_t> callers;  // frames above the entry, from its last running sample
     CallIdentity identity;
     int64_t start_us = 0, start_bound_us = 0, first_seen_us = 0, last_us = 0;
-    bool began_before_recording = false;  // found running at the first tick
+    bool began_before_recording = false;  // found before any read bounded its start (see start())
     int64_t last_from_us = 0;  // when the read that last saw it began
     int64_t last_switched_out_us = 0;  // when the prober last found it parked
     uint64_t last_tick = 0;
