@@ -1,5 +1,5 @@
 """Where the time goes: a function spinning 1.5 s and one sleeping 1.5 s. In wall time
-each gets what the program measured it took; the spinner has >= 90 % of the CPU time; the sleeper
+each gets what the program measured it took, and the spinner its measured CPU time; the sleeper
 is off-CPU nearly all its time, its off-CPU time is its whole sleep under `<off-CPU: clock_nanosleep>`
 (pselect6 before 3.11), and the spinner's off-CPU time is its wall time less its CPU time, all of
 it `<waiting for a CPU>` (on a busy machine a spinner waits in the run queue; it never blocks). The GIL: a pure-Python spinner
@@ -48,12 +48,12 @@ def test(ctx):
     tolerance = harness.sampling_tolerance(wall, 2 * rounds + 1, competes_for_cpu=True)
     for name in ("spin", "nap"):
         expect_close(node(wall, name, ctx.version)["total_ms"], measured[name + "_ms"], tolerance, "wall: %s ms" % name)
-    # The CPU time main used outside spin (nap's: it sleeps) is under 10 %, give or take the CPU
-    # of samples that cross a switch (at most their weight each).
-    main_cpu = find_path(cpu["roots"], ["main"], ctx.version)[-1]["total_ms"]
+    # The spinner's CPU time is what the program measured it used (thread_time), give or take the
+    # CPU of the samples that cross a switch (at most their weight each). Not a share of main's:
+    # main also parses its arguments, and 3.14's argparse imports _colorize, dataclasses and
+    # inspect there (150 ms of CPU beside two busy loops).
     spin_cpu = node(cpu, "spin", ctx.version)["total_ms"]
-    expect(main_cpu - spin_cpu <= 0.1 * main_cpu + tolerance,
-           "cpu: spin has %.0f of main's %.0f ms (± %.0f)" % (spin_cpu, main_cpu, tolerance))
+    expect_close(spin_cpu, measured["spin_cpu_ms"], tolerance, "cpu: spin ms")
     nap, spin = node(wall, "nap", ctx.version), node(wall, "spin", ctx.version)
     expect(nap["cpu_ms"] <= 0.1 * nap["wall_ms"], "nap is off-CPU nearly all its time: %.1f of %.1f ms on CPU"
            % (nap["cpu_ms"], nap["wall_ms"]))
