@@ -8,8 +8,13 @@ and spins once more and returns. Every third round one extra greenlet is killed 
     trace <monotonic_ns> <switch|throw> <origin id> <target id> <origin's top frame, qualified>
     greenlet <handler|feeder|sleeper> <greenlet id>     (every greenlet spawned, in spawn order)
 
-(id() of a greenlet is its address; a later greenlet may get the address of one that is gone.) With --go-file the program prints "ready" and waits for that
-file before it starts tracing and working, so that an observer can attach first.
+    begin <monotonic_ns> / end <monotonic_ns>           (when tracing started and stopped)
+
+(id() of a greenlet is its address; a later greenlet may get the address of one that is gone.) With
+--go-file the program prints "ready" and waits for that file before it starts, so that an observer
+can attach first. With --warm-up-until FILE it then switches untraced (greenlets that sleep 1 ms in
+turn, then finish) until FILE appears, at most 60 s, before it starts tracing: an observer that
+learns greenlet's layout from live switches has them however late a busy machine lets it run.
 
     python3 samples/greenlet_switches.py --rounds 20 --out /tmp/truth.txt
 (Debian: apt-get install python3-gevent, then use /usr/bin/python3.11.)
@@ -59,12 +64,19 @@ def sleeper():
     gevent.sleep(10)
 
 
+def warm_up(until_file):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(until_file) and time.monotonic() < deadline:
+        gevent.joinall([gevent.spawn(wait_sleep, 0.001) for _ in range(4)])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--handlers", type=int, default=8)
     parser.add_argument("--cpu-ms", type=float, default=1.0)
     parser.add_argument("--go-file")
+    parser.add_argument("--warm-up-until")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -72,6 +84,8 @@ def main():
         print("ready", flush=True)
         while not os.path.exists(args.go_file):
             time.sleep(0.005)
+    if args.warm_up_until:
+        warm_up(args.warm_up_until)
 
     events = []
     spawned = []
@@ -84,6 +98,7 @@ def main():
         name = (frame.f_code.co_qualname if qualified else frame.f_code.co_name) if frame is not None else "-"
         events.append((clock(), event, id(origin), id(target), name))
 
+    began = clock()
     greenlet.settrace(trace)
     for r in range(args.rounds):
         pairs = [gevent.socket.socketpair() if n % 2 else (None, None) for n in range(args.handlers)]
@@ -105,8 +120,10 @@ def main():
                 a.close()
                 b.close()
     greenlet.settrace(None)
+    ended = clock()
 
     with open(args.out, "w") as f:
+        f.write("begin %d\nend %d\n" % (began, ended))
         for e in events:
             f.write("trace %d %s %d %d %s\n" % e)
         for role, ident in spawned:

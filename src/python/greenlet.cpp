@@ -303,6 +303,12 @@ bool GreenletReader::learn_impl(uint64_t impl, uint64_t object) {
   if (cls->main_greenlet == kAbsent && cls->thread_state == kAbsent) cls->main = is_main;
   if (cls->main != is_main) return false;
 
+  // greenlet sets _main_greenlet when a greenlet starts and clears it when it dies; _parent is set
+  // from its creation on. Learnt from one not started or dead, whose parent is a main greenlet,
+  // _parent would pass for _main_greenlet (seen: gevent's hub), and every greenlet whose parent is
+  // not main would then look parked while it ran.
+  const bool started_and_alive = word(b, layout_.stack_start) != 0 && word(b, stop) != 0;
+  if (!is_main && cls->main_greenlet == kAbsent && !started_and_alive) return true;
   if (!is_main) {
     // _main_greenlet: the first word naming a greenlet whose impl is a main one.
     for (uint32_t k = 8; cls->main_greenlet == kAbsent && k + 8 <= b.size(); k += 8) {
@@ -495,7 +501,9 @@ bool GreenletReader::read(uint64_t object, GreenletState& out) {
 
 bool GreenletReader::parked_frames(const GreenletState& state, Walker& walker, std::vector<RawFrame>& out) {
   out.clear();
-  if (state.status != GreenletStatus::kParked || !state.frames.top_frame) return false;
+  // Not told from running (its thread's current greenlet unread): a running greenlet's saved
+  // frame pointers are stale, and its live frames there would pass every check below.
+  if (state.status != GreenletStatus::kParked || !state.running_known || !state.frames.top_frame) return false;
   if (walker.walk(state.frames, out) != WalkError::kNone || out.empty()) return false;
   const Layout& l = interp_.layout;
   // The frame object greenlet made at switch-out is the innermost frame's (3.11+).

@@ -82,7 +82,9 @@ def test(ctx):
         out_ms = sum(x["total_ms"] for x in switched)
         under_sleep = sum(c["total_ms"] for x in harness.all_nodes(doc["roots"]) if x["function"] in YIELDERS
                           for c in x["children"] if c["function"] == "<switched out>")
-        expect(out_ms - under_sleep <= INTERVAL + JITTER,
+        # (That one sample weighs up to the recording's heaviest: more than an interval on a busy
+        # machine, where ticks come late; seen: 15.1 ms beside two busy loops.)
+        expect(out_ms - under_sleep <= max(INTERVAL, recording["weight_max_ms"]) + JITTER,
                "segment %d: %.1f of %.1f ms switched out under gevent's sleep or recv_into" % (seg["id"], under_sleep, out_ms))
         # Running (not switched out): its 20 ms of CPU work at least, and no more than the request's
         # measured wall time less its three 50 ms sleeps. On a quiet machine that is about 20 ms;

@@ -1,6 +1,8 @@
 """Greenlet switches seen from outside with uprobes (tests/tools/greenlet_trace.cpp) against the
 program's own record of them (greenlet.settrace in samples/greenlet_switches.py): handlers that
-wait first (gevent.sleep, a socket read) and compute later, greenlets that finish, one killed.
+wait first (gevent.sleep, a socket read) and compute later, greenlets that finish, one killed. The
+traced work starts once the tool has learnt greenlet's layout from the program's untraced warm-up
+switches (a tool starved by a busy machine could otherwise first run after the program ended).
 
 - Every switch the program made is seen (>= 99 %, in order, each probe hit before the program's
   own record of it), with the same target: greenlet ids the program printed (id() = address).
@@ -8,6 +10,8 @@ wait first (gevent.sleep, a socket read) and compute later, greenlets that finis
   later greenlet may reuse the address of one that is gone).
 - Each parked stack read at the next poll has, innermost, the frame the program saw yield, and
   handlers' stacks hold the handler's own waiting frame (wait_sleep / wait_read) under it.
+- Running and parked are told apart at every read of a live greenlet (greenlet's layout learnt
+  right: _main_greenlet, not _parent, which a hub not yet started would pass for).
 - No hit is lost.
 - With the public entry points only (the fallback when greenlet's internal functions are not
   exported), what is missed is exactly a finishing greenlet's return to its parent.
@@ -28,24 +32,38 @@ HANDLERS = 8
 
 
 def run(ctx, name, tool_args, wrapper=()):
-    """Starts the program (waiting for its go file), attaches the tool, lets the program run.
+    """Starts the program (waiting for its go file), attaches the tool, lets the program warm up
+    (untraced switches) until the tool has learnt greenlet's layout, then do its traced work.
     Returns (tool returncode, tool stdout lines, tool stderr, program truth lines)."""
-    go, truth = ctx.path(name + ".go"), ctx.path(name + ".truth")
+    go, warm, truth = ctx.path(name + ".go"), ctx.path(name + ".warm"), ctx.path(name + ".truth")
     prog = subprocess.Popen([ctx.python, PROGRAM, "--rounds", str(ROUNDS), "--handlers", str(HANDLERS),
-                             "--go-file", go, "--out", truth], stdout=subprocess.PIPE, text=True)
+                             "--go-file", go, "--warm-up-until", warm, "--out", truth], stdout=subprocess.PIPE, text=True)
     tool = None
     try:
         expect(prog.stdout.readline().strip() == "ready", "the program starts")
-        tool = subprocess.Popen(list(wrapper) + [ctx.args.tool, "--pid", str(prog.pid), "--duration", "60"] + tool_args,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr to a file: stdout is read line by line to its end, and a full stderr pipe would
+        # stop the tool.
+        err_file = open(ctx.path(name + ".stderr"), "w+")
+        tool = subprocess.Popen(list(wrapper) + [ctx.args.tool, "--pid", str(prog.pid), "--duration", "90"] + tool_args,
+                                stdout=subprocess.PIPE, stderr=err_file, text=True)
         lines = []
-        for line in tool.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("attached"):
-                break
+
+        def read_until(prefix):
+            for line in tool.stdout:
+                lines.append(line.rstrip("\n"))
+                if prefix and line.startswith(prefix):
+                    return
+
+        read_until("attached")
         open(go, "w").close()  # the program starts once the probes are in place (or refused)
-        out, err = tool.communicate(timeout=120)
-        lines += out.splitlines()
+        # The tool learns greenlet's layout from live switch targets; on a busy machine it may
+        # first run after a short program ended. The traced work waits for it (or its end).
+        read_until("layout")
+        open(warm, "w").close()
+        read_until(None)  # (communicate() would lose what the line reader buffered)
+        tool.wait(timeout=120)
+        err_file.seek(0)
+        err = err_file.read()
         expect(prog.wait(timeout=60) == 0, "the program ran to its end")
         truth_lines = open(truth).read().splitlines()
         return tool.returncode, lines, err, truth_lines
@@ -57,8 +75,18 @@ def run(ctx, name, tool_args, wrapper=()):
 
 
 def parse(lines, truth):
+    """The tool's switches while the program traced (its warm-up's are left out), the parked
+    stacks, the program's switches and spawned greenlets, the tool's summary, and per address the
+    greenlets seen starting there before the traced work."""
+    fields = dict(l.split() for l in truth if l.split()[0] in ("begin", "end"))
+    begin, end = int(fields["begin"]), int(fields["end"])
     switches = [l.split() for l in lines if l.startswith("switch ")]
     switches = [(int(s[1]), int(s[2]), int(s[3], 16), int(s[4]), s[5], int(s[6], 16)) for s in switches]
+    warm_up_starts = {}
+    for s in switches:
+        if s[0] < begin and s[4] == "start":
+            warm_up_starts[s[2]] = warm_up_starts.get(s[2], 0) + 1
+    switches = [s for s in switches if begin <= s[0] <= end]
     parked = []
     for l in lines:
         if l.startswith("parked "):
@@ -73,7 +101,7 @@ def parse(lines, truth):
         elif f[0] == "greenlet":
             spawned.append((f[1], int(f[2])))
     summary = dict(kv.split("=", 1) for kv in next(l for l in lines if l.startswith("summary ")).split()[1:])
-    return switches, parked, program, spawned, summary
+    return switches, parked, program, spawned, summary, warm_up_starts
 
 
 def match(program, switches):
@@ -98,7 +126,7 @@ def check_internal(ctx):
     kinds = [l.split()[1] for l in lines if l.startswith("entry ")]
     expect(kinds == ["g_switchstack", "g_initialstub", "UserGreenlet()"], "greenlet's internal functions are probed: %s" % kinds)
     print("ok: %s" % next(l for l in lines if l.startswith("layout ")))
-    switches, parked, program, spawned, summary = parse(lines, truth)
+    switches, parked, program, spawned, summary, warm_up_starts = parse(lines, truth)
     print("ok: %s" % next(l for l in lines if l.startswith("summary ")))
     expect(len(program) >= ROUNDS * HANDLERS * 4, "the program switched %d times" % len(program))
 
@@ -119,8 +147,10 @@ def check_internal(ctx):
         if s[4] == "start":
             starts.setdefault(s[2], []).append(s[3])
     for ident, had in roles.items():
-        expect(starts.get(ident) == list(range(1, len(had) + 1)),
-               "greenlets at %#x (%s) start as generations 1..%d: %s" % (ident, had, len(had), starts.get(ident)))
+        first = warm_up_starts.get(ident, 0) + 1  # after the warm-up's greenlets that had the address
+        expect(starts.get(ident) == list(range(first, first + len(had))),
+               "greenlets at %#x (%s) start as generations %d..%d: %s" % (ident, had, first, first + len(had) - 1,
+                                                                      starts.get(ident)))
     reused = sum(1 for had in roles.values() if len(had) > 1)
     print("ok: %d greenlets seen starting, each the next generation of its address (%d addresses reused)"
           % (len(spawned), reused))
@@ -130,8 +160,8 @@ def check_internal(ctx):
     for t, _, origin, _, frame in program:
         yields.setdefault(origin, []).append((t, frame))
     def role(g, generation):
-        had = roles.get(g, [])
-        return had[generation - 1] if 1 <= generation <= len(had) else None
+        had, i = roles.get(g, []), generation - 1 - warm_up_starts.get(g, 0)
+        return had[i] if 0 <= i < len(had) else None
     agree = read = 0
     own_frames = set()
     for g, generation, t, status, stack in parked:
@@ -148,6 +178,11 @@ def check_internal(ctx):
             names = [f.split(" ")[0] for f in stack]
             expect("handler" in names, "a parked handler's stack holds handler: %s" % stack)
             own_frames.update(n for n in names[:names.index("handler")] if n.startswith("wait_"))
+    layout = next(l for l in lines if l.startswith("layout "))
+    expect("parent=-" not in layout.split("main{")[0], "a user greenlet's _parent is learnt: %s" % layout)
+    unknown = [p for p in parked if p[3] in ("parked?", "running?")]
+    expect(not unknown, "%d of %d reads of live greenlets could not tell running from parked (%s)"
+           % (len(unknown), len([p for p in parked if p[3].rstrip("?") in ("parked", "running")]), layout))
     expect(read >= 20, "%d parked stacks read" % read)
     expect(agree >= 0.98 * read, "%d of %d parked stacks end in the frame that yielded" % (agree, read))
     expect(own_frames == {"wait_sleep", "wait_read"}, "handlers seen waiting in their own frames: %s" % sorted(own_frames))
@@ -157,7 +192,7 @@ def check_internal(ctx):
 def check_public(ctx):
     rc, lines, err, truth = run(ctx, "public", ["--probes", "public", "--no-stacks"])
     expect(rc == 0, "greenlet_trace --probes public exited %d: %s" % (rc, err))
-    switches, _, program, _, summary = parse(lines, truth)
+    switches, _, program, _, summary, _ = parse(lines, truth)
     matched, missed = match(program, switches)
     finishing = [m for m in missed if m[4] == "-"]  # the origin has no frame left: it finished
     expect(len(finishing) == len(missed), "public entry points miss only finishing greenlets' returns: %s"

@@ -10,7 +10,8 @@
 //   parked <object> <generation> <read_time_ns> <status> <frame>|<frame>|...   (innermost first)
 //   summary sites=<kind>:N,... hits=N lost=N switches=N unresolved=N threads=N cpu_ns=N wall_ns=N
 //
-// Addresses are hex (0x...), frames "qualname file:line". Exit 0; 3 when uprobes cannot be had
+// Addresses are hex (0x...), frames "qualname file:line"; a status ends in "?" when its thread's
+// current greenlet could not be read (parked and running not told apart: no stack read). Exit 0; 3 when uprobes cannot be had
 // (one line on stderr); 2 for bad usage; 1 for other errors.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -203,8 +204,8 @@ int run(const Args& args) {
       if (reader.parked_frames(state, walker, frames)) {
         for (size_t i = 0; i < frames.size(); ++i) text += (i ? "|" : "") + frame_text(codes, frames[i], tick);
       }
-      std::printf("parked %#llx %u %lld %s %s\n", (unsigned long long)g, decoder.generation(g), (long long)now,
-                  python::greenlet_status_name(state.status), text.empty() ? "-" : text.c_str());
+      std::printf("parked %#llx %u %lld %s%s %s\n", (unsigned long long)g, decoder.generation(g), (long long)now,
+                  python::greenlet_status_name(state.status), state.running_known ? "" : "?", text.empty() ? "-" : text.c_str());
     }
   };
 
