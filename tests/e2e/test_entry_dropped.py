@@ -54,12 +54,15 @@ def test(ctx):
         for seg, ms in zip(segs, handled):
             harness.expect_duration(seg, ms, "%s segment %d" % (option, seg["id"]),
                                     unmeasured_ms=harness.unmeasured_ms(recording))
-            # Kept: the computing (30 ms, within sampling's two intervals); the 60 ms wait dropped.
+            # Kept: the computing (30 ms on a quiet machine; on a busy one longer, as the thread
+            # waits for a CPU after its sleep and while it computes), within sampling's two
+            # intervals; dropped: the 60 ms asleep.
             tree = ctx.analyze_json(out, "--segment", str(seg["id"]))
             root = tree["roots"][0] if tree["roots"] else {"function": "handle", "total_ms": 0.0}
             expect(root["function"] == "handle", "%s: segment %d's root: %s" % (option, seg["id"], root["function"]))
-            expect(root["total_ms"] <= 30 + 2 * INTERVAL_MS + max(0.0, recording["weight_max_ms"] - INTERVAL_MS),
-                   "%s: segment %d keeps %.1f ms: more than its computing" % (option, seg["id"], root["total_ms"]))
+            expect(root["total_ms"] <= ms - 60 + 2 * INTERVAL_MS + max(0.0, recording["weight_max_ms"] - INTERVAL_MS),
+                   "%s: segment %d keeps %.1f ms of the handler's %.1f: more than its computing"
+                   % (option, seg["id"], root["total_ms"], ms))
         print("ok: %s: %d segments, kept %.1f ms of the %d requests' time" %
               (option, len(segs), sum(r["total_ms"] for r in doc["roots"]), REQUESTS))
 
