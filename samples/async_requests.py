@@ -1,7 +1,8 @@
 """Requests that wait before they compute, as asyncio handlers do: each `handle` awaits a
 "database call" (asyncio.sleep) three times, then spins. Ten run at once on one event loop,
 started the way real code starts them (--how gather, create_task, taskgroup or wait_for), and
-each reports its own duration.
+each reports its own duration. With --busy-ms N the coroutine that starts them computes N ms
+before it awaits them (a loop busy with other work): the handlers' tasks wait that long to start.
 
     python3 samples/async_requests.py --how gather --report /tmp/handlers.jsonl
 """
@@ -36,19 +37,25 @@ async def handle(i):
     records.append({"job": i, "start": started, "end": time.monotonic()})
 
 
-async def main(how, count):
+async def main(how, count, busy_s=0.0):
     if how == "gather":
-        await asyncio.gather(*(handle(i) for i in range(count)))
+        pending = asyncio.gather(*(handle(i) for i in range(count)))
+        spin(busy_s)
+        await pending
     elif how == "create_task":
         tasks = [asyncio.create_task(handle(i), name="request-%d" % i) for i in range(count)]
+        spin(busy_s)
         for t in tasks:
             await t
     elif how == "taskgroup":
         async with asyncio.TaskGroup() as group:
             for i in range(count):
                 group.create_task(handle(i))
+            spin(busy_s)
     elif how == "wait_for":
-        await asyncio.gather(*(asyncio.wait_for(handle(i), timeout=30) for i in range(count)))
+        pending = asyncio.gather(*(asyncio.wait_for(handle(i), timeout=30) for i in range(count)))
+        spin(busy_s)
+        await pending
 
 
 if __name__ == "__main__":
@@ -56,10 +63,11 @@ if __name__ == "__main__":
     parser.add_argument("--how", default="gather", choices=["gather", "create_task", "taskgroup", "wait_for"])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--busy-ms", type=float, default=0.0)
     parser.add_argument("--report")
     args = parser.parse_args()
     for _ in range(args.rounds):
-        asyncio.run(main(args.how, args.count))
+        asyncio.run(main(args.how, args.count, args.busy_ms / 1000.0))
     if args.report:
         with open(args.report, "w") as f:
             for r in records:

@@ -36,6 +36,8 @@ struct AsyncTask {
   uint64_t thread_id = 0;        // threading.get_ident() of the thread running the loop; 0: not running
   int64_t native_id = 0;         // that thread's OS id, when it is among the threads scanned
   bool running = false;          // its coroutine is executing right now (frames: that coroutine only)
+  bool started = true;           // false: scheduled, its coroutine has not run its first step (its
+                                 // function not entered yet; frames: that coroutine, at its start)
   std::vector<RawFrame> frames;  // the await chain, innermost first (as Walker::walk): the task's
                                  // coroutine last, the coroutine that awaits the leaf first
   Awaitable awaiting;            // what the innermost coroutine awaits

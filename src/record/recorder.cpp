@@ -696,6 +696,11 @@ void Recorder::sample_suspended_tasks(int64_t now_us) {
   for (size_t k = 0; k < tasks_.size(); ++k) {
     const python::AsyncTask& task = tasks_[k];
     if (task.running || task.state != python::TaskState::kPending || task.frames.empty()) continue;
+    // Scheduled, not started: its function was not called yet (wait_for's inner task, a task
+    // made while the loop ran others), so no call of it is in progress; its time begins when it
+    // first runs. (Sampled, a loop held up by a busy machine started ten handlers' segments 30 ms
+    // before their first line.)
+    if (!task.started) continue;
     // Found running on its thread since the tasks were read: its await chain is stale.
     if (std::find(ran_tasks_.begin(), ran_tasks_.end(), k) != ran_tasks_.end()) continue;
     // The event loop's thread, when it is one of the threads sampled.

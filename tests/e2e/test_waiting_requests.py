@@ -5,7 +5,7 @@ the handler's own clock as closely as sampling allows; its waiting shows under `
 (asyncio) or `<switched out>` (gevent) and its CPU time only where it ran.
 
 - asyncio, every interpreter: ten handlers under gather, create_task, wait_for and (3.11+)
-  TaskGroup (samples/async_requests.py).
+  TaskGroup (samples/async_requests.py); and tasks that wait 100 ms to start.
 - gevent, where installed (Debian's 3.11, sid's 3.14): ten greenlets (samples/gevent_requests.py).
 - Real servers under ab -n 40 -c 10 (samples/waiting_server.py): aiohttp where installed (Debian's
   3.11) and gevent's WSGI server; each request runs job_N, a function of its own, so a segment
@@ -180,6 +180,12 @@ def test(ctx):
     for how in hows:
         summary = synthetic(ctx, os.path.join(SAMPLES, "async_requests.py"), ["--how", how], "<awaiting", "asyncio " + how)
     expect("samples of suspended tasks" in summary, "the summary counts suspended tasks: %s" % summary)
+    # Tasks made, then left waiting to start while the loop computes 100 ms: a call begins at its
+    # handler's first line, not when its task was scheduled (before, each segment began 100 ms
+    # early, as under gather or wait_for when a busy machine held the loop up).
+    for how in ("create_task", "gather"):
+        synthetic(ctx, os.path.join(SAMPLES, "async_requests.py"), ["--how", how, "--busy-ms", "100"], "<awaiting",
+                  "asyncio %s, started late" % how)
     if has(ctx, "gevent"):
         summary = synthetic(ctx, os.path.join(SAMPLES, "gevent_requests.py"), [], "<switched out>", "gevent")
         expect("greenlets followed from their start" in summary or os.geteuid() != 0,
