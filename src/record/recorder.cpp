@@ -99,6 +99,12 @@ Launched wait_for_python(target::Child& child, const std::vector<std::string>& c
     if (g_stop) throw UserError("interrupted before Python started");
     if (child.poll_exited()) {
       int status = child.exit_status();
+      // Python mapped but its interpreter never found (the scan of its memory, SWPROF_FORCE_SCAN or
+      // a build without symbols, can take longer than a short program lives): not "not Python".
+      if (!saw_python && !last_error.empty() && last_error.find("not a Python process") == std::string::npos)
+        throw UserError(fmt::format("{} exited with status {} before its interpreter was found ({})", command[0],
+                                    status, last_error),
+                        status ? status : 1);
       if (!saw_python)
         throw UserError(fmt::format("{} is not a Python program: it exited with status {} without starting CPython",
                                     command[0], status),

@@ -257,6 +257,21 @@ def expect_duration(segment, measured_ms, what, jitter_ms=0.5, unmeasured_ms=0.0
     print("ok: %s: measured %.1f ms within %.1f .. %.1f ms (shown %.1f)" % (what, measured_ms, lo, hi, segment["duration_ms"]))
 
 
+def seed_server_ms(client_output):
+    """samples/seed_server.py's handler's own measured time per request ("ok 64 bytes in 561.2 ms (method3 ...)")."""
+    return [float(line.split(" in ", 1)[1].split()[0]) for line in client_output.splitlines() if " in " in line]
+
+
+def seed_method_ms(client_output):
+    """samples/seed_server.py's methods' own measured times per request: [{"method3": 60.2, ...}, ...]."""
+    out = []
+    for line in client_output.splitlines():
+        if "(method3" in line:
+            parts = line.split("(", 1)[1].rstrip(")").split(", ")
+            out.append({p.split()[0]: float(p.split()[1]) for p in parts})
+    return out
+
+
 def unmeasured_ms(recording, base_ms=1.0):
     """How much of a call its handler's own clock can miss: the statements before it first reads
     the clock and after it last does (writing the reply: `base_ms`), and on a busy machine a
