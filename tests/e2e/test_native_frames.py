@@ -146,7 +146,7 @@ def sample_chain(ctx, argv, options, after_start=None):
 def check_chain(variant, stacks, summary, module_file, names_by_address):
     """Every sample in spin_leaf shows the chain; the extension's frames named as the variant allows."""
     in_spin = 0
-    inlined_seen = False
+    inlined_seen = {}  # inlined call -> samples innermost in it
     for s in stacks:
         # On a busy machine a thread may wait for a CPU past the stop's timeout: counted, kept. A
         # stop can also land while the interpreter links a frame: its Python stack does not read
@@ -163,7 +163,7 @@ def check_chain(variant, stacks, summary, module_file, names_by_address):
             # Inlined into spin_leaf: named as such only where DWARF says so.
             expect(variant in ("dwarf", "buildid") and chain[0][1]["inlined"] and names[1] == "spin_leaf",
                    "%s: %s appears only as a call inlined into spin_leaf, from DWARF: %s" % (variant, names[0], names))
-            inlined_seen |= names[0] == "spin_step"
+            inlined_seen[names[0]] = inlined_seen.get(names[0], 0) + 1
             names = names[1:]
         if names[0] != "spin_leaf":
             continue  # between two spins
@@ -182,7 +182,11 @@ def check_chain(variant, stacks, summary, module_file, names_by_address):
            "%s: few stacks do not merge: %s" % (variant, summary))
     expect(in_spin >= merged // 2, "%s: most samples are in spin_leaf: %d of %d" % (variant, in_spin, merged))
     if variant == "dwarf":
-        expect(inlined_seen, "dwarf: spin_step, inlined into spin_leaf, is seen")
+        # Either inlined call will do: a stop is delivered on a return to user mode, and the loop
+        # returns from a clock_gettime system call in thread_seconds every 20000 steps; on a busy
+        # machine (stops late, after a preemption) all 60 once landed there, none in spin_step.
+        expect(inlined_seen, "dwarf: spin_step or thread_seconds, inlined into spin_leaf, is seen")
+        print("ok: dwarf: samples innermost in inlined calls: %s" % inlined_seen)
     print("ok: %s: %d samples in spin_leaf show the chain %s" % (variant, in_spin, " <- ".join(CHAIN)))
 
 
