@@ -9,13 +9,14 @@ checks schedstat first), and only such a thread: samples/idle_workers.py, attach
   kept once the thread ran would give one wait the other's time.
 - A thread that runs is read, though its counters may not have moved (schedstat advances a
   running thread at the scheduler's tick, every 4 ms at HZ=250): the cruncher, which never waits,
-  spends a quarter of its time in crunch_short (2 ms of every 8), and the worker's 5 ms jobs in
+  spends a quarter of its time in crunch_short (2 ms of every 8; on a busy machine, what it measured), and the worker's 5 ms jobs in
   handle_job, one per 100 ms, have about 5 % of its time.
 - Threads that start and end (short-lived ones, whose thread states and ids are reused) show only
   their own frames: never an idle thread's.
 """
 import json
 import os
+import signal
 import subprocess
 
 import harness
@@ -39,33 +40,44 @@ def functions_in(node):
 
 
 def record(ctx, name, *options):
-    """Attaches to samples/idle_workers.py for 3 s at 1 ms: (its thread ids, analyze --by-thread)."""
+    """Attaches to samples/idle_workers.py for 3 s at 1 ms: (its thread ids, analyze --by-thread,
+    the wall time its cruncher's functions took meanwhile, as it measured them)."""
     prog = subprocess.Popen([ctx.python, PROGRAM, "--seconds", "60"] + list(options), stdout=subprocess.PIPE, text=True)
+
+    def spent():
+        os.kill(prog.pid, signal.SIGUSR1)
+        return json.loads(prog.stdout.readline())["spent"]
     try:
         ids = json.loads(prog.stdout.readline())
         out = ctx.path(name)
+        before = spent()
         ctx.record(out, pid=prog.pid, options=["-i", "1ms", "-d", "3s"])
+        after = spent()
     finally:
         harness.kill_quietly(prog)
-    return ids, ctx.analyze_json(out, "--by-thread")
+    return ids, ctx.analyze_json(out, "--by-thread"), {k: after[k] - before[k] for k in after}
 
 
-def check_cruncher(ctx, doc, tid, what):
-    """crunch_short has 2 ms of every 8."""
+def check_cruncher(ctx, doc, tid, what, spent):
+    """crunch_short has its share of the time the cruncher measured: 2 ms of every 8 when it runs
+    unhindered, less on a busy machine (a preemption in crunch_long outlasts crunch_short's
+    deadline too: 0.13-0.16 seen beside eight busy loops)."""
     cruncher = [r for r in doc["roots"] if r["function"].startswith("thread %d " % tid)][0]
     short, long = subtree_ms(cruncher, "crunch_short", ctx.version), subtree_ms(cruncher, "crunch_long", ctx.version)
     tolerance = harness.sampling_tolerance(doc, transitions=2 * doc["recording"]["duration_ms"] / 8)
-    expect(abs(short - 0.25 * (short + long)) <= tolerance,
-           "%s: crunch_short %.0f ms, crunch_long %.0f ms (%.2f of the two; 0.25 expected, ±%.0f ms)"
-           % (what, short, long, short / max(1e-9, short + long), tolerance))
-    print("ok: %s: crunch_short %.0f ms, crunch_long %.0f ms (%.2f)" % (what, short, long, short / max(1e-9, short + long)))
+    share = spent["crunch_short"] / max(1e-9, spent["crunch_short"] + spent["crunch_long"])
+    expect(abs(short - share * (short + long)) <= tolerance,
+           "%s: crunch_short %.0f ms, crunch_long %.0f ms (%.2f of the two; %.2f measured, ±%.0f ms)"
+           % (what, short, long, short / max(1e-9, short + long), share, tolerance))
+    print("ok: %s: crunch_short %.0f ms, crunch_long %.0f ms (%.2f; %.2f measured)"
+          % (what, short, long, short / max(1e-9, short + long), share))
 
 
 def test(ctx):
     # Calm: the cruncher alone runs, unswitched for milliseconds.
-    ids, doc = record(ctx, "calm.swp", "--idle", "8", "--calm")
-    check_cruncher(ctx, doc, ids["cruncher"], "cruncher alone")
-    ids, doc = record(ctx, "quiet.swp", "--idle", "24", "--alternating", "4")
+    ids, doc, spent = record(ctx, "calm.swp", "--idle", "8", "--calm")
+    check_cruncher(ctx, doc, ids["cruncher"], "cruncher alone", spent)
+    ids, doc, spent = record(ctx, "quiet.swp", "--idle", "24", "--alternating", "4")
     rec = doc["recording"]
     v = ctx.version
     expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
@@ -93,7 +105,7 @@ def test(ctx):
         expect(0.62 <= share <= 0.85 or abs(long - 0.75 * (short + long)) <= tolerance,
                "alternate %d: park_long %.0f ms, park_short %.0f ms (%.2f of the two; 0.75 expected)" % (tid, long, short, share))
         print("ok: alternate %d: park_long %.0f ms, park_short %.0f ms (%.2f)" % (tid, long, short, share))
-    check_cruncher(ctx, doc, ids["cruncher"], "cruncher among waking threads")
+    check_cruncher(ctx, doc, ids["cruncher"], "cruncher among waking threads", spent)
     # The worker: a 5 ms job every 100 ms, read while it runs.
     worker = roots[ids["worker"]]
     job, job_cpu = subtree_ms(worker, "handle_job", v), subtree_ms(worker, "handle_job", v, "cpu_ms")
