@@ -95,15 +95,16 @@ Launched wait_for_python(target::Child& child, const std::vector<std::string>& c
   const int64_t started = monotonic_us();
   std::string last_error;
   bool saw_python = false;  // discovery found CPython in a process at least once
+  std::string runtime_unfound;  // a Python mapped whose runtime was not found yet: why
   for (;;) {
     if (g_stop) throw UserError("interrupted before Python started");
     if (child.poll_exited()) {
       int status = child.exit_status();
       // Python mapped but its interpreter never found (the scan of its memory, SWPROF_FORCE_SCAN or
       // a build without symbols, can take longer than a short program lives): not "not Python".
-      if (!saw_python && !last_error.empty() && last_error.find("not a Python process") == std::string::npos)
+      if (!saw_python && !runtime_unfound.empty())
         throw UserError(fmt::format("{} exited with status {} before its interpreter was found ({})", command[0],
-                                    status, last_error),
+                                    status, runtime_unfound),
                         status ? status : 1);
       if (!saw_python)
         throw UserError(fmt::format("{} is not a Python program: it exited with status {} without starting CPython",
@@ -133,6 +134,7 @@ Launched wait_for_python(target::Child& child, const std::vector<std::string>& c
         break;  // this one is Python: wait for it rather than for its own children
       } catch (const UserError& e) {
         std::string error = e.what();
+        if (error.find("cannot find the Python runtime") != std::string::npos) runtime_unfound = error;
         // Unsupported versions do not go away by waiting. Permission is refused for a moment while
         // the child is in the middle of exec; if it still is after a second, it is real.
         if (error.find("unsupported Python") != std::string::npos || error.find("free-threaded") != std::string::npos ||
