@@ -12,15 +12,16 @@ With --calm, only the idle threads and the cruncher (nothing else wakes: the cru
 for milliseconds without being switched out, and its schedstat counters stand still in between).
 
 Prints one JSON line {"alternate": [native ids], "idle": [...], "worker": id, "cruncher": id} when all run, then
-runs for --seconds. On SIGUSR1 it prints {"spent": {"crunch_short": ms, "crunch_long": ms}}: the
-wall time each of the cruncher's functions took so far.
+runs for --seconds. With --spent-on-stdin it runs until its standard input ends instead, and for
+each line read prints {"spent": {"crunch_short": ms, "crunch_long": ms}}: the wall time each of the
+cruncher's functions took so far.
 
     python3 samples/idle_workers.py --idle 24 --alternating 4 --seconds 3
 """
 import argparse
 import json
 import queue
-import signal
+import sys
 import threading
 import time
 
@@ -134,6 +135,7 @@ def main():
     parser.add_argument("--alternating", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--calm", action="store_true")
+    parser.add_argument("--spent-on-stdin", action="store_true")
     args = parser.parse_args()
     never = queue.Queue()
     jobs = queue.Queue()
@@ -155,9 +157,12 @@ def main():
             if len(ids["idle"]) == args.idle and len(ids["alternate"]) == args.alternating and len(ids) == 4:
                 break
         time.sleep(0.01)
-    signal.signal(signal.SIGUSR1, lambda *_: print(json.dumps({"spent": dict(spent)}), flush=True))
     print(json.dumps(ids), flush=True)
-    time.sleep(args.seconds)
+    if not args.spent_on_stdin:
+        time.sleep(args.seconds)
+        return
+    for _ in sys.stdin:
+        print(json.dumps({"spent": dict(spent)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ checks schedstat first), and only such a thread: samples/idle_workers.py, attach
 """
 import json
 import os
-import signal
 import subprocess
 
 import harness
@@ -42,10 +41,12 @@ def functions_in(node):
 def record(ctx, name, *options):
     """Attaches to samples/idle_workers.py for 3 s at 1 ms: (its thread ids, analyze --by-thread,
     the wall time its cruncher's functions took meanwhile, as it measured them)."""
-    prog = subprocess.Popen([ctx.python, PROGRAM, "--seconds", "60"] + list(options), stdout=subprocess.PIPE, text=True)
+    prog = subprocess.Popen([ctx.python, PROGRAM, "--spent-on-stdin"] + list(options), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
 
     def spent():
-        os.kill(prog.pid, signal.SIGUSR1)
+        prog.stdin.write("\n")
+        prog.stdin.flush()
         return json.loads(prog.stdout.readline())["spent"]
     try:
         ids = json.loads(prog.stdout.readline())
