@@ -78,7 +78,7 @@ struct AsyncioReader::Chain {
   std::vector<RawFrame> frames;  // outermost first while building
   Awaitable awaiting;
   bool running = false, truncated = false;
-  bool not_started = false;  // the task's own coroutine has not run its first step
+  bool started = true;  // false: the task's own coroutine has not run its first step
   bool torn = false;  // an object on the way could not be read, or was not one
   // Each coroutine it went through, to read again: the bytes that were decoded (a generator's
   // head, or a frame object), what they said, and the stack slot holding the awaited object.
@@ -594,7 +594,7 @@ void AsyncioReader::build_chains(std::vector<Chain>& chains, std::span<const siz
     c.seen.push_back({object, size, co.executing, co.code, co.instr, co.stack});
     c.window = bytes;
     if (co.executing) c.running = depth == 0;
-    if (co.created && depth == 0) c.not_started = true;
+    if (co.created && depth == 0) c.started = false;
     if (!co.suspended) return false;
     // The value stack's top holds the awaited object (_PyGen_yf): yield_from_depth slots down.
     uint64_t slot;
@@ -1006,7 +1006,7 @@ void AsyncioReader::read(std::vector<Candidate>& tasks, std::span<const PyThread
     t.fut_waiter = c.fut_waiter;
     Chain& chain = chains[i];
     t.running = chain.running;
-    t.started = !chain.not_started;
+    t.started = chain.started;
     t.awaiting = std::move(chain.awaiting);
     if (chain.truncated) ++stats_.truncated;
     t.coro_frame = chain.frames.empty() ? 0 : chain.frames.front().address;

@@ -48,6 +48,12 @@ constexpr uint8_t kThisArgument = 1;
 
 uint64_t word(const std::vector<uint8_t>& b, size_t off) { return off + 8 <= b.size() ? load<uint64_t>(b.data() + off) : 0; }
 
+// StackState {start, stop, ...} of an impl read into `b`: stop is 0 until the greenlet starts,
+// start is 0 once it died.
+bool started_and_alive(const std::vector<uint8_t>& b, uint32_t stack_start) {
+  return word(b, stack_start) != 0 && word(b, stack_start + 8) != 0;
+}
+
 }  // namespace
 
 const char* switch_entry_kind_name(SwitchEntry::Kind kind) {
@@ -307,9 +313,8 @@ bool GreenletReader::learn_impl(uint64_t impl, uint64_t object) {
   // from its creation on. Learnt from one not started or dead, whose parent is a main greenlet,
   // _parent would pass for _main_greenlet (seen: gevent's hub), and every greenlet whose parent is
   // not main would then look parked while it ran.
-  const bool started_and_alive = word(b, layout_.stack_start) != 0 && word(b, stop) != 0;
-  if (!is_main && cls->main_greenlet == kAbsent && !started_and_alive) return true;
   if (!is_main) {
+    if (cls->main_greenlet == kAbsent && !started_and_alive(b, layout_.stack_start)) return true;
     // _main_greenlet: the first word naming a greenlet whose impl is a main one.
     for (uint32_t k = 8; cls->main_greenlet == kAbsent && k + 8 <= b.size(); k += 8) {
       uint64_t w = word(b, k), wimpl = 0, wstop = 0;
@@ -354,8 +359,7 @@ bool GreenletReader::learn_impl(uint64_t impl, uint64_t object) {
 // data-stack triple (chunk, top, limit) that the chunk's own header confirms.
 void GreenletReader::learn_frames(const std::vector<uint8_t>& b, uint32_t end) {
   const Layout& l = interp_.layout;
-  uint64_t start = word(b, layout_.stack_start), stop = word(b, layout_.stack_start + 8);
-  if (start == 0 || stop == 0) return;  // not started or dead: nothing saved
+  if (!started_and_alive(b, layout_.stack_start)) return;  // nothing saved
   bool interpreter_frames = l.frame_model == FrameModel::kInterpreterFrame;
   end = std::min<uint32_t>(end, static_cast<uint32_t>(b.size()));
   for (uint32_t f = layout_.stack_start + 40; f + 8 <= end; f += 8) {
