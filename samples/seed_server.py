@@ -46,10 +46,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         body = self.rfile.read(length)
         method3()
+        slept = time.monotonic()
         time.sleep(0.5)
+        timings["sleep"] = (time.monotonic() - slept) * 1000
         elapsed_ms = (time.monotonic() - started) * 1000
-        reply = b"ok %d bytes in %.1f ms (method3 %.1f ms, method2 %.1f ms, method1 %.1f ms)\n" % (
-            len(body), elapsed_ms, timings["method3"], timings["method2"], timings["method1"])
+        reply = b"ok %d bytes in %.1f ms (method3 %.1f ms, method2 %.1f ms, method1 %.1f ms, sleep %.1f ms)\n" % (
+            len(body), elapsed_ms, timings["method3"], timings["method2"], timings["method1"], timings["sleep"])
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(reply)))

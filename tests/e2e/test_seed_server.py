@@ -1,5 +1,5 @@
 """The seed demo server under a few POSTs: per request, method3/method2/method1 total about
-60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms. Time the
+60/40/20 ms (±1 interval each) and the handler's time.sleep(0.5) line about 500 ms (each against what the program measured). Time the
 recorder was held up for (the recording's not_sampled_ms, 0 on a quiet machine) is shown as
 <not sampled> under the frames common to the samples around it: a function may be short of its
 measure by that much (CI: a 146 ms stall as the first request began took its methods)."""
@@ -48,8 +48,9 @@ def test(ctx):
     posts = [n for n in harness.all_nodes(doc["roots"])
              if harness.name_matches(n, "Handler.do_POST", ctx.version) and n["line"] == sleep_line]
     expect(posts, "no do_POST node at the time.sleep(0.5) line %d" % sleep_line)
-    expect_close(sum(n["total_ms"] for n in posts) / REQUESTS, 500.0, INTERVAL_MS + JITTER + unsampled,
-                 "time.sleep(0.5) ms per request")
+    # Against the sleep's own measure: on a busy machine a sleeper is woken late (CI: 513.8 ms).
+    expect_close(sum(n["total_ms"] for n in posts) / REQUESTS, sum(m["sleep"] for m in measured) / REQUESTS,
+                 INTERVAL_MS + JITTER + unsampled, "time.sleep(0.5) ms per request")
 
 
 if __name__ == "__main__":
