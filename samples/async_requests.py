@@ -3,6 +3,8 @@
 started the way real code starts them (--how gather, create_task, taskgroup or wait_for), and
 each reports its own duration. With --busy-ms N the coroutine that starts them computes N ms
 before it awaits them (a loop busy with other work): the handlers' tasks wait that long to start.
+With --loop-late-ms N the loop's first task is made N ms before the loop runs (asyncio.run makes
+it just before the loop starts; a program that makes its tasks first, then runs the loop, longer).
 
     python3 samples/async_requests.py --how gather --report /tmp/handlers.jsonl
 """
@@ -64,10 +66,18 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--busy-ms", type=float, default=0.0)
+    parser.add_argument("--loop-late-ms", type=float, default=0.0)
     parser.add_argument("--report")
     args = parser.parse_args()
     for _ in range(args.rounds):
-        asyncio.run(main(args.how, args.count, args.busy_ms / 1000.0))
+        if args.loop_late_ms:
+            loop = asyncio.new_event_loop()
+            first = loop.create_task(main(args.how, args.count, args.busy_ms / 1000.0))
+            spin(args.loop_late_ms / 1000.0)
+            loop.run_until_complete(first)
+            loop.close()
+        else:
+            asyncio.run(main(args.how, args.count, args.busy_ms / 1000.0))
     if args.report:
         with open(args.report, "w") as f:
             for r in records:
