@@ -48,6 +48,7 @@ class GreenletTracker {
     // Found on the GC's lists (born_us unknown): when the search for greenlet's probes began. It
     // existed then, or began since (the probes were not on yet).
     int64_t seeded_since_us = 0;
+    int dead_reads = 0;  // ticks in a row it read as finished (see read_states)
   };
   // Each greenlet parked now, with its frames (innermost first), given to `visit` right after they
   // were read, while walker() still holds their bytes (the entry's locals are read from them).
