@@ -347,6 +347,10 @@ struct PyThread {
   uint64_t interp = 0;
   uint64_t thread_id = 0;      // pthread_t
   int64_t native_id = 0;       // OS tid; 0 when unknown
+  // Bound to no running thread: made for a thread not started yet or left by one that ended
+  // (3.11+: its native id is 0), or (≤3.10) its thread exited, as daemon threads do at shutdown
+  // while their thread states, frames and all, stay listed (the pthread's tid is cleared).
+  bool unbound = false;
   uint64_t top_frame = 0;
   uint64_t cframe = 0;         // 3.11–3.12: the CFrame the top frame was read from
   uint64_t datastack_chunk = 0, datastack_top = 0;
@@ -483,7 +487,7 @@ class Walker {
   bool snapshot(const PyThread& listed, PyThread& fresh);
   void remember(uint64_t tstate, const PyThread& walked);
   bool find_pthread_tid_offset(uint64_t pthread_id);
-  void native_ids_from_pthreads(std::vector<PyThread>& threads);
+  void native_ids_from_pthreads(std::span<PyThread> threads);
   WalkError walk_frame_objects(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
@@ -559,7 +563,6 @@ class Walker {
   mutable size_t last_hit_ = 0, last_window_ = 0;
   std::vector<uint8_t> confirm_buf_;
   std::vector<target::Memory::Request> confirm_reads_;
-  int64_t native_id_from_pthread(uint64_t pthread_id);
   const uint8_t* frame_bytes(uint64_t address, size_t size);
   // Reads one data-stack chunk's used part into the cache; returns its `previous` chunk.
   uint64_t load_chunk(uint64_t chunk, uint64_t used_end);

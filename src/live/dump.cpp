@@ -174,10 +174,8 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
     throw UserError(fmt::format("the Python threads of process {} cannot be read (is it shutting down?)", pid));
   }
   if (!r.walker->threads_complete()) r.notes.push_back("the list of threads changed while read: some may be missing");
-  // A thread state not bound to a thread (3.12+: made for a thread not started yet, or left by
-  // one that ended) runs nothing.
-  const bool has_native_ids = r.interp.layout.tstate.native_thread_id != python::kAbsent;
-  std::erase_if(threads, [&](const python::PyThread& t) { return t.thread_id == 0 || (has_native_ids && t.native_id == 0); });
+  // A thread state not bound to a thread runs nothing (PyThread::unbound).
+  std::erase_if(threads, [&](const python::PyThread& t) { return t.thread_id == 0 || t.unbound; });
 
   python::ThreadNames thread_names(r.memory, r.interp);
   std::unordered_map<uint64_t, std::string> names;

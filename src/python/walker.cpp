@@ -73,7 +73,10 @@ bool Walker::parse_thread(const uint8_t* b, uint64_t tstate, uint64_t interp, Py
   t.interp = load<uint64_t>(b + l.tstate.interp);
   if (t.interp != interp) return false;  // torn or not a thread state of this interpreter
   t.thread_id = load<uint64_t>(b + l.tstate.thread_id);
-  if (l.tstate.native_thread_id != kAbsent) t.native_id = load<int64_t>(b + l.tstate.native_thread_id);
+  if (l.tstate.native_thread_id != kAbsent) {
+    t.native_id = load<int64_t>(b + l.tstate.native_thread_id);
+    t.unbound = t.native_id == 0;
+  }
   t.next = load<uint64_t>(b + l.tstate.next);
   uint64_t frame_ref = load<uint64_t>(b + l.tstate.frame);
   if (l.has_cframe) t.cframe = frame_ref;  // 3.11–3.12: tstate->cframe->current_frame
@@ -91,7 +94,7 @@ bool Walker::read_thread(uint64_t tstate, uint64_t interp, PyThread& t) {
   if (!parse_thread(tstate_buf_.data(), tstate, interp, t)) return false;
   // cframe lives on the thread's C stack.
   if (l.has_cframe && t.cframe) memory_.read_value(t.cframe + l.cframe_current_frame, t.top_frame);
-  if (l.tstate.native_thread_id == kAbsent) t.native_id = native_id_from_pthread(t.thread_id);
+  if (l.tstate.native_thread_id == kAbsent) native_ids_from_pthreads(std::span<PyThread>(&t, 1));
   return true;
 }
 
@@ -345,23 +348,22 @@ bool Walker::find_pthread_tid_offset(uint64_t pthread_id) {
   return pthread_tid_offset_ >= 0;
 }
 
-int64_t Walker::native_id_from_pthread(uint64_t pthread_id) {
-  if (!find_pthread_tid_offset(pthread_id)) return 0;
-  int32_t tid = 0;
-  memory_.read_value(pthread_id + static_cast<uint64_t>(pthread_tid_offset_), tid);
-  return tid > 0 ? tid : 0;
-}
-
-// The same for every listed thread, in one read.
-void Walker::native_ids_from_pthreads(std::vector<PyThread>& threads) {
+// ≤3.10: each thread's OS tid, from its pthread, in one read. A tid read as 0 is a thread that
+// exited: the kernel clears it then (glibc's CLONE_CHILD_CLEARTID).
+void Walker::native_ids_from_pthreads(std::span<PyThread> threads) {
   if (threads.empty() || !find_pthread_tid_offset(threads.front().thread_id)) return;
-  std::vector<int32_t> tids(threads.size(), 0);
+  std::vector<int32_t> tids(threads.size(), -1);
   std::vector<target::Memory::Request> reads;
   for (size_t i = 0; i < threads.size(); ++i)
     if (plausible_pointer(threads[i].thread_id))
       reads.push_back({threads[i].thread_id + static_cast<uint64_t>(pthread_tid_offset_), &tids[i], 4, false});
   memory_.read_batch(reads);
-  for (size_t i = 0; i < threads.size(); ++i) threads[i].native_id = tids[i] > 0 ? tids[i] : 0;
+  for (const auto& r : reads)
+    if (!r.ok) *static_cast<int32_t*>(r.out) = -1;
+  for (size_t i = 0; i < threads.size(); ++i) {
+    threads[i].native_id = tids[i] > 0 ? tids[i] : 0;
+    threads[i].unbound = tids[i] == 0;
+  }
 }
 
 std::optional<uint64_t> Walker::code_generation() const { return generation_; }

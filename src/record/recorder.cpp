@@ -1425,9 +1425,9 @@ bool Recorder::tick(int64_t now_us) {
   listed_.clear();
   ran_tasks_.clear();
   for (const auto& t : py_threads_) {
-    // A thread state not bound to a thread (3.12+: made for a thread not started yet, or left by
-    // one that ended) runs nothing; what its frame pointer shows is stale.
-    if (t.thread_id == 0 || (interp_.layout.tstate.native_thread_id != python::kAbsent && t.native_id == 0)) continue;
+    // A thread state bound to no running thread runs nothing; what its frame pointer shows is
+    // stale (PyThread::unbound).
+    if (t.thread_id == 0 || t.unbound) continue;
     ThreadContext& ctx = context_for(t, ticks, now_us);
     sample_thread(t, ctx, now_us, tick_samples);
     if (ctx.registered) listed_.push_back(ctx.index);
