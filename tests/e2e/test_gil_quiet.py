@@ -111,7 +111,9 @@ def test(ctx):
     ctx.record(out, command=[ctx.python, program, measured_path], options=["-i", "1ms"])
     with open(measured_path) as f:
         measured = {int(k): v for k, v in json.load(f).items()}
-    doc = ctx.analyze_json(out, "--by-thread")
+    # Nothing folded: a worker's compute is under 0.5 % of the whole on a busy machine (CI: 122.8
+    # ms of 32.8 s), and another worker's frames are looked for among all nodes.
+    doc = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
     rec = doc["recording"]
     v = ctx.version
     expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
@@ -147,7 +149,9 @@ def pool(ctx):
     with open(program, "w") as f:
         f.write(POOL)
     ctx.record(out, command=[ctx.python, program], options=["-i", "1ms"])
-    doc = ctx.analyze_json(out, "--by-thread")
+    # Nothing folded: a worker's compute is under 0.5 % of the whole on a busy machine (CI: 122.8
+    # ms of 32.8 s), and another worker's frames are looked for among all nodes.
+    doc = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
     rec = doc["recording"]
     v = ctx.version
     expect(rec["errors"] <= max(2, rec["samples"] // 200), "errors: %d of %d samples" % (rec["errors"], rec["samples"]))
