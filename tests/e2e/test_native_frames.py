@@ -337,10 +337,19 @@ def running_untraced(pid, progress_file, what):
             break
         expect(time.monotonic() < deadline, "%s: threads still traced or stopped: %s" % (what, bad))
         time.sleep(0.05)
-    before = int(open(progress_file).read() or 0)
-    time.sleep(0.5)
-    after = int(open(progress_file).read() or 0)
-    expect(after > before, "%s: the program runs on (%d -> %d)" % (what, before, after))
+    # Progress within 5 s: a program left stopped or stuck makes none; one that a busy machine
+    # holds up makes it late (CI once saw none in the first 0.5 s, the threads neither traced nor
+    # stopped; said below when it happens).
+    before, waited = int(open(progress_file).read() or 0), 0.0
+    while True:
+        time.sleep(0.1)
+        waited += 0.1
+        after = int(open(progress_file).read() or 0)
+        if after > before:
+            break
+        expect(waited < 5, "%s: the program runs on (%d -> %d in %.1f s)" % (what, before, after, waited))
+    if waited > 0.5:
+        print("note: %s: the program made progress only after %.1f s" % (what, waited))
 
 
 def part_faults(ctx):
