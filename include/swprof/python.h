@@ -347,8 +347,8 @@ struct PyThread {
   uint64_t interp = 0;
   uint64_t thread_id = 0;      // pthread_t
   int64_t native_id = 0;       // OS tid; 0 when unknown
-  // Bound to no running thread: made for a thread not started yet or left by one that ended
-  // (3.11+: its native id is 0), or (≤3.10) its thread exited, as daemon threads do at shutdown
+  // Bound to no running thread: no thread id, made for a thread not started yet or left by one
+  // that ended (3.11+: its native id is 0), or (≤3.10) its thread exited, as daemon threads do at shutdown
   // while their thread states, frames and all, stay listed (the pthread's tid is cleared).
   bool unbound = false;
   uint64_t top_frame = 0;

@@ -175,7 +175,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
   }
   if (!r.walker->threads_complete()) r.notes.push_back("the list of threads changed while read: some may be missing");
   // A thread state not bound to a thread runs nothing (PyThread::unbound).
-  std::erase_if(threads, [&](const python::PyThread& t) { return t.thread_id == 0 || t.unbound; });
+  std::erase_if(threads, [](const python::PyThread& t) { return t.unbound; });
 
   python::ThreadNames thread_names(r.memory, r.interp);
   std::unordered_map<uint64_t, std::string> names;

@@ -73,9 +73,10 @@ bool Walker::parse_thread(const uint8_t* b, uint64_t tstate, uint64_t interp, Py
   t.interp = load<uint64_t>(b + l.tstate.interp);
   if (t.interp != interp) return false;  // torn or not a thread state of this interpreter
   t.thread_id = load<uint64_t>(b + l.tstate.thread_id);
+  t.unbound = t.thread_id == 0;
   if (l.tstate.native_thread_id != kAbsent) {
     t.native_id = load<int64_t>(b + l.tstate.native_thread_id);
-    t.unbound = t.native_id == 0;
+    t.unbound |= t.native_id == 0;
   }
   t.next = load<uint64_t>(b + l.tstate.next);
   uint64_t frame_ref = load<uint64_t>(b + l.tstate.frame);
@@ -362,7 +363,7 @@ void Walker::native_ids_from_pthreads(std::span<PyThread> threads) {
     if (!r.ok) *static_cast<int32_t*>(r.out) = -1;
   for (size_t i = 0; i < threads.size(); ++i) {
     threads[i].native_id = tids[i] > 0 ? tids[i] : 0;
-    threads[i].unbound = tids[i] == 0;
+    threads[i].unbound |= tids[i] == 0;
   }
 }
 

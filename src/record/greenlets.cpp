@@ -223,8 +223,9 @@ void GreenletTracker::read_states() {
   // inner_bootstrap. Read in between (a target preempted there on a busy machine), a greenlet
   // just started was forgotten: its waiting went unsampled and its call began when it next ran
   // (one suite run's gevent server: a segment of 10 ms for a handler's 166 ms; the window is a
-  // few microseconds, and 12 runs of 1000 starts beside three busy loops did not hit it again). So a finished greenlet is forgotten only once
-  // it has read so on several ticks in a row; meanwhile it is not alive (its calls end).
+  // few microseconds, and 12 runs of 1000 starts beside three busy loops did not hit it again).
+  // So a finished greenlet is forgotten only once it has read so on several ticks in a row;
+  // meanwhile it is not alive (its calls end).
   constexpr int kDeadReadsToForget = 3;
   for (auto it = known_.begin(); it != known_.end();) {
     Known& k = it->second;

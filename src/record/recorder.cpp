@@ -1427,7 +1427,7 @@ bool Recorder::tick(int64_t now_us) {
   for (const auto& t : py_threads_) {
     // A thread state bound to no running thread runs nothing; what its frame pointer shows is
     // stale (PyThread::unbound).
-    if (t.thread_id == 0 || t.unbound) continue;
+    if (t.unbound) continue;
     ThreadContext& ctx = context_for(t, ticks, now_us);
     sample_thread(t, ctx, now_us, tick_samples);
     if (ctx.registered) listed_.push_back(ctx.index);
