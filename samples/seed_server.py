@@ -7,37 +7,44 @@ sleeping 20 ms, then sleeps 500 ms. A request therefore lasts about 560 ms, of w
     python3 samples/seed_client.py --port 8080 --count 3  # drive it
 
 Options: --threaded (one thread per request), --keep-alive (HTTP/1.1: several requests per
-connection, so do_POST runs back to back on one thread), --port-file F (write the chosen port).
+connection, so do_POST runs back to back on one thread), --port-file F (write the chosen port),
+--timings-file F (after each request, append a JSON line: the handler's OS thread id and its
+whole time, reply included, which the reply itself cannot carry).
 """
 import argparse
 import http.server
+import json
 import sys
+import threading
 import time
 
 
 # Each method's own wall time in the current request, as the program itself measures it (the
-# tests compare the profile with it: on a busy machine a 20 ms sleep can take longer).
-timings = {}
+# tests compare the profile with it: on a busy machine a 20 ms sleep can take longer). Per
+# thread: a threaded server runs several requests at once.
+timings = threading.local()
+timings_file = None
+timings_lock = threading.Lock()
 
 
 def method1():
     started = time.monotonic()
     time.sleep(0.020)
-    timings["method1"] = (time.monotonic() - started) * 1000
+    timings.method1 = (time.monotonic() - started) * 1000
 
 
 def method2():
     started = time.monotonic()
     method1()
     time.sleep(0.020)
-    timings["method2"] = (time.monotonic() - started) * 1000
+    timings.method2 = (time.monotonic() - started) * 1000
 
 
 def method3():
     started = time.monotonic()
     method2()
     time.sleep(0.020)
-    timings["method3"] = (time.monotonic() - started) * 1000
+    timings.method3 = (time.monotonic() - started) * 1000
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -48,15 +55,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         method3()
         slept = time.monotonic()
         time.sleep(0.5)
-        timings["sleep"] = (time.monotonic() - slept) * 1000
+        timings.sleep = (time.monotonic() - slept) * 1000
         elapsed_ms = (time.monotonic() - started) * 1000
         reply = b"ok %d bytes in %.1f ms (method3 %.1f ms, method2 %.1f ms, method1 %.1f ms, sleep %.1f ms)\n" % (
-            len(body), elapsed_ms, timings["method3"], timings["method2"], timings["method1"], timings["sleep"])
+            len(body), elapsed_ms, timings.method3, timings.method2, timings.method1, timings.sleep)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
         self.wfile.write(reply)
+        # The whole call, reply included: writing it can take long too (CI: 130 ms off-CPU in
+        # send_response's formatdate, after the clock in the reply had stopped).
+        if timings_file:
+            record = {"thread": threading.get_native_id(), "handler_ms": (time.monotonic() - started) * 1000,
+                      "method3": timings.method3, "method2": timings.method2, "method1": timings.method1,
+                      "sleep": timings.sleep}
+            with timings_lock, open(timings_file, "a") as f:
+                f.write(json.dumps(record) + "\n")
         self.server.handled += 1
 
     def do_GET(self):
@@ -77,7 +92,10 @@ def main():
     parser.add_argument("--threaded", action="store_true")
     parser.add_argument("--keep-alive", action="store_true")
     parser.add_argument("--port-file")
+    parser.add_argument("--timings-file")
     args = parser.parse_args()
+    global timings_file
+    timings_file = args.timings_file
     if args.keep_alive:
         Handler.protocol_version = "HTTP/1.1"
     server_class = http.server.ThreadingHTTPServer if args.threaded else http.server.HTTPServer

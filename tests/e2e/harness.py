@@ -257,24 +257,17 @@ def expect_duration(segment, measured_ms, what, jitter_ms=0.5, unmeasured_ms=0.0
     print("ok: %s: measured %.1f ms within %.1f .. %.1f ms (shown %.1f)" % (what, measured_ms, lo, hi, segment["duration_ms"]))
 
 
-def seed_server_ms(client_output):
-    """samples/seed_server.py's handler's own measured time per request ("ok 64 bytes in 561.2 ms (method3 ...)")."""
-    return [float(line.split(" in ", 1)[1].split()[0]) for line in client_output.splitlines() if " in " in line]
-
-
-def seed_method_ms(client_output):
-    """samples/seed_server.py's methods' own measured times per request: [{"method3": 60.2, ...}, ...]."""
-    out = []
-    for line in client_output.splitlines():
-        if "(method3" in line:
-            parts = line.split("(", 1)[1].rstrip(")").split(", ")
-            out.append({p.split()[0]: float(p.split()[1]) for p in parts})
-    return out
+def seed_timings(path):
+    """samples/seed_server.py --timings-file's records, in the order the requests finished: per
+    request the handler's OS thread id, its whole time (reply written) and its methods' and
+    sleep's own times: [{"thread": 1234, "handler_ms": 561.9, "method3": 60.2, ...}, ...]."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def unmeasured_ms(recording, base_ms=1.0):
     """How much of a call its handler's own clock can miss: the statements before it first reads
-    the clock and after it last does (writing the reply: `base_ms`), and on a busy machine a
+    the clock and after it last does (`base_ms`), and on a busy machine a
     preemption there. How long preemptions were is read off the recorder's own late samples,
     which the same scheduler delayed: nothing on a quiet machine. (CI: a seed_server request's
     last sample caught it in flush_headers, 2 ms after its clock stopped, with samples 15 ms

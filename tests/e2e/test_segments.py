@@ -6,7 +6,6 @@ recording's heaviest sample, and a call shorter than that may fall between two s
 thread (keep-alive) give two segments; --min-duration above the request time keeps none;
 --max-segments 2 keeps two; a threaded server with concurrent requests gives one segment per
 request, each on its own thread with no cross-talk; --max-parallel skips the excess."""
-import itertools
 import os
 import sys
 
@@ -26,12 +25,14 @@ CLIENT = os.path.join(harness.SAMPLES, "seed_client.py")
 
 
 def serve(ctx, name, requests, options=(), server_args=(), client_args=()):
-    """Records the seed server under `requests` POSTs; returns (file, client output, summary)."""
-    out, port = ctx.path(name + ".swp"), ctx.path(name + ".port")
-    err, client = ctx.record_with_client(
-        out, [ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(requests)] + list(server_args),
+    """Records the seed server under `requests` POSTs; returns (file, the handlers' own timings in
+    the order they finished, summary)."""
+    out, port, timings = ctx.path(name + ".swp"), ctx.path(name + ".port"), ctx.path(name + ".timings")
+    err, _ = ctx.record_with_client(
+        out, [ctx.python, SERVER, "--port", "0", "--port-file", port, "--requests", str(requests),
+              "--timings-file", timings] + list(server_args),
         [sys.executable, CLIENT, "--port-file", port, "--count", str(requests)] + list(client_args), options)
-    return out, client, err
+    return out, harness.seed_timings(timings), err
 
 
 def segments(ctx, swp):
@@ -71,22 +72,21 @@ def check_request_tree(ctx, swp, segment_id, measured=None, segment=None):
 
 def test(ctx):
     # Sequential requests: one segment each, 560 ms, the per-request tree.
-    swp, client, summary = serve(ctx, "sequential", 3, ["--entry", "do_POST", "--min-duration", "100ms"])
+    swp, timings, summary = serve(ctx, "sequential", 3, ["--entry", "do_POST", "--min-duration", "100ms"])
     segs = segments(ctx, swp)
     expect(len(segs) == 3, "3 requests, %d segments" % len(segs))
-    for seg, measured, methods in zip(segs, harness.seed_server_ms(client), harness.seed_method_ms(client)):
-        # The handler measures from after reading the body to before writing its reply: about
-        # 560 ms of the call.
-        harness.expect_duration(seg, measured, "segment %d duration" % seg["id"], jitter_ms=1.0,
+    for seg, measured in zip(segs, timings):
+        # The handler measures its whole call but the first and last statements: about 560 ms.
+        harness.expect_duration(seg, measured["handler_ms"], "segment %d duration" % seg["id"], jitter_ms=1.0,
                                 unmeasured_ms=harness.unmeasured_ms(ctx.analyze_json(swp)["recording"]))
-        check_request_tree(ctx, swp, seg["id"], methods, seg)
+        check_request_tree(ctx, swp, seg["id"], measured, seg)
     expect("3 seen, 3 kept" in summary, "summary counts segments: %s" % summary)
     text = ctx.run_swprof("analyze", swp, "--segments").stdout
     expect(text.splitlines()[0].split()[:6] == ["ID", "Thread", "Start", "Duration", "±", "Samples"], "segment table header")
     merged = ctx.analyze_json(swp)
     m3 = find_path(merged["roots"], ["Handler.do_POST", "method3"], ctx.version)
     # (Short by what the recorder was held up for, when that was over a request's methods.)
-    expect_close(m3[-1]["total_ms"], sum(m["method3"] for m in harness.seed_method_ms(client)),
+    expect_close(m3[-1]["total_ms"], sum(m["method3"] for m in timings),
                  3 * NODE_TOLERANCE + merged["recording"]["not_sampled_ms"], "all segments merged: method3")
     slowest = ctx.analyze_json(swp, "--slowest", "1")
     expect(slowest["roots"][0]["samples"] <= max(s["samples"] for s in segs), "--slowest 1 analyses one segment")
@@ -101,12 +101,12 @@ def test(ctx):
            "--full-stack keeps the frames above the entry")
 
     # Two requests back to back on one thread and one connection: two segments.
-    swp, client, _ = serve(ctx, "keepalive", 2, ["--entry", "do_POST"], ["--keep-alive"], ["--keep-alive"])
+    swp, timings, _ = serve(ctx, "keepalive", 2, ["--entry", "do_POST"], ["--keep-alive"], ["--keep-alive"])
     segs = segments(ctx, swp)
     expect(len(segs) == 2, "keep-alive: 2 requests on one thread, %d segments" % len(segs))
     expect(segs[0]["thread"] == segs[1]["thread"], "both on one thread")
-    for seg, measured in zip(segs, harness.seed_server_ms(client)):
-        harness.expect_duration(seg, measured, "keep-alive segment %d" % seg["id"], jitter_ms=1.0,
+    for seg, measured in zip(segs, timings):
+        harness.expect_duration(seg, measured["handler_ms"], "keep-alive segment %d" % seg["id"], jitter_ms=1.0,
                                 unmeasured_ms=harness.unmeasured_ms(ctx.analyze_json(swp)["recording"]))
 
     # --min-duration above the request time keeps none.
@@ -120,28 +120,21 @@ def test(ctx):
     expect("--max-segments reached" in summary, "summary says why recording stopped")
 
     # Threaded server, concurrent requests: one segment per request, each on its own thread.
-    swp, client, _ = serve(ctx, "threaded", 4, ["--entry", "do_POST"], ["--threaded"], ["--concurrency", "4"])
+    swp, timings, _ = serve(ctx, "threaded", 4, ["--entry", "do_POST"], ["--threaded"], ["--concurrency", "4"])
     segs = segments(ctx, swp)
     expect(len(segs) == 4, "4 concurrent requests, %d segments" % len(segs))
     expect(len({s["thread"] for s in segs}) == 4, "each request on its own thread")
-    # Requests finish in any order, and the replies do not say which thread: some one-to-one
-    # pairing of segments and handlers' own times must put every time within its segment's
-    # bounds. (By length alone, four requests within 11 ms of each other once paired 571.4 ms with
-    # a segment that allowed 536.5 .. 571.3 ms.) After taking its time a handler still writes its
-    # reply: with four threads at the GIL, each of its few blocking calls can wait a switch
-    # interval (5 ms) to get it back.
-    requests = sorted(zip(harness.seed_server_ms(client), harness.seed_method_ms(client)), key=lambda r: r[0])
-    segs = sorted(segs, key=lambda x: x["duration_ms"])
-    jitter_ms, unmeasured_ms = 1.0, 10.0
-
-    def allows(seg, measured):
-        return seg["duration_min_ms"] - jitter_ms - unmeasured_ms <= measured <= harness.duration_max_ms(seg) + jitter_ms
-    requests = next((list(p) for p in itertools.permutations(requests)
-                     if all(allows(seg, r[0]) for seg, r in zip(segs, p))), requests)
-    for seg, (measured, methods) in zip(segs, requests):
-        harness.expect_duration(seg, measured, "concurrent segment %d" % seg["id"], jitter_ms=jitter_ms,
-                                unmeasured_ms=unmeasured_ms)
-        doc = check_request_tree(ctx, swp, seg["id"], methods, seg)
+    # Requests finish in any order: each segment is paired with the request its thread handled.
+    # With four threads at the GIL, the handler's first statement (its clock's start) can wait a
+    # switch interval (5 ms) or two for it.
+    by_thread = {m["thread"]: m for m in timings}
+    expect(len(by_thread) == 4, "the server measured 4 requests on 4 threads: %s" % timings)
+    for seg in segs:
+        measured = by_thread.get(seg["thread"])
+        expect(measured is not None, "segment %d: no request measured on its thread %d" % (seg["id"], seg["thread"]))
+        harness.expect_duration(seg, measured["handler_ms"], "concurrent segment %d" % seg["id"], jitter_ms=1.0,
+                                unmeasured_ms=10.0)
+        doc = check_request_tree(ctx, swp, seg["id"], measured, seg)
         threads = ctx.analyze_json(swp, "--segment", str(seg["id"]), "--by-thread")["roots"]
         expect(len(threads) == 1 and threads[0]["function"].startswith("thread %d" % seg["thread"]),
                "segment %d holds only its own thread's samples" % seg["id"])
