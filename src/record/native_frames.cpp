@@ -4,14 +4,27 @@
 
 #include <fmt/format.h>
 
+#include "swprof/common.h"
 #include "swprof/offcpu.h"
 
 namespace swprof::record {
 
+namespace {
+bool stop_interrupts(int syscall) { return syscall >= 0 && native::stopping_interrupts(target::syscall_name(syscall)); }
+}  // namespace
+
 bool NativeFrames::may_stop(int syscall) {
-  if (syscall < 0 || !native::stopping_interrupts(target::syscall_name(syscall))) return true;
+  if (!stop_interrupts(syscall)) return true;
   ++left_running;
   return false;
+}
+
+void NativeFrames::prime() {
+  const pid_t main_thread = unwinder.pid();
+  if (stop_interrupts(target::OffCpuReasons(main_thread).read(main_thread).syscall)) return;
+  const int64_t start = monotonic_ns();
+  if (unwinder.capture(main_thread, capture) == native::Error::kNone && unwinder.unwind(capture, frames_).error == native::Error::kNone)
+    primed_ns_ = monotonic_ns() - start;
 }
 
 uint32_t NativeFrames::frame_id(const native::Frame& f, snapshot::Writer& writer) {
@@ -67,6 +80,8 @@ std::string NativeFrames::summary() const {
   };
   std::string text = fmt::format("{} threads stopped, {} merged with their Python frames; pause {:.0f} µs median, "
                                  "{:.0f} µs p99", stops_, merged_count_, pct(0.5), pct(0.99));
+  if (primed_ns_ >= 0)
+    text += fmt::format("; symbols and unwind tables loaded in {:.0f} ms before the start", static_cast<double>(primed_ns_) / 1e6);
   uint64_t failed = 0;
   for (int i = 1; i < 8; ++i) failed += stop_errors[i];
   if (failed) {

@@ -28,6 +28,13 @@ class NativeFrames {
   // it is blocked in, -1 when none.
   bool may_stop(int syscall);
 
+  // Before the recording starts: stops the process's main thread once and unwinds it, which
+  // loads what unwinds need (the modules' symbol tables, CFI and debug information). Done by the
+  // first sample instead, it held the recorder up (50-90 ms for CPython and libc with their debug
+  // files; 1.5 s under ASan on a busy machine) while the program ran on unsampled. Not counted
+  // among the samples' stops; skipped when that thread is in a call a stop would interrupt.
+  void prime();
+
   // After a stop: unwinds the copy and, when it fits the Python frames read during the stop
   // (`raw`, innermost first; `resolved[i]` the interned frame of raw[i], negative when it is not
   // shown), replaces `stack` (outermost first) by the merged stack. False: `stack` is left as it
@@ -51,6 +58,7 @@ class NativeFrames {
   std::vector<native::MergedFrame> merged_;
   std::vector<int64_t> pauses_ns_;  // a bounded sample of them (the first 100,000)
   uint64_t stops_ = 0, merged_count_ = 0, mismatches_ = 0, unwind_errors_ = 0;
+  int64_t primed_ns_ = -1;  // how long prime() took; -1: it did not unwind
 };
 
 }  // namespace swprof::record

@@ -212,8 +212,11 @@ struct ThreadContext {
 
 class Recorder {
  public:
+  // `native`: --native's unwinder, primed before the recording started (NativeFrames::prime);
+  // made here when not given (a process followed later).
   Recorder(const Options& options, const python::Interpreter& interp, const target::Memory& memory,
-           snapshot::Writer& writer, const std::vector<EntrySpec>& entries)
+           snapshot::Writer& writer, const std::vector<EntrySpec>& entries,
+           std::unique_ptr<NativeFrames> native = nullptr)
       : options_(options),
         interp_(interp),
         memory_(memory),
@@ -230,7 +233,11 @@ class Recorder {
                  }),
         asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
-    if (options.native) native_ = std::make_unique<NativeFrames>(memory.pid());
+    native_ = std::move(native);
+    if (options.native && !native_) {
+      native_ = std::make_unique<NativeFrames>(memory.pid());
+      native_->prime();
+    }
     tasks_wanted_ = !entries.empty() || options.tasks;
     // One system call per tick, unless tasks or greenlets must be read between the listing and
     // the stacks, or threads are stopped one by one (see read_stacks_with_listing).
@@ -1660,6 +1667,11 @@ int run(const Options& options) {
   }
 
   target::Memory memory(pid);
+  std::unique_ptr<NativeFrames> native;
+  if (options.native) {
+    native = std::make_unique<NativeFrames>(pid);
+    native->prime();
+  }
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);
@@ -1687,7 +1699,7 @@ int run(const Options& options) {
   snapshot::Writer writer(options.output, header);
 
   Status status(options.status, pid, interp.version.text());
-  Recorder recorder(options, interp, memory, writer, entries);
+  Recorder recorder(options, interp, memory, writer, entries, std::move(native));
   std::optional<Descendants> descendants;
   if (options.subprocesses) descendants.emplace(options, pid, writer, entries, epoch_us);
   if (options.observer) options.observer->begin(pid, header, writer);
