@@ -146,6 +146,8 @@ class Child {
   void signal(int sig) const;
 
  private:
+  bool collect(bool block);
+
   pid_t pid_ = -1;
   bool exited_ = false;
   int exit_status_ = 0;

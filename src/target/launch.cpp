@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,16 +66,42 @@ Child Child::launch(const std::vector<std::string>& argv) {
   return c;
 }
 
-bool Child::poll_exited() {
-  if (exited_) return true;
-  int status;
-  pid_t r = waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) {
-    exited_ = true;
-    exit_status_ = decode_status(status);
+// Whether the child exited, collecting its status if so. Only an exit: while record --native
+// traces the child's threads, the main thread's ptrace stops are reported to waitpid(pid) too
+// (whatever its flags), and taking one for an exit (decoded as status 1) ended the recording,
+// orphaned the program and left the stopper waiting for a stop it never saw. So look first
+// (WNOWAIT); a stop is left to the stopper that caused it, unless `block`: then nothing else
+// will collect it, so it is let go here and the wait goes on.
+bool Child::collect(bool block) {
+  while (!exited_) {
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) != 0) {
+      if (errno == EINTR) continue;
+      if (!block) return false;
+      exited_ = true;  // not ours to wait for: someone else collected it
+      exit_status_ = 1;
+      return true;
+    }
+    if (info.si_pid != pid_) return false;  // WNOHANG: nothing to report
+    int status = 0;
+    if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        exit_status_ = decode_status(status);
+      }
+      continue;
+    }
+    if (!block) return false;
+    if (waitpid(pid_, &status, __WALL | WNOHANG) == pid_ && WIFSTOPPED(status)) {
+      // A signal that stopped it is handed on; an interrupt's own stop carries none.
+      const int sig = (status >> 16) == PTRACE_EVENT_STOP ? 0 : WSTOPSIG(status);
+      ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(sig)));
+    }
   }
-  return exited_;
+  return true;
 }
+
+bool Child::poll_exited() { return collect(false); }
 
 void Child::exited_with(int wait_status) {
   if (exited_) return;
@@ -83,17 +110,7 @@ void Child::exited_with(int wait_status) {
 }
 
 int Child::wait() {
-  while (!exited_) {
-    int status;
-    pid_t r = waitpid(pid_, &status, 0);
-    if (r == pid_) {
-      exited_ = true;
-      exit_status_ = decode_status(status);
-    } else if (r < 0 && errno != EINTR) {
-      exited_ = true;
-      exit_status_ = 1;
-    }
-  }
+  collect(true);
   return exit_status_;
 }
 

@@ -63,6 +63,8 @@ swprof_e2e(native_faults test_native_frames.py PYTHONS pyenv-3.11 sid-3.14
 swprof_e2e(record_native test_record_native.py PYTHONS pyenv-3.11 debian-3.11 sid-3.14 pyenv-3.8 SANITIZE pyenv-3.11
            ARGS --part chain)
 swprof_e2e(record_native_numpy test_record_native.py PYTHONS debian-3.11 ARGS --part numpy)
+swprof_e2e(record_native_unstoppable test_record_native.py PYTHONS pyenv-3.11 sid-3.14 SANITIZE pyenv-3.11
+           ARGS --part unstoppable)
 swprof_e2e(record_native_refused test_record_native.py PYTHONS pyenv-3.11 ARGS --part refused)
 # record --subprocesses: multiprocessing's three start methods and a pre-fork server (gunicorn).
 swprof_e2e(subprocesses test_subprocesses.py PYTHONS pyenv-3.8 pyenv-3.11 pyenv-3.13 debian-3.11 sid-3.14 sid-3.15
