@@ -102,12 +102,16 @@ std::string recording_quality_json(const snapshot::Recording& rec) {
   std::string stalls;
   for (const auto& st : f.stalls())
     stalls += fmt::format("{}[{}, {}]", stalls.empty() ? "" : ", ", number(st.start_us() / 1e3), number(st.end_us() / 1e3));
+  // Why the recording ended, and a launched program's exit status (null when attached, or when
+  // the program had not exited when the recording stopped).
+  const bool exited = !rec.header.attached() && f.stop_reason() == "program exited";
   return fmt::format(
       ", \"start_monotonic_ms\": {}, \"torn_retried\": {}, \"unsteady\": {}, \"late_samples\": {}, "
       "\"not_sampled_ms\": {}, \"cut_stacks\": {}, \"quiet_samples\": {}, \"gil_quiet_samples\": {}, "
-      "\"stalls_ms\": [{}]",
+      "\"stalls_ms\": [{}], {}, \"exit_status\": {}",
       number(rec.header.start_monotonic_us() / 1e3), f.torn_retried(), f.unsteady(), f.late_samples(),
-      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), f.gil_quiet_samples(), stalls);
+      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), f.gil_quiet_samples(), stalls,
+      json_text("stop_reason", f.stop_reason()), exited ? std::to_string(f.exit_status()) : std::string("null"));
 }
 
 // record --subprocesses: the descendants looked at, followed ("python" set) or not ("note": why).

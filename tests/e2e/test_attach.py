@@ -19,6 +19,9 @@ def test(ctx):
         expect(target.poll() is None, "the target kept running while attached")
         doc = ctx.analyze_json(out)
         expect(doc["recording"]["pid"] == target.pid, "recording names the pid")
+        expect(doc["recording"]["stop_reason"] == "duration reached" and doc["recording"]["exit_status"] is None,
+               "the file says why it stopped, and no exit status: %s %s"
+               % (doc["recording"]["stop_reason"], doc["recording"]["exit_status"]))
         expect(1400 <= doc["recording"]["duration_ms"] <= 1700, "duration %.0f ms" % doc["recording"]["duration_ms"])
         path = find_path(doc["roots"], ["main", "methodA", "methodB", "methodD"], ctx.version)
         expect(path is not None, "methodD under methodB")

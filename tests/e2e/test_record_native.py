@@ -163,6 +163,8 @@ def part_unstoppable(ctx):
     doc = ctx.analyze_json(out)
     expect(doc["recording"]["duration_ms"] >= 1000, "recorded the program's last second too: %.0f ms"
            % doc["recording"]["duration_ms"])
+    expect(doc["recording"]["stop_reason"] == "program exited" and doc["recording"]["exit_status"] == 3,
+           "the file says the program exited with 3: %s %s" % (doc["recording"]["stop_reason"], doc["recording"]["exit_status"]))
     print("ok: stops that timed out and landed later did not end the recording")
 
 
