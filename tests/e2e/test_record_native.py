@@ -128,8 +128,9 @@ SPAWN_WAIT = r"""
 import os, subprocess, sys, time
 fifo = sys.argv[1]
 os.mkfifo(fifo)
-# Another process opens the FIFO for writing 0.4 s from now.
-writer = subprocess.Popen(["sh", "-c", 'sleep 0.4; exec 3>"$0"', fifo])
+# Another process opens the FIFO for writing 1.5 s from now: long enough for the recorder to be
+# sampling by then (its start took 0.4 s beside two busy loops).
+writer = subprocess.Popen(["sh", "-c", 'sleep 1.5; exec 3>"$0"', fifo])
 started = time.monotonic()
 # This thread waits in posix_spawn (vfork) until the child has run its file actions and exec'd,
 # and the child's open of the FIFO blocks until the writer opens it: a wait no stop interrupts.

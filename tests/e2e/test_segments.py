@@ -49,6 +49,18 @@ def held_up_over_methods(ctx, swp, segment):
     return any(a < latest and b > earliest for a, b in stalls)
 
 
+def outside_clock_ms(ctx, swp, segment_id):
+    """How long the segment's samples show do_POST where its own clock does not reach: at its def
+    line (entered, before its first statement: a thread waiting there for the GIL) and at the
+    statements after the clock's last reading. Beside two busy loops, four threads finishing at
+    once spent 80 ms there while their clocks had stopped."""
+    lines = {harness.def_lines(SERVER)["Handler.do_POST"], harness.line_of(SERVER, "os.write(timings_fd"),
+             harness.line_of(SERVER, "self.server.handled += 1")}
+    doc = ctx.analyze_json(swp, "--segment", str(segment_id), "--lines")
+    return sum(n["self_ms"] for n in harness.all_nodes(doc["roots"])
+               if harness.name_matches(n, "Handler.do_POST", ctx.version) and n["line"] in lines)
+
+
 def check_request_tree(ctx, swp, segment_id, measured=None, segment=None):
     doc = ctx.analyze_json(swp, "--segment", str(segment_id))
     expect(len(doc["roots"]) == 1 and harness.name_matches(doc["roots"][0], "Handler.do_POST", ctx.version),
@@ -126,14 +138,15 @@ def test(ctx):
     expect(len({s["thread"] for s in segs}) == 4, "each request on its own thread")
     # Requests finish in any order: each segment is paired with the request its thread handled.
     # With four threads at the GIL, the handler's first statement (its clock's start) can wait a
-    # switch interval (5 ms) or two for it.
+    # switch interval (5 ms) or two for it, and longer on a busy machine: what the samples show
+    # of that is allowed too.
     by_thread = {m["thread"]: m for m in timings}
     expect(len(by_thread) == 4, "the server measured 4 requests on 4 threads: %s" % timings)
     for seg in segs:
         measured = by_thread.get(seg["thread"])
         expect(measured is not None, "segment %d: no request measured on its thread %d" % (seg["id"], seg["thread"]))
         harness.expect_duration(seg, measured["handler_ms"], "concurrent segment %d" % seg["id"], jitter_ms=1.0,
-                                unmeasured_ms=10.0)
+                                unmeasured_ms=10.0 + outside_clock_ms(ctx, swp, seg["id"]))
         doc = check_request_tree(ctx, swp, seg["id"], measured, seg)
         threads = ctx.analyze_json(swp, "--segment", str(seg["id"]), "--by-thread")["roots"]
         expect(len(threads) == 1 and threads[0]["function"].startswith("thread %d" % seg["thread"]),
