@@ -39,6 +39,9 @@ class ElfFile {
   bool has_symtab() const;
   // Address (unbiased) of a data or function symbol from .dynsym, then .symtab.
   std::optional<uint64_t> symbol(std::string_view name) const;
+  // From .dynsym only: a few pages, where .symtab (with debug information) can be megabytes that a
+  // cold page cache reads from disk.
+  std::optional<uint64_t> dynamic_symbol(std::string_view name) const;
   std::optional<Section> section(std::string_view name) const;
   const std::vector<Segment>& segments() const { return segments_; }
 

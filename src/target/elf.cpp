@@ -126,6 +126,8 @@ std::optional<uint64_t> ElfFile::lookup_in(uint32_t symtab_type, std::string_vie
   return std::nullopt;
 }
 
+std::optional<uint64_t> ElfFile::dynamic_symbol(std::string_view name) const { return lookup_in(SHT_DYNSYM, name); }
+
 std::optional<uint64_t> ElfFile::symbol(std::string_view name) const {
   if (auto v = lookup_in(SHT_DYNSYM, name)) return v;
   return lookup_in(SHT_SYMTAB, name);
