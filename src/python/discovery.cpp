@@ -258,7 +258,9 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
   if (!version) version = version_from_name(chosen->mapping->path);
   if (!version) version = version_from_name(exe);
   // A file name gives major.minor; the version string in .rodata gives the micro version too.
-  if (auto from_rodata = version_from_rodata(elf)) {
+  // (Not needed when Py_Version gave it: the scan reads all of .rodata, up to 2 MB, much of it
+  // pages the program never touched, from disk when the page cache is cold.)
+  if (auto from_rodata = exact_version ? std::nullopt : version_from_rodata(elf)) {
     if (!version) version = from_rodata;
     else if (version->major == from_rodata->major && version->minor == from_rodata->minor) version = from_rodata;
   }
