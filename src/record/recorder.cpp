@@ -173,6 +173,11 @@ struct ListedFrames {
   bool operator==(const ListedFrames&) const = default;
 };
 
+// How long a thread found blocked in a call may wait for its process's main thread to tell whether a
+// stop reached it, before its own /proc stat is read (unless that main thread sleeps): a stop
+// reaches the threads within a few scheduler wake-ups on a busy machine.
+constexpr int64_t kStopLagUs = 10000;
+
 struct ThreadContext {
   uint32_t index = 0;
   int64_t tid = 0;       // as the interpreter knows it (namespace-local in a container)
@@ -182,9 +187,11 @@ struct ThreadContext {
   target::ThreadStats::Reading last_read;  // schedstat as last read, and the state then
   uint64_t last_runqueue_ns = 0;  // run-queue time to the last read, waits still going on included
   bool state_read = false;  // last_read.state was read from /proc (not told by the time the thread ran)
-  // ...as blocked from its system-call file while its process's main thread was not stopped: a
-  // stop that reached this thread first is told at the next tick, by that main thread
-  bool stop_unconfirmed = false;
+  // Since when (µs; 0: not so) it is known as blocked from its system-call file alone, read while
+  // its process's main thread was not stopped: a stop that reached this thread first is told at a
+  // later tick by that main thread, or after kStopLagUs by the thread's own state (a main thread in
+  // a call that does not stop, as posix_spawn's vfork wait, stops only when the call returns).
+  int64_t stop_unconfirmed_since_us = 0;
   // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads);
   // not ok when it was not.
   target::ThreadStats::Reading early;
@@ -357,7 +364,7 @@ class Recorder {
     if (inserted) it->second = writer_.intern_string(offcpu_.text(reason.id)) + 1;
     return it->second;
   }
-  char scheduler_state(ThreadContext& ctx, bool* looked);
+  char scheduler_state(ThreadContext& ctx, int64_t now_us, bool* looked);
   char process_state();
   char process_state_ = '?';  // the main thread's, read at most once a tick (process_state)
   uint64_t process_state_tick_ = 0;
@@ -1187,19 +1194,24 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
       bool looked = false;
       if (busy) {
         r.state = 'R';
-        ctx.stop_unconfirmed = false;
+        ctx.stop_unconfirmed_since_us = 0;
       } else if (unmoved) {
         r.state = ctx.last_read.state;
-        if (ctx.stop_unconfirmed) {
-          const char process = process_state();
-          if (process == 'T' || process == 't') {
-            r.state = process;
+        if (ctx.stop_unconfirmed_since_us) {
+          // Not run since it was found blocked: stopped meanwhile only if its process was. A main
+          // thread asleep that long would have been woken to stop; one running or in a call that
+          // does not stop (D) leaves it to the thread's own state.
+          char stop = process_state();
+          const bool settled = stop == 'T' || stop == 't' || now_us - ctx.stop_unconfirmed_since_us >= kStopLagUs;
+          if (settled && stop != 'T' && stop != 't' && stop != 'S') stop = stats_.read_state(ctx.host_tid);
+          if (stop == 'T' || stop == 't') {
+            r.state = stop;
             ctx.last_offcpu_reason.reset();
           }
-          ctx.stop_unconfirmed = false;
+          if (settled) ctx.stop_unconfirmed_since_us = 0;
         }
       } else {
-        r.state = scheduler_state(ctx, &looked);
+        r.state = scheduler_state(ctx, now_us, &looked);
       }
       ctx.state_read = !busy && r.state != '?';
       // schedstat counts a wait for a CPU when it ends. A thread that was runnable at its last read
@@ -1295,11 +1307,11 @@ void Recorder::write_sample(const snapshot::Sample& s, std::span<const uint32_t>
 // reason it waits. Blocked in a call, it is stopped only if its whole process is (SIGSTOP, Ctrl-Z,
 // a debugger stopping all threads), which the main thread's state tells, read once a tick for all
 // the threads that need it. A thread that stopped before the main thread did (a stop reaches the
-// threads one by one) is told at the next tick (stop_unconfirmed). Otherwise, and for the main
-// thread itself, its own stat.
-char Recorder::scheduler_state(ThreadContext& ctx, bool* looked) {
+// threads one by one, and a main thread in a system call stops when it returns) is told at a later
+// tick (stop_unconfirmed_since_us). Otherwise, and for the main thread itself, its own stat.
+char Recorder::scheduler_state(ThreadContext& ctx, int64_t now_us, bool* looked) {
   const pid_t tid = ctx.host_tid;
-  ctx.stop_unconfirmed = false;
+  ctx.stop_unconfirmed_since_us = 0;
   if (tid != memory_.pid()) {
     const char call = offcpu_.look(tid);
     *looked = true;
@@ -1307,7 +1319,7 @@ char Recorder::scheduler_state(ThreadContext& ctx, bool* looked) {
     const char process = call == 'S' ? process_state() : '?';
     if (process == 'T' || process == 't') return process;
     if (process == 'R' || process == 'S' || process == 'D') {
-      ctx.stop_unconfirmed = true;
+      ctx.stop_unconfirmed_since_us = std::max<int64_t>(1, now_us);
       return 'S';
     }
   }
