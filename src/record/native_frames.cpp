@@ -19,6 +19,12 @@ bool NativeFrames::may_stop(int syscall) {
   return false;
 }
 
+std::unique_ptr<NativeFrames> NativeFrames::primed(pid_t pid) {
+  auto native = std::make_unique<NativeFrames>(pid);
+  native->prime();
+  return native;
+}
+
 void NativeFrames::prime() {
   const pid_t main_thread = unwinder.pid();
   if (stop_interrupts(target::OffCpuReasons(main_thread).read(main_thread).syscall)) return;

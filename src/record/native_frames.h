@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ class NativeFrames {
   // files; 1.5 s under ASan on a busy machine) while the program ran on unsampled. Not counted
   // among the samples' stops; skipped when that thread is in a call a stop would interrupt.
   void prime();
+  // Made and primed: what a recording with --native starts from.
+  static std::unique_ptr<NativeFrames> primed(pid_t pid);
 
   // After a stop: unwinds the copy and, when it fits the Python frames read during the stop
   // (`raw`, innermost first; `resolved[i]` the interned frame of raw[i], negative when it is not

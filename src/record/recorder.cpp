@@ -241,10 +241,7 @@ class Recorder {
         asyncio_(memory, interp) {
     if (!entries.empty()) walker_.set_locals_wanted(CallIdentity::kMaxLocals);
     native_ = std::move(native);
-    if (options.native && !native_) {
-      native_ = std::make_unique<NativeFrames>(memory.pid());
-      native_->prime();
-    }
+    if (options.native && !native_) native_ = NativeFrames::primed(memory.pid());
     tasks_wanted_ = !entries.empty() || options.tasks;
     // One system call per tick, unless tasks or greenlets must be read between the listing and
     // the stacks, or threads are stopped one by one (see read_stacks_with_listing).
@@ -1679,11 +1676,7 @@ int run(const Options& options) {
   }
 
   target::Memory memory(pid);
-  std::unique_ptr<NativeFrames> native;
-  if (options.native) {
-    native = std::make_unique<NativeFrames>(pid);
-    native->prime();
-  }
+  std::unique_ptr<NativeFrames> native = options.native ? NativeFrames::primed(pid) : nullptr;
   pb::Header header;
   header.set_format_version(snapshot::kFormatVersion);
   header.set_swprof_version(SWPROF_VERSION);
