@@ -362,6 +362,9 @@ class Recorder {
     return it->second;
   }
   char scheduler_state(ThreadContext& ctx, int64_t now_us, bool* looked);
+  char confirm_stop(ThreadContext& ctx, int64_t now_us);
+  // SIGSTOP's state, or a tracer's stop.
+  static bool stopped(char state) { return state == 'T' || state == 't'; }
   char process_state();
   char process_state_ = '?';  // the main thread's, read at most once a tick (process_state)
   uint64_t process_state_tick_ = 0;
@@ -1193,20 +1196,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
         r.state = 'R';
         ctx.stop_unconfirmed_since_us = 0;
       } else if (unmoved) {
-        r.state = ctx.last_read.state;
-        if (ctx.stop_unconfirmed_since_us) {
-          // Not run since it was found blocked: stopped meanwhile only if its process was. A main
-          // thread asleep that long would have been woken to stop; one running or in a call that
-          // does not stop (D) leaves it to the thread's own state.
-          char stop = process_state();
-          const bool settled = stop == 'T' || stop == 't' || now_us - ctx.stop_unconfirmed_since_us >= kStopLagUs;
-          if (settled && stop != 'T' && stop != 't' && stop != 'S') stop = stats_.read_state(ctx.host_tid);
-          if (stop == 'T' || stop == 't') {
-            r.state = stop;
-            ctx.last_offcpu_reason.reset();
-          }
-          if (settled) ctx.stop_unconfirmed_since_us = 0;
-        }
+        r.state = ctx.stop_unconfirmed_since_us ? confirm_stop(ctx, now_us) : ctx.last_read.state;
       } else {
         r.state = scheduler_state(ctx, now_us, &looked);
       }
@@ -1314,7 +1304,7 @@ char Recorder::scheduler_state(ThreadContext& ctx, int64_t now_us, bool* looked)
     *looked = true;
     if (call == 'R') return 'R';
     const char process = call == 'S' ? process_state() : '?';
-    if (process == 'T' || process == 't') return process;
+    if (stopped(process)) return process;
     if (process == 'R' || process == 'S' || process == 'D') {
       ctx.stop_unconfirmed_since_us = std::max<int64_t>(1, now_us);
       return 'S';
@@ -1326,6 +1316,19 @@ char Recorder::scheduler_state(ThreadContext& ctx, int64_t now_us, bool* looked)
     process_state_tick_ = ticks;
   }
   return state;
+}
+
+// A thread found blocked in a call (scheduler_state) that has not run since: stopped meanwhile only
+// if its process was. A main thread asleep that long would have been woken to stop; one running or
+// in a call that does not stop (D) leaves it to the thread's own state.
+char Recorder::confirm_stop(ThreadContext& ctx, int64_t now_us) {
+  char stop = process_state();
+  const bool settled = stopped(stop) || now_us - ctx.stop_unconfirmed_since_us >= kStopLagUs;
+  if (settled && !stopped(stop) && stop != 'S') stop = stats_.read_state(ctx.host_tid);
+  if (settled) ctx.stop_unconfirmed_since_us = 0;
+  if (!stopped(stop)) return ctx.last_read.state;
+  ctx.last_offcpu_reason.reset();
+  return stop;
 }
 
 char Recorder::process_state() {
