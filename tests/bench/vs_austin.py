@@ -225,7 +225,7 @@ def paired_windows(python, profiler_argv, seconds, window):
     window where the profiler ran against those in the windows on either side, where it was
     stopped. Run time on this VM drifts by ±15 % from one run to the next, with the host's load;
     within a fifth of a second it barely moves, so each pair compares like with like. Returns the
-    slowdowns of the pairs, wall and thread CPU time, as fractions."""
+    slowdowns of the pairs, wall and thread CPU time, as fractions, and the seconds the profiler ran."""
     target = subprocess.Popen([python, TARGET, "--chunks", str(seconds + 2)], stdout=subprocess.PIPE, text=True)
     if target.stdout.readline().strip() != "ready":
         raise SystemExit("bench: the chunked target did not start")
@@ -270,7 +270,9 @@ def paired_windows(python, profiler_argv, seconds, window):
         # Against both neighbours: a drift across the three windows cancels.
         wall.append(means[i][0] / ((means[i - 1][0] + means[i + 1][0]) / 2) - 1)
         cpu.append(means[i][1] / ((means[i - 1][1] + means[i + 1][1]) / 2) - 1)
-    return wall, cpu
+    # How long the profiler ran: the half second before the first stop, and its windows.
+    ran_s = 0.5 + sum(t1 - t0 for t0, t1, running in phases if running)
+    return wall, cpu, ran_s
 
 
 def slowdown_table(args, profilers, python_name):
@@ -278,37 +280,55 @@ def slowdown_table(args, profilers, python_name):
     if not python:
         return
     swp = os.path.join(profilers.tmp, "slowdown.swp")
+    austin_out = os.path.join(profilers.tmp, "slowdown-austin.txt")
+    # Each kind: its command, and how many stacks it sampled (the rate it reached: austin's -i is
+    # a sleep between samples, under the default 50 µs timer slack, not a deadline: at -i 100 it
+    # samples about 5 kHz here, while swprof keeps to the interval).
+    swprof_samples = lambda binary: lambda: json.loads(subprocess.run(
+        [binary, "analyze", "--format", "json", swp], check=True, capture_output=True, text=True).stdout)["recording"]["samples"]
     kinds = []
     for hz in (100, 1000, 10000):
         interval = 1000000 // hz
         kinds.append(("swprof %d Hz" % hz,
                       lambda pid, i=interval: [profilers.swprof, "record", "-q", "-o", swp, "--pid", str(pid),
-                                               "-i", "%dus" % i]))
+                                               "-i", "%dus" % i], swprof_samples(profilers.swprof)))
         if args.baseline:
             kinds.append(("baseline %d Hz" % hz,
                           lambda pid, i=interval: [args.baseline, "record", "-q", "-o", swp, "--pid", str(pid),
-                                                   "-i", "%dus" % i]))
+                                                   "-i", "%dus" % i], swprof_samples(args.baseline)))
         if profilers.austin:
             kinds.append(("austin %d Hz" % hz,
-                          lambda pid, i=interval: [profilers.austin, "-h", "16", "-i", str(i), "-o", os.devnull,
-                                                   "-p", str(pid)]))
+                          lambda pid, i=interval: [profilers.austin, "-h", "16", "-i", str(i), "-o", austin_out,
+                                                   "-p", str(pid)], lambda: austin_counts(austin_out, "")[0]))
+    # At 10 kHz, swprof's remote reads alone (tests/tools/read_floor.cpp): the thread list only,
+    # and the stacks walked and confirmed as the recorder does. The program pays for each of its
+    # busy cache lines a tick reads.
+    read_floor = os.path.join(os.path.dirname(os.path.abspath(profilers.swprof)), "tests", "swp_read_floor")
+    ticks_file = os.path.join(profilers.tmp, "read-floor-ticks")
+    read_ticks = lambda: int(open(ticks_file).read())
+    if os.access(read_floor, os.X_OK):
+        for what in ("list", "walk"):
+            kinds.append(("reads: %s 10000 Hz" % what,
+                          lambda pid, w=what: [read_floor, w, str(pid), "100", ticks_file], read_ticks))
+    else:
+        print("(no swp_read_floor at %s: build the tests for the rows of reads alone)" % read_floor)
     print("\n== 3. Target slowdown (%s, CPU-bound; each profiler stopped and let go every %.2fs for %gs: "
           "its windows against the stopped ones on either side, median of the pairs) =="
           % (python_name, args.window, args.slowdown_seconds))
-    print("%-18s %6s %10s %16s %10s %16s" % ("", "pairs", "slowdown", "IQR", "CPU", "CPU IQR"))
-    for k, argv in kinds:
+    print("%-20s %6s %10s %16s %10s %16s %10s" % ("", "pairs", "slowdown", "IQR", "CPU", "CPU IQR", "rate"))
+    for k, argv, sampled in kinds:
         for attempt in range(3):  # (austin 3.7 now and then dies of SIGSEGV on attach)
-            wall, cpu = paired_windows(python, argv, args.slowdown_seconds, args.window)
+            wall, cpu, ran_s = paired_windows(python, argv, args.slowdown_seconds, args.window)
             if len(wall) >= 4:
                 break
             print("  (%s ended early; again)" % k, flush=True)
         if len(wall) < 4:
-            print("%-18s %6d  (too few windows: the profiler ended early?)" % (k, len(wall)))
+            print("%-20s %6d  (too few windows: the profiler ended early?)" % (k, len(wall)))
             continue
         qw, qc = statistics.quantiles(wall, n=4), statistics.quantiles(cpu, n=4)
-        print("%-18s %6d %9.1f%% %7.1f%%..%5.1f%% %9.1f%% %7.1f%%..%5.1f%%"
+        print("%-20s %6d %9.1f%% %7.1f%%..%5.1f%% %9.1f%% %7.1f%%..%5.1f%% %7.0f Hz"
               % (k, len(wall), 100 * statistics.median(wall), 100 * qw[0], 100 * qw[2],
-                 100 * statistics.median(cpu), 100 * qc[0], 100 * qc[2]), flush=True)
+                 100 * statistics.median(cpu), 100 * qc[0], 100 * qc[2], sampled() / ran_s), flush=True)
 
 
 def analysis_table(args):
