@@ -180,15 +180,19 @@ def part_gunicorn(ctx):
     for pid in by_worker:
         expect(pid in roots, "worker %d (served %d) is in the recording: %s" % (pid, by_worker[pid], sorted(roots)))
     segments = ctx.analyze_json(out, "--segments")["segments"]
-    per_worker, merged = {}, 0
+    per_worker, merged, stretched = {}, 0, 0
     longest = max(r["ms"] for r in served)
     for s in segments:
         per_worker[s["thread"]] = per_worker.get(s["thread"], 0) + 1  # (a sync worker serves on its main thread)
         # Two requests back to back on one worker, whose calls have the same frame, arguments at
         # the same addresses (freed and reused) and the same locals bound at the two samples around
         # the switch, are one call to a sampler: only when no sample fell between them (the
-        # recorder late by a request's sleep). Such a segment is longer than any request.
-        merged += s["duration_ms"] > longest + 10
+        # recorder late by a request's sleep). Such a segment is longer than any request: surely
+        # so when even what the samples saw of it (duration_min_ms) is. One only estimated longer
+        # may also be one request whose end the recorder saw late, held up meanwhile (the ASan
+        # build, CI: 5 of 200 estimated longer, none missing, each worker's count exact).
+        merged += s["duration_min_ms"] > longest + 10
+        stretched += s["duration_ms"] > longest + 10
     # (Attached before the requests, stopped after them: none was cut.)
     expect(not any(s["began_before_recording"] or not s["complete"] for s in segments),
            "no request cut by the recording: %s" % [s for s in segments if s["began_before_recording"] or not s["complete"]])
@@ -200,13 +204,15 @@ def part_gunicorn(ctx):
     stalls = ctx.analyze_json(out)["recording"]["stalls_ms"]
     shortest = min(r["ms"] for r in served)
     unseen = sum(1 for a, b in stalls if b - a >= shortest)
-    expect(missing <= merged + unseen and merged <= REQUESTS // 50,
-           "each worker's segments are its requests (%d missing, %d visibly merged, %d stalls a request fits in): "
-           "segments %s, requests %s" % (missing, merged, unseen, sorted(per_worker.items()), sorted(by_worker.items())))
+    expect(missing <= stretched + unseen and merged <= REQUESTS // 50,
+           "each worker's segments are its requests (%d missing, %d surely merged, %d estimated longer than any "
+           "request, %d stalls a request fits in): segments %s, requests %s"
+           % (missing, merged, stretched, unseen, sorted(per_worker.items()), sorted(by_worker.items())))
     line = next((l for l in summary.splitlines() if l.strip().startswith("processes ")), "")
     expect(line.strip().startswith("processes 4 followed"), "the summary lists the 4 workers: %s" % line)
-    print("ok: gunicorn: %d requests over %d workers (%s), %d segments (%d of two requests back to back)"
-          % (len(served), len(by_worker), sorted(by_worker.values()), len(segments), merged))
+    print("ok: gunicorn: %d requests over %d workers (%s), %d segments (%d of two requests back to back, %d "
+          "estimated longer than any request)" % (len(served), len(by_worker), sorted(by_worker.values()), len(segments),
+                                                 merged, stretched))
 
 
 def test(ctx):
