@@ -1,5 +1,6 @@
 // What reading a Python program's stacks costs that program, apart from everything else a recorder
-// does: a loop that, at each interval's deadline (as record::Clock does), makes only swprof's remote
+// does: a loop that, at each tick of the recorder's own clock (record::Clock: missed ticks are not
+// made up in a burst, and the bench stops this process half the time), makes only swprof's remote
 // reads of the target and nothing more (no /proc, no resolving, no file). tests/bench/vs_austin.py
 // runs it beside swprof in its slowdown table:
 //
@@ -12,9 +13,6 @@
 //
 //   swp_read_floor list|walk PID INTERVAL_US COUNT_FILE   runs until SIGINT or SIGTERM, then writes
 //                                                         the ticks it made to COUNT_FILE
-#include <time.h>
-
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -23,9 +21,10 @@
 
 #include "swprof/python.h"
 #include "swprof/target.h"
+#include "record/clock.h"
 
 namespace {
-volatile std::sig_atomic_t stop = 0;
+volatile bool stop = false;  // (set by SIGINT or SIGTERM; clock_nanosleep is never restarted)
 }
 
 int main(int argc, char** argv) {
@@ -36,9 +35,8 @@ int main(int argc, char** argv) {
   }
   const bool walk = std::strcmp(argv[1], "walk") == 0;
   const pid_t pid = static_cast<pid_t>(std::atol(argv[2]));
-  const long interval_ns = std::atol(argv[3]) * 1000;
-  std::signal(SIGINT, [](int) { stop = 1; });
-  std::signal(SIGTERM, [](int) { stop = 1; });
+  std::signal(SIGINT, [](int) { stop = true; });
+  std::signal(SIGTERM, [](int) { stop = true; });
   try {
     swprof::target::Memory memory(pid);
     swprof::python::Interpreter interp = swprof::python::discover(pid, memory);
@@ -46,19 +44,8 @@ int main(int argc, char** argv) {
     std::vector<swprof::python::PyThread> threads;
     std::vector<swprof::python::RawFrame> frames;
     long ticks = 0;
-    auto now_ns = [] {
-      timespec t{};
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      return t.tv_sec * 1000000000L + t.tv_nsec;
-    };
-    long next_ns = now_ns();
-    while (!stop) {
-      // Ticks missed (the bench stops this process half the time) are not made up in a burst.
-      next_ns = std::max(next_ns + interval_ns, now_ns());
-      const timespec next{next_ns / 1000000000, next_ns % 1000000000};
-      while (!stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) != 0) {
-      }
-      if (stop) break;
+    swprof::record::Clock clock(std::atol(argv[3]));
+    while (clock.wait(stop)) {
       ++ticks;
       if (!walker.read_threads(threads)) continue;
       if (walk)
