@@ -216,8 +216,23 @@ void Trigger::start(Pending& p) {
   o.last_tick = 0;
   // The call began after the thread's previous sample (before a gap, if this sample was late) and
   // by this one. Time in a gap counts for the call only when the frames common to both sides of
-  // the gap hold its entry frame.
-  bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth;
+  // the gap hold its entry frame, and no other call of its context ended in the gap: the frames
+  // match when one request's handler follows another's (the same function, called from the same
+  // line), but this call began only after that one ended, at an unknown time in the gap.
+  const auto ended_in_gap = [&](const Open& other) {
+    return other.closed && other.context == p.context && other.task == p.task && (other.task || other.thread == p.thread);
+  };
+  const bool follows_another = std::any_of(open_.begin(), open_.end(), ended_in_gap);
+  bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth && !follows_another;
+  // (A late sample whose stack is as it was keeps all its time, as the same call's would: a new
+  // one keeps one interval, as after a gap.)
+  if (follows_another && limits_.interval_us > 0 && p.sample.wall_us > limits_.interval_us) {
+    const int64_t kept = limits_.interval_us, late = p.sample.wall_us;
+    p.sample.cpu_us = p.sample.cpu_us * kept / late;
+    p.sample.runqueue_us = p.sample.runqueue_us * kept / late;
+    p.sample.wall_us = kept;
+    if (p.kept) ++outside_;
+  }
   o.start_us = p.sample.time_us - p.sample.wall_us - (gap_is_ours ? p.reading.gap.wall_us : 0);
   o.start_bound_us = p.reading.previous_from_us;
   // Found at the recording's first tick, or before any read of its thread bounded its start (that

@@ -101,6 +101,9 @@ class Trigger {
     int64_t min_duration_us = 0;
     uint32_t max_segments = 0;  // 0: unlimited
     uint32_t max_parallel = 5;
+    // The sampling interval: after a held-up recorder, the most a new call's first sample weighs
+    // when another call of its context ended meanwhile (0: as read).
+    int64_t interval_us = 0;
   };
   Trigger(Limits limits, snapshot::Writer& writer, ParkedProber prober)
       : limits_(limits), writer_(writer), prober_(std::move(prober)) {}

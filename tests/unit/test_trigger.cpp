@@ -183,3 +183,81 @@ TEST_CASE("a late sample's gap: all but one interval, under the frames both stac
   CHECK(first.common == 0);
   CHECK(record::late_gap(50000, 10000, after, before).common == 2);
 }
+
+namespace {
+
+// A sync worker's handler called for one request, then (the recorder held up 80 ms) for the next:
+// the same function called from the same line, so the stacks before and after the stall share the
+// entry frame (`same_stack`: all of it, so the late sample keeps its time; otherwise the time
+// before the sample's own interval is a gap). Returns the file as read back.
+snapshot::Recording request_after_stall(const std::string& name, bool same_stack) {
+  const std::string path = "/tmp/swprof-unit-" + name + ".swp";
+  {
+    snapshot::Writer w(path, header());
+    const uint32_t thread = w.add_thread(7, "MainThread");
+    const uint32_t file = w.intern_string("/app/worker.py");
+    const uint32_t serve = w.intern_frame({w.intern_string("serve"), file, 5, 3});
+    const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
+    const uint32_t work = w.intern_frame({w.intern_string("work"), file, 22, 20});
+    const std::vector<uint32_t> frames = {serve, handle, work};
+    record::Trigger trigger({0, 0, 5, 10000}, w, nullptr);
+    record::CallIdentity first, second;
+    first.frame = second.frame = 0x7f0000001000;  // (the frame's memory reused by the next call)
+    first.code = second.code = 0x7f0000002000;
+    first.root_depth = second.root_depth = 1;
+    first.arg_count = second.arg_count = 1;
+    first.locals_known = second.locals_known = true;
+    first.args[0] = 0x7f00000a0000;  // each request its own object
+    second.args[0] = 0x7f00000b0000;
+    const uint32_t listed[] = {thread};
+    const uint64_t context = 1;
+    const int64_t times[] = {100000, 110000, 200000};
+    for (uint64_t tick = 1; tick <= 3; ++tick) {
+      snapshot::Sample s;
+      s.time_us = times[tick - 1];
+      s.thread = thread;
+      s.stack = w.intern_stack(frames);
+      s.wall_us = 10000;
+      s.cpu_us = 10000;
+      s.flags = snapshot::kOnCpu;
+      record::Reading reading{s.time_us - 100, s.time_us - s.wall_us - 100, {}};
+      if (tick == 3) {
+        reading.previous_from_us = times[1] - 100;
+        if (same_stack) s.wall_us = s.cpu_us = 90000;
+        else reading.gap = {80000, 80000, 0, 2};  // (the entry frame and its caller in common)
+      }
+      trigger.route(tick, &s, thread, context, tick < 3 ? &first : &second, frames, &reading);
+      trigger.end_tick(tick, s.time_us, listed);
+    }
+    trigger.finish(210000);
+    pb::Footer f;
+    f.set_duration_us(210000);
+    f.set_samples(w.samples_written());
+    w.finish(f);
+  }
+  auto r = snapshot::read_file(path);
+  std::remove(path.c_str());
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a request that follows another across a recorder stall begins after it, not at the stall") {
+  // The stall's time was partly the first request's and partly nobody's (the worker waited for
+  // the next client): none of it is the second's. (A gunicorn worker with the recorder stopped
+  // 70 ms of every 170: a ~30 ms request estimated at 86 ms.)
+  for (bool same_stack : {false, true}) {
+    CAPTURE(same_stack);
+    auto r = request_after_stall(same_stack ? "stall-same-stack" : "stall-gap", same_stack);
+    REQUIRE(r.segments.size() == 2);
+    CHECK(r.segments[0].start_us == 90000);
+    CHECK(r.segments[1].start_us == 190000);        // its own sample's interval, no more
+    CHECK(r.segments[1].start_bound_us == 109900);  // (after the read that saw the first request)
+    REQUIRE(r.samples.size() == 3);
+    for (const auto& s : r.samples) {
+      CHECK((s.flags & snapshot::kGap) == 0);
+      CHECK(s.wall_us == 10000);
+      CHECK(s.cpu_us == 10000);
+    }
+  }
+}
