@@ -438,6 +438,11 @@ class Walker {
   // fewer (the inner ones returned meanwhile: the output is the stack as it was a moment later).
   size_t read_depth() const { return read_depth_; }
   uint64_t bottom_code() const { return bottom_code_; }
+  // When the last walk's stack was as it returned (monotonic µs, from and to): the system call its
+  // confirmation rests on. That is its snapshot's (the walk's first read, or the tick's read of the
+  // thread list, which a recorder held up in between made long before the walk), or the walk's
+  // read again to confirm. {0, 0} after a walk that failed before either.
+  std::pair<int64_t, int64_t> stack_read_at() const { return stack_read_at_; }
   // Whether read_threads() also reads every known thread's stack, in the same system call (on by
   // default: a dump then reads all threads at one moment, and a tick costs one call). Each
   // thread's snapshot carries its own confirming reads, so its walk is confirmed by that call.
@@ -527,6 +532,7 @@ class Walker {
     size_t second = 0;           // where the second read starts in `bytes`
   } recheck_;
   size_t late_reads_ = 0;  // reads the walk made after the snapshot
+  std::pair<int64_t, int64_t> stack_read_at_{0, 0}, snapshot_read_at_{0, 0}, confirm_read_at_{0, 0}, batch_read_at_{0, 0};
   bool snapshot_gone_ = false;  // the snapshot found the listed thread ended
   size_t guessed_windows_ = 0;                       // windows_[0..n) are guessed frames
   std::unordered_map<uint64_t, uint32_t> window_at_;  // aligned window base -> index
@@ -605,10 +611,12 @@ class Walker {
     Recheck rc;
     size_t pthread_read = 0, cframe_reads = 0, stack_reads = 0, window_reads = 0, top_again = 0;
     bool pthread_checked = false, guessed = false;
+    std::pair<int64_t, int64_t> read_at{0, 0};  // monotonic µs around the system call that made its reads
   };
   void plan_snapshot(const PyThread& listed, const Guess& guess, SnapshotRead& sr);
   void prefetch_snapshot(size_t i, const PyThread& listed, const Guess& guess);
   void take_prefetched(size_t i);
+  void timed_batch(std::span<target::Memory::Request> reads, std::pair<int64_t, int64_t>& at);
   bool use_snapshot(const PyThread& listed, Guess& guess, SnapshotRead& sr, PyThread& fresh);
   SnapshotRead own_snapshot_;
   std::vector<SnapshotRead> prefetched_;  // by position in the listing

@@ -188,7 +188,7 @@ bool Walker::read_listing_again(std::vector<PyThread>& out, std::span<target::Me
   }
   const size_t extra_reads = listing_reads_.size();
   listing_reads_.insert(listing_reads_.end(), extra.begin(), extra.end());
-  memory_.read_batch(listing_reads_);
+  timed_batch(listing_reads_, batch_read_at_);
   for (size_t k = 0; k < extra.size(); ++k) extra[k].ok = listing_reads_[extra_reads + k].ok;
   for (size_t i = 0; i < g.threads.size(); ++i) {
     if (!listing_reads_[tstate_reads_[i]].ok) return drop_prefetched();
@@ -238,7 +238,7 @@ void Walker::read_stacks(std::span<const PyThread> listed, std::span<const uint6
     prefetch_snapshot(i, listed[i], guess->second);
   }
   if (listing_reads_.empty()) return;
-  memory_.read_batch(listing_reads_);
+  timed_batch(listing_reads_, batch_read_at_);
   for (size_t i = 0; i < listed.size(); ++i)
     if (tstate_reads_[i] != SIZE_MAX) take_prefetched(i);
 }
@@ -251,8 +251,16 @@ void Walker::prefetch_snapshot(size_t i, const PyThread& listed, const Guess& gu
   listing_reads_.insert(listing_reads_.end(), prefetched_[i].reads.begin(), prefetched_[i].reads.end());
 }
 
+// One system call's reads, and when it was made (see stack_read_at()).
+void Walker::timed_batch(std::span<target::Memory::Request> reads, std::pair<int64_t, int64_t>& at) {
+  at.first = monotonic_us();
+  memory_.read_batch(reads);
+  at.second = monotonic_us();
+}
+
 // ...and which of them that call made.
 void Walker::take_prefetched(size_t i) {
+  prefetched_[i].read_at = batch_read_at_;
   for (size_t k = 0; k < prefetched_[i].reads.size(); ++k)
     prefetched_[i].reads[k].ok = listing_reads_[tstate_reads_[i] + k].ok;
 }
@@ -515,8 +523,9 @@ bool Walker::snapshot(const PyThread& listed, PyThread& t) {
   if (!sr) {
     sr = &own_snapshot_;
     plan_snapshot(listed, guess, *sr);
-    memory_.read_batch(sr->reads);
+    timed_batch(sr->reads, sr->read_at);
   }
+  snapshot_read_at_ = sr->read_at;
   return use_snapshot(listed, guess, *sr, t);
 }
 
@@ -747,6 +756,7 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   out.clear();
   visited_.clear();
   stable_ = read_depth_ = 0;
+  stack_read_at_ = snapshot_read_at_ = confirm_read_at_ = {0, 0};
   bottom_ = bottom_code_ = 0;
   PyThread thread;
   if (!snapshot(listed, thread)) return snapshot_gone_ ? WalkError::kThreadGone : WalkError::kThreadState;
@@ -766,7 +776,9 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   if (e != WalkError::kNone && e != WalkError::kTooDeep) return e;
   // Everything the walk used came with the snapshot: its second reads confirm it. Otherwise read
   // again now.
-  WalkError confirmed = recheck_.valid && late_reads_ == 0 ? confirm_from_snapshot(thread, out) : confirm(thread, out);
+  const bool by_snapshot = recheck_.valid && late_reads_ == 0;
+  WalkError confirmed = by_snapshot ? confirm_from_snapshot(thread, out) : confirm(thread, out);
+  stack_read_at_ = by_snapshot ? snapshot_read_at_ : confirm_read_at_;
   if (confirmed == WalkError::kNone && listed.tstate) remember(listed.tstate, thread);
   return confirmed == WalkError::kNone ? e : confirmed;
 }
@@ -1018,7 +1030,7 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   if (repeat.end > repeat.start)
     confirm_reads_.push_back({repeat.start, confirm_buf_.data() + bytes, repeat.end - repeat.start, false});
   read_top(tops[2]);
-  memory_.read_batch(confirm_reads_);
+  timed_batch(confirm_reads_, confirm_read_at_);
   const size_t n_ranges = confirm_ranges_.size();
   for (size_t i = 0; i < confirm_reads_.size(); ++i) {
     bool frames_read = (i >= first_range && i < first_range + n_ranges) || i == repeat_read;

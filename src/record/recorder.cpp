@@ -195,6 +195,7 @@ struct ThreadContext {
   // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads);
   // not ok when it was not.
   target::ThreadStats::Reading early;
+  int64_t early_us = 0;          // when (since the epoch) that read began
   bool last_read_early = false;  // last_read was such a reading, taken before its stack was read
   bool stack_whole = false;      // resolved holds its last sample's stack, read whole
   uint64_t stack_tick = 0;       // the tick of that sample
@@ -234,7 +235,7 @@ class Recorder {
         names_(memory, interp),
         stats_(memory.pid()),
         offcpu_(memory.pid()),
-        trigger_({options.min_duration_us, options.max_segments, options.max_parallel}, writer,
+        trigger_({options.min_duration_us, options.max_segments, options.max_parallel, options.interval_us}, writer,
                  [this](uint64_t context, const CallIdentity& id, std::vector<uint32_t>& out) {
                    return probe_parked(context, id, out);
                  }),
@@ -455,6 +456,7 @@ class Recorder {
     return true;
   }
   int64_t previous_tick_us_ = 0;
+  int64_t list_read_us_ = 0;  // when this tick's read of the thread list began (since the epoch)
   int64_t epoch_us_ = 0;
   std::optional<uint64_t> code_generation_;
 };
@@ -968,6 +970,17 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
     }
     err = walker_.walk(t, raw_);
     int64_t read_to_us = monotonic_us() - epoch_us_;
+    // A stack is as of the system call that read or confirmed it (the walk's own, or the tick's
+    // read of the thread list), when it began: a recorder stopped (SIGSTOP, a debugger) or held
+    // up while it ran that call, or after it, was dating a request's last stack after the stall,
+    // where it stood for the next request's start (their frames, arguments aside, alike) and
+    // merged the two. (A stop lands when the call returns, after its copy.) One held up inside
+    // the call for over an interval is of no known moment in it: read again.
+    if (auto [from, to] = walker_.stack_read_at(); to > 0) {
+      if (to - from > options_.interval_us && attempt + 1 < kAttempts) continue;
+      read_from_us = read_to_us = std::max(tick_us, from - epoch_us_);
+      if (attempt == first) first_from_us = read_from_us;
+    }
     now_us = std::max(read_from_us, read_to_us);
     failure = nullptr;
     if (err == python::WalkError::kThreadGone) {  // it ended after the listing: nothing to sample
@@ -1046,10 +1059,13 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ctx.stack_whole = false;
   if (ctx.quiet && ListedFrames(t) != ctx.listed) ctx.quiet = false;  // run by another OS thread
   if (ctx.quiet) {
-    // Asleep since its last sample (find_quiet_threads): the stack it had then, unread.
+    // Asleep since its last sample (find_quiet_threads): the stack it had then, unread. That is
+    // known as of the read that told it (schedstat's, or the thread list's for the GIL), not
+    // later: a recorder held up since then (70 ms, a busy machine) must not date the stack after
+    // the stall, when the thread may have run on into another call.
     raw_ = ctx.resolved.raw;
     read_from_us = tick_us;
-    now_us = std::max(tick_us, monotonic_us() - epoch_us_);
+    now_us = std::max(tick_us, ctx.gil_quiet ? list_read_us_ : ctx.early_us);
     if (!resolve_stack(ticks, true, &entry, &ctx.resolved)) failure = "unreadable code object";
   } else if (native) {
     stop_error = native_->unwinder.capture(ctx.host_tid, native_->capture, [&]() {
@@ -1357,6 +1373,7 @@ void Recorder::find_quiet_threads() {
   for (auto& [tstate, ctx] : threads) {
     ctx.quiet = ctx.gil_quiet = ctx.early.ok = false;
     if (ctx.host_tid <= 0) continue;
+    ctx.early_us = monotonic_us() - epoch_us_;
     ctx.early = stats_.read_cpu(ctx.host_tid);
     const char state = ctx.last_read.state;
     // (A kernel without schedstats shows no timeslices, and counters that never move.)
@@ -1410,6 +1427,7 @@ bool Recorder::tick(int64_t now_us) {
   const int64_t started = monotonic_us();
   if (reuse_quiet_stacks_) find_quiet_threads();
   // (≤3.13: with the fingerprints of the code objects the walks will likely validate.)
+  list_read_us_ = monotonic_us() - epoch_us_;
   bool listed = walker_.read_threads(py_threads_, code_generation_ ? std::span<target::Memory::Request>() : codes_.fingerprint_reads(ticks));
   // A thread state freed while the list was followed cuts it short: read it once more.
   if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
