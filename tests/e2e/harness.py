@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -322,6 +323,21 @@ def wait_for_file(path, timeout=30.0):
             return
         time.sleep(0.02)
     raise AssertionError("%s did not appear within %.0fs" % (path, timeout))
+
+
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid):
+    """The pids of `pid`'s children (every thread's)."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        out += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, tid)).read().split()]
+    return out
 
 
 def kill_quietly(proc, sig=signal.SIGKILL):

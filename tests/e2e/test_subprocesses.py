@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -120,19 +119,6 @@ def part_mixed(ctx):
     print("ok: a %s child followed (%.0f ms in child_work)%s" % (version, got, ", a 3.7 child listed as unsupported" if old else ""))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children_of(pid):
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        out += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, tid)).read().split()]
-    return out
-
-
 def part_gunicorn(ctx):
     gunicorn = shutil.which("gunicorn")
     if not gunicorn or os.path.realpath(ctx.python) != os.path.realpath("/usr/bin/python3.11"):
@@ -142,16 +128,16 @@ def part_gunicorn(ctx):
         print("SKIP: ab (apache2-utils) is needed")
         sys.exit(harness.SKIP)
     log = ctx.path("requests.jsonl")
-    port = free_port()
+    port = harness.free_port()
     env = dict(os.environ, WSGI_APP_LOG=log)
     server = subprocess.Popen([ctx.python, gunicorn, "-w", "4", "-b", "127.0.0.1:%d" % port, "--chdir", harness.SAMPLES,
                                "wsgi_app:app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rec = None
     try:
         deadline = time.monotonic() + 30
-        while len(children_of(server.pid)) < 4 and time.monotonic() < deadline:
+        while len(harness.children_of(server.pid)) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = children_of(server.pid)
+        workers = harness.children_of(server.pid)
         expect(len(workers) == 4, "gunicorn started 4 workers: %s" % workers)
         time.sleep(0.5)  # the workers import the app and wait for requests
         out = ctx.path("gunicorn.swp")

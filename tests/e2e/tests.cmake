@@ -44,6 +44,7 @@ swprof_e2e(torn test_torn.py)
 swprof_e2e(deep_stacks test_deep_stacks.py)
 swprof_e2e(waiting_requests test_waiting_requests.py TIMEOUT 300)
 swprof_e2e(entry_dropped test_entry_dropped.py)
+swprof_e2e(recorder_stall test_recorder_stall.py SANITIZE pyenv-3.11 LOAD pyenv-3.12)
 swprof_e2e(tasks_view test_tasks_view.py)
 # swprof dump and top: a live process looked at now.
 swprof_e2e(dump test_dump.py LOAD pyenv-3.8 pyenv-3.12)
