@@ -93,13 +93,16 @@ void flat_nodes(const Tree& tree, std::string& out) {
 
 }  // namespace
 
-// How far the samples can be trusted: torn reads, late samples, cut stacks, and when the recorder
+// How far the samples can be trusted: torn reads, late samples, cut stacks, the errors by kind
+// (samples lost: "torn", "thread gone", ...), and when the recorder
 // itself was held up (stalls_ms: calls that began and ended within one were not seen), on the
 // clock the program's time.monotonic() reads when start_monotonic_ms is added.
 std::string recording_quality_json(const snapshot::Recording& rec) {
   if (!rec.footer) return "";
   const auto& f = *rec.footer;
-  std::string stalls;
+  std::string stalls, error_kinds;
+  for (const auto& e : f.error_kinds())
+    error_kinds += fmt::format("{}{}: {}", error_kinds.empty() ? "" : ", ", quoted(e.kind()), e.count());
   for (const auto& st : f.stalls())
     stalls += fmt::format("{}[{}, {}]", stalls.empty() ? "" : ", ", number(st.start_us() / 1e3), number(st.end_us() / 1e3));
   // Why the recording ended, and a launched program's exit status (null when attached, or when
@@ -108,9 +111,9 @@ std::string recording_quality_json(const snapshot::Recording& rec) {
   return fmt::format(
       ", \"start_monotonic_ms\": {}, \"torn_retried\": {}, \"unsteady\": {}, \"late_samples\": {}, "
       "\"not_sampled_ms\": {}, \"cut_stacks\": {}, \"quiet_samples\": {}, \"gil_quiet_samples\": {}, "
-      "\"stalls_ms\": [{}], {}, \"exit_status\": {}",
+      "\"stalls_ms\": [{}], \"error_kinds\": {{{}}}, {}, \"exit_status\": {}",
       number(rec.header.start_monotonic_us() / 1e3), f.torn_retried(), f.unsteady(), f.late_samples(),
-      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), f.gil_quiet_samples(), stalls,
+      number(f.gap_us() / 1e3), f.cut_stacks(), f.quiet_samples(), f.gil_quiet_samples(), stalls, error_kinds,
       json_text("stop_reason", f.stop_reason()), exited ? std::to_string(f.exit_status()) : std::string("null"));
 }
 

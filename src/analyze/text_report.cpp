@@ -165,9 +165,14 @@ std::string text_report(const snapshot::Recording& rec, const Tree& tree, const 
   uint64_t samples = rec.sample_count;
   double error_pct = samples + errors ? 100.0 * static_cast<double>(errors) / static_cast<double>(samples + errors) : 0;
   int64_t duration = recording_duration_us(rec);
-  out += fmt::format("{} {}, {} samples, {} thread{}, interval {}, errors {} ({:.2f}%)\n", title("Duration"),
-                     format_duration_us(duration), samples, rec.threads.size(), rec.threads.size() == 1 ? "" : "s",
-                     format_duration_us(h.interval_us()), errors, error_pct);
+  // Why the recording stopped, and what the samples lost were lost to (as record's summary says).
+  std::string stopped, kinds;
+  if (rec.footer && !rec.footer->stop_reason().empty()) stopped = " (" + terminal_text(rec.footer->stop_reason()) + ")";
+  if (rec.footer)
+    for (const auto& e : rec.footer->error_kinds()) kinds += fmt::format(", {} {}", e.count(), terminal_text(e.kind()));
+  out += fmt::format("{} {}{}, {} samples, {} thread{}, interval {}, errors {} ({:.2f}%{})\n", title("Duration"),
+                     format_duration_us(duration), stopped, samples, rec.threads.size(), rec.threads.size() == 1 ? "" : "s",
+                     format_duration_us(h.interval_us()), errors, error_pct, kinds);
   bool sw = tree.options.estimator == Estimator::kSkyWalking;
   out += fmt::format("{} {}, {} estimator, {}{}{}\n", title("View"), mode_name(tree.options.mode),
                      sw ? "SkyWalking" : "default", tree.options.lines ? "one node per line" : "one node per function",

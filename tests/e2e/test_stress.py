@@ -27,8 +27,15 @@ def test(ctx):
     # outer frames were read alike to keep), the more often the slower the machine reads them
     # against a program that replaces them as fast as it runs: CI saw 0.52 %, a slower VM 1.3-1.9 %
     # with every build since (the landed one included). Other errors are held to 0.5 % everywhere.
-    kinds = _error_kinds(proc.stderr)
-    expect(rec["errors"] == 0 or kinds, "the summary lists the errors' kinds:\n%s" % proc.stderr)
+    # The kinds, as the file keeps them (analyze's JSON), add up to the errors and are what the
+    # summary said; analyze's header says them too, and why the recording stopped.
+    kinds = rec["error_kinds"]
+    expect(sum(kinds.values()) == rec["errors"], "error kinds %s add up to %d errors" % (kinds, rec["errors"]))
+    expect(kinds == _error_kinds(proc.stderr), "the summary's kinds %s, the file's %s" % (_error_kinds(proc.stderr), kinds))
+    header = ctx.run_swprof("analyze", out).stdout.splitlines()
+    duration = [l for l in header if l.startswith("Duration")]
+    expect(duration and "(program exited)" in duration[0] and all("%d %s" % (n, k) in duration[0] for k, n in kinds.items()),
+           "analyze's header says why it stopped and the errors' kinds %s: %s" % (kinds, duration))
     changing = kinds.get("torn (frames changed while read)", 0) + kinds.get("unreadable frame", 0)
     if ctx.version < (3, 11):
         rate_changing = 100.0 * changing / max(1, rec["samples"] + rec["errors"])
