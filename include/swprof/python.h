@@ -438,11 +438,16 @@ class Walker {
   // fewer (the inner ones returned meanwhile: the output is the stack as it was a moment later).
   size_t read_depth() const { return read_depth_; }
   uint64_t bottom_code() const { return bottom_code_; }
-  // When the last walk's stack was as it returned (monotonic µs, from and to): the system call its
-  // confirmation rests on. That is its snapshot's (the walk's first read, or the tick's read of the
-  // thread list, which a recorder held up in between made long before the walk), or the walk's
-  // read again to confirm. {0, 0} after a walk that failed before either.
-  std::pair<int64_t, int64_t> stack_read_at() const { return stack_read_at_; }
+  // When the last walk's stack was as it returned (monotonic µs): `confirmed` is when the system
+  // call its confirmation rests on began — its snapshot's (the walk's first read, or the tick's
+  // read of the thread list, which a recorder held up in between made long before the walk), or
+  // the walk's read again to confirm — and `done` when that call returned; `first` is when the
+  // first read the walk used began (what the frames' locals were read from). All 0 after a walk
+  // that failed before its confirmation.
+  struct ReadTimes {
+    int64_t first = 0, confirmed = 0, done = 0;
+  };
+  ReadTimes stack_read_at() const { return stack_read_at_; }
   // Whether read_threads() also reads every known thread's stack, in the same system call (on by
   // default: a dump then reads all threads at one moment, and a tick costs one call). Each
   // thread's snapshot carries its own confirming reads, so its walk is confirmed by that call.
@@ -532,7 +537,8 @@ class Walker {
     size_t second = 0;           // where the second read starts in `bytes`
   } recheck_;
   size_t late_reads_ = 0;  // reads the walk made after the snapshot
-  std::pair<int64_t, int64_t> stack_read_at_{0, 0}, snapshot_read_at_{0, 0}, confirm_read_at_{0, 0}, batch_read_at_{0, 0};
+  ReadTimes stack_read_at_;
+  std::pair<int64_t, int64_t> snapshot_read_at_{0, 0}, confirm_read_at_{0, 0}, batch_read_at_{0, 0};
   bool snapshot_gone_ = false;  // the snapshot found the listed thread ended
   size_t guessed_windows_ = 0;                       // windows_[0..n) are guessed frames
   std::unordered_map<uint64_t, uint32_t> window_at_;  // aligned window base -> index

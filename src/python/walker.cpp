@@ -756,7 +756,8 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   out.clear();
   visited_.clear();
   stable_ = read_depth_ = 0;
-  stack_read_at_ = snapshot_read_at_ = confirm_read_at_ = {0, 0};
+  stack_read_at_ = {};
+  snapshot_read_at_ = confirm_read_at_ = {0, 0};
   bottom_ = bottom_code_ = 0;
   PyThread thread;
   if (!snapshot(listed, thread)) return snapshot_gone_ ? WalkError::kThreadGone : WalkError::kThreadState;
@@ -778,7 +779,8 @@ WalkError Walker::walk(const PyThread& listed, std::vector<RawFrame>& out) {
   // again now.
   const bool by_snapshot = recheck_.valid && late_reads_ == 0;
   WalkError confirmed = by_snapshot ? confirm_from_snapshot(thread, out) : confirm(thread, out);
-  stack_read_at_ = by_snapshot ? snapshot_read_at_ : confirm_read_at_;
+  const auto& confirming = by_snapshot ? snapshot_read_at_ : confirm_read_at_;
+  if (confirming.second > 0) stack_read_at_ = {snapshot_read_at_.first, confirming.first, confirming.second};
   if (confirmed == WalkError::kNone && listed.tstate) remember(listed.tstate, thread);
   return confirmed == WalkError::kNone ? e : confirmed;
 }

@@ -952,33 +952,44 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   };
   int64_t read_from_us = tick_us;
   bool gone = false;
+  // The thread's CPU counters as of its stack's read, when the tick did not read them first (see
+  // find_quiet_threads): a sample's CPU time must not run past its time.
+  target::ThreadStats::Reading cpu_at_read;
   auto read_python = [&]() {
   int first = 0;  // the attempt the sample stands for
   int64_t first_from_us = 0;
+  bool held_up = false;  // the last attempt's reads were held up: its moment is unknown
+  first_raw_.clear();
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     read_from_us = std::max(tick_us, monotonic_us() - epoch_us_);
     if (attempt == 0) first_from_us = read_from_us;
     // Held up for more than an interval since the read it would stand for (the recorder was not
     // given a CPU): that moment is gone, and a retry is judged against it no longer. The sample is
     // of now, and the time between is a gap like any late sample's.
-    if (attempt > first && read_from_us - first_from_us > options_.interval_us) {
+    if (attempt > first && (held_up || read_from_us - first_from_us > options_.interval_us)) {
       first = attempt;
       first_from_us = read_from_us;
       first_depth = 0;
       first_raw_.clear();
       best_stable = 0;
     }
+    held_up = false;
+    if (!ctx.early.ok && ctx.host_tid > 0) cpu_at_read = stats_.read_cpu(ctx.host_tid);
     err = walker_.walk(t, raw_);
     int64_t read_to_us = monotonic_us() - epoch_us_;
     // A stack is as of the system call that read or confirmed it (the walk's own, or the tick's
     // read of the thread list), when it began: a recorder stopped (SIGSTOP, a debugger) or held
     // up while it ran that call, or after it, was dating a request's last stack after the stall,
     // where it stood for the next request's start (their frames, arguments aside, alike) and
-    // merged the two. (A stop lands when the call returns, after its copy.) One held up inside
-    // the call for over an interval is of no known moment in it: read again.
-    if (auto [from, to] = walker_.stack_read_at(); to > 0) {
-      if (to - from > options_.interval_us && attempt + 1 < kAttempts) continue;
-      read_from_us = read_to_us = std::max(tick_us, from - epoch_us_);
+    // merged the two. (A stop lands when the call returns, after its copy.) A walk whose reads
+    // took over an interval (held up inside them, or between the first and the confirming one)
+    // is of no known moment: read again.
+    if (const auto at = walker_.stack_read_at(); at.done > 0) {
+      if (at.done - at.first > options_.interval_us && attempt + 1 < kAttempts) {
+        held_up = true;
+        continue;
+      }
+      read_from_us = read_to_us = std::max(tick_us, at.confirmed - epoch_us_);
       if (attempt == first) first_from_us = read_from_us;
     }
     now_us = std::max(read_from_us, read_to_us);
@@ -1184,7 +1195,7 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   s.stack = writer_.intern_stack(stack_);
   s.wall_us = elapsed;
   if (ctx.host_tid > 0) {
-    auto r = ctx.early.ok ? ctx.early : stats_.read_cpu(ctx.host_tid);
+    auto r = ctx.early.ok ? ctx.early : cpu_at_read.ok ? cpu_at_read : stats_.read_cpu(ctx.host_tid);
     ctx.last_read_early = ctx.early.ok;
     if (r.ok) {
       uint64_t delta = ctx.cpu_known ? r.cpu_ns - std::min(r.cpu_ns, ctx.last_read.cpu_ns)

@@ -188,7 +188,12 @@ class Trigger {
     Reading reading;
     size_t open = SIZE_MAX;  // the open call it continues
     bool duplicate = false;  // another sample of this tick already continued the same call
+    bool unverified = false;  // late, its entry's locals unread: which call it saw is not known
   };
+  // Whether `p` was sampled in the context (task, greenlet or thread) where `o` runs.
+  static bool same_context(const Open& o, const Pending& p) {
+    return o.context == p.context && o.task == p.task && (o.task || o.thread == p.thread);
+  }
   bool promote(Open& s);
   // gone_us: when it was found gone (0: not known); still_running: the recording stopped first.
   void close(Open& s, int64_t gone_us, bool still_running = false);

@@ -189,8 +189,13 @@ namespace {
 // A sync worker's handler called for one request, then (the recorder held up 80 ms) for the next:
 // the same function called from the same line, so the stacks before and after the stall share the
 // entry frame (`same_stack`: all of it, so the late sample keeps its time; otherwise the time
-// before the sample's own interval is a gap). Returns the file as read back.
-snapshot::Recording request_after_stall(const std::string& name, bool same_stack) {
+// before the sample's own interval is a gap). `other_context`: the first call ran in another
+// greenlet of the thread, which ended meanwhile: no news of when the second began. Returns the
+// file as read back.
+// `torn`: the read after the stall kept only the outer frames, without the entry's locals; the
+// next tick's read sees the second request whole.
+snapshot::Recording request_after_stall(const std::string& name, bool same_stack, bool other_context = false,
+                                        bool torn = false) {
   const std::string path = "/tmp/swprof-unit-" + name + ".swp";
   {
     snapshot::Writer w(path, header());
@@ -211,8 +216,11 @@ snapshot::Recording request_after_stall(const std::string& name, bool same_stack
     second.args[0] = 0x7f00000b0000;
     const uint32_t listed[] = {thread};
     const uint64_t context = 1;
-    const int64_t times[] = {100000, 110000, 200000};
-    for (uint64_t tick = 1; tick <= 3; ++tick) {
+    record::CallIdentity unread = second;
+    unread.locals_known = false;
+    unread.args[0] = 0;
+    const int64_t times[] = {100000, 110000, 200000, 210000};
+    for (uint64_t tick = 1; tick <= (torn ? 4u : 3u); ++tick) {
       snapshot::Sample s;
       s.time_us = times[tick - 1];
       s.thread = thread;
@@ -226,10 +234,12 @@ snapshot::Recording request_after_stall(const std::string& name, bool same_stack
         if (same_stack) s.wall_us = s.cpu_us = 90000;
         else reading.gap = {80000, 80000, 0, 2};  // (the entry frame and its caller in common)
       }
-      trigger.route(tick, &s, thread, context, tick < 3 ? &first : &second, frames, &reading);
+      if (tick == 3 && torn) reading.partial = true;
+      const record::CallIdentity* entry = tick < 3 ? &first : tick == 3 && torn ? &unread : &second;
+      trigger.route(tick, &s, thread, tick < 3 && other_context ? context + 1 : context, entry, frames, &reading);
       trigger.end_tick(tick, s.time_us, listed);
     }
-    trigger.finish(210000);
+    trigger.finish(220000);
     pb::Footer f;
     f.set_duration_us(210000);
     f.set_samples(w.samples_written());
@@ -260,4 +270,24 @@ TEST_CASE("a request that follows another across a recorder stall begins after i
       CHECK(s.cpu_us == 10000);
     }
   }
+}
+
+TEST_CASE(" but one that follows a call of another context keeps the stall under its entry frame") {
+  // (Another greenlet's call ended: this one may have run all along, switched out.)
+  auto r = request_after_stall("stall-other-context", false, true);
+  REQUIRE(r.segments.size() == 2);
+  CHECK(r.segments[1].start_us == 110000);
+  REQUIRE(r.samples.size() == 4);
+  CHECK((r.samples[2].flags & snapshot::kGap) != 0);
+  CHECK(r.samples[2].wall_us == 80000);
+}
+
+TEST_CASE(" and one read torn after the stall, its locals unread, is no news of which call runs") {
+  // (On 3.9 the handler's frame object is reused at one address: without its arguments, the
+  // sample matched the first request, stretched over the stall: 86 ms for 20 ms.)
+  auto r = request_after_stall("stall-torn", false, false, true);
+  REQUIRE(r.segments.size() == 2);
+  CHECK(r.segments[0].end_us == 110000);  // the first request, as last seen before the stall
+  CHECK(r.segments[1].start_us == 200000);  // the second, from its first sample that says so
+  for (const auto& s : r.samples) CHECK((s.flags & snapshot::kGap) == 0);
 }
