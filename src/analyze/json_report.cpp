@@ -94,7 +94,7 @@ void flat_nodes(const Tree& tree, std::string& out) {
 }  // namespace
 
 // How far the samples can be trusted: torn reads, late samples, cut stacks, the errors by kind
-// (samples lost: "torn", "thread gone", ...), and when the recorder
+// (samples lost: "torn (frames changed while read)", "thread ended", ...), and when the recorder
 // itself was held up (stalls_ms: calls that began and ended within one were not seen), on the
 // clock the program's time.monotonic() reads when start_monotonic_ms is added.
 std::string recording_quality_json(const snapshot::Recording& rec) {

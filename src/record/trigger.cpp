@@ -224,7 +224,7 @@ void Trigger::start(Pending& p) {
   bool gap_is_ours = p.reading.gap.wall_us > 0 && p.reading.gap.common > p.entry.root_depth && !follows_another;
   // (A late sample whose stack is as it was keeps all its time, as the same call's would: a new
   // one keeps one interval, as after a gap. Late by less than that, as ticks jitter, it is not.)
-  if (follows_another && limits_.interval_us > 0 && p.sample.wall_us > 2 * limits_.interval_us) {
+  if (follows_another && weighs_a_stall(p)) {
     const int64_t kept = limits_.interval_us, late = p.sample.wall_us;
     p.sample.cpu_us = p.sample.cpu_us * kept / late;
     p.sample.runqueue_us = p.sample.runqueue_us * kept / late;
@@ -280,7 +280,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   // news of which call runs, rather than the one seen before stretched over the stall (a sync
   // worker's requests on 3.9: an 86 ms segment for 20 ms requests).
   for (Pending& p : pending) {
-    const bool late = p.reading.gap.wall_us > 0 || (limits_.interval_us > 0 && p.sample.wall_us > 2 * limits_.interval_us);
+    const bool late = p.reading.gap.wall_us > 0 || weighs_a_stall(p);
     if (!p.has_entry || p.entry.locals_known || !late) continue;
     for (const Open& o : open_)
       if (!o.closed && same_context(o, p) && o.identity.locals_known && o.identity.continues_as(p.entry)) {

@@ -190,6 +190,11 @@ class Trigger {
     bool duplicate = false;  // another sample of this tick already continued the same call
     bool unverified = false;  // late, its entry's locals unread: which call it saw is not known
   };
+  // Whether `p`'s sample weighs over two intervals (the recorder was held up, and the stack read
+  // after it was the same as before: no gap was taken off).
+  bool weighs_a_stall(const Pending& p) const {
+    return limits_.interval_us > 0 && p.sample.wall_us > 2 * limits_.interval_us;
+  }
   // Whether `p` was sampled in the context (task, greenlet or thread) where `o` runs.
   static bool same_context(const Open& o, const Pending& p) {
     return o.context == p.context && o.task == p.task && (o.task || o.thread == p.thread);

@@ -305,9 +305,7 @@ def serve_under_ab(rec, port, stats, requests, concurrency):
     try:
         wait_for_file(port)
         url = "http://127.0.0.1:%s/" % open(port).read().strip()
-        ab = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(concurrency), url], capture_output=True,
-                            text=True, timeout=120)
-        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
+        run_ab(url, requests, concurrency)
         subprocess.run(["curl", "-s", "-X", "POST", url + "stats"], check=True, timeout=30)
         _, summary = rec.communicate(timeout=60)
     finally:
@@ -338,6 +336,46 @@ def children_of(pid):
     for tid in os.listdir("/proc/%d/task" % pid):
         out += [int(c) for c in open("/proc/%d/task/%s/children" % (pid, tid)).read().split()]
     return out
+
+
+def record_gunicorn(ctx, out, log, workers, interval, drive):
+    """Debian's gunicorn with `workers` sync workers serving samples/wsgi_app.py (each request
+    appended to `log`), recorded into `out` with --subprocesses --entry on the app's handle at
+    `interval` from when the workers wait for requests; `drive(url, rec)` sends the requests (rec:
+    the swprof Popen). Stops the recording with SIGINT as a user does. Returns record's summary."""
+    gunicorn, port = shutil.which("gunicorn"), free_port()
+    server = subprocess.Popen([ctx.python, gunicorn, "-w", str(workers), "-b", "127.0.0.1:%d" % port, "--chdir", SAMPLES,
+                               "wsgi_app:app"], env=dict(os.environ, WSGI_APP_LOG=log),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rec = None
+    try:
+        deadline = time.monotonic() + 30
+        while len(children_of(server.pid)) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = children_of(server.pid)
+        expect(len(started) == workers, "gunicorn started %d workers: %s" % (workers, started))
+        time.sleep(0.5)  # the workers import the app and wait for requests
+        # (The app's handle, by file: gunicorn's SyncWorker has a handle of its own.)
+        rec = subprocess.Popen([ctx.swprof, "record", "-q", "--subprocesses", "--entry", "wsgi_app.py:handle", "-i", interval,
+                                "--pid", str(server.pid), "-o", out], stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # attached, the workers found
+        drive("http://127.0.0.1:%d/" % port, rec)
+        rec.send_signal(signal.SIGINT)
+        _, summary = rec.communicate(timeout=60)
+        expect(rec.returncode == 0, "swprof record: %s" % summary)
+        return summary
+    finally:
+        for p in (rec, server):
+            if p is not None:
+                kill_quietly(p, signal.SIGTERM)
+                p.wait()
+
+
+def run_ab(url, requests, concurrency):
+    """ab (apache2-utils) sending `requests` requests, `concurrency` at a time; all must succeed."""
+    ab = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(concurrency), url],
+                        capture_output=True, text=True, timeout=120)
+    expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
 
 
 def kill_quietly(proc, sig=signal.SIGKILL):

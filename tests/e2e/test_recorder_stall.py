@@ -146,34 +146,13 @@ def gunicorn_worker(ctx):
     if not gunicorn or not shutil.which("ab"):
         print("SKIP (gunicorn part): Debian's gunicorn and ab (apache2-utils) are needed")
         return
-    log, port, out = ctx.path("requests.jsonl"), harness.free_port(), ctx.path("gunicorn.swp")
-    server = subprocess.Popen([ctx.python, gunicorn, "-w", "1", "-b", "127.0.0.1:%d" % port, "--chdir", harness.SAMPLES,
-                               "wsgi_app:app"], env=dict(os.environ, WSGI_APP_LOG=log),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rec = None
-    try:
-        deadline = time.monotonic() + 30
-        while not harness.children_of(server.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        expect(harness.children_of(server.pid), "gunicorn started its worker")
-        time.sleep(0.5)  # the worker imports the app and waits for requests
-        # (The app's handle, by file: gunicorn's SyncWorker has a handle of its own.)
-        rec = subprocess.Popen([ctx.swprof, "record", "-q", "--subprocesses", "--entry", "wsgi_app.py:handle",
-                                "-i", "%gms" % INTERVAL_MS, "--pid", str(server.pid), "-o", out],
-                               stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)  # attached, the worker found
+    log, out = ctx.path("requests.jsonl"), ctx.path("gunicorn.swp")
+
+    def drive(url, rec):
         with Stopper(rec.pid):
-            ab = subprocess.run(["ab", "-q", "-n", "80", "-c", "1", "http://127.0.0.1:%d/" % port],
-                                capture_output=True, text=True, timeout=120)
-        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
-        rec.send_signal(signal.SIGINT)
-        _, summary = rec.communicate(timeout=60)
-        expect(rec.returncode == 0, "swprof record: %s" % summary)
-    finally:
-        for p in (rec, server):
-            if p is not None:
-                harness.kill_quietly(p, signal.SIGTERM)
-                p.wait()
+            harness.run_ab(url, 80, 1)
+
+    harness.record_gunicorn(ctx, out, log, 1, "%gms" % INTERVAL_MS, drive)
     served = [json.loads(l) for l in open(log)]
     longest = max(r["ms"] for r in served)
     recording = ctx.analyze_json(out)["recording"]

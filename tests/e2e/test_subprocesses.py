@@ -16,7 +16,6 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -127,36 +126,13 @@ def part_gunicorn(ctx):
     if not shutil.which("ab"):
         print("SKIP: ab (apache2-utils) is needed")
         sys.exit(harness.SKIP)
-    log = ctx.path("requests.jsonl")
-    port = harness.free_port()
-    env = dict(os.environ, WSGI_APP_LOG=log)
-    server = subprocess.Popen([ctx.python, gunicorn, "-w", "4", "-b", "127.0.0.1:%d" % port, "--chdir", harness.SAMPLES,
-                               "wsgi_app:app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rec = None
-    try:
-        deadline = time.monotonic() + 30
-        while len(harness.children_of(server.pid)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = harness.children_of(server.pid)
-        expect(len(workers) == 4, "gunicorn started 4 workers: %s" % workers)
-        time.sleep(0.5)  # the workers import the app and wait for requests
-        out = ctx.path("gunicorn.swp")
-        # (The app's handle, by file: gunicorn's SyncWorker has a handle of its own.)
-        rec = subprocess.Popen([ctx.swprof, "record", "-q", "--subprocesses", "--entry", "wsgi_app.py:handle", "-i", "5ms", "--pid",
-                                str(server.pid), "-o", out], stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)  # attached, the workers found
-        ab = subprocess.run(["ab", "-q", "-n", str(REQUESTS), "-c", "4", "http://127.0.0.1:%d/" % port],
-                            capture_output=True, text=True, timeout=120)
-        expect(ab.returncode == 0 and "Failed requests:        0" in ab.stdout, "ab: %s %s" % (ab.stdout[-400:], ab.stderr))
+    log, out = ctx.path("requests.jsonl"), ctx.path("gunicorn.swp")
+
+    def drive(url, rec):
+        harness.run_ab(url, REQUESTS, 4)
         time.sleep(0.2)
-        rec.send_signal(signal.SIGINT)
-        _, summary = rec.communicate(timeout=60)
-        expect(rec.returncode == 0, "swprof record: %s" % summary)
-    finally:
-        for p in (rec, server):
-            if p is not None:
-                harness.kill_quietly(p, signal.SIGTERM)
-                p.wait()
+
+    summary = harness.record_gunicorn(ctx, out, log, 4, "5ms", drive)
     served = [json.loads(l) for l in open(log)]
     expect(len(served) == REQUESTS, "the app served %d requests" % len(served))
     by_worker = {}

@@ -1,6 +1,7 @@
 // Entry segments (record/trigger): when a call first seen in a greenlet began.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,25 @@ pb::Header header() {
   return h;
 }
 
+// A recording of one thread (MainThread, tid 7) whose frames are in /app/server.py: `write`
+// makes its samples (through a Trigger, as the recorder does). Returns the file as read back.
+snapshot::Recording written(const std::string& name, int64_t duration_us,
+                            const std::function<void(snapshot::Writer&, uint32_t thread, uint32_t file)>& write) {
+  const std::string path = "/tmp/swprof-unit-" + name + ".swp";
+  {
+    snapshot::Writer w(path, header());
+    const uint32_t thread = w.add_thread(7, "MainThread");
+    write(w, thread, w.intern_string("/app/server.py"));
+    pb::Footer f;
+    f.set_duration_us(duration_us);
+    f.set_samples(w.samples_written());
+    w.finish(f);
+  }
+  auto r = snapshot::read_file(path);
+  std::remove(path.c_str());
+  return r;
+}
+
 // One greenlet's call of `handle` (its outermost frame), first seen running (or parked: `first`
 // kSwitchedOut) at 100 ms in a sample weighing `wall_us`, seen again at 110 ms, and gone at 120 ms;
 // the tracker saw the greenlet start at `born_us`; the recording stops at `stop_us` (0: while
@@ -31,11 +51,7 @@ pb::Header header() {
 snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us, int64_t born_us,
                                        uint32_t first = snapshot::kOnCpu, int64_t stop_us = 120000,
                                        bool followed_later = false) {
-  const std::string path = "/tmp/swprof-unit-" + name + ".swp";
-  {
-    snapshot::Writer w(path, header());
-    const uint32_t thread = w.add_thread(7, "MainThread");
-    const uint32_t file = w.intern_string("/app/server.py");
+  return written(name, 120000, [&](snapshot::Writer& w, uint32_t thread, uint32_t file) {
     const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
     const uint32_t work = w.intern_frame({w.intern_string("work"), file, 22, 20});
     const std::vector<uint32_t> frames = {handle, work};
@@ -59,14 +75,7 @@ snapshot::Recording first_seen_running(const std::string& name, int64_t wall_us,
       trigger.end_tick(static_cast<uint64_t>(tick), s.time_us, listed);
     }
     trigger.finish(stop_us);
-    pb::Footer f;
-    f.set_duration_us(120000);
-    f.set_samples(w.samples_written());
-    w.finish(f);
-  }
-  auto r = snapshot::read_file(path);
-  std::remove(path.c_str());
-  return r;
+  });
 }
 
 int64_t total_wall(const snapshot::Recording& r) {
@@ -190,17 +199,12 @@ namespace {
 // the same function called from the same line, so the stacks before and after the stall share the
 // entry frame (`same_stack`: all of it, so the late sample keeps its time; otherwise the time
 // before the sample's own interval is a gap). `other_context`: the first call ran in another
-// greenlet of the thread, which ended meanwhile: no news of when the second began. Returns the
-// file as read back.
-// `torn`: the read after the stall kept only the outer frames, without the entry's locals; the
-// next tick's read sees the second request whole.
+// greenlet of the thread, which ended meanwhile: no news of when the second began. `torn`: the
+// read after the stall kept only the outer frames, without the entry's locals; the next tick's
+// read sees the second request whole. Returns the file as read back.
 snapshot::Recording request_after_stall(const std::string& name, bool same_stack, bool other_context = false,
                                         bool torn = false) {
-  const std::string path = "/tmp/swprof-unit-" + name + ".swp";
-  {
-    snapshot::Writer w(path, header());
-    const uint32_t thread = w.add_thread(7, "MainThread");
-    const uint32_t file = w.intern_string("/app/worker.py");
+  return written(name, 210000, [&](snapshot::Writer& w, uint32_t thread, uint32_t file) {
     const uint32_t serve = w.intern_frame({w.intern_string("serve"), file, 5, 3});
     const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
     const uint32_t work = w.intern_frame({w.intern_string("work"), file, 22, 20});
@@ -240,14 +244,7 @@ snapshot::Recording request_after_stall(const std::string& name, bool same_stack
       trigger.end_tick(tick, s.time_us, listed);
     }
     trigger.finish(220000);
-    pb::Footer f;
-    f.set_duration_us(210000);
-    f.set_samples(w.samples_written());
-    w.finish(f);
-  }
-  auto r = snapshot::read_file(path);
-  std::remove(path.c_str());
-  return r;
+  });
 }
 
 }  // namespace
