@@ -195,6 +195,7 @@ struct ThreadContext {
   // schedstat read at the start of this tick, before any stack (see Recorder::find_quiet_threads);
   // not ok when it was not.
   target::ThreadStats::Reading early;
+  int64_t early_us = 0;          // when (since the epoch) that read began
   bool last_read_early = false;  // last_read was such a reading, taken before its stack was read
   bool stack_whole = false;      // resolved holds its last sample's stack, read whole
   uint64_t stack_tick = 0;       // the tick of that sample
@@ -455,6 +456,7 @@ class Recorder {
     return true;
   }
   int64_t previous_tick_us_ = 0;
+  int64_t list_read_us_ = 0;  // when this tick's read of the thread list began (since the epoch)
   int64_t epoch_us_ = 0;
   std::optional<uint64_t> code_generation_;
 };
@@ -1068,13 +1070,13 @@ void Recorder::sample_thread(const python::PyThread& t, ThreadContext& ctx, int6
   ctx.stack_whole = false;
   if (ctx.quiet && ListedFrames(t) != ctx.listed) ctx.quiet = false;  // run by another OS thread
   if (ctx.quiet) {
-    // Asleep since its last sample (find_quiet_threads): the stack it had then, unread, as of the
-    // tick's start. It held from that sample until the read that told it (schedstat's, or the
-    // thread list's for the GIL), made after the tick began; not later: a recorder held up since
-    // (70 ms, a busy machine) must not date the stack after the stall, when the thread may have
-    // run on into another call.
+    // Asleep since its last sample (find_quiet_threads): the stack it had then, unread. That is
+    // known as of the read that told it (schedstat's, or the thread list's for the GIL), not
+    // later: a recorder held up since then (70 ms, a busy machine) must not date the stack after
+    // the stall, when the thread may have run on into another call.
     raw_ = ctx.resolved.raw;
-    read_from_us = now_us = tick_us;
+    read_from_us = tick_us;
+    now_us = std::max(tick_us, ctx.gil_quiet ? list_read_us_ : ctx.early_us);
     if (!resolve_stack(ticks, true, &entry, &ctx.resolved)) failure = "unreadable code object";
   } else if (native) {
     stop_error = native_->unwinder.capture(ctx.host_tid, native_->capture, [&]() {
@@ -1382,6 +1384,7 @@ void Recorder::find_quiet_threads() {
   for (auto& [tstate, ctx] : threads) {
     ctx.quiet = ctx.gil_quiet = ctx.early.ok = false;
     if (ctx.host_tid <= 0) continue;
+    ctx.early_us = monotonic_us() - epoch_us_;
     ctx.early = stats_.read_cpu(ctx.host_tid);
     const char state = ctx.last_read.state;
     // (A kernel without schedstats shows no timeslices, and counters that never move.)
@@ -1435,6 +1438,7 @@ bool Recorder::tick(int64_t now_us) {
   const int64_t started = monotonic_us();
   if (reuse_quiet_stacks_) find_quiet_threads();
   // (≤3.13: with the fingerprints of the code objects the walks will likely validate.)
+  list_read_us_ = monotonic_us() - epoch_us_;
   bool listed = walker_.read_threads(py_threads_, code_generation_ ? std::span<target::Memory::Request>() : codes_.fingerprint_reads(ticks));
   // A thread state freed while the list was followed cuts it short: read it once more.
   if (listed && !walker_.threads_complete()) listed = walker_.read_threads(py_threads_);
