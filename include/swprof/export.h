@@ -42,6 +42,9 @@ std::string diff_summary(const FlamegraphDiff& diff, uint32_t node);
 // name by code origin, hover details, click to zoom, reset, regex search with "Matched: x%".
 std::string flamegraph_svg(const analyze::Tree& tree, const FlamegraphOptions& options);
 
+// Where the exports that can outgrow memory (one entry per sample) write their text, piece by piece.
+using Sink = std::function<void(std::string_view)>;
+
 // Which samples an export covers and how it weighs and names them.
 struct ExportView {
   analyze::Selection selection;                // --thread, --segment, --slowest, --full-stack
@@ -56,17 +59,17 @@ std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view
 
 // speedscope's file format: one sampled profile per thread, or per segment with `per_segment`,
 // weighted in the view's mode (µs), stacks root first in time order.
-std::string speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment);
+void speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment, const Sink& sink);
 
 // Chrome's Trace Event JSON (chrome://tracing, Perfetto, speedscope): one track per thread (per
 // greenlet call under gevent), a complete event per segment, and the sampled stacks as nested
 // complete events, a frame present on consecutive samples being one event.
-std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& view);
+void chrome_trace_json(const snapshot::Recording& rec, const ExportView& view, const Sink& sink);
 
 // SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto, handed to `sink`
 // piece by piece (an export can be much larger than its snapshot file).
 void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
-                       const std::string& task_id, const std::function<void(std::string_view)>& sink);
+                       const std::string& task_id, const Sink& sink);
 // Reads such JSON into a new snapshot file: one segment per traceSegmentId, one sample per record.
 // Returns the number of records read. Throws UserError on malformed input.
 size_t skywalking_import(const std::string& json_path, const std::string& out_path);

@@ -1,5 +1,6 @@
 // swprof export: a snapshot file in another tool's format.
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include "cli/cli.h"
@@ -56,26 +57,29 @@ Subcommand add_export(CLI::App& parent) {
             view.selection = selection_of(flags);
             view.mode = tree_options_of(flags).mode;
             view.lines = st->lines;
-            std::string data;
-            if (st->format == "pprof") {
-              data = exporter::pprof_profile(rec, view);
-            } else if (st->format == "speedscope") {
-              data = exporter::speedscope_json(rec, view, st->per_segment);
-            } else if (st->format == "chrome") {
-              data = exporter::chrome_trace_json(rec, view);
-            } else if (st->format == "skywalking") {
+            // The timeline formats (an entry per sample) are written as they are made.
+            auto stream = [&](const std::function<void(const exporter::Sink&)>& make) {
               OutputFile out(st->out, OutputFile::Mode::kReplace);
-              exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id,
-                                          [&](std::string_view piece) {
-                                            if (!out.write(piece)) throw UserError(out.error_message());
-                                          });
+              make([&](std::string_view piece) {
+                if (!out.write(piece)) throw UserError(out.error_message());
+              });
               out.commit();
+            };
+            if (st->format == "pprof") {
+              write_whole_file(st->out, exporter::pprof_profile(rec, view));
+            } else if (st->format == "speedscope") {
+              stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, view, st->per_segment, sink); });
+            } else if (st->format == "chrome") {
+              stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
+            } else if (st->format == "skywalking") {
+              stream([&](const exporter::Sink& sink) {
+                exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id, sink);
+              });
             } else {
               auto tree = analyze::build_tree(rec, analyze::select_samples(rec, view.selection), view.selection,
                                               tree_options_of(flags));
-              data = analyze::collapsed_report(tree);
+              write_whole_file(st->out, analyze::collapsed_report(tree));
             }
-            if (st->format != "skywalking") write_whole_file(st->out, data);
             if (rec.truncated)
               std::fprintf(stderr, "swprof: %s ends early (the recorder was killed?): exported what it holds\n",
                            terminal_text(st->in).c_str());

@@ -11,6 +11,7 @@
 // an innermost `<off-CPU: REASON>` event (what it waited on). Events are written per track in
 // time order, an enclosing event before the events it contains.
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include <fmt/format.h>
@@ -57,7 +58,7 @@ struct Track {
 
 }  // namespace
 
-std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& view) {
+void chrome_trace_json(const snapshot::Recording& rec, const ExportView& view, const Sink& sink) {
   std::vector<uint32_t> selected = analyze::select_samples(rec, view.selection);
   std::stable_sort(selected.begin(), selected.end(),
                    [&](uint32_t a, uint32_t b) { return rec.samples[a].time_us < rec.samples[b].time_us; });
@@ -145,14 +146,26 @@ std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& 
   std::vector<double> duration_ms(rec.segments.size() + 1, 0);  // as analyze --segments reports it
   for (const auto& row : analyze::segment_rows(rec, analyze::selected_segments(rec, view.selection)))
     duration_ms[row.id] = row.duration_ms;
-  std::string out = "{\"traceEvents\": [\n";
-  out += fmt::format(R"(  {{"name": "process_name", "ph": "M", "pid": {}, "tid": 0, "args": {{"name": {}}}}})", pid,
-                     json_quoted(analyze::command_line(rec)));
+  // Written as it is made (a long recording's events can be gigabytes of text). Each frame entry's
+  // name and args are quoted once, not once per event.
+  std::vector<std::string> entry_name(frames.entries().size()), entry_args(frames.entries().size());
+  for (size_t k = 0; k < entry_name.size(); ++k) {
+    const auto& f = frames.entries()[k];
+    entry_name[k] = json_quoted(f.function);
+    if (!f.synthetic) entry_args[k] = fmt::format(R"(, "args": {{"file": {}, "line": {}}})", json_quoted(f.file), f.line);
+  }
+  ChunkedOutput output(rec, sink);
+  std::string& out = output.text();
+  auto to = std::back_inserter(out);
+  out += "{\"traceEvents\": [\n";
+  fmt::format_to(to, R"(  {{"name": "process_name", "ph": "M", "pid": {}, "tid": 0, "args": {{"name": {}}}}})", pid,
+                 json_quoted(analyze::command_line(rec)));
   for (auto& t : tracks) {
     std::string name = thread_title(rec.threads[t.thread]);
     if (t.greenlet) name += fmt::format(" greenlet {}", t.greenlet);
-    out += fmt::format(",\n  {{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": {}, \"tid\": {}, \"args\": {{\"name\": {}}}}}",
-                       pid, t.tid, json_quoted(name));
+    fmt::format_to(to, ",\n  {{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": {}, \"tid\": {}, \"args\": {{\"name\": {}}}}}",
+                   pid, t.tid, json_quoted(name));
+    const std::string track_ids = fmt::format(", \"pid\": {}, \"tid\": {}", pid, t.tid);
     std::stable_sort(t.events.begin(), t.events.end(), [](const Event& a, const Event& b) {
       if (a.ts != b.ts) return a.ts < b.ts;
       if (a.dur != b.dur) return a.dur > b.dur;
@@ -161,26 +174,35 @@ std::string chrome_trace_json(const snapshot::Recording& rec, const ExportView& 
     for (const auto& e : t.events) {
       if (e.depth < 0) {
         const auto& seg = rec.segments[e.segment - 1];
-        out += fmt::format(
+        fmt::format_to(
+            to,
             ",\n  {{\"name\": {}, \"cat\": \"segment\", \"ph\": \"X\", \"ts\": {}, \"dur\": {}, \"pid\": {}, \"tid\": {}, "
             "\"args\": {{\"segment\": {}, \"duration_ms\": {:.3f}, \"cpu_ms\": {:.3f}, \"samples\": {}}}}}",
             json_quoted(entry_function(rec, seg, rec.samples[e.first_sample])), e.ts - origin, e.dur, pid, t.tid,
-            e.segment, duration_ms[e.segment],
-            static_cast<double>(e.cpu_us) / 1e3, e.samples);
-        continue;
+            e.segment, duration_ms[e.segment], static_cast<double>(e.cpu_us) / 1e3, e.samples);
+      } else {
+        // (Appended piece by piece: a format string parsed per event was most of the export's time.)
+        out += ",\n  {\"name\": ";
+        out += entry_name[e.entry];
+        out += ", \"cat\": \"python\", \"ph\": \"X\", \"ts\": ";
+        append_number(out, e.ts - origin);
+        out += ", \"dur\": ";
+        append_number(out, e.dur);
+        out += track_ids;
+        out += entry_args[e.entry];
+        out += '}';
       }
-      const auto& f = frames.entries()[e.entry];
-      std::string args = f.synthetic ? "" : fmt::format(R"(, "args": {{"file": {}, "line": {}}})", json_quoted(f.file), f.line);
-      out += fmt::format(",\n  {{\"name\": {}, \"cat\": \"python\", \"ph\": \"X\", \"ts\": {}, \"dur\": {}, \"pid\": {}, \"tid\": {}{}}}",
-                         json_quoted(f.function), e.ts - origin, e.dur, pid, t.tid, args);
+      output.piece_done();
     }
+    std::vector<Event>().swap(t.events);  // written: its memory goes back before the next track's
   }
-  out += fmt::format(
+  fmt::format_to(
+      to,
       "\n],\n \"displayTimeUnit\": \"ms\",\n \"otherData\": {{\"exporter\": \"swprof {}\", \"command\": {}, \"python\": {}, "
       "\"start_unix_us\": {}, \"ts_origin_us\": {}, \"samples\": {}}}}}\n",
       SWPROF_VERSION, json_quoted(analyze::command_line(rec)), json_quoted(rec.header.python_version()),
       rec.header.start_unix_us(), origin, selected.size());
-  return out;
+  output.flush();
 }
 
 }  // namespace swprof::exporter

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "swprof/common.h"
+
 namespace swprof::exporter {
 
 FrameTable::FrameTable(const snapshot::Recording& rec, const analyze::Selection& selection, bool lines)
@@ -43,6 +45,20 @@ uint32_t FrameTable::synthetic(std::string text) {
   entries_.push_back({kept, "", 0, 0, true});
   synthetic_.emplace(kept, id);
   return id;
+}
+
+ChunkedOutput::ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink)
+    : sink_(sink), max_bytes_(rec.memory_limit ? 4 * rec.memory_limit : UINT64_MAX) {
+  text_.reserve(kChunk + (kChunk >> 2));
+}
+
+void ChunkedOutput::flush() {
+  written_ += text_.size();
+  if (written_ > max_bytes_)
+    throw UserError(fmt::format("this recording would export to more than {}: a corrupt or hostile file",
+                                format_bytes(max_bytes_)));
+  if (!text_.empty()) sink_(text_);
+  text_.clear();
 }
 
 std::string thread_title(const snapshot::Thread& t) {

@@ -7,10 +7,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "swprof/analyze.h"
 #include "swprof/snapshot.h"
@@ -58,6 +61,33 @@ class FrameTable {
   std::unordered_map<std::string_view, uint32_t> synthetic_;
   std::deque<std::string> labels_;
 };
+
+// Text an export writes, handed to `sink` a megabyte at a time: a timeline export (one entry per
+// sample) can be far larger than its snapshot file, so it is never held whole. A small file can
+// still stand for an enormous export (one deep stack repeated in millions of samples): past 4
+// times what the file may make swprof hold (Recording::memory_limit), it is refused as hostile.
+class ChunkedOutput {
+ public:
+  ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink);
+  std::string& text() { return text_; }  // append here (fmt::format_to(std::back_inserter(text()), ...))
+  void piece_done() {
+    if (text_.size() >= kChunk) flush();
+  }
+  void flush();  // at the end, and whenever a piece is done
+
+ private:
+  static constexpr size_t kChunk = 1 << 20;
+  const std::function<void(std::string_view)>& sink_;
+  uint64_t max_bytes_, written_ = 0;
+  std::string text_;
+};
+
+// A number appended as JSON writes it, without a format string's parsing (the timeline exports
+// write hundreds of millions of them).
+inline void append_number(std::string& out, int64_t n) {
+  fmt::format_int text(n);
+  out.append(text.data(), text.size());
+}
 
 // "thread 1234 (MainThread)", as the exports title a thread.
 std::string thread_title(const snapshot::Thread& thread);

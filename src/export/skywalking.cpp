@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "export/frame_table.h"
 #include "swprof/common.h"
 #include "swprof/export.h"
 
@@ -36,20 +37,11 @@ void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_
   std::vector<std::vector<const snapshot::Sample*>> by_segment(rec.segments.size() + 1);
   for (const auto& s : rec.samples)
     if (s.segment) by_segment[s.segment].push_back(&s);
-  // Every dump repeats its whole stack, so a small file of many dumps of a deep stack exports to
-  // a lot of text: it is handed to `sink` a megabyte at a time, and refused past 4 times what the
-  // file may make swprof hold in memory.
-  const uint64_t max_output = rec.memory_limit ? 4 * rec.memory_limit : UINT64_MAX;
-  uint64_t written = 0;
-  std::string out = "[";
-  auto flush = [&] {
-    written += out.size();
-    if (written > max_output)
-      throw UserError(fmt::format("this recording would export to more than {}: a corrupt or hostile file",
-                                  format_bytes(max_output)));
-    sink(out);
-    out.clear();
-  };
+  // Every dump repeats its whole stack: a small file of many dumps of a deep stack exports to a
+  // lot of text (ChunkedOutput).
+  ChunkedOutput output(rec, sink);
+  std::string& out = output.text();
+  out += "[";
   bool first = true;
   for (uint32_t id : segment_ids) {
     const auto& seg = rec.segments[id - 1];
@@ -79,11 +71,11 @@ void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_
         first_frame = false;
       }
       out += "]}}";
-      if (out.size() >= (1 << 20)) flush();
+      output.piece_done();
     }
   }
   out += "\n]\n";
-  flush();
+  output.flush();
 }
 
 }  // namespace swprof::exporter

@@ -9,6 +9,7 @@
 // off-CPU mode a sample is two: its blocked time under the leaf naming why, and its time waiting
 // for a CPU under `<waiting for a CPU>` (analyze::OffCpuLeaf).
 #include <algorithm>
+#include <iterator>
 #include <map>
 
 #include <fmt/format.h>
@@ -51,7 +52,7 @@ void parts_of(const snapshot::Sample& s, uint32_t i, analyze::Mode mode, std::ve
 
 }  // namespace
 
-std::string speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment) {
+void speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment, const Sink& sink) {
   if (per_segment && rec.segments.empty())
     throw UserError("--segments needs a recording with segments: record with --entry FUNCTION");
   std::vector<uint32_t> selected = analyze::select_samples(rec, view.selection);
@@ -82,42 +83,60 @@ std::string speedscope_json(const snapshot::Recording& rec, const ExportView& vi
     }
   }
 
-  FrameTable frames(rec, view.selection, view.lines);
-  std::string body;
-  std::vector<uint32_t> stack;
   size_t busiest = 0;
+  for (size_t k = 0; k < profiles.size(); ++k)
+    if (profiles[k].total > profiles[busiest].total) busiest = k;
+  const char* mode = view.mode == analyze::Mode::kWall ? "wall" : view.mode == analyze::Mode::kCpu ? "cpu" : "offcpu";
+  // Written as it is made (a profile's samples can be hundreds of megabytes of text), the frames
+  // last: the samples number them as they come.
+  FrameTable frames(rec, view.selection, view.lines);
+  ChunkedOutput output(rec, sink);
+  std::string& out = output.text();
+  auto to = std::back_inserter(out);
+  fmt::format_to(to,
+                 "{{\"$schema\": \"https://www.speedscope.app/file-format-schema.json\",\n"
+                 " \"name\": {},\n \"exporter\": \"swprof@{}\",\n \"activeProfileIndex\": {},\n \"profiles\": [",
+                 json_quoted(fmt::format("{} ({} time)", analyze::command_line(rec), mode)), SWPROF_VERSION, busiest);
+  std::vector<uint32_t> stack;
   for (size_t k = 0; k < profiles.size(); ++k) {
     const Profile& p = profiles[k];
-    if (p.total > profiles[busiest].total) busiest = k;
-    std::string samples, weights;
-    for (const Part& part : p.parts) {
+    fmt::format_to(to,
+                   "{}\n  {{\"type\": \"sampled\", \"name\": {}, \"unit\": \"microseconds\", \"startValue\": 0, "
+                   "\"endValue\": {}, \"samples\": [",
+                   k ? "," : "", json_quoted(p.name), p.total);
+    for (size_t i = 0; i < p.parts.size(); ++i) {
+      const Part& part = p.parts[i];
       frames.stack_of(rec.samples[part.sample], stack, part.leaf);
-      samples += samples.empty() ? "[" : ",[";
-      for (size_t j = 0; j < stack.size(); ++j) samples += fmt::format("{}{}", j ? "," : "", stack[j]);
-      samples += "]";
-      weights += fmt::format("{}{}", weights.empty() ? "" : ",", part.weight);
+      out += i ? ",[" : "[";
+      for (size_t j = 0; j < stack.size(); ++j) {
+        if (j) out += ',';
+        append_number(out, stack[j]);
+      }
+      out += ']';
+      output.piece_done();
     }
-    body += fmt::format(
-        "{}\n  {{\"type\": \"sampled\", \"name\": {}, \"unit\": \"microseconds\", \"startValue\": 0, "
-        "\"endValue\": {}, \"samples\": [{}], \"weights\": [{}]}}",
-        k ? "," : "", json_quoted(p.name), p.total, samples, weights);
+    out += "], \"weights\": [";
+    for (size_t i = 0; i < p.parts.size(); ++i) {
+      if (i) out += ',';
+      append_number(out, p.parts[i].weight);
+      output.piece_done();
+    }
+    out += "]}";
   }
   if (profiles.empty())  // speedscope needs a profile to show; an empty one says "no samples"
-    body = "\n  {\"type\": \"sampled\", \"name\": \"no samples\", \"unit\": \"microseconds\", \"startValue\": 0, "
+    out += "\n  {\"type\": \"sampled\", \"name\": \"no samples\", \"unit\": \"microseconds\", \"startValue\": 0, "
            "\"endValue\": 0, \"samples\": [], \"weights\": []}";
-
-  std::string shared;
+  out += "],\n \"shared\": {\"frames\": [";
+  bool first = true;
   for (const auto& e : frames.entries()) {
-    shared += shared.empty() ? "\n    " : ",\n    ";
-    if (e.synthetic) shared += fmt::format("{{\"name\": {}}}", json_quoted(e.function));
-    else shared += fmt::format("{{\"name\": {}, \"file\": {}, \"line\": {}}}", json_quoted(e.function), json_quoted(e.file), e.line);
+    out += first ? "\n    " : ",\n    ";
+    first = false;
+    if (e.synthetic) fmt::format_to(to, "{{\"name\": {}}}", json_quoted(e.function));
+    else fmt::format_to(to, "{{\"name\": {}, \"file\": {}, \"line\": {}}}", json_quoted(e.function), json_quoted(e.file), e.line);
+    output.piece_done();
   }
-  const char* mode = view.mode == analyze::Mode::kWall ? "wall" : view.mode == analyze::Mode::kCpu ? "cpu" : "offcpu";
-  return fmt::format(
-      "{{\"$schema\": \"https://www.speedscope.app/file-format-schema.json\",\n"
-      " \"name\": {},\n \"exporter\": \"swprof@{}\",\n \"activeProfileIndex\": {},\n"
-      " \"shared\": {{\"frames\": [{}]}},\n \"profiles\": [{}]}}\n",
-      json_quoted(fmt::format("{} ({} time)", analyze::command_line(rec), mode)), SWPROF_VERSION, busiest, shared, body);
+  out += "]}}\n";
+  output.flush();
 }
 
 }  // namespace swprof::exporter

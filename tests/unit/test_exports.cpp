@@ -8,6 +8,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <array>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -41,6 +42,19 @@ perftools::profiles::Profile pprof_of(const snapshot::Recording& rec, const expo
   perftools::profiles::Profile p;
   REQUIRE(p.ParseFromString(gunzip(exporter::pprof_profile(rec, view))));
   return p;
+}
+
+// A streamed export's whole text.
+std::string whole(const std::function<void(const exporter::Sink&)>& make) {
+  std::string text;
+  make([&](std::string_view piece) { text += piece; });
+  return text;
+}
+std::string speedscope_text(const snapshot::Recording& rec, const exporter::ExportView& view, bool per_segment) {
+  return whole([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, view, per_segment, sink); });
+}
+std::string chrome_text(const snapshot::Recording& rec, const exporter::ExportView& view) {
+  return whole([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
 }
 
 gp::Struct json_of(const std::string& text) {
@@ -156,7 +170,7 @@ TEST_CASE("speedscope: one sampled profile per thread, root-first stacks, weight
   auto b = blog();
   b.rec.threads.push_back({2000, "worker"});
   b.sample(50000, {"W"}, 30000, 0, 40000, 0, 1);  // CPU above wall: its off-CPU weight is floored at 0
-  auto doc = json_of(exporter::speedscope_json(b.rec, {}, false));
+  auto doc = json_of(speedscope_text(b.rec, {}, false));
   const auto& frames = at(at(doc, "shared").struct_value(), "frames").list_value();
   const auto& profiles = at(doc, "profiles").list_value();
   REQUIRE(profiles.values_size() == 2);
@@ -174,7 +188,7 @@ TEST_CASE("speedscope: one sampled profile per thread, root-first stacks, weight
 
   exporter::ExportView offcpu;
   offcpu.mode = analyze::Mode::kOffCpu;
-  auto off = json_of(exporter::speedscope_json(b.rec, offcpu, false));
+  auto off = json_of(speedscope_text(b.rec, offcpu, false));
   const auto& off_profiles = at(off, "profiles").list_value();
   REQUIRE(off_profiles.values_size() == 1);  // the worker's only sample weighs nothing: left out
   for (const auto& w : at(off_profiles.values(0).struct_value(), "weights").list_value().values())
@@ -184,7 +198,7 @@ TEST_CASE("speedscope: one sampled profile per thread, root-first stacks, weight
   b.sample(60000, {"L"}, 10000, 0, 1000);
   b.rec.samples.back().offcpu_reason = b.str("futex") + 1;
   b.rec.samples.back().runqueue_us = 2000;
-  auto split = json_of(exporter::speedscope_json(b.rec, offcpu, false));
+  auto split = json_of(speedscope_text(b.rec, offcpu, false));
   const auto& split_frames = at(at(split, "shared").struct_value(), "frames").list_value();
   const auto& main_off = at(split, "profiles").list_value().values(0).struct_value();
   std::map<std::string, double> leaf_weight;
@@ -203,19 +217,19 @@ TEST_CASE("speedscope: per segment, and an empty recording still has a profile",
   uint32_t s1 = b.segment(0, 20000, 0, 1), s2 = b.segment(20000, 40000, 0, 1);
   b.sample(10000, {"main", "handle"}, 10000, s1);
   b.sample(30000, {"main", "handle"}, 10000, s2);
-  auto doc = json_of(exporter::speedscope_json(b.rec, {}, true));
+  auto doc = json_of(speedscope_text(b.rec, {}, true));
   const auto& profiles = at(doc, "profiles").list_value();
   REQUIRE(profiles.values_size() == 2);
   CHECK(at(profiles.values(1).struct_value(), "name").string_value() == "segment 2: handle, thread 1000 (MainThread)");
   test::RecordingBuilder none;
-  auto empty = json_of(exporter::speedscope_json(none.rec, {}, false));
+  auto empty = json_of(speedscope_text(none.rec, {}, false));
   CHECK(at(empty, "profiles").list_value().values_size() == 1);
-  CHECK_THROWS_AS(exporter::speedscope_json(none.rec, {}, true), UserError);
+  CHECK_THROWS_AS(speedscope_text(none.rec, {}, true), UserError);
 }
 
 TEST_CASE("chrome trace: a frame on consecutive samples is one event, nested in its callers", "[export][chrome]") {
   auto b = blog();
-  auto doc = json_of(exporter::chrome_trace_json(b.rec, {}));
+  auto doc = json_of(chrome_text(b.rec, {}));
   std::map<std::string, std::vector<std::pair<double, double>>> events;
   for (const auto& v : at(doc, "traceEvents").list_value().values()) {
     const auto& e = v.struct_value();
@@ -239,7 +253,7 @@ TEST_CASE("chrome trace: each segment is an event enclosing its stacks; runs end
   b.sample(30000, {"main", "handle", "work"}, 10000, s2);
   exporter::ExportView view;
   view.selection.full_stack = true;  // even "main", on every sample, ends with each segment
-  auto doc = json_of(exporter::chrome_trace_json(b.rec, view));
+  auto doc = json_of(chrome_text(b.rec, view));
   std::vector<std::string> order;
   int segments = 0, mains = 0;
   for (const auto& v : at(doc, "traceEvents").list_value().values()) {
@@ -318,7 +332,7 @@ TEST_CASE("chrome trace: segments overlapping on one thread (gevent) get a track
     b.sample(10000 * i + 10000, {"handle", "b"}, 10000, s2);
     b.rec.samples.back().greenlet = 2;
   }
-  auto doc = json_of(exporter::chrome_trace_json(b.rec, {}));
+  auto doc = json_of(chrome_text(b.rec, {}));
   std::map<double, int> segments_per_track;
   std::vector<std::string> track_names;
   for (const auto& v : at(doc, "traceEvents").list_value().values()) {
