@@ -227,6 +227,42 @@ TEST_CASE("speedscope: per segment, and an empty recording still has a profile",
   CHECK_THROWS_AS(speedscope_text(none.rec, {}, true), UserError);
 }
 
+TEST_CASE("timeline exports are handed out in pieces, and refused past what their file justifies", "[export]") {
+  // A deep stack on every sample, alternating with a shallow one: every sample is a long entry
+  // (speedscope) and opens and closes many events (chrome).
+  test::RecordingBuilder b;
+  std::vector<std::string> deep;
+  for (int d = 0; d < 250; ++d) deep.push_back("f" + std::to_string(d));
+  b.sample(1000, {"main"}, 1000);
+  b.sample(2000, deep, 1000);
+  for (int i = 2; i < 3000; ++i) {
+    b.rec.samples.push_back(b.rec.samples[i % 2]);
+    b.rec.samples.back().time_us = 1000 * (i + 1);
+  }
+  for (auto format : {"speedscope", "chrome"}) {
+    INFO(format);
+    auto make = [&](const exporter::Sink& sink) {
+      if (std::string(format) == "speedscope") exporter::speedscope_json(b.rec, {}, false, sink);
+      else exporter::chrome_trace_json(b.rec, {}, sink);
+    };
+    size_t pieces = 0, largest = 0, total = 0;
+    std::string text;
+    make([&](std::string_view piece) {
+      ++pieces;
+      largest = std::max(largest, piece.size());
+      total += piece.size();
+      text += piece;
+    });
+    CHECK(total > (5u << 18));  // over a megabyte
+    CHECK(pieces >= total / (2u << 20) + 1);    // never the whole text at once
+    CHECK(largest < (1u << 20) + (64u << 10));  // about a megabyte each
+    if (std::string(format) == "speedscope") json_of(text);  // and they make one JSON document
+    b.rec.memory_limit = 64 << 10;          // a file that justifies holding 64 KiB exports 256 KiB at most
+    CHECK_THROWS_WITH(make([](std::string_view) {}), Catch::Contains("would export to more than"));
+    b.rec.memory_limit = 0;
+  }
+}
+
 TEST_CASE("chrome trace: a frame on consecutive samples is one event, nested in its callers", "[export][chrome]") {
   auto b = blog();
   auto doc = json_of(chrome_text(b.rec, {}));
