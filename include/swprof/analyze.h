@@ -92,6 +92,17 @@ int64_t recording_duration_us(const snapshot::Recording& rec);
 // The profiled command line, its arguments joined by spaces (not sanitised).
 std::string command_line(const snapshot::Recording& rec);
 
+// Whether a sample is in a selection, for samples met one by one (an export reading its file's
+// samples without holding them); throws UserError for an unknown thread/segment.
+class SampleFilter {
+ public:
+  SampleFilter(const snapshot::Recording& rec, const Selection& selection);
+  bool accepts(const snapshot::Sample& sample) const;
+
+ private:
+  bool some_threads_, segmented_, by_context_;
+  std::vector<bool> thread_on_, segment_on_;
+};
 // Sample indices selected from the recording; throws UserError for an unknown thread/segment.
 std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& selection);
 // The segments a selection covers (for headers and --segments).

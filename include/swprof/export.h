@@ -57,9 +57,17 @@ struct ExportView {
 // thread_id, thread_name, segment_id, greenlet.
 std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view);
 
+// The samples an export reads, handed to `each` one by one in file order: a recording's own
+// (samples_of), or a second read of its file that holds none of them (export's command line).
+using SampleSource = std::function<void(const std::function<void(const snapshot::Sample&)>& each)>;
+SampleSource samples_of(const snapshot::Recording& rec);
+
 // speedscope's file format: one sampled profile per thread, or per segment with `per_segment`,
-// weighted in the view's mode (µs), stacks root first in time order.
-void speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment, const Sink& sink);
+// weighted in the view's mode (µs), stacks root first in time order. `rec` gives the names,
+// stacks and segments (its samples may have been read merged); `samples` the samples, each kept
+// as a few bytes.
+void speedscope_json(const snapshot::Recording& rec, const SampleSource& samples, const ExportView& view,
+                     bool per_segment, const Sink& sink);
 
 // Chrome's Trace Event JSON (chrome://tracing, Perfetto, speedscope): one track per thread (per
 // greenlet call under gevent), a complete event per segment, and the sampled stacks as nested

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -156,6 +157,10 @@ struct ReadOptions {
   // samples. For whatever adds weights up (a call tree, a flame graph, pprof), not for what needs
   // each sample's time (timelines, the SkyWalking estimator).
   bool merge_alike = false;
+  // Each sample handed to this, in file order, instead of held (Recording::samples stays empty;
+  // sample_count and the rest still count them): for an export that needs each sample's time but
+  // keeps only a few bytes of it. Not with merge_alike.
+  std::function<void(const Sample&)> each_sample;
 };
 Recording read_file(const std::string& path, ReadOptions options = {});
 // The same for a file already in memory; `name` is what error messages call it.

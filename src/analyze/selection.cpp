@@ -111,22 +111,28 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
   return ids;
 }
 
-std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& sel) {
-  std::vector<uint32_t> out;
-  std::set<uint32_t> threads;
-  const bool some_threads = sel.thread || sel.process;
-  if (some_threads) threads = selected_threads(rec, sel);
-  std::vector<bool> segment_on(rec.segments.size() + 1, false);
-  bool segmented = !rec.segments.empty();
-  for (uint32_t id : selected_segments(rec, sel)) segment_on[id] = true;
-  for (uint32_t i = 0; i < rec.samples.size(); ++i) {
-    const auto& s = rec.samples[i];
-    if (some_threads && !threads.count(s.thread)) continue;
-    if (segmented && !segment_on[s.segment]) continue;
-    // A suspended task's time is its own, not its thread's: shown in segments and by context.
-    if (!segmented && !sel.by_context && (s.flags & snapshot::kSwitchedOut)) continue;
-    out.push_back(i);
+SampleFilter::SampleFilter(const snapshot::Recording& rec, const Selection& sel)
+    : some_threads_(sel.thread || sel.process), segmented_(!rec.segments.empty()), by_context_(sel.by_context) {
+  if (some_threads_) {
+    thread_on_.assign(rec.threads.size(), false);
+    for (uint32_t t : selected_threads(rec, sel)) thread_on_[t] = true;
   }
+  segment_on_.assign(rec.segments.size() + 1, false);
+  for (uint32_t id : selected_segments(rec, sel)) segment_on_[id] = true;  // (throws for an unknown one)
+}
+
+bool SampleFilter::accepts(const snapshot::Sample& s) const {
+  if (some_threads_ && !(s.thread < thread_on_.size() && thread_on_[s.thread])) return false;
+  if (segmented_) return s.segment < segment_on_.size() && segment_on_[s.segment];
+  // A suspended task's time is its own, not its thread's: shown in segments and by context.
+  return by_context_ || !(s.flags & snapshot::kSwitchedOut);
+}
+
+std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selection& sel) {
+  SampleFilter filter(rec, sel);
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < rec.samples.size(); ++i)
+    if (filter.accepts(rec.samples[i])) out.push_back(i);
   return out;
 }
 

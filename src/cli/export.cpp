@@ -43,7 +43,8 @@ Subcommand add_export(CLI::App& parent) {
             // (The formats that add weights up read alike samples merged; the others keep each
             // sample's time.)
             snapshot::ReadOptions read_options;
-            read_options.merge_alike = st->format == "pprof" || st->format == "collapsed";
+            // (speedscope reads the samples again one by one, below.)
+            read_options.merge_alike = st->format == "pprof" || st->format == "collapsed" || st->format == "speedscope";
             auto rec = snapshot::read_file(st->in, read_options);
             ViewFlags flags;
             flags.mode = st->mode;
@@ -68,7 +69,19 @@ Subcommand add_export(CLI::App& parent) {
             if (st->format == "pprof") {
               write_whole_file(st->out, exporter::pprof_profile(rec, view));
             } else if (st->format == "speedscope") {
-              stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, view, st->per_segment, sink); });
+              // The file's samples read again, each handed over and not held: the samples the first
+              // read counted (a file still being recorded may have grown since).
+              auto samples = [&](const std::function<void(const snapshot::Sample&)>& each) {
+                uint64_t left = rec.sample_count;
+                snapshot::ReadOptions one_by_one;
+                one_by_one.each_sample = [&](const snapshot::Sample& s) {
+                  if (left == 0) return;
+                  --left;
+                  each(s);
+                };
+                snapshot::read_file(st->in, one_by_one);
+              };
+              stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, samples, view, st->per_segment, sink); });
             } else if (st->format == "chrome") {
               stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
             } else if (st->format == "skywalking") {

@@ -9,8 +9,11 @@
 // off-CPU mode a sample is two: its blocked time under the leaf naming why, and its time waiting
 // for a CPU under `<waiting for a CPU>` (analyze::OffCpuLeaf).
 #include <algorithm>
+#include <deque>
 #include <iterator>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -22,74 +25,113 @@ namespace swprof::exporter {
 
 namespace {
 
+// One weighed part of a sample, as a profile keeps it: a few bytes, not the sample.
 struct Part {
-  uint32_t sample;  // index into the recording
-  analyze::OffCpuLeaf leaf;
+  int64_t time_us;
+  uint32_t stack;  // into Stacks
   int64_t weight;
 };
 
 struct Profile {
   std::string name;
-  std::vector<Part> parts;  // in time order
+  std::vector<Part> parts;  // in file order, then sorted by time
   int64_t total = 0;
+  // Its earliest sample (the first in the file of those at that time): profiles come in that order.
+  int64_t first_us = INT64_MAX;
+  uint64_t first_in_file = 0;
 };
 
-// A sample's weighed parts (off-CPU: blocked, then waiting for a CPU), those above zero.
-void parts_of(const snapshot::Sample& s, uint32_t i, analyze::Mode mode, std::vector<Part>& out) {
-  out.clear();
-  auto add = [&](analyze::OffCpuLeaf leaf, int64_t w) {
-    if (w > 0) out.push_back({i, leaf, w});
-  };
-  switch (mode) {
-    case analyze::Mode::kWall: add(analyze::OffCpuLeaf::kNone, s.wall_us); break;
-    case analyze::Mode::kCpu: add(analyze::OffCpuLeaf::kNone, s.cpu_us); break;
-    case analyze::Mode::kOffCpu:
-      add(s.offcpu_reason ? analyze::OffCpuLeaf::kReason : analyze::OffCpuLeaf::kNone, analyze::blocked_us(s));
-      add(analyze::OffCpuLeaf::kWaitingForCpu, s.runqueue_us);
-      break;
+// The distinct stacks in frame-table numbers (a sample's, with its leaf), each written out once
+// as JSON ("[0,4,7]"): samples repeat a few thousand stacks millions of times.
+class Stacks {
+ public:
+  uint32_t id_of(const std::vector<uint32_t>& stack) {
+    std::string_view key(reinterpret_cast<const char*>(stack.data()), stack.size() * sizeof(uint32_t));
+    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+    const auto id = static_cast<uint32_t>(text_.size());
+    std::string text = "[";
+    for (size_t j = 0; j < stack.size(); ++j) {
+      if (j) text += ',';
+      append_number(text, stack[j]);
+    }
+    text += ']';
+    text_.push_back(std::move(text));
+    ids_.emplace(keys_.emplace_back(key), id);
+    return id;
   }
-}
+  const std::string& text(uint32_t id) const { return text_[id]; }
+
+ private:
+  std::deque<std::string> keys_;  // (a deque: the map's views into them stay valid)
+  std::unordered_map<std::string_view, uint32_t> ids_;
+  std::vector<std::string> text_;
+};
 
 }  // namespace
 
-void speedscope_json(const snapshot::Recording& rec, const ExportView& view, bool per_segment, const Sink& sink) {
+SampleSource samples_of(const snapshot::Recording& rec) {
+  return [&rec](const std::function<void(const snapshot::Sample&)>& each) {
+    for (const auto& s : rec.samples) each(s);
+  };
+}
+
+void speedscope_json(const snapshot::Recording& rec, const SampleSource& samples, const ExportView& view,
+                     bool per_segment, const Sink& sink) {
   if (per_segment && rec.segments.empty())
     throw UserError("--segments needs a recording with segments: record with --entry FUNCTION");
-  std::vector<uint32_t> selected = analyze::select_samples(rec, view.selection);
-  std::stable_sort(selected.begin(), selected.end(),
-                   [&](uint32_t a, uint32_t b) { return rec.samples[a].time_us < rec.samples[b].time_us; });
-
-  // Profiles in order of their first sample.
+  const analyze::SampleFilter filter(rec, view.selection);
+  FrameTable frames(rec, view.selection, view.lines);
+  Stacks stacks;
   std::map<uint32_t, size_t> index_of;  // thread index or segment id -> profile
   std::vector<Profile> profiles;
-  std::vector<Part> parts;
-  for (uint32_t i : selected) {
-    const auto& s = rec.samples[i];
-    parts_of(s, i, view.mode, parts);
-    if (parts.empty()) continue;
-    uint32_t group = per_segment ? s.segment : s.thread;
-    auto [it, inserted] = index_of.try_emplace(group, profiles.size());
-    if (inserted) {
-      Profile p;
-      if (const auto* seg = per_segment ? rec.segment(s.segment) : nullptr)
-        p.name = fmt::format("segment {}: {}, {}", seg->id, entry_function(rec, *seg, s), thread_title(rec.threads[seg->thread]));
-      else
-        p.name = thread_title(rec.threads[s.thread]);
-      profiles.push_back(std::move(p));
+  std::vector<uint32_t> stack;
+  uint64_t in_file = 0;
+  samples([&](const snapshot::Sample& s) {
+    ++in_file;
+    if (!filter.accepts(s)) return;
+    // A sample's weighed parts (off-CPU: blocked, then waiting for a CPU), those above zero.
+    auto add = [&](analyze::OffCpuLeaf leaf, int64_t weight) {
+      if (weight <= 0) return;
+      uint32_t group = per_segment ? s.segment : s.thread;
+      auto [it, inserted] = index_of.try_emplace(group, profiles.size());
+      if (inserted) {
+        Profile p;
+        if (const auto* seg = per_segment ? rec.segment(s.segment) : nullptr)
+          p.name = fmt::format("segment {}: {}, {}", seg->id, entry_function(rec, *seg, s), thread_title(rec.threads[seg->thread]));
+        else
+          p.name = thread_title(rec.threads[s.thread]);
+        profiles.push_back(std::move(p));
+      }
+      frames.stack_of(s, stack, leaf);
+      Profile& p = profiles[it->second];
+      p.parts.push_back({s.time_us, stacks.id_of(stack), weight});
+      p.total += weight;
+      if (s.time_us < p.first_us) {
+        p.first_us = s.time_us;
+        p.first_in_file = in_file;
+      }
+    };
+    switch (view.mode) {
+      case analyze::Mode::kWall: add(analyze::OffCpuLeaf::kNone, s.wall_us); break;
+      case analyze::Mode::kCpu: add(analyze::OffCpuLeaf::kNone, s.cpu_us); break;
+      case analyze::Mode::kOffCpu:
+        add(s.offcpu_reason ? analyze::OffCpuLeaf::kReason : analyze::OffCpuLeaf::kNone, analyze::blocked_us(s));
+        add(analyze::OffCpuLeaf::kWaitingForCpu, s.runqueue_us);
+        break;
     }
-    for (const Part& part : parts) {
-      profiles[it->second].parts.push_back(part);
-      profiles[it->second].total += part.weight;
-    }
-  }
+  });
+  // Each profile's samples in time order, and the profiles in order of their first sample.
+  for (auto& p : profiles)
+    std::stable_sort(p.parts.begin(), p.parts.end(), [](const Part& a, const Part& b) { return a.time_us < b.time_us; });
+  std::sort(profiles.begin(), profiles.end(), [](const Profile& a, const Profile& b) {
+    return a.first_us != b.first_us ? a.first_us < b.first_us : a.first_in_file < b.first_in_file;
+  });
 
   size_t busiest = 0;
   for (size_t k = 0; k < profiles.size(); ++k)
     if (profiles[k].total > profiles[busiest].total) busiest = k;
   const char* mode = view.mode == analyze::Mode::kWall ? "wall" : view.mode == analyze::Mode::kCpu ? "cpu" : "offcpu";
-  // Written as it is made (a profile's samples can be hundreds of megabytes of text), the frames
-  // last: the samples number them as they come.
-  FrameTable frames(rec, view.selection, view.lines);
+  // Written as it is made (a profile's samples can be hundreds of megabytes of text).
   ChunkedOutput output(rec, sink);
   std::string& out = output.text();
   auto to = std::back_inserter(out);
@@ -97,7 +139,6 @@ void speedscope_json(const snapshot::Recording& rec, const ExportView& view, boo
                  "{{\"$schema\": \"https://www.speedscope.app/file-format-schema.json\",\n"
                  " \"name\": {},\n \"exporter\": \"swprof@{}\",\n \"activeProfileIndex\": {},\n \"profiles\": [",
                  json_quoted(fmt::format("{} ({} time)", analyze::command_line(rec), mode)), SWPROF_VERSION, busiest);
-  std::vector<uint32_t> stack;
   for (size_t k = 0; k < profiles.size(); ++k) {
     const Profile& p = profiles[k];
     fmt::format_to(to,
@@ -105,14 +146,8 @@ void speedscope_json(const snapshot::Recording& rec, const ExportView& view, boo
                    "\"endValue\": {}, \"samples\": [",
                    k ? "," : "", json_quoted(p.name), p.total);
     for (size_t i = 0; i < p.parts.size(); ++i) {
-      const Part& part = p.parts[i];
-      frames.stack_of(rec.samples[part.sample], stack, part.leaf);
-      out += i ? ",[" : "[";
-      for (size_t j = 0; j < stack.size(); ++j) {
-        if (j) out += ',';
-        append_number(out, stack[j]);
-      }
-      out += ']';
+      if (i) out += ',';
+      out += stacks.text(p.parts[i].stack);
       output.piece_done();
     }
     out += "], \"weights\": [";

@@ -355,7 +355,8 @@ void Reader::apply_chunk(const pb::Chunk& c) {
   size_t stacks = r_.stack_count();
   // Geometric growth: reserving exactly what each chunk adds would copy every sample read so far
   // at every chunk (quadratic: a 10 M-sample file took minutes).
-  if (!options_.merge_alike && r_.samples.capacity() < r_.samples.size() + n)
+  const bool held = !options_.each_sample;
+  if (held && !options_.merge_alike && r_.samples.capacity() < r_.samples.size() + n)
     r_.samples.reserve(std::max(r_.samples.size() + n, r_.samples.capacity() * 2));
   for (size_t i = 0; i < n; ++i) {
     Sample x;
@@ -388,6 +389,10 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     ++r_.sample_count;
     r_.last_sample_us = std::max(r_.last_sample_us, x.time_us);
     r_.weight_max_us = std::max(r_.weight_max_us, x.wall_us);
+    if (!held) {
+      options_.each_sample(x);
+      continue;
+    }
     if (options_.merge_alike) {
       // A merged sample's weights stay under 2^60, so that analysis can still take differences of
       // three of them (wall - cpu - run queue) without overflow; a hostile file's weights (each
@@ -408,7 +413,7 @@ void Reader::apply_chunk(const pb::Chunk& c) {
     }
     r_.samples.push_back(x);
   }
-  if (!options_.merge_alike) held_ += n * sizeof(Sample);
+  if (held && !options_.merge_alike) held_ += n * sizeof(Sample);
 }
 
 // A streambuf over bytes already in memory, so read_bytes shares read_stream without a copy.

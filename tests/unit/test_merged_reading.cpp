@@ -2,6 +2,7 @@
 // weights up exactly as read sample by sample, while holding only its distinct samples.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,9 +18,9 @@ namespace {
 // Two threads, three functions, segments that open and close, gaps, switched-out greenlet
 // samples, off-CPU reasons and run-queue time, drawn at random (seeded): what a recording with
 // --entry --tasks on a busy machine holds.
-std::string write_varied_file(int samples, bool varied = true) {
+std::string write_varied_file(int samples, bool varied, const std::string& test) {
   // (ctest runs the test cases in parallel: one file each.)
-  std::string path = std::string("/tmp/swprof-unit-merged-") + (varied ? "varied" : "steady") + ".swp";
+  std::string path = "/tmp/swprof-unit-merged-" + test + ".swp";
   pb::Header h;
   h.set_format_version(snapshot::kFormatVersion);
   h.set_python_version("3.12.1");
@@ -93,7 +94,7 @@ std::string report(const snapshot::Recording& rec, analyze::Selection sel, analy
 
 TEST_CASE("alike samples merged give the same trees, segments and pprof as samples read one by one", "[snapshot]") {
   const int kSamples = 20000;
-  std::string path = write_varied_file(kSamples);
+  std::string path = write_varied_file(kSamples, true, "varied");
   snapshot::Recording each = snapshot::read_file(path);
   snapshot::ReadOptions merge;
   merge.merge_alike = true;
@@ -141,7 +142,7 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
 }
 
 TEST_CASE("a steady program's samples merge into one per thread and stack", "[snapshot]") {
-  std::string path = write_varied_file(50000, false);
+  std::string path = write_varied_file(50000, false, "steady");
   snapshot::ReadOptions merge;
   merge.merge_alike = true;
   snapshot::Recording merged = snapshot::read_file(path, merge);
@@ -151,5 +152,48 @@ TEST_CASE("a steady program's samples merge into one per thread and stack", "[sn
   snapshot::Recording each = snapshot::read_file(path);
   CHECK(report(merged, {}, {}) == report(each, {}, {}));
   CHECK(merged.memory_used * 20 < each.memory_used);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("speedscope from the samples handed over one by one is the same as from samples held", "[snapshot][export]") {
+  const int kSamples = 20000;
+  std::string path = write_varied_file(kSamples, true, "handed");
+  snapshot::Recording each = snapshot::read_file(path);
+  snapshot::ReadOptions merge;
+  merge.merge_alike = true;
+  snapshot::Recording merged = snapshot::read_file(path, merge);
+  // Handed over, not held: counted all the same.
+  size_t handed = 0;
+  snapshot::ReadOptions count_only;
+  count_only.each_sample = [&](const snapshot::Sample&) { ++handed; };
+  snapshot::Recording counted = snapshot::read_file(path, count_only);
+  CHECK(handed == kSamples);
+  CHECK(counted.samples.empty());
+  CHECK(counted.sample_count == kSamples);
+  CHECK(counted.memory_used * 10 < each.memory_used);
+
+  exporter::SampleSource from_file = [&](const std::function<void(const snapshot::Sample&)>& each_sample) {
+    snapshot::ReadOptions one_by_one;
+    one_by_one.each_sample = each_sample;
+    snapshot::read_file(path, one_by_one);
+  };
+  auto speedscope = [](const snapshot::Recording& rec, const exporter::SampleSource& samples,
+                       const exporter::ExportView& view, bool per_segment) {
+    std::string text;
+    exporter::speedscope_json(rec, samples, view, per_segment, [&](std::string_view piece) { text += piece; });
+    return text;
+  };
+  analyze::Selection all, slowest, worker;
+  slowest.slowest = 3;
+  worker.thread = 101;
+  for (auto mode : {analyze::Mode::kWall, analyze::Mode::kCpu, analyze::Mode::kOffCpu})
+    for (const auto* selection : {&all, &slowest, &worker})
+      for (bool per_segment : {false, true}) {
+        exporter::ExportView view;
+        view.mode = mode;
+        view.selection = *selection;
+        CHECK(speedscope(merged, from_file, view, per_segment) ==
+              speedscope(each, exporter::samples_of(each), view, per_segment));
+      }
   std::remove(path.c_str());
 }
