@@ -69,18 +69,8 @@ Subcommand add_export(CLI::App& parent) {
             if (st->format == "pprof") {
               write_whole_file(st->out, exporter::pprof_profile(rec, view));
             } else if (st->format == "speedscope") {
-              // The file's samples read again, each handed over and not held: the samples the first
-              // read counted (a file still being recorded may have grown since).
-              auto samples = [&](const std::function<void(const snapshot::Sample&)>& each) {
-                uint64_t left = rec.sample_count;
-                snapshot::ReadOptions one_by_one;
-                one_by_one.each_sample = [&](const snapshot::Sample& s) {
-                  if (left == 0) return;
-                  --left;
-                  each(s);
-                };
-                snapshot::read_file(st->in, one_by_one);
-              };
+              // The file's samples read again, each handed over and not held.
+              auto samples = exporter::samples_in_file(st->in, rec.sample_count);
               stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, samples, view, st->per_segment, sink); });
             } else if (st->format == "chrome") {
               stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });

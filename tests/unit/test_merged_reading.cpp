@@ -85,6 +85,12 @@ std::string write_varied_file(int samples, bool varied, const std::string& test)
   return path;
 }
 
+snapshot::Recording read_merged(const std::string& path) {
+  snapshot::ReadOptions merge;
+  merge.merge_alike = true;
+  return snapshot::read_file(path, merge);
+}
+
 std::string report(const snapshot::Recording& rec, analyze::Selection sel, analyze::TreeOptions options) {
   analyze::Tree tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, options);
   return analyze::json_report(rec, tree, false) + analyze::collapsed_report(tree);
@@ -96,9 +102,7 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
   const int kSamples = 20000;
   std::string path = write_varied_file(kSamples, true, "varied");
   snapshot::Recording each = snapshot::read_file(path);
-  snapshot::ReadOptions merge;
-  merge.merge_alike = true;
-  snapshot::Recording merged = snapshot::read_file(path, merge);
+  snapshot::Recording merged = read_merged(path);
   REQUIRE(each.samples.size() == kSamples);
   // Memory by distinct samples (threads, stacks, flags, contexts, reasons, segments): fewer than
   // the samples even with all of them drawn at random...
@@ -143,9 +147,7 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
 
 TEST_CASE("a steady program's samples merge into one per thread and stack", "[snapshot]") {
   std::string path = write_varied_file(50000, false, "steady");
-  snapshot::ReadOptions merge;
-  merge.merge_alike = true;
-  snapshot::Recording merged = snapshot::read_file(path, merge);
+  snapshot::Recording merged = read_merged(path);
   // ...and as many as the thread and stack pairs for a steady program (2 threads x 3 stacks).
   CHECK(merged.samples.size() == 2 * 3);
   CHECK(merged.sample_count == 50000);
@@ -159,9 +161,7 @@ TEST_CASE("speedscope from the samples handed over one by one is the same as fro
   const int kSamples = 20000;
   std::string path = write_varied_file(kSamples, true, "handed");
   snapshot::Recording each = snapshot::read_file(path);
-  snapshot::ReadOptions merge;
-  merge.merge_alike = true;
-  snapshot::Recording merged = snapshot::read_file(path, merge);
+  snapshot::Recording merged = read_merged(path);
   // Handed over, not held: counted all the same.
   size_t handed = 0;
   snapshot::ReadOptions count_only;
@@ -172,11 +172,7 @@ TEST_CASE("speedscope from the samples handed over one by one is the same as fro
   CHECK(counted.sample_count == kSamples);
   CHECK(counted.memory_used * 10 < each.memory_used);
 
-  exporter::SampleSource from_file = [&](const std::function<void(const snapshot::Sample&)>& each_sample) {
-    snapshot::ReadOptions one_by_one;
-    one_by_one.each_sample = each_sample;
-    snapshot::read_file(path, one_by_one);
-  };
+  exporter::SampleSource from_file = exporter::samples_in_file(path, kSamples);
   auto speedscope = [](const snapshot::Recording& rec, const exporter::SampleSource& samples,
                        const exporter::ExportView& view, bool per_segment) {
     std::string text;
