@@ -226,8 +226,10 @@ struct Interpreter {
 // `wait_for_init` is false when attaching: the runtime must already be initialised.
 Interpreter discover(pid_t pid, const target::Memory& memory);
 
-// True once _PyRuntime has an interpreter with a thread (launch mode polls this).
-bool runtime_ready(const Interpreter& interp, const target::Memory& memory);
+// True once _PyRuntime has an interpreter with a thread (launch mode polls this, one look at a
+// time). Attaching gives it a few looks, 2 ms apart: a thread ending at that moment fails one.
+constexpr int kAttachLooks = 25;
+bool runtime_ready(const Interpreter& interp, const target::Memory& memory, int attempts = 1);
 // Reads the micro version from sys.version once the runtime is up (3.8–3.10 binaries lack it).
 void refine_version(Interpreter& interp, const target::Memory& memory);
 

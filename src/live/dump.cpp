@@ -118,7 +118,7 @@ void read_tasks(Reading& r, std::span<const python::PyThread> threads, Dump& dum
 
 Reading::Reading(pid_t pid_, bool with_locals) : pid(pid_), memory(pid_) {
   interp = python::discover(pid, memory);
-  if (!python::runtime_ready(interp, memory))
+  if (!python::runtime_ready(interp, memory, python::kAttachLooks))
     throw UserError(fmt::format("process {} has not initialised its Python runtime (or is shutting down)", pid));
   python::refine_version(interp, memory);
   walker = std::make_unique<python::Walker>(memory, interp);

@@ -3,6 +3,7 @@
 // section, or a validated scan of the data segment), and which version it is (Py_Version, the
 // _Py_DebugOffsets header, the file name, or the version string in .rodata).
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -353,8 +354,15 @@ void refine_version(Interpreter& interp, const target::Memory& memory) {
   }
 }
 
-bool runtime_ready(const Interpreter& interp, const target::Memory& memory) {
-  return runtime_looks_valid(interp.runtime, interp.layout, memory);
+bool runtime_ready(const Interpreter& interp, const target::Memory& memory, int attempts) {
+  // The check follows the newest thread state, which a thread that is ending may still head after
+  // its thread id has left /proc (or be freed under us): in a process that starts and ends threads,
+  // one look can fail on a runtime that is up (CI: attaching to samples/idle_workers.py on 3.12).
+  for (int i = 0; i < attempts; ++i) {
+    if (runtime_looks_valid(interp.runtime, interp.layout, memory)) return true;
+    if (i + 1 < attempts) usleep(2000);
+  }
+  return false;
 }
 
 }  // namespace swprof::python

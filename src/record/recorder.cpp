@@ -1697,7 +1697,7 @@ int run(const Options& options) {
     } else {
       interp = python::discover(pid, target::Memory(pid));
     }
-    if (!child && !python::runtime_ready(interp, target::Memory(pid)))
+    if (!child && !python::runtime_ready(interp, target::Memory(pid), python::kAttachLooks))
       throw UserError(fmt::format("process {} has not initialised its Python runtime (or is shutting down)", pid));
   } catch (...) {
     // Nothing was recorded: leave no empty file behind, and never touch a file that was there.
