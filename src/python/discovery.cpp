@@ -323,7 +323,9 @@ Interpreter discover(pid_t pid, const target::Memory& memory) {
       }
     }
   }
-  if (!interp.runtime) {
+  // A look at the real runtime can fail while a thread ends (see runtime_ready): a few looks.
+  for (int look = 0; look < 3 && !interp.runtime; ++look) {
+    if (look) usleep(2000);
     if (auto found = scan_for_runtime(*chosen, maps, interp.layout, memory)) {
       interp.runtime = *found;
       interp.runtime_source = "scan";
