@@ -11,7 +11,6 @@ namespace swprof::record {
 
 namespace {
 
-constexpr uint64_t kClosed = ~uint64_t(0);
 
 bool valid_name_component(std::string_view c) {
   if (c.empty()) return false;
