@@ -11,7 +11,6 @@ namespace swprof::record {
 
 namespace {
 
-
 bool valid_name_component(std::string_view c) {
   if (c.empty()) return false;
   if (c.front() == '<') return c.back() == '>' && c.size() > 2;  // <locals>, <lambda>, <module>
