@@ -145,9 +145,20 @@ def leaves(node, kinds):
     return out
 
 
+def stolen_ms():
+    """The CPU time the hypervisor took from this machine's CPUs so far (/proc/stat's steal, all
+    CPUs added up), in ms."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    steal = int(fields[8]) if len(fields) > 8 else 0
+    return steal * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
 def check_record(ctx, prog, roles, expected):
     out = ctx.path("waits.swp")
+    stolen_before = stolen_ms()
     ctx.record(out, pid=prog.pid, options=["--duration", "2"])
+    stolen = stolen_ms() - stolen_before
     wall = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
     off = ctx.analyze_json(out, "--mode", "offcpu", "--by-thread", "--min-percent", "0")
     heaviest = wall["recording"]["weight_max_ms"]
@@ -163,12 +174,16 @@ def check_record(ctx, prog, roles, expected):
             # Never blocked: off-CPU time is waiting for a CPU, give or take the scheduler-tick lag of
             # the counters at the recording's two ends (a sample's weight each) and what schedstat
             # has not counted yet when the machine is so busy that swprof itself was held up (on
-            # this VM, at a load of 13 on 2 cores, up to a tenth of such stalls' time).
+            # this VM, at a load of 13 on 2 cores, up to a tenth of such stalls' time). On a virtual
+            # machine, time the host took the CPU away (steal) is neither the thread's CPU time nor
+            # a wait for a CPU in schedstat: the machine's steal over the recording is allowed too
+            # (the likeliest cause of 72 ms of 2001 unaccounted that CI saw once, with no stall).
             stalled = sum(b - a for a, b in wall["recording"].get("stalls_ms", []))
             print("spinner: wall %.0f ms, blocked %.1f ms (%.1f%%), waiting for a CPU %.0f ms (%.0f%%); "
-                  "swprof held up %.0f ms" % (wall_of[str(tid)], blocked, 100 * blocked / wall_of[str(tid)], queued,
-                                              100 * queued / wall_of[str(tid)], stalled))
-            expect(blocked <= 0.02 * wall_of[str(tid)] + 2 * wall["recording"]["weight_max_ms"] + 0.2 * stalled,
+                  "swprof held up %.0f ms; the host stole %.0f ms of CPU time"
+                  % (wall_of[str(tid)], blocked, 100 * blocked / wall_of[str(tid)], queued,
+                     100 * queued / wall_of[str(tid)], stalled, stolen))
+            expect(blocked <= 0.02 * wall_of[str(tid)] + 2 * wall["recording"]["weight_max_ms"] + 0.2 * stalled + stolen,
                    "the spinner is not blocked: %.1f ms of %.0f" % (blocked, wall_of[str(tid)]))
             # (But the GIL's futex: the alternating thread takes the GIL from it 25 times a second.)
             expect(all(n["function"] == "<off-CPU: futex>" for n in reasons),
