@@ -113,8 +113,9 @@ std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Se
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,
                 const TreeOptions& options);
 
-// How to read a file for a tree with these options: alike samples merged (memory by distinct
-// stacks, not by samples), unless the estimator needs each sample's time.
+// How to read a file for a tree: alike samples merged (memory by distinct stacks, not by
+// samples). The SkyWalking estimator, which needs each sample's time, reads the file's samples
+// again one by one (Recording::path); a recording held in memory is used as it is.
 snapshot::ReadOptions read_options_for(const TreeOptions& options);
 
 // Turns each chain of import-machinery frames into one node (text and flame graph views).

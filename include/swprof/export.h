@@ -57,13 +57,7 @@ struct ExportView {
 // thread_id, thread_name, segment_id, greenlet.
 std::string pprof_profile(const snapshot::Recording& rec, const ExportView& view);
 
-// The samples an export reads, handed to `each` one by one in file order: a recording's own
-// (samples_of), or a second read of its file that holds none of them (export's command line).
-using SampleSource = std::function<void(const std::function<void(const snapshot::Sample&)>& each)>;
-SampleSource samples_of(const snapshot::Recording& rec);
-// The first `count` samples of a file read again (a file still being recorded may have grown
-// since the read that counted them), handed over and not held.
-SampleSource samples_in_file(const std::string& path, uint64_t count);
+using snapshot::SampleSource;  // (the samples a timeline export reads: snapshot::samples_in_file)
 
 // speedscope's file format: one sampled profile per thread, or per segment with `per_segment`,
 // weighted in the view's mode (µs), stacks root first in time order. `rec` gives the names,

@@ -122,6 +122,7 @@ struct Recording {
   uint64_t sample_count = 0;
   int64_t last_sample_us = 0, weight_max_us = 0;
   bool merged = false;                  // read with ReadOptions::merge_alike
+  std::string path;                     // the file read (read_file); empty when read from memory
   bool truncated = false;               // stopped at an incomplete record
   uint64_t file_size = 0;
   // What the file's size allows it to make this process hold (see read_file); 0: no limit (a
@@ -154,8 +155,9 @@ struct ReadOptions {
   // Samples alike but for their time and weights (same thread, stack, flags, segment, context,
   // off-CPU reason, dump sequence) become one, with their weights summed and `count` saying how
   // many: memory and analysis time then grow with the distinct stacks and segments, not with the
-  // samples. For whatever adds weights up (a call tree, a flame graph, pprof), not for what needs
-  // each sample's time (timelines, the SkyWalking estimator).
+  // samples. For whatever adds weights up (a call tree, a flame graph, pprof); what needs each
+  // sample's time (timelines, the SkyWalking estimator) reads the file's samples again one by one
+  // (samples_in_file).
   bool merge_alike = false;
   // Each sample handed to this, in file order, instead of held (Recording::samples stays empty;
   // sample_count and the rest still count them): for an export that needs each sample's time but
@@ -165,6 +167,14 @@ struct ReadOptions {
 Recording read_file(const std::string& path, ReadOptions options = {});
 // The same for a file already in memory; `name` is what error messages call it.
 Recording read_bytes(std::string_view data, const std::string& name, ReadOptions options = {});
+
+// The samples an analysis or export reads, handed to `each` one by one in file order: a
+// recording's own (samples_of), or a second read of its file that holds none of them.
+using SampleSource = std::function<void(const std::function<void(const Sample&)>& each)>;
+SampleSource samples_of(const Recording& rec);
+// The first `count` samples of a file read again (a file still being recorded may have grown
+// since the read that counted them), handed over and not held.
+SampleSource samples_in_file(const std::string& path, uint64_t count);
 
 class Writer {
  public:

@@ -277,69 +277,144 @@ void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t
 // open or close, and they do so together at the same time, so "add t to every node on the path
 // from a leaf up to an ancestor" is recorded at the two ends (+t at the leaf, -t at the ancestor)
 // and summed over subtrees at the end: each snapshot costs O(log depth), not O(depth).
-void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, PathBuilder& paths,
-                         Tree& tree) {
-  std::vector<uint32_t> order(samples);
-  auto group_of = [&](uint32_t i) -> uint64_t {
-    const auto& s = rec.samples[i];
+//
+// Each sequence keeps only its previous snapshot, so the snapshots may come interleaved, as a
+// file holds them: what the estimator holds grows with the segments and the tree, not with the
+// samples.
+class SnapshotRuns {
+ public:
+  SnapshotRuns(PathBuilder& paths, Tree& tree) : paths_(paths), tree_(tree) {}
+
+  // Adds the next snapshot of its sequence; false when it comes before that sequence's previous
+  // one (its number or, unnumbered, its time is lower): then the snapshots must be sorted first.
+  bool add(const snapshot::Sample& s) {
+    uint64_t key = s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
+    if (key != last_key_ || !last_) {
+      last_ = &sequences_[key];
+      last_key_ = key;
+    }
+    Sequence& q = *last_;
+    bool in_order = !q.started || !comes_before(s.sequence, s.time_us, q.sequence, q.time);
+    int64_t next = s.sequence >= 0 ? s.sequence : (q.started ? q.number + 1 : 0);
+    bool consecutive = q.started && next == q.number + 1;
+    uint32_t leaf = paths_.leaf_of(s);
+    uint32_t common = consecutive ? paths_.common_ancestor(q.previous, leaf) : 0;
+    if (q.started) add_path(q.previous, common, q.time);  // runs that end: closed at the previous snapshot
+    add_path(leaf, common, -s.time_us);                   // runs that start here
+    add_observations(tree_.nodes[leaf], s);
+    q = {true, next, s.sequence, leaf, s.time_us};
+    return in_order;
+  }
+
+  // Closes every sequence's open runs at its last snapshot and sets the nodes' totals.
+  void finish() {
+    for (const auto& [key, q] : sequences_) add_path(q.previous, 0, q.time);
+    delta_.resize(tree_.nodes.size(), 0);
+    for (size_t i = tree_.nodes.size(); i-- > 1;) delta_[tree_.nodes[i].parent] += delta_[i];
+    sum_subtrees(tree_);
+    for (uint32_t n = 1; n < tree_.nodes.size(); ++n) tree_.nodes[n].total = static_cast<double>(delta_[n]);
+    for (uint32_t c : tree_.nodes[0].children) tree_.nodes[0].total += static_cast<double>(delta_[c]);
+    for (auto& n : tree_.nodes) {
+      double children = 0;
+      for (uint32_t c : n.children) children += tree_.nodes[c].total;
+      n.self = n.total - children;
+    }
+  }
+
+  // The order of one sequence: imported SkyWalking dumps carry their own numbers (gaps included);
+  // recorded ones are numbered in time order.
+  static bool comes_before(int64_t sequence, int64_t time, int64_t other_sequence, int64_t other_time) {
+    if (sequence >= 0 && other_sequence >= 0) return sequence < other_sequence;
+    return time < other_time;
+  }
+
+ private:
+  struct Sequence {
+    bool started = false;
+    int64_t number = 0;     // the previous snapshot's number in its run (its own, or counted)
+    int64_t sequence = -1;  // the previous snapshot's own number, -1 if none
+    uint32_t previous = 0;  // its leaf
+    int64_t time = 0;
+  };
+  // +t on every node from `leaf` up to, not including, `stop`. Exact: times are within ±2^50 µs,
+  // so 128 bits hold any sum of them.
+  void add_path(uint32_t leaf, uint32_t stop, int64_t t) {
+    if (leaf == stop) return;
+    delta_.resize(tree_.nodes.size(), 0);
+    delta_[leaf] += t;
+    delta_[stop] -= t;
+  }
+
+  PathBuilder& paths_;
+  Tree& tree_;
+  std::vector<__int128> delta_;
+  std::unordered_map<uint64_t, Sequence> sequences_;
+  uint64_t last_key_ = 0;
+  Sequence* last_ = nullptr;  // sequences_[last_key_] (unordered_map keeps its elements in place)
+};
+
+// Sorted by sequence, then fed to the runs.
+void add_sorted(std::vector<const snapshot::Sample*>& order, PathBuilder& paths, Tree& tree) {
+  auto sequence_key = [](const snapshot::Sample& s) {
     return s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
   };
-  // Imported SkyWalking dumps carry their own sequence numbers (gaps included); recorded ones are
-  // numbered in time order.
-  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    uint64_t ga = group_of(a), gb = group_of(b);
-    if (ga != gb) return ga < gb;
-    const auto &x = rec.samples[a], &y = rec.samples[b];
-    if (x.sequence >= 0 && y.sequence >= 0) return x.sequence < y.sequence;
-    return x.time_us < y.time_us;
+  std::stable_sort(order.begin(), order.end(), [&](const snapshot::Sample* a, const snapshot::Sample* b) {
+    uint64_t ka = sequence_key(*a), kb = sequence_key(*b);
+    if (ka != kb) return ka < kb;
+    return SnapshotRuns::comes_before(a->sequence, a->time_us, b->sequence, b->time_us);
   });
-  // Exact: times are within ±2^50 µs, so 128 bits hold any sum of them.
-  std::vector<__int128> delta;
-  // +t on every node from `leaf` up to, not including, `stop`.
-  auto add_path = [&](uint32_t leaf, uint32_t stop, int64_t t) {
-    if (leaf == stop) return;
-    delta.resize(tree.nodes.size(), 0);
-    delta[leaf] += t;
-    delta[stop] -= t;
-  };
-  uint64_t group = ~uint64_t(0);
-  int64_t seq = 0;
-  uint32_t previous = 0;
-  int64_t previous_time = 0;
-  for (uint32_t i : order) {
-    const auto& s = rec.samples[i];
-    uint64_t g = group_of(i);
-    int64_t next_seq = s.sequence >= 0 ? s.sequence : (g == group ? seq + 1 : 0);
-    bool consecutive = g == group && next_seq == seq + 1;
-    seq = next_seq;
-    group = g;
-    uint32_t leaf = paths.leaf_of(s);
-    int64_t time = s.time_us;
-    uint32_t common = consecutive ? paths.common_ancestor(previous, leaf) : 0;
-    add_path(previous, common, previous_time);  // runs that end: closed at the previous snapshot
-    add_path(leaf, common, -time);              // runs that start here
-    add_observations(tree.nodes[leaf], s);
-    previous = leaf;
-    previous_time = time;
+  SnapshotRuns runs(paths, tree);
+  for (const auto* s : order) runs.add(*s);
+  runs.finish();
+}
+
+// A recording read merged holds no sample's time: its file's samples are read again one by one,
+// each added as it comes. A recorder writes each sequence in time order; a file that does not
+// (an import of dumps out of order) is read a third time, its selected samples held and sorted.
+void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& sel,
+                         Tree& tree) {
+  if (!rec.merged) {
+    std::vector<const snapshot::Sample*> order;
+    order.reserve(samples.size());
+    for (uint32_t i : samples) order.push_back(&rec.samples[i]);
+    PathBuilder paths(rec, tree, sel);
+    add_sorted(order, paths, tree);
+    return;
   }
-  add_path(previous, 0, previous_time);
-  delta.resize(tree.nodes.size(), 0);
-  for (size_t i = tree.nodes.size(); i-- > 1;) delta[tree.nodes[i].parent] += delta[i];
-  sum_subtrees(tree);
-  for (uint32_t n = 1; n < tree.nodes.size(); ++n) tree.nodes[n].total = static_cast<double>(delta[n]);
-  for (uint32_t c : tree.nodes[0].children) tree.nodes[0].total += static_cast<double>(delta[c]);
-  for (auto& n : tree.nodes) {
-    double children = 0;
-    for (uint32_t c : n.children) children += tree.nodes[c].total;
-    n.self = n.total - children;
+  if (rec.path.empty())
+    throw std::logic_error("the SkyWalking estimator needs each sample's time: a recording read merged from memory");
+  const snapshot::SampleSource source = snapshot::samples_in_file(rec.path, rec.sample_count);
+  const SampleFilter filter(rec, sel);
+  const Tree empty = tree;
+  {
+    PathBuilder paths(rec, tree, sel);
+    SnapshotRuns runs(paths, tree);
+    bool in_order = true;
+    source([&](const snapshot::Sample& s) {
+      if (filter.accepts(s)) in_order = runs.add(s) && in_order;
+    });
+    if (in_order) {
+      runs.finish();
+      return;
+    }
   }
+  tree = empty;
+  std::vector<snapshot::Sample> held;
+  source([&](const snapshot::Sample& s) {
+    if (filter.accepts(s)) held.push_back(s);
+  });
+  std::vector<const snapshot::Sample*> order;
+  order.reserve(held.size());
+  for (const auto& s : held) order.push_back(&s);
+  PathBuilder paths(rec, tree, sel);
+  add_sorted(order, paths, tree);
 }
 
 }  // namespace
 
-snapshot::ReadOptions read_options_for(const TreeOptions& options) {
+snapshot::ReadOptions read_options_for(const TreeOptions&) {
   snapshot::ReadOptions r;
-  r.merge_alike = options.estimator == Estimator::kDefault;
+  r.merge_alike = true;  // (the SkyWalking estimator reads the samples again: estimate_skywalking)
   return r;
 }
 
@@ -347,17 +422,18 @@ Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& sam
                 const TreeOptions& options) {
   if (options.estimator == Estimator::kSkyWalking && options.mode != Mode::kWall)
     throw UserError("--estimator skywalking measures durations between dumps: it works with --mode wall only");
-  if (options.estimator == Estimator::kSkyWalking && rec.merged)
-    throw std::logic_error("the SkyWalking estimator needs each sample's time: read without merge_alike");
   Tree tree;
   tree.options = options;
   Node root;
   root.kind = NodeKind::kRoot;
   root.function = "all";
   tree.nodes.push_back(root);
-  PathBuilder paths(rec, tree, sel);
-  if (options.estimator == Estimator::kDefault) estimate_default(rec, samples, paths, tree);
-  else estimate_skywalking(rec, samples, paths, tree);
+  if (options.estimator == Estimator::kDefault) {
+    PathBuilder paths(rec, tree, sel);
+    estimate_default(rec, samples, paths, tree);
+  } else {
+    estimate_skywalking(rec, samples, sel, tree);
+  }
   // Children by total, largest first; ties by name so output is stable.
   for (auto& n : tree.nodes)
     std::sort(n.children.begin(), n.children.end(), [&](uint32_t a, uint32_t b) {

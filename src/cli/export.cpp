@@ -70,7 +70,7 @@ Subcommand add_export(CLI::App& parent) {
               write_whole_file(st->out, exporter::pprof_profile(rec, view));
             } else if (st->format == "speedscope") {
               // The file's samples read again, each handed over and not held.
-              auto samples = exporter::samples_in_file(st->in, rec.sample_count);
+              auto samples = snapshot::samples_in_file(st->in, rec.sample_count);
               stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, samples, view, st->per_segment, sink); });
             } else if (st->format == "chrome") {
               stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });

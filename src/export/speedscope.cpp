@@ -69,25 +69,6 @@ class Stacks {
 
 }  // namespace
 
-SampleSource samples_of(const snapshot::Recording& rec) {
-  return [&rec](const std::function<void(const snapshot::Sample&)>& each) {
-    for (const auto& s : rec.samples) each(s);
-  };
-}
-
-SampleSource samples_in_file(const std::string& path, uint64_t count) {
-  return [path, count](const std::function<void(const snapshot::Sample&)>& each) {
-    uint64_t left = count;
-    snapshot::ReadOptions one_by_one;
-    one_by_one.each_sample = [&](const snapshot::Sample& s) {
-      if (left == 0) return;
-      --left;
-      each(s);
-    };
-    snapshot::read_file(path, one_by_one);
-  };
-}
-
 void speedscope_json(const snapshot::Recording& rec, const SampleSource& samples, const ExportView& view,
                      bool per_segment, const Sink& sink) {
   if (per_segment && rec.segments.empty())

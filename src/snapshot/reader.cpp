@@ -540,13 +540,34 @@ Recording read_file(const std::string& path, ReadOptions options) {
   if (!in) throw UserError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   struct stat st = {};
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw UserError(fmt::format("{} is a directory", path));
-  return read_stream(in, st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0, path, options);
+  Recording r = read_stream(in, st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0, path, options);
+  r.path = path;
+  return r;
 }
 
 Recording read_bytes(std::string_view data, const std::string& name, ReadOptions options) {
   MemoryBuffer buffer(data);
   std::istream in(&buffer);
   return read_stream(in, data.size(), name, options);
+}
+
+SampleSource samples_of(const Recording& rec) {
+  return [&rec](const std::function<void(const Sample&)>& each) {
+    for (const auto& s : rec.samples) each(s);
+  };
+}
+
+SampleSource samples_in_file(const std::string& path, uint64_t count) {
+  return [path, count](const std::function<void(const Sample&)>& each) {
+    uint64_t left = count;
+    ReadOptions one_by_one;
+    one_by_one.each_sample = [&](const Sample& s) {
+      if (left == 0) return;
+      --left;
+      each(s);
+    };
+    read_file(path, one_by_one);
+  };
 }
 
 }  // namespace swprof::snapshot

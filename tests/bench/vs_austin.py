@@ -8,7 +8,7 @@
   3. slowdown: a CPU-bound program's speed with each profiler attached at 100 Hz, 1 kHz and
      10 kHz against its speed alone, in interleaved windows of a fifth of a second (the profiler
      stopped and let go), median of the pairs;
-  4. analysis: analyze, flamegraph and export (pprof, and the timelines speedscope and chrome, whose
+  4. analysis: analyze (both estimators), flamegraph and export (pprof, and the timelines speedscope and chrome, whose
      output is an entry per sample) of a synthetic 10 M-sample recording (tests/tools/swp_synth.cpp,
      built as build/tests/swp_synth), samples per second, peak RSS (GNU time) and output size.
 
@@ -345,8 +345,9 @@ def analysis_table(args):
     swp = os.path.join(tmp, "synth.swp")
     subprocess.run([synth, "--samples", str(args.samples), "-o", swp], check=True, stdout=subprocess.DEVNULL)
     print("\n== 4. Analysis of a synthetic %d-sample recording (%.1f MB) ==" % (args.samples, os.path.getsize(swp) / 1e6))
-    print("%-28s %8s %14s %10s %10s" % ("command", "seconds", "samples/s", "peak RSS", "output"))
+    print("%-31s %8s %14s %10s %10s" % ("command", "seconds", "samples/s", "peak RSS", "output"))
     commands = [("analyze", ["analyze", swp], None),
+                ("analyze --estimator skywalking", ["analyze", "--estimator", "skywalking", swp], None),
                 ("flamegraph", ["flamegraph", swp, "-o", os.path.join(tmp, "f.svg")], "f.svg")]
     for fmt, name in (("pprof", "p.pb.gz"), ("speedscope", "s.json"), ("chrome", "c.json")):
         commands.append(("export --format " + fmt, ["export", "--format", fmt, swp, "-o", os.path.join(tmp, name)], name))
@@ -355,11 +356,11 @@ def analysis_table(args):
         proc = subprocess.run([gnu_time, "-v", args.swprof] + argv, capture_output=True, text=True)
         elapsed = time.monotonic() - t
         if proc.returncode != 0:
-            print("%-28s failed: %s" % (label, proc.stderr.strip().splitlines()[-1:]))
+            print("%-31s failed: %s" % (label, proc.stderr.strip().splitlines()[-1:]))
             continue
         rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
         size = os.path.getsize(os.path.join(tmp, output)) / 1e6 if output else 0
-        print("%-28s %8.2f %14.0f %8.0f MB %7.0f MB" % (label, elapsed, args.samples / elapsed, rss / 1024.0, size))
+        print("%-31s %8.2f %14.0f %8.0f MB %7.0f MB" % (label, elapsed, args.samples / elapsed, rss / 1024.0, size))
         if output:
             os.unlink(os.path.join(tmp, output))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -52,7 +52,7 @@ std::string whole(const std::function<void(const exporter::Sink&)>& make) {
 }
 std::string speedscope_text(const snapshot::Recording& rec, const exporter::ExportView& view, bool per_segment) {
   return whole([&](const exporter::Sink& sink) {
-    exporter::speedscope_json(rec, exporter::samples_of(rec), view, per_segment, sink);
+    exporter::speedscope_json(rec, snapshot::samples_of(rec), view, per_segment, sink);
   });
 }
 std::string chrome_text(const snapshot::Recording& rec, const exporter::ExportView& view) {
@@ -244,7 +244,7 @@ TEST_CASE("timeline exports are handed out in pieces, and refused past what thei
   for (auto format : {"speedscope", "chrome"}) {
     INFO(format);
     auto make = [&](const exporter::Sink& sink) {
-      if (std::string(format) == "speedscope") exporter::speedscope_json(b.rec, exporter::samples_of(b.rec), {}, false, sink);
+      if (std::string(format) == "speedscope") exporter::speedscope_json(b.rec, snapshot::samples_of(b.rec), {}, false, sink);
       else exporter::chrome_trace_json(b.rec, {}, sink);
     };
     size_t pieces = 0, largest = 0, total = 0;

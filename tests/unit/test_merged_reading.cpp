@@ -2,7 +2,10 @@
 // weights up exactly as read sample by sample, while holding only its distinct samples.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -126,7 +129,7 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
     by_context.by_context = true;
     CHECK(report(merged, by_context, options) == report(each, by_context, options));
   }
-  analyze::Selection slowest;
+  analyze::Selection all_samples, slowest;
   slowest.slowest = 3;
   CHECK(report(merged, slowest, {}) == report(each, slowest, {}));
   auto rows = [](const snapshot::Recording& rec) {
@@ -136,12 +139,88 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
   exporter::ExportView view;
   CHECK(exporter::pprof_profile(merged, view) == exporter::pprof_profile(each, view));
 
-  // The SkyWalking estimator needs each sample's time: a merged recording is refused.
+  // The SkyWalking estimator needs each sample's time: on a recording read merged it reads the
+  // file's samples again one by one, and gives what the samples held give.
   analyze::TreeOptions sw;
   sw.estimator = analyze::Estimator::kSkyWalking;
-  CHECK_FALSE(analyze::read_options_for(sw).merge_alike);
+  CHECK(analyze::read_options_for(sw).merge_alike);
   CHECK(analyze::read_options_for({}).merge_alike);
-  CHECK_THROWS_AS(analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw), std::logic_error);
+  analyze::Selection worker;
+  worker.thread = 101;
+  for (const auto* selection : {&all_samples, &slowest, &worker}) {
+    CHECK(report(merged, *selection, sw) == report(each, *selection, sw));
+    sw.by_thread = true;
+    CHECK(report(merged, *selection, sw) == report(each, *selection, sw));
+    sw.by_thread = false;
+  }
+  // A recording merged in memory has no file to read them from.
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  snapshot::ReadOptions merge;
+  merge.merge_alike = true;
+  snapshot::Recording from_memory = snapshot::read_bytes(bytes, "memory", merge);
+  CHECK_THROWS_AS(analyze::build_tree(from_memory, analyze::select_samples(from_memory, {}), {}, sw), std::logic_error);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("the SkyWalking estimator on dumps whose sequence numbers the file holds out of order", "[snapshot]") {
+  // Imported SkyWalking dumps: two segments' snapshots interleaved, each segment's numbers
+  // shuffled and with gaps (a dump the agent lost), so the file's order is not the sequences'.
+  std::string path = "/tmp/swprof-unit-merged-shuffled.swp";
+  pb::Header h;
+  h.set_format_version(snapshot::kFormatVersion);
+  h.set_python_version("3.12.1");
+  h.set_pid(42);
+  h.set_interval_us(10000);
+  snapshot::Writer w(path, h);
+  uint32_t thread = w.add_thread(100, "MainThread");
+  uint32_t file = w.intern_string("/app/server.py");
+  std::vector<uint32_t> frames;
+  for (const char* name : {"handle", "query", "render"})
+    frames.push_back(w.intern_frame({w.intern_string(name), file, static_cast<int32_t>(10 + frames.size()), 1}));
+  uint32_t segments[2];
+  for (auto& id : segments) {
+    snapshot::Segment seg;
+    seg.id = id = w.next_segment_id();
+    seg.thread = thread;
+    seg.start_us = 0;
+    w.add_segment(seg);
+  }
+  std::vector<std::pair<uint32_t, int32_t>> dumps;  // (segment, sequence)
+  for (uint32_t seg : segments)
+    for (int32_t seq = 0; seq < 40; ++seq)
+      if (seq % 7 != 3) dumps.push_back({seg, seq});
+  std::mt19937 random(11);
+  std::shuffle(dumps.begin(), dumps.end(), random);
+  for (auto [seg, seq] : dumps) {
+    snapshot::Sample s;
+    s.time_us = 1000 + int64_t(seq) * 10000 + seg;
+    s.thread = thread;
+    s.segment = seg;
+    s.sequence = seq;
+    std::vector<uint32_t> stack = {frames[0]};
+    if (seq % 5 < 3) stack.push_back(frames[1 + (seq / 5) % 2]);
+    s.stack = w.intern_stack(stack);
+    s.wall_us = 10000;
+    w.add_sample(s);
+  }
+  pb::Footer f;
+  f.set_duration_us(500000);
+  f.set_samples(w.samples_written());
+  REQUIRE(w.finish(f));
+
+  analyze::TreeOptions sw;
+  sw.estimator = analyze::Estimator::kSkyWalking;
+  snapshot::Recording each = snapshot::read_file(path);
+  snapshot::Recording merged = read_merged(path);
+  const std::string held = report(each, {}, sw);
+  CHECK(report(merged, {}, sw) == held);
+  // Not the file's order: handle ran in every dump, 5 runs of consecutive numbers per segment.
+  analyze::Tree tree = analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw);
+  REQUIRE(tree.nodes.size() > 1);
+  const analyze::Node& handle = tree.nodes[tree.nodes[0].children.at(0)];
+  CHECK(handle.function == "handle");
+  CHECK(handle.samples == dumps.size());
   std::remove(path.c_str());
 }
 
@@ -172,8 +251,8 @@ TEST_CASE("speedscope from the samples handed over one by one is the same as fro
   CHECK(counted.sample_count == kSamples);
   CHECK(counted.memory_used * 10 < each.memory_used);
 
-  exporter::SampleSource from_file = exporter::samples_in_file(path, kSamples);
-  auto speedscope = [](const snapshot::Recording& rec, const exporter::SampleSource& samples,
+  snapshot::SampleSource from_file = snapshot::samples_in_file(path, kSamples);
+  auto speedscope = [](const snapshot::Recording& rec, const snapshot::SampleSource& samples,
                        const exporter::ExportView& view, bool per_segment) {
     std::string text;
     exporter::speedscope_json(rec, samples, view, per_segment, [&](std::string_view piece) { text += piece; });
@@ -189,7 +268,7 @@ TEST_CASE("speedscope from the samples handed over one by one is the same as fro
         view.mode = mode;
         view.selection = *selection;
         CHECK(speedscope(merged, from_file, view, per_segment) ==
-              speedscope(each, exporter::samples_of(each), view, per_segment));
+              speedscope(each, snapshot::samples_of(each), view, per_segment));
       }
   std::remove(path.c_str());
 }
