@@ -108,6 +108,13 @@ std::vector<uint32_t> select_samples(const snapshot::Recording& rec, const Selec
 // The segments a selection covers (for headers and --segments).
 std::vector<uint32_t> selected_segments(const snapshot::Recording& rec, const Selection& selection);
 
+// The order of one segment's (or, outside segments, one thread's) SkyWalking dumps: imported ones
+// carry their own sequence numbers (gaps included); recorded ones are numbered in time order.
+inline bool dump_comes_before(int64_t sequence, int64_t time_us, int64_t other_sequence, int64_t other_time_us) {
+  if (sequence >= 0 && other_sequence >= 0) return sequence < other_sequence;
+  return time_us < other_time_us;
+}
+
 // Builds the tree. The default estimator adds each sample's weight to every node on its path; the
 // SkyWalking one reproduces the OAP server's count / duration / durationChildExcluded.
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,

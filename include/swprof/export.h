@@ -72,9 +72,11 @@ void speedscope_json(const snapshot::Recording& rec, const SampleSource& samples
 void chrome_trace_json(const snapshot::Recording& rec, const ExportView& view, const Sink& sink);
 
 // SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto, handed to `sink`
-// piece by piece (an export can be much larger than its snapshot file).
-void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segments,
-                       const std::string& task_id, const Sink& sink);
+// piece by piece (an export can be much larger than its snapshot file). `rec` gives the names,
+// stacks and segments (its samples may have been read merged); `samples` the samples, read twice
+// (to learn whether each segment's come in order) and held only when they do not.
+void skywalking_export(const snapshot::Recording& rec, const SampleSource& samples,
+                       const std::vector<uint32_t>& segments, const std::string& task_id, const Sink& sink);
 // Reads such JSON into a new snapshot file: one segment per traceSegmentId, one sample per record.
 // Returns the number of records read. Throws UserError on malformed input.
 size_t skywalking_import(const std::string& json_path, const std::string& out_path);

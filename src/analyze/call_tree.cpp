@@ -294,7 +294,7 @@ class SnapshotRuns {
       last_key_ = key;
     }
     Sequence& q = *last_;
-    bool in_order = !q.started || !comes_before(s.sequence, s.time_us, q.sequence, q.time);
+    bool in_order = !q.started || !dump_comes_before(s.sequence, s.time_us, q.sequence, q.time);
     int64_t next = s.sequence >= 0 ? s.sequence : (q.started ? q.number + 1 : 0);
     bool consecutive = q.started && next == q.number + 1;
     uint32_t leaf = paths_.leaf_of(s);
@@ -319,13 +319,6 @@ class SnapshotRuns {
       for (uint32_t c : n.children) children += tree_.nodes[c].total;
       n.self = n.total - children;
     }
-  }
-
-  // The order of one sequence: imported SkyWalking dumps carry their own numbers (gaps included);
-  // recorded ones are numbered in time order.
-  static bool comes_before(int64_t sequence, int64_t time, int64_t other_sequence, int64_t other_time) {
-    if (sequence >= 0 && other_sequence >= 0) return sequence < other_sequence;
-    return time < other_time;
   }
 
  private:
@@ -361,7 +354,7 @@ void add_sorted(std::vector<const snapshot::Sample*>& order, PathBuilder& paths,
   std::stable_sort(order.begin(), order.end(), [&](const snapshot::Sample* a, const snapshot::Sample* b) {
     uint64_t ka = sequence_key(*a), kb = sequence_key(*b);
     if (ka != kb) return ka < kb;
-    return SnapshotRuns::comes_before(a->sequence, a->time_us, b->sequence, b->time_us);
+    return dump_comes_before(a->sequence, a->time_us, b->sequence, b->time_us);
   });
   SnapshotRuns runs(paths, tree);
   for (const auto* s : order) runs.add(*s);

@@ -40,11 +40,10 @@ Subcommand add_export(CLI::App& parent) {
 
   return {cmd, [st](const std::vector<std::string>&) {
             if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
-            // (The formats that add weights up read alike samples merged; the others keep each
-            // sample's time.)
+            // Alike samples merged: the formats that add weights up need no more; speedscope and
+            // skywalking read the samples again one by one, below; chrome holds each one.
             snapshot::ReadOptions read_options;
-            // (speedscope reads the samples again one by one, below.)
-            read_options.merge_alike = st->format == "pprof" || st->format == "collapsed" || st->format == "speedscope";
+            read_options.merge_alike = st->format != "chrome";
             auto rec = snapshot::read_file(st->in, read_options);
             ViewFlags flags;
             flags.mode = st->mode;
@@ -58,6 +57,8 @@ Subcommand add_export(CLI::App& parent) {
             view.selection = selection_of(flags);
             view.mode = tree_options_of(flags).mode;
             view.lines = st->lines;
+            // The file's samples read again, each handed over and not held (speedscope, skywalking).
+            const auto samples = snapshot::samples_in_file(st->in, rec.sample_count);
             // The timeline formats (an entry per sample) are written as they are made.
             auto stream = [&](const std::function<void(const exporter::Sink&)>& make) {
               OutputFile out(st->out, OutputFile::Mode::kReplace);
@@ -69,14 +70,13 @@ Subcommand add_export(CLI::App& parent) {
             if (st->format == "pprof") {
               write_whole_file(st->out, exporter::pprof_profile(rec, view));
             } else if (st->format == "speedscope") {
-              // The file's samples read again, each handed over and not held.
-              auto samples = snapshot::samples_in_file(st->in, rec.sample_count);
               stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, samples, view, st->per_segment, sink); });
             } else if (st->format == "chrome") {
               stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
             } else if (st->format == "skywalking") {
               stream([&](const exporter::Sink& sink) {
-                exporter::skywalking_export(rec, analyze::selected_segments(rec, view.selection), st->task_id, sink);
+                exporter::skywalking_export(rec, samples, analyze::selected_segments(rec, view.selection), st->task_id,
+                                            sink);
               });
             } else {
               auto tree = analyze::build_tree(rec, analyze::select_samples(rec, view.selection), view.selection,

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "export/frame_table.h"
+#include "swprof/analyze.h"
 #include "swprof/common.h"
 #include "swprof/export.h"
 
@@ -29,50 +30,80 @@ std::string signature(const snapshot::Recording& rec, const snapshot::Frame& f) 
 
 }  // namespace
 
-void skywalking_export(const snapshot::Recording& rec, const std::vector<uint32_t>& segment_ids,
-                       const std::string& task_id, const std::function<void(std::string_view)>& sink) {
+void skywalking_export(const snapshot::Recording& rec, const snapshot::SampleSource& samples,
+                       const std::vector<uint32_t>& segment_ids, const std::string& task_id,
+                       const std::function<void(std::string_view)>& sink) {
   if (rec.segments.empty())
     throw UserError("SkyWalking snapshots belong to trace segments: record with --entry FUNCTION "
                     "(one segment per call) or import SkyWalking data");
-  std::vector<std::vector<const snapshot::Sample*>> by_segment(rec.segments.size() + 1);
-  for (const auto& s : rec.samples)
-    if (s.segment) by_segment[s.segment].push_back(&s);
+  std::vector<bool> selected(rec.segments.size() + 1, false);
+  for (uint32_t id : segment_ids) selected.at(id) = true;
+  // Each segment's dumps are numbered in time order. A recorder writes a segment's samples in that
+  // order, so they are written as they come, interleaved as an agent sends them, each segment
+  // keeping only its count and its previous dump; a file that holds a segment's samples out of
+  // order (some imports) has its selected samples held and sorted, one segment after another.
+  struct Previous {
+    bool seen = false;
+    int64_t sequence = -1, time = 0;
+    int64_t count = 0;
+  };
+  std::vector<Previous> previous(rec.segments.size() + 1);
+  bool in_order = true;
+  samples([&](const snapshot::Sample& s) {
+    if (!in_order || !selected[s.segment]) return;
+    Previous& p = previous[s.segment];
+    if (p.seen && analyze::dump_comes_before(s.sequence, s.time_us, p.sequence, p.time)) in_order = false;
+    p = {true, s.sequence, s.time_us, 0};
+  });
+  for (auto& p : previous) p = {};
+
+  std::vector<std::string> heads(rec.segments.size() + 1);
+  for (uint32_t id : segment_ids) {
+    const auto& seg = rec.segments[id - 1];
+    std::string segment_name = seg.name.empty() ? fmt::format("swprof-{}-{}", rec.header.pid(), id) : seg.name;
+    // Names that are not valid UTF-8 (a file name's bytes) get U+FFFD: JSON strings are Unicode.
+    heads[id] = fmt::format("{{\"taskId\":\"{}\",\"traceSegmentId\":\"{}\",",
+                            json_escape(seg.task_id.empty() ? task_id : seg.task_id), json_escape(segment_name));
+  }
   // Every dump repeats its whole stack: a small file of many dumps of a deep stack exports to a
   // lot of text (ChunkedOutput).
   ChunkedOutput output(rec, sink);
   std::string& out = output.text();
   out += "[";
   bool first = true;
-  for (uint32_t id : segment_ids) {
-    const auto& seg = rec.segments[id - 1];
-    auto& samples = by_segment[id];
-    std::stable_sort(samples.begin(), samples.end(), [](const snapshot::Sample* a, const snapshot::Sample* b) {
-      if (a->sequence >= 0 && b->sequence >= 0) return a->sequence < b->sequence;
-      return a->time_us < b->time_us;
-    });
-    std::string segment_name = seg.name.empty() ? fmt::format("swprof-{}-{}", rec.header.pid(), id) : seg.name;
-    // Names that are not valid UTF-8 (a file name's bytes) get U+FFFD: JSON strings are Unicode.
-    std::string head = fmt::format("{{\"taskId\":\"{}\",\"traceSegmentId\":\"{}\",",
-                                   json_escape(seg.task_id.empty() ? task_id : seg.task_id), json_escape(segment_name));
-    for (size_t i = 0; i < samples.size(); ++i) {
-      const auto& s = *samples[i];
-      int64_t sequence = s.sequence >= 0 ? s.sequence : std::min<int64_t>(static_cast<int64_t>(i), INT32_MAX);
-      out += first ? "\n  " : ",\n  ";
-      first = false;
-      out += head;
-      // Times are bounded by the reader (±2^50 µs, start under 2^60): this cannot overflow.
-      out += fmt::format("\"time\":\"{}\",\"sequence\":{},\"stack\":{{\"codeSignatures\":[",
-                         (rec.header.start_unix_us() + s.time_us + 500) / 1000, sequence);
-      bool first_frame = true;
-      for (uint32_t frame : rec.stack(s.stack)) {
-        out += first_frame ? "\"" : ",\"";
-        out += json_escape(signature(rec, rec.frames[frame]));
-        out += '"';
-        first_frame = false;
-      }
-      out += "]}}";
-      output.piece_done();
+  auto write = [&](const snapshot::Sample& s) {
+    int64_t counted = previous[s.segment].count++;
+    int64_t sequence = s.sequence >= 0 ? s.sequence : std::min<int64_t>(counted, INT32_MAX);
+    out += first ? "\n  " : ",\n  ";
+    first = false;
+    out += heads[s.segment];
+    // Times are bounded by the reader (±2^50 µs, start under 2^60): this cannot overflow.
+    out += fmt::format("\"time\":\"{}\",\"sequence\":{},\"stack\":{{\"codeSignatures\":[",
+                       (rec.header.start_unix_us() + s.time_us + 500) / 1000, sequence);
+    bool first_frame = true;
+    for (uint32_t frame : rec.stack(s.stack)) {
+      out += first_frame ? "\"" : ",\"";
+      out += json_escape(signature(rec, rec.frames[frame]));
+      out += '"';
+      first_frame = false;
     }
+    out += "]}}";
+    output.piece_done();
+  };
+  if (in_order) {
+    samples([&](const snapshot::Sample& s) {
+      if (selected[s.segment]) write(s);
+    });
+  } else {
+    std::vector<snapshot::Sample> held;
+    samples([&](const snapshot::Sample& s) {
+      if (selected[s.segment]) held.push_back(s);
+    });
+    std::stable_sort(held.begin(), held.end(), [](const snapshot::Sample& a, const snapshot::Sample& b) {
+      if (a.segment != b.segment) return a.segment < b.segment;
+      return analyze::dump_comes_before(a.sequence, a.time_us, b.sequence, b.time_us);
+    });
+    for (const auto& s : held) write(s);
   }
   out += "\n]\n";
   output.flush();

@@ -35,7 +35,7 @@ void exercise(const snapshot::Recording& rec, uint8_t choice) {
     analyze::segments_text(rows);
     analyze::segments_json(rows);
     if (!rec.segments.empty())
-      exporter::skywalking_export(rec, ids, "fuzz", [](std::string_view) {});
+      exporter::skywalking_export(rec, snapshot::samples_of(rec), ids, "fuzz", [](std::string_view) {});
   });
   for (int variant = 0; variant < 3; ++variant)
     tolerate_user_errors([&] {

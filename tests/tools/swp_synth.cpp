@@ -1,8 +1,10 @@
-// swp_synth --samples N -o FILE [--threads T] [--stacks S] [--seed X]: writes a recording of N
+// swp_synth --samples N -o FILE [--threads T] [--stacks S] [--seed X] [--segment-ms M]: writes a recording of N
 // samples with the real snapshot::Writer, as `record` would (T threads sampled every millisecond,
 // each sample one of S distinct stacks 8–40 frames deep over a few hundred functions, wall and
 // CPU weights, idle and on-CPU flags), without profiling anything: a large file for measuring
-// analyze, flamegraph and export (tests/bench/vs_austin.py). Deterministic for a given seed.
+// analyze, flamegraph and export (tests/bench/vs_austin.py). With --segment-ms, each thread makes
+// calls of M ms one after another, each a segment (record --entry): for the SkyWalking estimator
+// and export. Deterministic for a given seed.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,7 +21,7 @@ using namespace swprof;
 
 int main(int argc, char** argv) {
   uint64_t samples = 1000000, seed = 1;
-  uint32_t threads = 4, stacks = 2000;
+  uint32_t threads = 4, stacks = 2000, segment_ms = 0;
   std::string out;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
     else if (a == "--stacks") stacks = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
     else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--segment-ms") segment_ms = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
     else if (a == "-o") out = argv[i + 1];
     else {
       std::fprintf(stderr, "swp_synth: unknown option %s\n", a.c_str());
@@ -34,7 +37,7 @@ int main(int argc, char** argv) {
     }
   }
   if (out.empty() || threads == 0 || stacks == 0) {
-    std::fprintf(stderr, "usage: swp_synth --samples N -o FILE [--threads T] [--stacks S] [--seed X]\n");
+    std::fprintf(stderr, "usage: swp_synth --samples N -o FILE [--threads T] [--stacks S] [--seed X] [--segment-ms M]\n");
     return 2;
   }
   try {
@@ -78,12 +81,21 @@ int main(int argc, char** argv) {
     std::vector<uint32_t> thread_ids;
     for (uint32_t t = 0; t < threads; ++t) thread_ids.push_back(writer.add_thread(1000 + t, fmt::format("worker-{}", t)));
     // Each thread stays on a stack for a while, as a program does.
-    std::vector<uint32_t> current(threads, 0);
+    std::vector<uint32_t> current(threads, 0), call(threads, 0);
     for (uint64_t i = 0; i < samples; ++i) {
       uint32_t t = static_cast<uint32_t>(i % threads);
       if (rng() % 8 == 0) current[t] = static_cast<uint32_t>(rng() % stack_ids.size());
       snapshot::Sample s;
       s.time_us = static_cast<int64_t>(i / threads) * 1000 + t;
+      if (segment_ms && (i / threads) % segment_ms == 0) {  // this thread's next call begins
+        if (call[t]) writer.end_segment(call[t], s.time_us - 1);
+        snapshot::Segment seg;
+        seg.id = call[t] = writer.next_segment_id();
+        seg.thread = thread_ids[t];
+        seg.start_us = s.time_us;
+        writer.add_segment(seg);
+      }
+      s.segment = call[t];
       s.thread = thread_ids[t];
       s.stack = stack_ids[current[t]];
       s.wall_us = 1000;
@@ -93,6 +105,8 @@ int main(int argc, char** argv) {
       writer.add_sample(s);
       if (i % 4096 == 0) writer.maybe_flush();
     }
+    for (uint32_t id : call)
+      if (id) writer.end_segment(id, static_cast<int64_t>(samples / threads) * 1000);
     pb::Footer footer;
     footer.set_duration_us(static_cast<int64_t>(samples / threads) * 1000 + 1000);
     footer.set_samples(writer.samples_written());

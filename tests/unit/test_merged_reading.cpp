@@ -153,6 +153,17 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
     CHECK(report(merged, *selection, sw) == report(each, *selection, sw));
     sw.by_thread = false;
   }
+  // The SkyWalking export from the file's samples read again is the one from the samples held:
+  // each segment's dumps numbered from 0 in time order.
+  auto skywalking = [&](const snapshot::Recording& rec, const snapshot::SampleSource& samples) {
+    std::string text;
+    exporter::skywalking_export(rec, samples, analyze::selected_segments(rec, {}), "t",
+                                [&](std::string_view piece) { text += piece; });
+    return text;
+  };
+  const std::string exported = skywalking(merged, snapshot::samples_in_file(path, kSamples));
+  CHECK(exported == skywalking(each, snapshot::samples_of(each)));
+  CHECK(exported.find("\"sequence\":0,") != std::string::npos);
   // A recording merged in memory has no file to read them from.
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -215,6 +226,18 @@ TEST_CASE("the SkyWalking estimator on dumps whose sequence numbers the file hol
   snapshot::Recording merged = read_merged(path);
   const std::string held = report(each, {}, sw);
   CHECK(report(merged, {}, sw) == held);
+  // Exported, each segment's dumps come together in their order (held and sorted).
+  std::string exported;
+  exporter::skywalking_export(merged, snapshot::samples_in_file(path, dumps.size()),
+                              analyze::selected_segments(merged, {}), "t",
+                              [&](std::string_view piece) { exported += piece; });
+  std::vector<std::pair<std::string, int>> order;  // (segment, sequence) as written
+  for (size_t at = exported.find("swprof-42-"); at != std::string::npos; at = exported.find("swprof-42-", at + 1)) {
+    size_t seq = exported.find("\"sequence\":", at);
+    order.push_back({exported.substr(at, exported.find('"', at) - at), std::stoi(exported.substr(seq + 11))});
+  }
+  CHECK(order.size() == dumps.size());
+  CHECK(std::is_sorted(order.begin(), order.end()));
   // Not the file's order: handle ran in every dump, 5 runs of consecutive numbers per segment.
   analyze::Tree tree = analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw);
   REQUIRE(tree.nodes.size() > 1);
