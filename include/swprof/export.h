@@ -67,9 +67,13 @@ void speedscope_json(const snapshot::Recording& rec, const SampleSource& samples
                      bool per_segment, const Sink& sink);
 
 // Chrome's Trace Event JSON (chrome://tracing, Perfetto, speedscope): one track per thread (per
-// greenlet call under gevent), a complete event per segment, and the sampled stacks as nested
-// complete events, a frame present on consecutive samples being one event.
-void chrome_trace_json(const snapshot::Recording& rec, const ExportView& view, const Sink& sink);
+// greenlet call under gevent), a duration event per segment, and the sampled stacks as nested
+// duration events (begin "B" and end "E", written as the samples come), a frame present on
+// consecutive samples being one event. `rec` gives the names, stacks and segments (its samples
+// may have been read merged); `samples` the samples, read twice and held only when a thread's
+// are out of time order.
+void chrome_trace_json(const snapshot::Recording& rec, const SampleSource& samples, const ExportView& view,
+                       const Sink& sink);
 
 // SkyWalking ThreadSnapshot records in protobuf's JSON mapping of Profile.proto, handed to `sink`
 // piece by piece (an export can be much larger than its snapshot file). `rec` gives the names,

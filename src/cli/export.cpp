@@ -40,10 +40,10 @@ Subcommand add_export(CLI::App& parent) {
 
   return {cmd, [st](const std::vector<std::string>&) {
             if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
-            // Alike samples merged: the formats that add weights up need no more; speedscope and
-            // skywalking read the samples again one by one, below; chrome holds each one.
+            // Alike samples merged: the formats that add weights up need no more; the timelines
+            // (speedscope, chrome, skywalking) read the samples again one by one, below.
             snapshot::ReadOptions read_options;
-            read_options.merge_alike = st->format != "chrome";
+            read_options.merge_alike = true;
             auto rec = snapshot::read_file(st->in, read_options);
             ViewFlags flags;
             flags.mode = st->mode;
@@ -57,7 +57,7 @@ Subcommand add_export(CLI::App& parent) {
             view.selection = selection_of(flags);
             view.mode = tree_options_of(flags).mode;
             view.lines = st->lines;
-            // The file's samples read again, each handed over and not held (speedscope, skywalking).
+            // The file's samples read again, each handed over and not held (the timelines).
             const auto samples = snapshot::samples_in_file(st->in, rec.sample_count);
             // The timeline formats (an entry per sample) are written as they are made.
             auto stream = [&](const std::function<void(const exporter::Sink&)>& make) {
@@ -72,7 +72,7 @@ Subcommand add_export(CLI::App& parent) {
             } else if (st->format == "speedscope") {
               stream([&](const exporter::Sink& sink) { exporter::speedscope_json(rec, samples, view, st->per_segment, sink); });
             } else if (st->format == "chrome") {
-              stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
+              stream([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, samples, view, sink); });
             } else if (st->format == "skywalking") {
               stream([&](const exporter::Sink& sink) {
                 exporter::skywalking_export(rec, samples, analyze::selected_segments(rec, view.selection), st->task_id,

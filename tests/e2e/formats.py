@@ -35,21 +35,46 @@ def total_ms(roots, key="total_ms"):
 
 # --- Chrome's Trace Event format ----------------------------------------------------------------
 
+def trace_slices(doc):
+    """The trace's duration events as complete ones: each begin ("B") and its end ("E") become one
+    dict like an "X" event, with its "dur", where the begin was; metadata as it is. An end must close
+    the innermost open event of its track, by name (as speedscope's importer requires)."""
+    out, open_events = [], {}
+    for e in doc["traceEvents"]:
+        if e.get("ph") == "B":
+            x = dict(e, ph="X")
+            open_events.setdefault(e.get("tid"), []).append(x)
+            out.append(x)
+        elif e.get("ph") == "E":
+            stack = open_events.get(e.get("tid")) or []
+            expect(stack, "an end with no open event on its track: %r" % e)
+            begun = stack.pop()
+            expect(begun["name"] == e.get("name"), "%r ends %r, the innermost open event of its track" % (e, begun))
+            begun["dur"] = e["ts"] - begun["ts"]
+        else:
+            out.append(e)
+    expect(not any(open_events.values()), "every begun event ends: %s" % {t: len(v) for t, v in open_events.items() if v})
+    return out
+
+
 def check_trace_format(doc):
-    """The Trace Event format's rules for what swprof writes; returns {tid: [X events in order]}."""
+    """The Trace Event format's rules for what swprof writes; returns {tid: [events in order]}, each
+    begin and end made one complete event (trace_slices)."""
     expect(isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list), "an object with a traceEvents array")
     expect(doc.get("displayTimeUnit") in ("ms", "ns"), "displayTimeUnit: %r" % doc.get("displayTimeUnit"))
-    named, tracks = set(), {}
     for e in doc["traceEvents"]:
-        expect(e.get("ph") in ("M", "X"), "only metadata and complete events: %r" % e)
+        expect(e.get("ph") in ("M", "B", "E"), "only metadata, begin and end events: %r" % e)
         expect(isinstance(e.get("pid"), int) and isinstance(e.get("tid"), int), "integer pid/tid: %r" % e)
         expect(isinstance(e.get("name"), str), "a name: %r" % e)
+        if e["ph"] != "M":
+            expect(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, "ts: %r" % e)
+    named, tracks = set(), {}
+    for e in trace_slices(doc):
         if e["ph"] == "M":
             expect(e["name"] in ("process_name", "thread_name") and isinstance(e["args"]["name"], str), "metadata %r" % e)
             if e["name"] == "thread_name":
                 named.add(e["tid"])
             continue
-        expect(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0, "ts: %r" % e)
         expect(isinstance(e.get("dur"), (int, float)) and e["dur"] > 0, "dur: %r" % e)
         tracks.setdefault(e["tid"], []).append(e)
     for tid, events in tracks.items():

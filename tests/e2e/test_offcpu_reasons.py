@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 
+import formats
 import harness
 from harness import expect
 
@@ -220,7 +221,7 @@ def check_record(ctx, prog, roles, expected):
     # what it waited on for most of the recording; the spinner's none.
     chrome = ctx.path("waits.trace.json")
     ctx.run_swprof("export", "--format", "chrome", "-o", chrome, out)
-    events = [e for e in json.load(open(chrome))["traceEvents"] if e.get("ph") == "X"]
+    events = [e for e in formats.trace_slices(json.load(open(chrome))) if e.get("ph") == "X"]
     for name, tid in sorted(roles.items()):
         waits = [e for e in events if e["tid"] == tid and e["name"].startswith("<off-CPU: ")]
         if name == "spinner":

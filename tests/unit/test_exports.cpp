@@ -7,6 +7,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <map>
@@ -56,7 +57,7 @@ std::string speedscope_text(const snapshot::Recording& rec, const exporter::Expo
   });
 }
 std::string chrome_text(const snapshot::Recording& rec, const exporter::ExportView& view) {
-  return whole([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, view, sink); });
+  return whole([&](const exporter::Sink& sink) { exporter::chrome_trace_json(rec, snapshot::samples_of(rec), view, sink); });
 }
 
 gp::Struct json_of(const std::string& text) {
@@ -68,6 +69,35 @@ gp::Struct json_of(const std::string& text) {
 }
 
 const gp::Value& at(const gp::Struct& s, const std::string& key) { return s.fields().at(key); }
+
+// A Chrome trace's events with each begin ("B") and its end ("E") made one complete event ("X",
+// with its duration) where the begin was; metadata as it is. Each end must close the innermost
+// open event of its track, by name.
+std::vector<gp::Struct> trace_slices(const std::string& text) {
+  std::vector<gp::Struct> out;
+  std::map<double, std::vector<size_t>> open;  // tid -> indices in out
+  const gp::Struct doc = json_of(text);
+  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
+    const auto& e = v.struct_value();
+    const std::string ph = at(e, "ph").string_value();
+    double tid = e.fields().count("tid") ? at(e, "tid").number_value() : 0;
+    if (ph == "B") {
+      open[tid].push_back(out.size());
+      out.push_back(e);
+      (*out.back().mutable_fields())["ph"].set_string_value("X");
+    } else if (ph == "E") {
+      REQUIRE_FALSE(open[tid].empty());
+      gp::Struct& b = out[open[tid].back()];
+      open[tid].pop_back();
+      CHECK(at(b, "name").string_value() == at(e, "name").string_value());
+      (*b.mutable_fields())["dur"].set_number_value(at(e, "ts").number_value() - at(b, "ts").number_value());
+    } else {
+      out.push_back(e);
+    }
+  }
+  for (const auto& [tid, left] : open) CHECK(left.empty());
+  return out;
+}
 
 // The blog example: 4 samples in methodC and 6 in methodD under A -> B, 10 ms apart.
 test::RecordingBuilder blog(int c = 4, int d = 6) {
@@ -245,7 +275,7 @@ TEST_CASE("timeline exports are handed out in pieces, and refused past what thei
     INFO(format);
     auto make = [&](const exporter::Sink& sink) {
       if (std::string(format) == "speedscope") exporter::speedscope_json(b.rec, snapshot::samples_of(b.rec), {}, false, sink);
-      else exporter::chrome_trace_json(b.rec, {}, sink);
+      else exporter::chrome_trace_json(b.rec, snapshot::samples_of(b.rec), {}, sink);
     };
     size_t pieces = 0, largest = 0, total = 0;
     std::string text;
@@ -258,7 +288,7 @@ TEST_CASE("timeline exports are handed out in pieces, and refused past what thei
     CHECK(total > (5u << 18));  // over a megabyte
     CHECK(pieces >= total / (2u << 20) + 1);    // never the whole text at once
     CHECK(largest < (1u << 20) + (64u << 10));  // about a megabyte each
-    if (std::string(format) == "speedscope") json_of(text);  // and they make one JSON document
+    json_of(text);  // and they make one JSON document
     b.rec.memory_limit = 64 << 10;          // a file that justifies holding 64 KiB exports 256 KiB at most
     CHECK_THROWS_WITH(make([](std::string_view) {}), Catch::Contains("would export to more than"));
     b.rec.memory_limit = 0;
@@ -267,10 +297,8 @@ TEST_CASE("timeline exports are handed out in pieces, and refused past what thei
 
 TEST_CASE("chrome trace: a frame on consecutive samples is one event, nested in its callers", "[export][chrome]") {
   auto b = blog();
-  auto doc = json_of(chrome_text(b.rec, {}));
   std::map<std::string, std::vector<std::pair<double, double>>> events;
-  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
-    const auto& e = v.struct_value();
+  for (const auto& e : trace_slices(chrome_text(b.rec, {}))) {
     if (at(e, "ph").string_value() != "X") continue;
     events[at(e, "name").string_value()].emplace_back(at(e, "ts").number_value(), at(e, "dur").number_value());
   }
@@ -281,6 +309,34 @@ TEST_CASE("chrome trace: a frame on consecutive samples is one event, nested in 
   CHECK(events["C"][0] == std::make_pair(0.0, 40000.0));
   REQUIRE(events["D"].size() == 1);
   CHECK(events["D"][0] == std::make_pair(40000.0, 60000.0));
+  // Written as the samples come; a thread's samples out of time order (an import) are sorted first.
+  auto shuffled = blog();
+  std::reverse(shuffled.rec.samples.begin(), shuffled.rec.samples.end());
+  std::swap(shuffled.rec.samples[2], shuffled.rec.samples[7]);
+  CHECK(chrome_text(shuffled.rec, {}) == chrome_text(b.rec, {}));
+}
+
+TEST_CASE("chrome trace: an event is written as its frame appears and ends, holding only open frames", "[export][chrome]") {
+  // One frame on every sample, and under it a frame that changes at every sample: the begins and
+  // ends come out in time order while the samples are read, and an event that would end where it
+  // began (a sample that weighs nothing) is left out.
+  test::RecordingBuilder b;
+  for (int i = 1; i <= 6; ++i) b.sample(1000 * i, {"loop", i % 2 ? "odd" : "even"}, 1000);
+  b.sample(7000, {"loop", "instant"}, 0);
+  b.sample(8000, {"loop", "odd"}, 1000);
+  std::vector<std::string> seen;  // "B name" / "E name" in the order written
+  std::vector<double> times;
+  const gp::Struct doc = json_of(chrome_text(b.rec, {}));
+  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
+    const auto& e = v.struct_value();
+    const std::string ph = at(e, "ph").string_value();
+    if (ph == "M") continue;
+    seen.push_back(ph + " " + at(e, "name").string_value());
+    times.push_back(at(e, "ts").number_value());
+  }
+  CHECK(std::is_sorted(times.begin(), times.end()));
+  CHECK(seen == std::vector<std::string>{"B loop", "B odd", "E odd", "B even", "E even", "B odd", "E odd", "B even",
+                                         "E even", "B odd", "E odd", "B even", "E even", "B odd", "E odd", "E loop"});
 }
 
 TEST_CASE("chrome trace: each segment is an event enclosing its stacks; runs end at its edge", "[export][chrome]") {
@@ -291,11 +347,9 @@ TEST_CASE("chrome trace: each segment is an event enclosing its stacks; runs end
   b.sample(30000, {"main", "handle", "work"}, 10000, s2);
   exporter::ExportView view;
   view.selection.full_stack = true;  // even "main", on every sample, ends with each segment
-  auto doc = json_of(chrome_text(b.rec, view));
   std::vector<std::string> order;
   int segments = 0, mains = 0;
-  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
-    const auto& e = v.struct_value();
+  for (const auto& e : trace_slices(chrome_text(b.rec, view))) {
     if (at(e, "ph").string_value() != "X") continue;
     order.push_back(at(e, "name").string_value());
     if (at(e, "cat").string_value() == "segment") {
@@ -370,11 +424,9 @@ TEST_CASE("chrome trace: segments overlapping on one thread (gevent) get a track
     b.sample(10000 * i + 10000, {"handle", "b"}, 10000, s2);
     b.rec.samples.back().greenlet = 2;
   }
-  auto doc = json_of(chrome_text(b.rec, {}));
   std::map<double, int> segments_per_track;
   std::vector<std::string> track_names;
-  for (const auto& v : at(doc, "traceEvents").list_value().values()) {
-    const auto& e = v.struct_value();
+  for (const auto& e : trace_slices(chrome_text(b.rec, {}))) {
     if (at(e, "name").string_value() == "thread_name")
       track_names.push_back(at(at(e, "args").struct_value(), "name").string_value());
     if (at(e, "ph").string_value() == "X" && at(e, "cat").string_value() == "segment")
