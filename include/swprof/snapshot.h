@@ -172,9 +172,10 @@ Recording read_bytes(std::string_view data, const std::string& name, ReadOptions
 // recording's own (samples_of), or a second read of its file that holds none of them.
 using SampleSource = std::function<void(const std::function<void(const Sample&)>& each)>;
 SampleSource samples_of(const Recording& rec);
-// The first `count` samples of a file read again (a file still being recorded may have grown
-// since the read that counted them), handed over and not held.
-SampleSource samples_in_file(const std::string& path, uint64_t count);
+// The samples of the file `rec` was read from, read again and handed over, not held: as many as
+// `rec` counted (a file still being recorded may have grown since), each checked against `rec`'s
+// threads, stacks, segments and strings (UserError if the file changed in between).
+SampleSource samples_in_file(const Recording& rec);
 
 class Writer {
  public:

@@ -376,7 +376,7 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
   }
   if (rec.path.empty())
     throw std::logic_error("the SkyWalking estimator needs each sample's time: a recording read merged from memory");
-  const snapshot::SampleSource source = snapshot::samples_in_file(rec.path, rec.sample_count);
+  const snapshot::SampleSource source = snapshot::samples_in_file(rec);
   const SampleFilter filter(rec, sel);
   const Tree empty = tree;
   {

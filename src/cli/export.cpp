@@ -58,7 +58,7 @@ Subcommand add_export(CLI::App& parent) {
             view.mode = tree_options_of(flags).mode;
             view.lines = st->lines;
             // The file's samples read again, each handed over and not held (the timelines).
-            const auto samples = snapshot::samples_in_file(st->in, rec.sample_count);
+            const auto samples = snapshot::samples_in_file(rec);
             // The timeline formats (an entry per sample) are written as they are made.
             auto stream = [&](const std::function<void(const exporter::Sink&)>& make) {
               OutputFile out(st->out, OutputFile::Mode::kReplace);

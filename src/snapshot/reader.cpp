@@ -557,16 +557,20 @@ SampleSource samples_of(const Recording& rec) {
   };
 }
 
-SampleSource samples_in_file(const std::string& path, uint64_t count) {
-  return [path, count](const std::function<void(const Sample&)>& each) {
-    uint64_t left = count;
+SampleSource samples_in_file(const Recording& rec) {
+  return [&rec](const std::function<void(const Sample&)>& each) {
+    uint64_t left = rec.sample_count;
     ReadOptions one_by_one;
     one_by_one.each_sample = [&](const Sample& s) {
       if (left == 0) return;
       --left;
+      // The same file gives the same first samples; another one put in its place may not.
+      if (s.thread >= rec.threads.size() || s.stack >= rec.stack_count() || s.segment > rec.segments.size() ||
+          s.offcpu_reason > rec.strings.size())
+        throw UserError(fmt::format("{} changed while it was read: analyse a copy that no one writes to", rec.path));
       each(s);
     };
-    read_file(path, one_by_one);
+    read_file(rec.path, one_by_one);
   };
 }
 

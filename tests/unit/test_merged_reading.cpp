@@ -161,7 +161,7 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
                                 [&](std::string_view piece) { text += piece; });
     return text;
   };
-  const std::string exported = skywalking(merged, snapshot::samples_in_file(path, kSamples));
+  const std::string exported = skywalking(merged, snapshot::samples_in_file(merged));
   CHECK(exported == skywalking(each, snapshot::samples_of(each)));
   CHECK(exported.find("\"sequence\":0,") != std::string::npos);
   // A recording merged in memory has no file to read them from.
@@ -228,7 +228,7 @@ TEST_CASE("the SkyWalking estimator on dumps whose sequence numbers the file hol
   CHECK(report(merged, {}, sw) == held);
   // Exported, each segment's dumps come together in their order (held and sorted).
   std::string exported;
-  exporter::skywalking_export(merged, snapshot::samples_in_file(path, dumps.size()),
+  exporter::skywalking_export(merged, snapshot::samples_in_file(merged),
                               analyze::selected_segments(merged, {}), "t",
                               [&](std::string_view piece) { exported += piece; });
   std::vector<std::pair<std::string, int>> order;  // (segment, sequence) as written
@@ -256,6 +256,12 @@ TEST_CASE("a steady program's samples merge into one per thread and stack", "[sn
   snapshot::Recording each = snapshot::read_file(path);
   CHECK(report(merged, {}, {}) == report(each, {}, {}));
   CHECK(merged.memory_used * 20 < each.memory_used);
+  // Another file put in its place before the samples are read again: refused, not misread.
+  write_varied_file(50000, true, "steady");
+  analyze::TreeOptions sw;
+  sw.estimator = analyze::Estimator::kSkyWalking;
+  CHECK_THROWS_WITH(analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw),
+                    Catch::Contains("changed while it was read"));
   std::remove(path.c_str());
 }
 
@@ -274,7 +280,7 @@ TEST_CASE("speedscope from the samples handed over one by one is the same as fro
   CHECK(counted.sample_count == kSamples);
   CHECK(counted.memory_used * 10 < each.memory_used);
 
-  snapshot::SampleSource from_file = snapshot::samples_in_file(path, kSamples);
+  snapshot::SampleSource from_file = snapshot::samples_in_file(merged);
   auto speedscope = [](const snapshot::Recording& rec, const snapshot::SampleSource& samples,
                        const exporter::ExportView& view, bool per_segment) {
     std::string text;
