@@ -120,10 +120,11 @@ inline bool dump_comes_before(int64_t sequence, int64_t time_us, int64_t other_s
 Tree build_tree(const snapshot::Recording& rec, const std::vector<uint32_t>& samples, const Selection& selection,
                 const TreeOptions& options);
 
-// How to read a file for a tree: alike samples merged (memory by distinct stacks, not by
-// samples). The SkyWalking estimator, which needs each sample's time, reads the file's samples
-// again one by one (Recording::path); a recording held in memory is used as it is.
-snapshot::ReadOptions read_options_for(const TreeOptions& options);
+// How to read the file at `path` for a tree: alike samples merged (memory by distinct stacks, not
+// by samples). The SkyWalking estimator, which needs each sample's time, then reads the file's
+// samples again one by one (snapshot::samples_in_file); from a pipe, which cannot be read again,
+// it reads them unmerged, once.
+snapshot::ReadOptions read_options_for(const TreeOptions& options, const std::string& path);
 
 // Turns each chain of import-machinery frames into one node (text and flame graph views).
 void collapse_import_machinery(Tree& tree);

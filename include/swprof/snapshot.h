@@ -172,10 +172,18 @@ Recording read_bytes(std::string_view data, const std::string& name, ReadOptions
 // recording's own (samples_of), or a second read of its file that holds none of them.
 using SampleSource = std::function<void(const std::function<void(const Sample&)>& each)>;
 SampleSource samples_of(const Recording& rec);
-// The samples of the file `rec` was read from, read again and handed over, not held: as many as
-// `rec` counted (a file still being recorded may have grown since), each checked against `rec`'s
-// threads, stacks, segments and strings (UserError if the file changed in between).
+// The samples `rec` was read from, one by one: its own when it holds them (read unmerged), else
+// its file's read again and handed over, not held: as many as `rec` counted (a file still being
+// recorded may have grown since), each checked against `rec`'s threads, stacks, segments and
+// strings (UserError if the file changed in between).
 SampleSource samples_in_file(const Recording& rec);
+// Whether `path` can be read a second time: a regular file, not a pipe. A reader that needs each
+// sample's time reads such a file merged, then its samples again; anything else unmerged, once.
+bool rereadable(const std::string& path);
+// The samples of `source` that `keep` accepts, held (to be sorted): charged to what `rec`'s file
+// justifies, like the reader's own (UserError past it).
+std::vector<Sample> hold_samples(const Recording& rec, const SampleSource& source,
+                                 const std::function<bool(const Sample&)>& keep);
 
 class Writer {
  public:

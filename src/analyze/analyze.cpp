@@ -29,7 +29,7 @@ void write_stdout(const std::string& data) {
 }  // namespace
 
 int run(const Options& o) {
-  snapshot::Recording rec = snapshot::read_file(o.path, read_options_for(o.tree));
+  snapshot::Recording rec = snapshot::read_file(o.path, read_options_for(o.tree, o.path));
   if (rec.truncated && o.format != Format::kText)
     std::fprintf(stderr, "swprof: %s ends early (the recorder was killed or its disk was full?): analysing what it holds\n",
                  terminal_text(o.path).c_str());

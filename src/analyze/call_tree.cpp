@@ -392,10 +392,8 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
     }
   }
   tree = empty;
-  std::vector<snapshot::Sample> held;
-  source([&](const snapshot::Sample& s) {
-    if (filter.accepts(s)) held.push_back(s);
-  });
+  const std::vector<snapshot::Sample> held =
+      snapshot::hold_samples(rec, source, [&](const snapshot::Sample& s) { return filter.accepts(s); });
   std::vector<const snapshot::Sample*> order;
   order.reserve(held.size());
   for (const auto& s : held) order.push_back(&s);
@@ -405,9 +403,10 @@ void estimate_skywalking(const snapshot::Recording& rec, const std::vector<uint3
 
 }  // namespace
 
-snapshot::ReadOptions read_options_for(const TreeOptions&) {
+snapshot::ReadOptions read_options_for(const TreeOptions& options, const std::string& path) {
   snapshot::ReadOptions r;
-  r.merge_alike = true;  // (the SkyWalking estimator reads the samples again: estimate_skywalking)
+  // (The SkyWalking estimator reads the samples again, from a file that can be: estimate_skywalking.)
+  r.merge_alike = options.estimator == Estimator::kDefault || snapshot::rereadable(path);
   return r;
 }
 

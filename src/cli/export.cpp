@@ -41,9 +41,10 @@ Subcommand add_export(CLI::App& parent) {
   return {cmd, [st](const std::vector<std::string>&) {
             if (st->per_segment && st->format != "speedscope") throw UserError("--segments is for --format speedscope");
             // Alike samples merged: the formats that add weights up need no more; the timelines
-            // (speedscope, chrome, skywalking) read the samples again one by one, below.
+            // (speedscope, chrome, skywalking) read the samples again one by one, below, from a
+            // file that can be read again (from a pipe they are read unmerged, once).
             snapshot::ReadOptions read_options;
-            read_options.merge_alike = true;
+            read_options.merge_alike = st->format == "pprof" || st->format == "collapsed" || snapshot::rereadable(st->in);
             auto rec = snapshot::read_file(st->in, read_options);
             ViewFlags flags;
             flags.mode = st->mode;
@@ -57,7 +58,8 @@ Subcommand add_export(CLI::App& parent) {
             view.selection = selection_of(flags);
             view.mode = tree_options_of(flags).mode;
             view.lines = st->lines;
-            // The file's samples read again, each handed over and not held (the timelines).
+            // The file's samples read again, each handed over and not held (the timelines), or
+            // those held when read unmerged.
             const auto samples = snapshot::samples_in_file(rec);
             // The timeline formats (an entry per sample) are written as they are made.
             auto stream = [&](const std::function<void(const exporter::Sink&)>& make) {

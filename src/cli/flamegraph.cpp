@@ -41,11 +41,11 @@ Subcommand add_flamegraph(CLI::App& parent) {
             if (!st->base.empty() && (st->view.by_thread || st->view.by_greenlet))
               throw UserError("--diff matches call paths: thread and greenlet ids differ between recordings, so "
                               "--by-thread and --by-greenlet do not apply");
-            const auto read_options = analyze::read_options_for(tree_options_of(st->view));
-            auto rec = snapshot::read_file(st->in, read_options);
+            const auto tree_options = tree_options_of(st->view);
+            auto rec = snapshot::read_file(st->in, analyze::read_options_for(tree_options, st->in));
             auto sel = selection_of(st->view);
             sel.whole_segments = !st->base.empty() && st->per_segment;  // (averages of whole calls)
-            auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, tree_options_of(st->view));
+            auto tree = analyze::build_tree(rec, analyze::select_samples(rec, sel), sel, tree_options);
             if (!st->show_importlib) analyze::collapse_import_machinery(tree);
             const std::string& mode = st->view.mode;
             const char* mode_name = mode == "wall" ? "wall time" : mode == "cpu" ? "on-CPU time" : "off-CPU time";
@@ -53,7 +53,7 @@ Subcommand add_flamegraph(CLI::App& parent) {
                                                rec.header.python_version(), mode_name, rec.sample_count);
             exporter::FlamegraphDiff compared;
             if (!st->base.empty()) {
-              auto base = snapshot::read_file(st->base, read_options);
+              auto base = snapshot::read_file(st->base, analyze::read_options_for(tree_options, st->base));
               auto result = compare_recordings(st->base, base, rec, tree, sel, st->in, st->per_segment, !st->show_importlib);
               compared = exporter::flamegraph_diff(result, tree.nodes.size());
               st->options.diff = &compared;

@@ -13,7 +13,7 @@
 // Written as the samples come, in the file's order: each event is a begin ("B", with the args)
 // when its frame appears and an end ("E", the same name) when it goes, so nothing but each track's
 // open frames is held, however long the recording. A begin is written once its event has lasted:
-// an event that would end where it began is left out. The samples are read twice: first for
+// an event that would end where it began is left out (a segment's is kept, of no duration). The samples are read twice: first for
 // what the begins need (each segment's extent, CPU time and samples, the earliest time) and to
 // learn whether each thread's come in time order; a file whose do not (an import) has its
 // selected samples held and sorted.
@@ -176,7 +176,10 @@ class TraceWriter {
   // Ends the open events from depth `keep` on at the previous sample's end, innermost first.
   void close_from(Track& t, size_t keep) {
     for (size_t d = t.open.size(); d-- > keep;) {
-      if (d >= t.begun) continue;  // never begun: it would end where it began
+      // Never begun, it would end where it began: left out, but for a segment, which stays one
+      // event however short (its frames, never begun either, are inside it and left out).
+      if (d >= t.begun && t.open[d].entry != kSegmentEntry) continue;
+      if (d >= t.begun) write_begin(t, t.open[d]);
       out_ += ",\n  {\"name\": ";
       out_ += t.open[d].entry == kSegmentEntry ? t.segment_name : entry_name_[t.open[d].entry];
       out_ += ", \"ph\": \"E\", \"ts\": ";
@@ -231,7 +234,8 @@ void chrome_trace_json(const snapshot::Recording& rec, const SampleSource& sampl
     ++seg.samples;
   });
 
-  ChunkedOutput output(rec, sink);
+  // (A begin and an end take about 1.5 times the text of one complete event: a larger allowance.)
+  ChunkedOutput output(rec, sink, 6);
   auto to = std::back_inserter(output.text());
   output.text() += "{\"traceEvents\": [\n";
   fmt::format_to(to, R"(  {{"name": "process_name", "ph": "M", "pid": {}, "tid": 0, "args": {{"name": {}}}}})",
@@ -242,10 +246,8 @@ void chrome_trace_json(const snapshot::Recording& rec, const SampleSource& sampl
       if (filter.accepts(s)) trace.add(s);
     });
   } else {
-    std::vector<snapshot::Sample> held;
-    samples([&](const snapshot::Sample& s) {
-      if (filter.accepts(s)) held.push_back(s);
-    });
+    std::vector<snapshot::Sample> held =
+        snapshot::hold_samples(rec, samples, [&](const snapshot::Sample& s) { return filter.accepts(s); });
     std::stable_sort(held.begin(), held.end(),
                      [](const snapshot::Sample& a, const snapshot::Sample& b) { return a.time_us < b.time_us; });
     for (const auto& s : held) trace.add(s);

@@ -47,8 +47,9 @@ uint32_t FrameTable::synthetic(std::string text) {
   return id;
 }
 
-ChunkedOutput::ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink)
-    : sink_(sink), max_bytes_(rec.memory_limit ? 4 * rec.memory_limit : UINT64_MAX) {
+ChunkedOutput::ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink,
+                             uint64_t allowance)
+    : sink_(sink), max_bytes_(rec.memory_limit ? allowance * rec.memory_limit : UINT64_MAX) {
   text_.reserve(kChunk + (kChunk >> 2));
 }
 

@@ -64,11 +64,14 @@ class FrameTable {
 
 // Text an export writes, handed to `sink` a megabyte at a time: a timeline export (one entry per
 // sample) can be far larger than its snapshot file, so it is never held whole. A small file can
-// still stand for an enormous export (one deep stack repeated in millions of samples): past 4
-// times what the file may make swprof hold (Recording::memory_limit), it is refused as hostile.
+// still stand for an enormous export (one deep stack repeated in millions of samples): past a few
+// times (`allowance`) what the file may make swprof hold (Recording::memory_limit), it is refused
+// as hostile.
 class ChunkedOutput {
  public:
-  ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink);
+  // Refuses more than `allowance` times what the file justifies holding (Recording::memory_limit).
+  ChunkedOutput(const snapshot::Recording& rec, const std::function<void(std::string_view)>& sink,
+                uint64_t allowance = 4);
   std::string& text() { return text_; }  // append here (fmt::format_to(std::back_inserter(text()), ...))
   void piece_done() {
     if (text_.size() >= kChunk) flush();

@@ -95,10 +95,8 @@ void skywalking_export(const snapshot::Recording& rec, const snapshot::SampleSou
       if (selected[s.segment]) write(s);
     });
   } else {
-    std::vector<snapshot::Sample> held;
-    samples([&](const snapshot::Sample& s) {
-      if (selected[s.segment]) held.push_back(s);
-    });
+    std::vector<snapshot::Sample> held =
+        snapshot::hold_samples(rec, samples, [&](const snapshot::Sample& s) { return selected[s.segment]; });
     std::stable_sort(held.begin(), held.end(), [](const snapshot::Sample& a, const snapshot::Sample& b) {
       if (a.segment != b.segment) return a.segment < b.segment;
       return analyze::dump_comes_before(a.sequence, a.time_us, b.sequence, b.time_us);

@@ -558,7 +558,10 @@ SampleSource samples_of(const Recording& rec) {
 }
 
 SampleSource samples_in_file(const Recording& rec) {
+  if (!rec.merged) return samples_of(rec);
   return [&rec](const std::function<void(const Sample&)>& each) {
+    const std::string changed =
+        fmt::format("{} changed while it was read: analyse a copy that no one writes to", rec.path);
     uint64_t left = rec.sample_count;
     ReadOptions one_by_one;
     one_by_one.each_sample = [&](const Sample& s) {
@@ -567,11 +570,30 @@ SampleSource samples_in_file(const Recording& rec) {
       // The same file gives the same first samples; another one put in its place may not.
       if (s.thread >= rec.threads.size() || s.stack >= rec.stack_count() || s.segment > rec.segments.size() ||
           s.offcpu_reason > rec.strings.size())
-        throw UserError(fmt::format("{} changed while it was read: analyse a copy that no one writes to", rec.path));
+        throw UserError(changed);
       each(s);
     };
     read_file(rec.path, one_by_one);
+    if (left != 0) throw UserError(changed);
   };
+}
+
+bool rereadable(const std::string& path) {
+  struct stat st = {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::vector<Sample> hold_samples(const Recording& rec, const SampleSource& source,
+                                 const std::function<bool(const Sample&)>& keep) {
+  std::vector<Sample> held;
+  source([&](const Sample& s) {
+    if (!keep(s)) return;
+    if (rec.memory_limit && rec.memory_used + (held.size() + 1) * sizeof(Sample) > rec.memory_limit)
+      throw UserError(fmt::format("{} is larger than its size justifies ({} samples to sort): a corrupt or hostile file",
+                                  rec.path, held.size() + 1));
+    held.push_back(s);
+  });
+  return held;
 }
 
 }  // namespace swprof::snapshot

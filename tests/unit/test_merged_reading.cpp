@@ -143,8 +143,10 @@ TEST_CASE("alike samples merged give the same trees, segments and pprof as sampl
   // file's samples again one by one, and gives what the samples held give.
   analyze::TreeOptions sw;
   sw.estimator = analyze::Estimator::kSkyWalking;
-  CHECK(analyze::read_options_for(sw).merge_alike);
-  CHECK(analyze::read_options_for({}).merge_alike);
+  CHECK(analyze::read_options_for(sw, path).merge_alike);
+  CHECK(analyze::read_options_for({}, path).merge_alike);
+  CHECK_FALSE(analyze::read_options_for(sw, "/dev/stdin").merge_alike);  // a pipe is read once
+  CHECK(analyze::read_options_for({}, "/dev/stdin").merge_alike);
   analyze::Selection worker;
   worker.thread = 101;
   for (const auto* selection : {&all_samples, &slowest, &worker}) {
@@ -256,6 +258,13 @@ TEST_CASE("a steady program's samples merge into one per thread and stack", "[sn
   snapshot::Recording each = snapshot::read_file(path);
   CHECK(report(merged, {}, {}) == report(each, {}, {}));
   CHECK(merged.memory_used * 20 < each.memory_used);
+  // Samples held to be sorted count against what the file justifies, as the reader's own do.
+  auto all = [](const snapshot::Sample&) { return true; };
+  CHECK(snapshot::hold_samples(merged, snapshot::samples_in_file(merged), all).size() == 50000);
+  snapshot::Recording tight = merged;
+  tight.memory_limit = tight.memory_used + 1000 * sizeof(snapshot::Sample);
+  CHECK_THROWS_WITH(snapshot::hold_samples(tight, snapshot::samples_in_file(tight), all),
+                    Catch::Contains("larger than its size justifies"));
   // Another file put in its place before the samples are read again: refused, not misread.
   write_varied_file(50000, true, "steady");
   analyze::TreeOptions sw;
