@@ -281,6 +281,11 @@ void estimate_default(const snapshot::Recording& rec, const std::vector<uint32_t
 // Each sequence keeps only its previous snapshot, so the snapshots may come interleaved, as a
 // file holds them: what the estimator holds grows with the segments and the tree, not with the
 // samples.
+// The sequence a snapshot belongs to: its segment, or its thread outside segments.
+uint64_t sequence_key(const snapshot::Sample& s) {
+  return s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
+}
+
 class SnapshotRuns {
  public:
   SnapshotRuns(PathBuilder& paths, Tree& tree) : paths_(paths), tree_(tree) {}
@@ -288,7 +293,7 @@ class SnapshotRuns {
   // Adds the next snapshot of its sequence; false when it comes before that sequence's previous
   // one (its number or, unnumbered, its time is lower): then the snapshots must be sorted first.
   bool add(const snapshot::Sample& s) {
-    uint64_t key = s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
+    uint64_t key = sequence_key(s);
     if (key != last_key_ || !last_) {
       last_ = &sequences_[key];
       last_key_ = key;
@@ -348,10 +353,7 @@ class SnapshotRuns {
 
 // Sorted by sequence, then fed to the runs.
 void add_sorted(std::vector<const snapshot::Sample*>& order, PathBuilder& paths, Tree& tree) {
-  auto sequence_key = [](const snapshot::Sample& s) {
-    return s.segment ? uint64_t(s.segment) : (uint64_t(1) << 32) | s.thread;
-  };
-  std::stable_sort(order.begin(), order.end(), [&](const snapshot::Sample* a, const snapshot::Sample* b) {
+  std::stable_sort(order.begin(), order.end(), [](const snapshot::Sample* a, const snapshot::Sample* b) {
     uint64_t ka = sequence_key(*a), kb = sequence_key(*b);
     if (ka != kb) return ka < kb;
     return dump_comes_before(a->sequence, a->time_us, b->sequence, b->time_us);

@@ -40,12 +40,11 @@ void skywalking_export(const snapshot::Recording& rec, const snapshot::SampleSou
   for (uint32_t id : segment_ids) selected.at(id) = true;
   // Each segment's dumps are numbered in time order. A recorder writes a segment's samples in that
   // order, so they are written as they come, interleaved as an agent sends them, each segment
-  // keeping only its count and its previous dump; a file that holds a segment's samples out of
-  // order (some imports) has its selected samples held and sorted, one segment after another.
+  // keeping only its count; a file that holds a segment's samples out of order (some imports) has
+  // its selected samples held and sorted, one segment after another. The first read tells which.
   struct Previous {
     bool seen = false;
     int64_t sequence = -1, time = 0;
-    int64_t count = 0;
   };
   std::vector<Previous> previous(rec.segments.size() + 1);
   bool in_order = true;
@@ -53,9 +52,9 @@ void skywalking_export(const snapshot::Recording& rec, const snapshot::SampleSou
     if (!in_order || !selected[s.segment]) return;
     Previous& p = previous[s.segment];
     if (p.seen && analyze::dump_comes_before(s.sequence, s.time_us, p.sequence, p.time)) in_order = false;
-    p = {true, s.sequence, s.time_us, 0};
+    p = {true, s.sequence, s.time_us};
   });
-  for (auto& p : previous) p = {};
+  std::vector<int64_t> written(rec.segments.size() + 1, 0);  // dumps of each segment so far
 
   std::vector<std::string> heads(rec.segments.size() + 1);
   for (uint32_t id : segment_ids) {
@@ -72,7 +71,7 @@ void skywalking_export(const snapshot::Recording& rec, const snapshot::SampleSou
   out += "[";
   bool first = true;
   auto write = [&](const snapshot::Sample& s) {
-    int64_t counted = previous[s.segment].count++;
+    int64_t counted = written[s.segment]++;
     int64_t sequence = s.sequence >= 0 ? s.sequence : std::min<int64_t>(counted, INT32_MAX);
     out += first ? "\n  " : ",\n  ";
     first = false;
