@@ -163,6 +163,9 @@ struct ReadOptions {
   // sample_count and the rest still count them): for an export that needs each sample's time but
   // keeps only a few bytes of it. Not with merge_alike.
   std::function<void(const Sample&)> each_sample;
+  // read_file reads no further than this many bytes, as if the file ended there (0: to its end):
+  // a second read of a file still being recorded stops where the first one stopped.
+  uint64_t up_to_bytes = 0;
 };
 Recording read_file(const std::string& path, ReadOptions options = {});
 // The same for a file already in memory; `name` is what error messages call it.

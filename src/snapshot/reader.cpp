@@ -450,6 +450,13 @@ Recording read_stream(std::istream& in, uint64_t size, const std::string& name, 
   bool have_header = false;
   try {
     for (;;) {
+      // The file ends where its size said when it was opened (or ReadOptions::up_to_bytes): bytes
+      // a recorder appends meanwhile are not read, not even a record's header.
+      if (r.file_size && offset >= r.file_size) break;
+      if (r.file_size && offset + format::kRecordHeaderSize > r.file_size) {
+        r.truncated = true;
+        break;
+      }
       unsigned char head[format::kRecordHeaderSize];
       in.read(reinterpret_cast<char*>(head), sizeof head);
       if (in.gcount() == 0) break;  // clean end of file
@@ -540,7 +547,9 @@ Recording read_file(const std::string& path, ReadOptions options) {
   if (!in) throw UserError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   struct stat st = {};
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw UserError(fmt::format("{} is a directory", path));
-  Recording r = read_stream(in, st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0, path, options);
+  uint64_t size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (options.up_to_bytes && (size == 0 || size > options.up_to_bytes)) size = options.up_to_bytes;
+  Recording r = read_stream(in, size, path, options);
   r.path = path;
   return r;
 }
@@ -564,6 +573,7 @@ SampleSource samples_in_file(const Recording& rec) {
         fmt::format("{} changed while it was read: analyse a copy that no one writes to", rec.path);
     uint64_t left = rec.sample_count;
     ReadOptions one_by_one;
+    one_by_one.up_to_bytes = rec.file_size;  // a file still being recorded has grown since
     one_by_one.each_sample = [&](const Sample& s) {
       if (left == 0) return;
       --left;

@@ -13,6 +13,7 @@
 #include "swprof/analyze.h"
 #include "swprof/export.h"
 #include "swprof/snapshot.h"
+#include "snapshot/format.h"
 
 using namespace swprof;
 
@@ -271,6 +272,42 @@ TEST_CASE("a steady program's samples merge into one per thread and stack", "[sn
   sw.estimator = analyze::Estimator::kSkyWalking;
   CHECK_THROWS_WITH(analyze::build_tree(merged, analyze::select_samples(merged, {}), {}, sw),
                     Catch::Contains("changed while it was read"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("a file still being recorded is read again only as far as it was read first", "[snapshot]") {
+  const int kSamples = 20000;
+  std::string path = write_varied_file(kSamples, true, "growing");
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // The file as a recorder leaves it while it runs: its records without the footer.
+  size_t at = sizeof snapshot::format::kMagic, end = at;
+  while (at + snapshot::format::kRecordHeaderSize <= bytes.size()) {
+    auto byte = [&](size_t i) { return uint32_t(static_cast<unsigned char>(bytes[at + i])); };
+    if (byte(4) == snapshot::format::kFooter) break;
+    at += snapshot::format::kRecordHeaderSize + (byte(0) | byte(1) << 8 | byte(2) << 16 | byte(3) << 24);
+    end = at;
+  }
+  REQUIRE(end < bytes.size());
+  bytes.resize(end);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  snapshot::Recording each = snapshot::read_file(path);
+  snapshot::Recording merged = read_merged(path);
+  REQUIRE(merged.truncated);
+  REQUIRE(merged.sample_count == each.samples.size());
+  // Then the recorder goes on: a record whose header is written and whose payload is not yet
+  // (bytes that are no record at all, read as such, would make the file corrupt).
+  std::ofstream(path, std::ios::binary | std::ios::app) << std::string("\x40\x00\x00\x00\x02", 5) << "partial";
+  size_t handed = 0;
+  snapshot::samples_in_file(merged)([&](const snapshot::Sample&) { ++handed; });
+  CHECK(handed == merged.sample_count);
+  std::ofstream(path, std::ios::binary | std::ios::app) << std::string(64, '\xff');
+  analyze::TreeOptions sw;
+  sw.estimator = analyze::Estimator::kSkyWalking;
+  CHECK(report(merged, {}, sw) == report(each, {}, sw));
   std::remove(path.c_str());
 }
 
