@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace swprof {
 
@@ -47,6 +48,25 @@ std::string join_arguments(const Args& args, size_t max_chars = 0) {
   }
   return out;
 }
+
+// A callable borrowed, not owned (C++26's std::function_ref): calling through it allocates
+// nothing, where a std::function holding a lambda with more than two captures does (the walker
+// makes these for every stack). Bound to a named callable only, which must outlive it.
+template <class Signature>
+class FunctionRef;
+template <class R, class... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <class F>
+  FunctionRef(F& f)  // NOLINT(google-explicit-constructor): stands where a std::function did
+      : callable_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* c, Args... args) -> R { return (*static_cast<F*>(c))(std::forward<Args>(args)...); }) {}
+  R operator()(Args... args) const { return call_(callable_, std::forward<Args>(args)...); }
+
+ private:
+  void* callable_;
+  R (*call_)(void*, Args...);
+};
 
 // For a terminal: valid UTF-8 is kept, and every byte or character that could move the cursor,
 // change colors, retitle the window, forge a line or reorder text (C0 and C1 controls, DEL,

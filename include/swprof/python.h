@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "swprof/common.h"
 #include "swprof/target.h"
 
 namespace swprof::python {
@@ -504,7 +505,7 @@ class Walker {
   WalkError walk_interpreter_frames(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm(const PyThread& thread, std::vector<RawFrame>& out);
   WalkError confirm_from_snapshot(const PyThread& thread, std::vector<RawFrame>& out);
-  using BytesAt = std::function<const uint8_t*(uint64_t frame)>;
+  using BytesAt = FunctionRef<const uint8_t*(uint64_t frame)>;
   // `verified`, per block (see Visited::block): the frames of that block wholly below this address
   // read again byte for byte as the walk read them, and need no comparing one by one.
   WalkError settle(uint64_t top_now, const BytesAt& copy, const BytesAt& again, const BytesAt* again2,

@@ -913,7 +913,8 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
   const uint64_t top_now = l.has_cframe ? rc.top : rc.top_ref;
   const auto slice = identity_slice(l);
   const uint32_t lo = slice.first, hi = slice.second;  // (named: clang 14 cannot capture a structured binding)
-  BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  auto from_copy = [&](uint64_t a) { return cached(a, hi); };
+  BytesAt copy = from_copy;
   // Frames walked one after another are in the same slice (the chunk): try the last one first.
   size_t last_slice[2] = {0, 0};
   auto read_pass = [&](size_t pass) {
@@ -931,7 +932,8 @@ WalkError Walker::confirm_from_snapshot(const PyThread& thread, std::vector<RawF
       return nullptr;
     };
   };
-  BytesAt again = read_pass(0), again2 = read_pass(1);
+  auto first_pass = read_pass(0), second_pass = read_pass(1);
+  BytesAt again = first_pass, again2 = second_pass;
   // The current chunk read again, compared with the copy the walk used at once: its frames wholly
   // below the first 64 bytes that differ in either read (a running thread's innermost frame, as
   // a rule) read as the walk read them.
@@ -1044,7 +1046,7 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
   bool same_cframe = true;
   for (const Top& t : tops) same_cframe &= detached || !l.has_cframe || t.ref == thread.cframe;
   const uint64_t top_now = !same_cframe ? 0 : (l.has_cframe && !detached) ? tops[2].frame : tops[2].ref;
-  BytesAt again = [&](uint64_t a) -> const uint8_t* {
+  auto read_again = [&](uint64_t a) -> const uint8_t* {
     // The ranges are in address order: the last one starting at or before the slice.
     auto it = std::upper_bound(confirm_ranges_.begin(), confirm_ranges_.end(), a + lo,
                                [](uint64_t x, const Range& r) { return x < r.start; });
@@ -1054,13 +1056,14 @@ WalkError Walker::confirm(const PyThread& thread, std::vector<RawFrame>& out) {
     if (!confirm_reads_[first_range + i].ok || a + hi > r.end) return nullptr;
     return frame_in(confirm_buf_, r.buffer_offset + (a + lo - r.start), lo, hi);
   };
-  BytesAt again2 = [&](uint64_t a) -> const uint8_t* {
+  auto read_again2 = [&](uint64_t a) -> const uint8_t* {
     if (repeat_read >= confirm_reads_.size() || !confirm_reads_[repeat_read].ok || a + lo < repeat.start ||
         a + hi > repeat.end)
       return nullptr;
     return frame_in(confirm_buf_, bytes + (a + lo - repeat.start), lo, hi);
   };
-  BytesAt copy = [&](uint64_t a) { return cached(a, hi); };
+  auto from_copy = [&](uint64_t a) { return cached(a, hi); };
+  BytesAt again = read_again, again2 = read_again2, copy = from_copy;
   // Data-stack chunks whose frames read again exactly as the walk read them (a deep stack's outer
   // chunks, typically as the last walk left them).
   verified_.assign(kMaxChunks, 0);  // (no frame is below address 0)
