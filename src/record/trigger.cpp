@@ -320,8 +320,11 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
     if (s.task) {
       // Its task was read without it (the call returned), or all tasks were read and its task was
       // not among them (it finished). Otherwise (a task that ran when the tasks were read, and no
-      // longer when its thread was): no news.
-      auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.task && p.context == s.context; });
+      // longer when its thread was): no news. Nor is a read of the task that says nothing of the
+      // call: kept from a torn read without the entry's locals, or only its outer frames.
+      auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) {
+        return p.task && p.context == s.context && !p.unverified && !(p.reading.partial && !p.has_entry);
+      });
       if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : gone_by_us);
       else if (tasks && std::find(tasks->begin(), tasks->end(), s.context) == tasks->end()) close(s, gone_by_us);
       continue;

@@ -288,3 +288,68 @@ TEST_CASE(" and one read torn after the stall, its locals unread, is no news of 
   CHECK(r.segments[1].start_us == 200000);  // the second, from its first sample that says so
   for (const auto& s : r.samples) CHECK((s.flags & snapshot::kGap) == 0);
 }
+
+TEST_CASE("an asyncio task's call read torn as it runs after a stall goes on: no news, not its end") {
+  // A handler that awaited, then computes: seen suspended through its task, then running on the
+  // loop's thread after the recorder was held up 40 ms, that read torn (the entry's locals
+  // unread; or, `outer_only`, only the frames outside the entry kept), then whole. (CI, TaskGroup
+  // on 3.12 under load: the task's call ended at the torn read and a second segment began at the
+  // next, 11 segments for 10 handlers.)
+  for (bool outer_only : {false, true}) {
+    CAPTURE(outer_only);
+    auto r = written("task-torn", 160000, [&](snapshot::Writer& w, uint32_t thread, uint32_t file) {
+      const uint32_t loop = w.intern_frame({w.intern_string("run_forever"), file, 5, 3});
+      const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
+      const uint32_t query = w.intern_frame({w.intern_string("query"), file, 22, 20});
+      const uint32_t spin = w.intern_frame({w.intern_string("spin"), file, 32, 30});
+      const std::vector<uint32_t> suspended = {handle, query}, running = {loop, handle, spin};
+      record::Trigger trigger({0, 0, 5, 10000}, w, nullptr);
+      const uint64_t task = 0x7f00000c0000;
+      // (Its depth and callers count from the task's coroutine, running or not.)
+      record::CallIdentity call;
+      call.frame = 0x7f0000001000;
+      call.code = 0x7f0000002000;
+      call.arg_count = 1;
+      call.args[0] = 0x7f00000a0000;
+      call.locals_known = true;
+      record::CallIdentity torn_call = call;
+      torn_call.locals_known = false;
+      torn_call.args[0] = 0;
+      const uint32_t listed[] = {thread};
+      const std::vector<uint64_t> tasks = {task};
+      const int64_t times[] = {100000, 110000, 150000, 150200};
+      for (uint64_t tick = 1; tick <= 4; ++tick) {
+        snapshot::Sample s;
+        s.time_us = times[tick - 1];
+        s.thread = thread;
+        s.wall_us = tick == 4 ? 200 : 10000;
+        record::Reading reading{s.time_us - 100, times[tick > 1 ? tick - 2 : 0] - 10000, {}};
+        reading.task = task;
+        const record::CallIdentity* entry = &call;
+        std::span<const uint32_t> frames = suspended;
+        if (tick <= 2) {
+          s.flags = snapshot::kSwitchedOut;
+        } else {
+          s.flags = snapshot::kOnCpu;
+          s.cpu_us = s.wall_us;
+          s.context_depth = 1;
+          frames = running;
+          if (tick == 3) {
+            entry = outer_only ? nullptr : &torn_call;
+            if (outer_only) frames = frames.first(1);
+            s.wall_us = s.cpu_us = 40000;
+            reading.gap = {30000, 30000, 0, 1};  // (the loop's frame in common with the last read)
+            reading.partial = true;
+          }
+        }
+        s.stack = w.intern_stack(frames);
+        trigger.route(tick, &s, thread, task, entry, frames, &reading);
+        trigger.end_tick(tick, s.time_us, listed, true, &tasks, s.time_us);
+      }
+      trigger.finish(160000);
+    });
+    REQUIRE(r.segments.size() == 1);
+    CHECK(r.segments[0].start_us == 90000);
+    CHECK(r.segments[0].end_us >= 150200);
+  }
+}
