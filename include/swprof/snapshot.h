@@ -3,14 +3,20 @@
 // id and size before trusting it. The format is described in proto/swprof.proto.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -215,8 +221,11 @@ class Writer {
                    bool still_running = false);
   void add_sample(const Sample& s);
 
-  // Writes pending data as a chunk when `force`, when enough has piled up, or when a second
-  // passed since the last chunk.
+  // Hands pending data over as a chunk when `force`, when enough has piled up, or when a second
+  // passed since the last chunk. Chunks are serialized, compressed and written by a thread of the
+  // writer's own (a chunk of 20,000 samples takes 1-8 ms, which on the sampling thread made that
+  // many ticks late); at most kChunksInFlight wait for it, then this call waits too (a disk slower
+  // than the samples come). Rethrows what that thread could not do (out of memory).
   void maybe_flush(bool force = false);
   // Flushes, writes the footer and closes (kReplace: renames into place). False when the disk
   // refused, now or earlier: failed() and error_message() say why, and the file holds every
@@ -226,8 +235,9 @@ class Writer {
 
   // The first write that failed stops all writing; a record cut short by it is removed, so the
   // file stays a sequence of whole records.
-  bool failed() const { return out_.failed(); }
-  std::string error_message() const { return out_.error_message(); }  // "writing PATH failed: why"
+  // (Told by the chunk thread: a chunk handed over is known failed once that thread tried it.)
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  std::string error_message() const;  // "writing PATH failed: why"
 
   uint64_t bytes_written() const { return bytes_written_; }      // whole records on disk
   uint64_t samples_written() const { return samples_written_; }  // samples added
@@ -235,7 +245,11 @@ class Writer {
   const std::string& path() const { return out_.path(); }
 
  private:
+  static constexpr size_t kChunksInFlight = 2;
   bool write_record(uint8_t kind, const google::protobuf::Message& message);
+  void write_chunks();           // the chunk thread
+  void stop_chunk_thread();      // writes what was handed over, then joins
+  void rethrow_chunk_error();
 
   struct FrameHash {
     size_t operator()(const Frame& f) const {
@@ -247,9 +261,10 @@ class Writer {
     void operator()(void* context) const;
   };
 
-  OutputFile out_;
-  uint64_t bytes_written_ = 0;
-  uint64_t samples_written_ = 0, samples_in_file_ = 0;
+  OutputFile out_;  // written by the chunk thread while it runs
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> bytes_written_{0}, samples_in_file_{0};
+  uint64_t samples_written_ = 0;
   int64_t last_flush_us_ = 0;
   int64_t last_sample_time_us_ = 0;
 
@@ -263,7 +278,20 @@ class Writer {
   pb::Chunk pending_;
   size_t pending_samples_ = 0;
   std::unique_ptr<void, ZstdFree> zstd_;
-  std::string serialized_, record_;
+  std::string serialized_, record_;  // the chunk thread's, once it runs
+
+  struct HandedOver {
+    std::unique_ptr<pb::Chunk> chunk;
+    size_t samples = 0;
+  };
+  std::mutex chunks_mutex_;
+  std::condition_variable chunks_changed_;
+  std::deque<HandedOver> chunks_;                 // waiting for the chunk thread, oldest first
+  std::vector<std::unique_ptr<pb::Chunk>> spare_;  // written and cleared: their buffers are reused
+  size_t chunks_writing_ = 0;                     // taken by the chunk thread, not yet written
+  bool closing_ = false;
+  std::exception_ptr chunk_error_;
+  std::thread chunk_thread_;
 };
 
 }  // namespace swprof::snapshot

@@ -1,6 +1,9 @@
+#include <pthread.h>
+#include <signal.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "snapshot/format.h"
 #include "swprof/common.h"
@@ -36,9 +39,65 @@ Writer::Writer(const std::string& path, const pb::Header& header, OutputFile::Mo
     bytes_written_ = sizeof format::kMagic;
   if (!write_record(format::kHeader, header)) throw UserError(out_.error_message());
   last_flush_us_ = monotonic_us();
+  // The chunk thread takes no signal (the sampling thread's sleep must wake up for SIGINT) and
+  // runs at the creator's ordinary priority: the recorder makes only its sampling thread real-time,
+  // after this.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
+  chunk_thread_ = std::thread([this] { write_chunks(); });
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
-Writer::~Writer() = default;
+Writer::~Writer() { stop_chunk_thread(); }
+
+void Writer::write_chunks() {
+  std::unique_lock lock(chunks_mutex_);
+  for (;;) {
+    chunks_changed_.wait(lock, [this] { return closing_ || !chunks_.empty(); });
+    if (chunks_.empty()) return;  // closing, and all handed over is written
+    HandedOver next = std::move(chunks_.front());
+    chunks_.pop_front();
+    ++chunks_writing_;
+    lock.unlock();
+    try {
+      // (Sizing a chunk walks all of it: here, not on the sampling thread. An empty one is left out.)
+      if (next.chunk->ByteSizeLong() > 0 && write_record(format::kChunk, *next.chunk))
+        samples_in_file_ += next.samples;
+      next.chunk->Clear();
+    } catch (...) {
+      next.chunk.reset();
+      lock.lock();
+      if (!chunk_error_) chunk_error_ = std::current_exception();
+      lock.unlock();
+    }
+    lock.lock();
+    --chunks_writing_;
+    if (next.chunk && spare_.size() < kChunksInFlight) spare_.push_back(std::move(next.chunk));
+    chunks_changed_.notify_all();
+  }
+}
+
+void Writer::stop_chunk_thread() {
+  if (!chunk_thread_.joinable()) return;
+  {
+    std::lock_guard lock(chunks_mutex_);
+    closing_ = true;
+  }
+  chunks_changed_.notify_all();
+  chunk_thread_.join();
+}
+
+void Writer::rethrow_chunk_error() {
+  std::exception_ptr error;
+  {
+    std::lock_guard lock(chunks_mutex_);
+    error = std::exchange(chunk_error_, nullptr);
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+std::string Writer::error_message() const { return failed() ? out_.error_message() : std::string(); }
 
 bool Writer::write_record(uint8_t kind, const google::protobuf::Message& message) {
   if (out_.failed()) return false;
@@ -57,6 +116,7 @@ bool Writer::write_record(uint8_t kind, const google::protobuf::Message& message
     // A record cut short by a full disk would read as a truncated file anyway; removing it keeps
     // the file exactly the whole records before it (and gives the space back).
     out_.truncate(bytes_written_);
+    failed_.store(true, std::memory_order_release);  // after out_ has its error: error_message()
     return false;
   }
   bytes_written_ += record_.size();
@@ -194,15 +254,29 @@ void Writer::maybe_flush(bool force) {
   int64_t now = monotonic_us();
   if (!force && pending_samples_ < kFlushSamples && now - last_flush_us_ < kFlushIntervalUs) return;
   last_flush_us_ = now;
-  if (pending_.ByteSizeLong() == 0) return;
-  if (write_record(format::kChunk, pending_)) samples_in_file_ += pending_samples_;
-  pending_.Clear();
+  rethrow_chunk_error();
+  {
+    std::unique_lock lock(chunks_mutex_);
+    chunks_changed_.wait(lock, [this] { return chunks_.size() < kChunksInFlight; });
+    HandedOver chunk{nullptr, pending_samples_};
+    if (!spare_.empty()) {
+      chunk.chunk = std::move(spare_.back());
+      spare_.pop_back();
+    } else {
+      chunk.chunk = std::make_unique<pb::Chunk>();
+    }
+    chunk.chunk->Swap(&pending_);  // pending_ takes the spare's cleared buffers
+    chunks_.push_back(std::move(chunk));
+  }
+  chunks_changed_.notify_all();
   pending_samples_ = 0;
   last_sample_time_us_ = 0;  // each chunk's time deltas start from the recording start
 }
 
 bool Writer::finish(const pb::Footer& footer, const std::function<void(const std::string& written)>& verify) {
   maybe_flush(true);
+  stop_chunk_thread();  // every chunk is on disk (or the disk refused) before the footer
+  rethrow_chunk_error();
   write_record(format::kFooter, footer);
   if (out_.failed()) return false;
   try {

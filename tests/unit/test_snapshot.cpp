@@ -148,6 +148,53 @@ TEST_CASE("a snapshot round trip keeps every field", "[snapshot]") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("chunks handed to the writer's thread faster than it writes reach the file whole and in order",
+          "[snapshot]") {
+  // More chunks than may wait at once, each of its own strings, frames and stacks: a chunk's
+  // buffers reused after it was written must hold nothing of it, and the hand-over must wait
+  // rather than drop or reorder.
+  const std::string path = temp_path("handover");
+  constexpr int kChunks = 60, kPerChunk = 500;
+  snapshot::Writer w(path, header());
+  const uint32_t thread = w.add_thread(7, "MainThread");
+  for (int c = 0; c < kChunks; ++c) {
+    const uint32_t file = w.intern_string("/app/chunk_" + std::to_string(c) + "_💥.py");
+    for (int i = 0; i < kPerChunk; ++i) {
+      const uint32_t frame = w.intern_frame({w.intern_string("f" + std::to_string(i % 13)), file, i % 13 + 1, 1});
+      snapshot::Sample s;
+      s.time_us = int64_t(c) * kPerChunk + i + 1;
+      s.thread = thread;
+      s.stack = w.intern_stack(std::span<const uint32_t>(&frame, 1));
+      s.wall_us = 1;
+      s.cpu_us = c;
+      w.add_sample(s);
+    }
+    w.maybe_flush(true);
+    CHECK(w.samples_in_file() <= w.samples_written());
+  }
+  pb::Footer f;
+  f.set_samples(w.samples_written());
+  REQUIRE(w.finish(f));
+  CHECK(w.samples_in_file() == uint64_t(kChunks) * kPerChunk);
+  CHECK(w.bytes_written() == slurp(path).size());
+  auto r = snapshot::read_file(path);
+  CHECK_FALSE(r.truncated);
+  REQUIRE(r.samples.size() == size_t(kChunks) * kPerChunk);
+  CHECK(r.stack_offsets.size() == size_t(kChunks) * 13 + 1);
+  for (size_t n = 0; n < r.samples.size(); ++n) {
+    const auto& s = r.samples[n];
+    const int chunk = int(n / kPerChunk);
+    REQUIRE(s.time_us == int64_t(n) + 1);
+    REQUIRE(s.cpu_us == chunk);
+    const auto stack = r.stack(s.stack);
+    REQUIRE(stack.size() == 1);
+    const auto& frame = r.frames[stack[0]];
+    REQUIRE(r.str(frame.file) == "/app/chunk_" + std::to_string(chunk) + "_💥.py");
+    REQUIRE(r.str(frame.function) == "f" + std::to_string(n % kPerChunk % 13));
+  }
+  std::remove(path.c_str());
+}
+
 TEST_CASE("a sample costs a few bytes: 1000 samples of repeated stacks stay under 8 bytes each", "[snapshot]") {
   auto path = write_sample_file("size", 10);
   auto size = slurp(path).size();
