@@ -288,7 +288,6 @@ class Writer {
   std::condition_variable chunks_changed_;
   std::deque<HandedOver> chunks_;                 // waiting for the chunk thread, oldest first
   std::vector<std::unique_ptr<pb::Chunk>> spare_;  // written and cleared: their buffers are reused
-  size_t chunks_writing_ = 0;                     // taken by the chunk thread, not yet written
   bool closing_ = false;
   std::exception_ptr chunk_error_;
   std::thread chunk_thread_;

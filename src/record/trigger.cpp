@@ -289,9 +289,7 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   }
   // What each sampled thread ran.
   for (const Pending& p : pending) {
-    // Only the outer frames of a thread whose stack kept changing: a call not among them may
-    // still run deeper. That is no news.
-    if ((p.reading.partial && !p.has_entry) || p.unverified) continue;
+    if (p.no_news_of_calls()) continue;
     // A parked greenlet's or a suspended task's sample is no news of its thread.
     if (p.has_sample && (p.sample.flags & snapshot::kSwitchedOut)) continue;
     sampled_[p.thread] = {tick, p.greenlet, p.has_sample ? p.sample.time_us : p.reading.from_us ? p.reading.from_us : now_us,
@@ -321,9 +319,9 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
       // Its task was read without it (the call returned), or all tasks were read and its task was
       // not among them (it finished). Otherwise (a task that ran when the tasks were read, and no
       // longer when its thread was): no news. Nor is a read of the task that says nothing of the
-      // call: kept from a torn read without the entry's locals, or only its outer frames.
+      // call (torn after a stall, or only its outer frames).
       auto ran = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) {
-        return p.task && p.context == s.context && !p.unverified && !(p.reading.partial && !p.has_entry);
+        return p.task && p.context == s.context && !p.no_news_of_calls();
       });
       if (ran != pending.end()) close(s, ran->has_sample ? ran->sample.time_us : gone_by_us);
       else if (tasks && std::find(tasks->begin(), tasks->end(), s.context) == tasks->end()) close(s, gone_by_us);

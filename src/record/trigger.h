@@ -189,6 +189,9 @@ class Trigger {
     size_t open = SIZE_MAX;  // the open call it continues
     bool duplicate = false;  // another sample of this tick already continued the same call
     bool unverified = false;  // late, its entry's locals unread: which call it saw is not known
+    // Says nothing of which call runs: unverified, or only outer frames read, without the entry
+    // (a call not among them may still run deeper).
+    bool no_news_of_calls() const { return unverified || (reading.partial && !has_entry); }
   };
   // Whether `p`'s sample weighs over two intervals (the recorder was held up, and the stack read
   // after it was the same as before: no gap was taken off).

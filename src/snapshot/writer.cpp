@@ -58,21 +58,19 @@ void Writer::write_chunks() {
     if (chunks_.empty()) return;  // closing, and all handed over is written
     HandedOver next = std::move(chunks_.front());
     chunks_.pop_front();
-    ++chunks_writing_;
     lock.unlock();
+    std::exception_ptr error;
     try {
       // (Sizing a chunk walks all of it: here, not on the sampling thread. An empty one is left out.)
       if (next.chunk->ByteSizeLong() > 0 && write_record(format::kChunk, *next.chunk))
         samples_in_file_ += next.samples;
       next.chunk->Clear();
     } catch (...) {
+      error = std::current_exception();
       next.chunk.reset();
-      lock.lock();
-      if (!chunk_error_) chunk_error_ = std::current_exception();
-      lock.unlock();
     }
     lock.lock();
-    --chunks_writing_;
+    if (error && !chunk_error_) chunk_error_ = error;
     if (next.chunk && spare_.size() < kChunksInFlight) spare_.push_back(std::move(next.chunk));
     chunks_changed_.notify_all();
   }
