@@ -53,7 +53,10 @@ class Browser:
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--window-size=1400,1300", "--user-data-dir=" + profile]},
-            "goog:loggingPrefs": {"browser": "ALL"}}}}
+            "goog:loggingPrefs": {"browser": "ALL"},
+            # An alert stays open until a test answers it: chromedriver's default dismisses one
+            # that opens while a script runs, and that script's result is then null.
+            "unhandledPromptBehavior": "ignore"}}}
         self.session = self.call("POST", "/session", caps, timeout=60)["sessionId"]
 
     def call(self, method, path, body=None, timeout=30):

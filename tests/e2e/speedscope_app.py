@@ -106,12 +106,18 @@ def open_profile(browser, server, filename, view=None, timeout=60):
         try:
             state = browser.js("return {title: document.title, body: document.body ? document.body.innerText : ''};")
         except AssertionError as e:
-            # The alert opened between the two calls: chromedriver dismisses it and names it in
-            # the error ("unexpected alert open: {Alert text : ...}").
+            # The alert opened between the two calls: chromedriver names it in the error
+            # ("unexpected alert open: {Alert text : ...}") and leaves it open (see Browser).
             m = re.search(r"unexpected alert open: \{Alert text : (.*)\}", str(e))
             if not m:
                 raise
+            if browser.alert_text() is not None:
+                browser.s("POST", "/alert/accept", {})
             return {"title": None, "alert": m.group(1), "error": None}
+        if state is None:
+            # An alert opened while the script ran (its result is then null): read it next time.
+            time.sleep(0.05)
+            continue
         if "Something went wrong" in state["body"]:
             return {"title": state["title"], "alert": None, "error": state["body"][:500]}
         if state["title"].endswith(" - speedscope"):
