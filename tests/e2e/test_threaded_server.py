@@ -44,8 +44,13 @@ def check(ctx, name, out, handled, summary):
     unseen = [r for r in handled if r["tid"] not in by_thread]
     expect(all(within_stall(r) for r in unseen), "%s: requests with no segment outside any recorder stall: %s (stalls %s)"
            % (name, [r for r in unseen if not within_stall(r)][:3], stalls[:5]))
-    expect(len(segs) == len(handled) - len(unseen), "%s: %d requests (%d unseen in stalls), %d segments"
-           % (name, len(handled), len(unseen), len(segs)))
+    # (What a failure names is all a CI run leaves: its scratch files go with the machine.)
+    tids = {r["tid"] for r in handled}
+    odd = {t: [(s["id"], round(s["start_ms"], 1), round(s["duration_ms"], 1)) for s in mine]
+           for t, mine in by_thread.items() if len(mine) != 1 or t not in tids}
+    expect(len(segs) == len(handled) - len(unseen), "%s: %d requests (%d unseen in stalls), %d segments; "
+           "threads with other than one segment, or no request (id, start ms, ms): %s; stalls %s"
+           % (name, len(handled), len(unseen), len(segs), odd, stalls[:5]))
     worst, wide = 0.0, 0
     lateness = max(0.0, rec["weight_max_ms"] - rec["interval_ms"])
     for r in handled:
