@@ -66,6 +66,12 @@ class Symbolizer {
   // Reads /proc/PID/maps again and reports the files that hold code. Throttled: at most once per
   // `min_interval_ns` unless forced.
   bool refresh(bool force = false);  // true when the maps were read again
+  // The module whose reported range holds `pc`, or null. Not dwfl_addrmodule alone: elfutils
+  // 0.188 keeps no end for a module reported right at the end of the one before it, and answers
+  // that module for any address in the gap after it. A library loaded there since the maps were
+  // read was then named and unwound as the one below it, and the maps never read again (every
+  // frame of an extension imported after the start lost, liblzma's name on them).
+  Dwfl_Module* module_at(uint64_t pc);
   // Symbols for the instruction at `pc` (for callers: return address less one), innermost first:
   // the calls inlined there, then the function that holds it. Appends to `out`.
   void name(uint64_t pc, std::vector<uint32_t>& out);

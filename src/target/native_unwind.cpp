@@ -124,7 +124,7 @@ UnwindResult Unwinder::unwind(const Capture& capture, std::vector<Frame>& out) {
   int rc = dwfl_getthread_frames(s.symbols.dwfl(), capture.tid, on_frame, &s);
   // Stopped short in code no module known covers (a library loaded since the maps were read,
   // e.g. an extension imported after we attached): read the maps again (throttled) and retry.
-  if (rc != 0 && !s.raw.empty() && !dwfl_addrmodule(s.symbols.dwfl(), s.raw.back().pc) && s.symbols.refresh()) {
+  if (rc != 0 && !s.raw.empty() && !s.symbols.module_at(s.raw.back().pc) && s.symbols.refresh()) {
     s.raw.clear();
     rc = dwfl_getthread_frames(s.symbols.dwfl(), capture.tid, on_frame, &s);
   }

@@ -431,11 +431,19 @@ uint64_t Symbolizer::cfi_function_start(Dwfl_Module* module, uint64_t pc) {
   return at == starts.begin() ? 0 : *(at - 1);
 }
 
-void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
+Dwfl_Module* Symbolizer::module_at(uint64_t pc) {
   Dwfl_Module* module = dwfl_addrmodule(dwfl_, pc);
+  Dwarf_Addr low = 0, high = 0;
+  if (module && dwfl_module_info(module, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr) && low <= pc && pc < high)
+    return module;
+  return nullptr;
+}
+
+void Symbolizer::resolve(uint64_t pc, std::vector<uint32_t>& out) {
+  Dwfl_Module* module = module_at(pc);
   if (!module) {
     refresh();  // a library loaded since (dlopen): read the maps again (throttled)
-    module = dwfl_addrmodule(dwfl_, pc);
+    module = module_at(pc);
   }
   if (!module) {
     Symbol s;

@@ -3,6 +3,7 @@
 // and Python frames, on stacks made up here, reads as the rule it implements.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -18,6 +19,7 @@
 
 #include "swprof/native.h"
 #include "swprof/native_merge.h"
+#include "target/native_internal.h"
 
 using swprof::native::Error;
 using swprof::native::Frame;
@@ -282,4 +284,55 @@ TEST_CASE("without Python frames the native ones stand; without native frames th
   swprof::native::EvalBatches b{{1}, {0}, 0};
   CHECK(merge_stacks({}, python(1), b, out) == MergeResult::kPythonOnly);
   CHECK(order(out) == "p0");
+}
+
+// libdwfl (elfutils 0.188) looks an address in the gap after a module up as that module when the
+// module was reported right at the end of the one before it (no end boundary is kept for it). A
+// Python extension loaded into such a gap after the maps were read was named and unwound as the
+// library below it (liblzma under 3.14's _zstd), every one of its frames lost for good: the gap
+// is no module's, and naming an address there reads the maps again.
+TEST_CASE("an address in the gap after two adjacent modules is no module's until the maps show one there") {
+  const long page = sysconf(_SC_PAGESIZE);
+  char dir_template[] = "/tmp/swprof-native-gap-XXXXXX";
+  REQUIRE(mkdtemp(dir_template));
+  const std::string dir = dir_template;
+  auto make_file = [&](const char* name) {
+    std::string path = dir + "/" + name;
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(ftruncate(fd, 2 * page) == 0);
+    return std::pair{path, fd};
+  };
+  auto [path_a, fd_a] = make_file("lower.so");
+  auto [path_b, fd_b] = make_file("upper.so");
+  // Sixteen pages: the two files side by side in the first four, the rest a gap (unmapped).
+  auto* base = static_cast<char*>(mmap(nullptr, 16 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(base != MAP_FAILED);
+  REQUIRE(mmap(base, 2 * page, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd_a, 0) == base);
+  REQUIRE(mmap(base + 2 * page, 2 * page, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd_b, 0) == base + 2 * page);
+  REQUIRE(munmap(base + 4 * page, 12 * page) == 0);
+  const uint64_t gap = reinterpret_cast<uint64_t>(base) + 8 * page;
+
+  swprof::native::Options options;
+  swprof::native::Stats stats;
+  swprof::native::detail::Symbolizer symbols(getpid(), options, stats);
+  const uint64_t in_upper = reinterpret_cast<uint64_t>(base) + 3 * page;
+  REQUIRE(symbols.module_at(in_upper) != nullptr);
+  CHECK(symbols.module_at(gap) == nullptr);
+  std::vector<uint32_t> chain;
+  symbols.name(gap, chain);
+  REQUIRE(chain.size() == 1);
+  CHECK(symbols.symbol(chain[0]).function == "[unknown]");
+  CHECK(symbols.symbol(chain[0]).module.empty());
+  chain.clear();
+  symbols.name(in_upper, chain);
+  REQUIRE(chain.size() == 1);
+  CHECK(symbols.symbol(chain[0]).module == path_b);
+
+  munmap(base, 4 * page);
+  close(fd_a);
+  close(fd_b);
+  unlink(path_a.c_str());
+  unlink(path_b.c_str());
+  rmdir(dir.c_str());
 }
