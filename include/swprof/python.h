@@ -643,13 +643,25 @@ class ThreadNames {
   ThreadNames(const target::Memory& memory, const Interpreter& interp)
       : objects_(memory, interp.layout), interp_(interp) {}
   // `now_us` throttles the search for threading._active while the module is not imported yet.
-  std::optional<std::string> lookup(uint64_t ident, int64_t now_us);
-  // Every thread's name at once (a dump): ident -> name; empty when threading is not imported.
-  void all(std::unordered_map<uint64_t, std::string>& out);
+  // `native_id` (the thread state's OS tid; 0: unknown) must be the Thread's too: glibc gives a
+  // new thread the struct pthread, hence the ident, of one that just ended, and the new one may
+  // have taken its place in threading._active since the thread list was read.
+  std::optional<std::string> lookup(uint64_t ident, int64_t native_id, int64_t now_us);
+  // Every thread's name at once (a dump): ident -> its Thread's name and native id (0: unread);
+  // empty when threading is not imported. Take a name with same_thread() (see lookup).
+  struct Named {
+    std::string name;
+    int64_t native_id = 0;
+    bool same_thread(int64_t listed_native_id) const {
+      return !native_id || !listed_native_id || native_id == listed_native_id;
+    }
+  };
+  void all(std::unordered_map<uint64_t, Named>& out);
 
  private:
   bool find_active_dict();
   std::optional<std::string> name_of(uint64_t thread) const;
+  int64_t native_id_of(uint64_t thread) const;  // Thread._native_id; 0 where it cannot be read
   ObjectReader objects_;
   const Interpreter& interp_;
   uint64_t active_ = 0;

@@ -178,7 +178,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
   std::erase_if(threads, [](const python::PyThread& t) { return t.unbound; });
 
   python::ThreadNames thread_names(r.memory, r.interp);
-  std::unordered_map<uint64_t, std::string> names;
+  std::unordered_map<uint64_t, python::ThreadNames::Named> names;
   thread_names.all(names);
   BlockingReader blocking(pid, r.memory);
   int64_t extra_us = kDumpBudgetUs;
@@ -188,7 +188,7 @@ Dump take_dump(pid_t pid, const DumpOptions& options) {
     t.native_id = pt.native_id ? r.walker->thread_ids().to_host(pt.native_id) : 0;
     t.ident = pt.thread_id;
     t.gil = pt.holds_gil;
-    if (auto it = names.find(pt.thread_id); it != names.end()) t.name = it->second;
+    if (auto it = names.find(pt.thread_id); it != names.end() && it->second.same_thread(pt.native_id)) t.name = it->second.name;
     read_stack(r, pt, t, extra_us);
     if (t.native_id > 0) {
       t.state = blocking.state(static_cast<pid_t>(t.native_id));

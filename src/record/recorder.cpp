@@ -489,7 +489,7 @@ ThreadContext& Recorder::context_for(const python::PyThread& t, uint64_t tick, i
     // every 50 ms for 2 s, then every 5 s (a thread started with _thread has no name).
     int64_t age = now_us - c.first_seen_us;
     c.next_name_attempt_us = now_us + (age < 100000 ? 0 : age < 2000000 ? 50000 : 5000000);
-    if (auto name = names_.lookup(t.thread_id, now_us)) {
+    if (auto name = names_.lookup(t.thread_id, t.native_id, now_us)) {
       c.named = true;
       c.name = *name;
       if (c.registered) writer_.set_thread_name(c.index, *name);

@@ -1,7 +1,10 @@
 """A multi-threaded CPU-bound program: every thread is found, with its name and its function.
 And daemon threads at shutdown: they exit when the interpreter finalises, their thread states
 (frames and all) stay listed, and a thread gone is not sampled on (it was shown as "thread 0",
-its last stack kept for as long as the finalisation ran)."""
+its last stack kept for as long as the finalisation ran). And a thread whose ident another thread
+has taken in threading._active (glibc gives a new thread the struct pthread, and so the ident, of
+one just ended) is not named after that other thread (CI: a threaded server's request thread
+named after the next request's)."""
 import os
 
 import harness
@@ -33,6 +36,7 @@ def test(ctx):
     expect(abs(sum(r["total_ms"] for r in one["roots"]) - roots[list(roots)[0]]["total_ms"]) < 0.01,
            "--thread selects that thread's time")
     daemons_at_exit(ctx)
+    ident_taken(ctx)
 
 
 # Daemon threads deep in a call when the program ends; then finalisation runs Python for 300 ms
@@ -83,6 +87,41 @@ def daemons_at_exit(ctx):
                    "%s sampled for %.1f ms: after it exited" % (r["function"], r["total_ms"]))
     print("ok: three daemon threads, each sampled while it lived: %s" % ", ".join(
         "%.0f ms" % r["total_ms"] for r in doc["roots"] if "(daemon-" in r["function"]))
+
+
+# What threading._active holds when a thread is about to end and a new one has been given its
+# ident: the new Thread (its own name and native id) under that ident. Made here at once, as the
+# thread starts, rather than left to a race.
+IDENT_TAKEN = r"""
+import threading, time
+
+def spin(seconds):
+    newcomer = threading.Thread(name="took-its-ident")
+    newcomer._ident = threading.get_ident()
+    newcomer._native_id = threading.main_thread().native_id  # another OS thread's
+    threading._active[threading.get_ident()] = newcomer
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sum(range(1000))
+
+t = threading.Thread(target=spin, args=(1.0,), name="ending")
+t.start()
+t.join()
+"""
+
+
+def ident_taken(ctx):
+    program, out = ctx.path("ident_taken.py"), ctx.path("ident_taken.swp")
+    with open(program, "w") as f:
+        f.write(IDENT_TAKEN)
+    ctx.record(out, [ctx.python, program])
+    doc = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
+    roots = [r["function"] for r in doc["roots"]]
+    spinning = [r for r in doc["roots"] if any(n["function"] == "spin" for n in harness.all_nodes(r["children"]))]
+    expect(len(spinning) == 1, "one thread runs spin: %s" % roots)
+    expect(not spinning[0]["function"].endswith("(took-its-ident)"),
+           "the thread is not named after the one that took its ident: %s" % spinning[0]["function"])
+    print("ok: a thread whose ident another took is not named after it: %s" % spinning[0]["function"])
 
 
 if __name__ == "__main__":
