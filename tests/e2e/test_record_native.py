@@ -128,9 +128,12 @@ SPAWN_WAIT = r"""
 import os, subprocess, sys, time
 fifo = sys.argv[1]
 os.mkfifo(fifo)
-# Another process opens the FIFO for writing 1.5 s from now: long enough for the recorder to be
-# sampling by then (its start took 0.4 s beside two busy loops).
-writer = subprocess.Popen(["sh", "-c", 'sleep 1.5; exec 3>"$0"', fifo])
+# Another process opens the FIFO for writing once a stop of this thread is pending (a tracer shows
+# in its status) and 0.3 s more, several of the recorder's 50 ms stop timeouts: a fixed wait held
+# on a quiet machine (the recorder's start took 0.4 s beside two busy loops), not under any load.
+watch = ('for i in $(seq 300); do grep -qE "^TracerPid:[[:space:]]*[1-9]" /proc/%d/status && break; sleep 0.05; done; '
+         'sleep 0.3; exec 3>"$0"' % os.getpid())
+writer = subprocess.Popen(["sh", "-c", watch, fifo])
 started = time.monotonic()
 # This thread waits in posix_spawn (vfork) until the child has run its file actions and exec'd,
 # and the child's open of the FIFO blocks until the writer opens it: a wait no stop interrupts.
