@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "swprof/common.h"
@@ -588,6 +589,7 @@ class Walker {
   const Layout& layout_;
   target::ThreadIds thread_ids_;
   std::vector<uint8_t> tstate_buf_, frame_buf_, interp_buf_;
+  std::unordered_set<uint64_t> listed_tstates_;  // read_threads: the thread states followed so far
   const ListingSpans spans_;
   std::vector<CachedChunk> chunks_;
   size_t chunks_used_ = 0;

@@ -292,6 +292,7 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
     generation_ = generation;
   ListingGuess guess;
   size_t interpreters = 0;
+  listed_tstates_.clear();
 
   std::vector<uint8_t>& interp_buf = interp_buf_;
   for (size_t ni = 0; interp && ni < kMaxInterpreters; ++ni, ++interpreters) {
@@ -313,9 +314,12 @@ bool Walker::read_threads(std::vector<PyThread>& out, std::span<target::Memory::
     // and names the threads is needed here.
     for (size_t n = 0; ts && n < kMaxThreads; ++n) {
       PyThread t;
-      if (!plausible_pointer(ts) || !memory_.read(ts, tstate_buf_.data(), tstate_buf_.size()) ||
-          !parse_thread(tstate_buf_.data(), ts, interp, t)) {
-        threads_complete_ = false;  // a thread state was freed as we followed the list
+      // A thread state freed as we followed the list; or one met again: a freed one's memory
+      // given to a new thread, put at the list's head, led back to threads already listed (a
+      // thread listed twice was sampled twice in one tick: two calls where one ran).
+      if (!plausible_pointer(ts) || !listed_tstates_.insert(ts).second ||
+          !memory_.read(ts, tstate_buf_.data(), tstate_buf_.size()) || !parse_thread(tstate_buf_.data(), ts, interp, t)) {
+        threads_complete_ = false;
         break;
       }
       t.holds_gil = seen.holder != 0 && seen.holder == t.tstate;

@@ -386,6 +386,11 @@ void Trigger::end_tick(uint64_t tick, int64_t now_us, std::span<const uint32_t> 
   }
   for (Pending& p : pending) {
     if (!p.has_entry || p.open != SIZE_MAX || p.duplicate) continue;
+    // Seen twice this tick and new both times (a thread listed twice): one call, not two.
+    const bool begun = std::any_of(open_.begin(), open_.end(), [&](const Open& o) {
+      return !o.closed && o.last_tick == tick && same_context(o, p) && o.identity.continues_as(p.entry);
+    });
+    if (begun) continue;
     start(p);
     Open& o = open_[p.open];
     o.last_tick = tick;

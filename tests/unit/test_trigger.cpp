@@ -353,3 +353,37 @@ TEST_CASE("an asyncio task's call read torn as it runs after a stall goes on: no
     CHECK(r.segments[0].end_us >= 150200);
   }
 }
+
+TEST_CASE("a new call seen twice in one tick (its thread listed twice) is one call") {
+  // (CI on 3.12: a threaded server's thread listed twice while threads came and went, both of its
+  // samples at that tick new: 201 segments for 200 requests, one of them a sample long.)
+  auto r = written("listed-twice", 130000, [&](snapshot::Writer& w, uint32_t thread, uint32_t file) {
+    const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
+    const std::vector<uint32_t> frames = {handle};
+    record::Trigger trigger({0, 0, 5, 10000}, w, nullptr);
+    record::CallIdentity call;
+    call.frame = 0x7f0000001000;
+    call.code = 0x7f0000002000;
+    call.arg_count = 1;
+    call.args[0] = 0x7f00000a0000;
+    call.locals_known = true;
+    const uint32_t listed[] = {thread};
+    for (uint64_t tick = 1; tick <= 3; ++tick) {
+      for (int look = 0; look < (tick == 1 ? 2 : 1); ++look) {
+        snapshot::Sample s;
+        s.time_us = 90000 + static_cast<int64_t>(tick) * 10000 + look * 100;
+        s.thread = thread;
+        s.stack = w.intern_stack(frames);
+        s.wall_us = look ? 100 : 10000;
+        s.flags = snapshot::kOnCpu;
+        record::Reading reading{s.time_us - 50, s.time_us - s.wall_us - 50, {}};
+        trigger.route(tick, &s, thread, 0, &call, frames, &reading);
+      }
+      trigger.end_tick(tick, 90000 + static_cast<int64_t>(tick) * 10000, listed);
+    }
+    trigger.finish(130000);
+  });
+  REQUIRE(r.segments.size() == 1);
+  CHECK(r.segments[0].start_us == 90000);
+  CHECK(r.samples.size() == 3);
+}
