@@ -181,8 +181,17 @@ def check_internal(ctx):
     layout = next(l for l in lines if l.startswith("layout "))
     expect("parent=-" not in layout.split("main{")[0], "a user greenlet's _parent is learnt: %s" % layout)
     unknown = [p for p in parked if p[3] in ("parked?", "running?")]
-    expect(not unknown, "%d of %d reads of live greenlets could not tell running from parked (%s)"
-           % (len(unknown), len([p for p in parked if p[3].rstrip("?") in ("parked", "running")]), layout))
+    # (What a failure names is all a CI run leaves: which greenlets, in which role, read when
+    # against the program's own switches of them.)
+    def around(g, t):
+        times = [x[0] for x in yields.get(g, [])]
+        i = bisect.bisect_right(times, t)
+        return ("last yield %.2f ms before" % ((t - times[i - 1]) / 1e6) if i else "no yield before",
+                "next %.2f ms after" % ((times[i] - t) / 1e6) if i < len(times) else "none after")
+    expect(not unknown, "%d of %d reads of live greenlets could not tell running from parked (%s): %s"
+           % (len(unknown), len([p for p in parked if p[3].rstrip("?") in ("parked", "running")]), layout,
+              [("%#x" % g, generation, role(g, generation), status, stack[:2], around(g, t))
+               for g, generation, t, status, stack in unknown[:4]]))
     expect(read >= 20, "%d parked stacks read" % read)
     expect(agree >= 0.98 * read, "%d of %d parked stacks end in the frame that yielded" % (agree, read))
     expect(own_frames == {"wait_sleep", "wait_read"}, "handlers seen waiting in their own frames: %s" % sorted(own_frames))
