@@ -69,12 +69,17 @@ time.sleep(0.3)
 """
 
 
-def daemons_at_exit(ctx):
-    program, out = ctx.path("daemons.py"), ctx.path("daemons.swp")
+def by_thread(ctx, name, source):
+    """Records the program `source` (written to NAME.py) and returns its --by-thread tree."""
+    program, out = ctx.path(name + ".py"), ctx.path(name + ".swp")
     with open(program, "w") as f:
-        f.write(DAEMONS_AT_EXIT)
+        f.write(source)
     ctx.record(out, [ctx.python, program])
-    doc = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
+    return ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
+
+
+def daemons_at_exit(ctx):
+    doc = by_thread(ctx, "daemons", DAEMONS_AT_EXIT)
     roots = [r["function"] for r in doc["roots"]]
     for i in range(3):
         mine = [f for f in roots if f.endswith("(daemon-%d)" % i)]
@@ -111,11 +116,7 @@ t.join()
 
 
 def ident_taken(ctx):
-    program, out = ctx.path("ident_taken.py"), ctx.path("ident_taken.swp")
-    with open(program, "w") as f:
-        f.write(IDENT_TAKEN)
-    ctx.record(out, [ctx.python, program])
-    doc = ctx.analyze_json(out, "--by-thread", "--min-percent", "0")
+    doc = by_thread(ctx, "ident_taken", IDENT_TAKEN)
     roots = [r["function"] for r in doc["roots"]]
     spinning = [r for r in doc["roots"] if any(n["function"] == "spin" for n in harness.all_nodes(r["children"]))]
     expect(len(spinning) == 1, "one thread runs spin: %s" % roots)

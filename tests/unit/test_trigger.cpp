@@ -289,6 +289,21 @@ TEST_CASE(" and one read torn after the stall, its locals unread, is no news of 
   for (const auto& s : r.samples) CHECK((s.flags & snapshot::kGap) == 0);
 }
 
+namespace {
+
+// A handler's call with its one argument read (a request object).
+record::CallIdentity handler_call() {
+  record::CallIdentity call;
+  call.frame = 0x7f0000001000;
+  call.code = 0x7f0000002000;
+  call.arg_count = 1;
+  call.args[0] = 0x7f00000a0000;
+  call.locals_known = true;
+  return call;
+}
+
+}  // namespace
+
 TEST_CASE("an asyncio task's call read torn as it runs after a stall goes on: no news, not its end") {
   // A handler that awaited, then computes: seen suspended through its task, then running on the
   // loop's thread after the recorder was held up 40 ms, that read torn (the entry's locals
@@ -306,12 +321,7 @@ TEST_CASE("an asyncio task's call read torn as it runs after a stall goes on: no
       record::Trigger trigger({0, 0, 5, 10000}, w, nullptr);
       const uint64_t task = 0x7f00000c0000;
       // (Its depth and callers count from the task's coroutine, running or not.)
-      record::CallIdentity call;
-      call.frame = 0x7f0000001000;
-      call.code = 0x7f0000002000;
-      call.arg_count = 1;
-      call.args[0] = 0x7f00000a0000;
-      call.locals_known = true;
+      const record::CallIdentity call = handler_call();
       record::CallIdentity torn_call = call;
       torn_call.locals_known = false;
       torn_call.args[0] = 0;
@@ -361,12 +371,7 @@ TEST_CASE("a new call seen twice in one tick (its thread listed twice) is one ca
     const uint32_t handle = w.intern_frame({w.intern_string("handle"), file, 12, 10});
     const std::vector<uint32_t> frames = {handle};
     record::Trigger trigger({0, 0, 5, 10000}, w, nullptr);
-    record::CallIdentity call;
-    call.frame = 0x7f0000001000;
-    call.code = 0x7f0000002000;
-    call.arg_count = 1;
-    call.args[0] = 0x7f00000a0000;
-    call.locals_known = true;
+    const record::CallIdentity call = handler_call();
     const uint32_t listed[] = {thread};
     for (uint64_t tick = 1; tick <= 3; ++tick) {
       for (int look = 0; look < (tick == 1 ? 2 : 1); ++look) {
